@@ -1,0 +1,148 @@
+/* The spawn path: clone a child with a private stack and CLONE_VM, let it set
+ * up its namespaces and exec.  Everything the child reads lives in struct
+ * nsf_spawn, filled in by the caller before the clone. */
+#ifndef NSFAST_SPAWN_H
+#define NSFAST_SPAWN_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include "nscore.h"
+
+/* Steps of the child, in the order they run.  A failure is reported as
+ * {step, errno, index}; index tells which mount or exec path. */
+enum nsf_step {
+    NSF_STEP_NONE = 0,
+    NSF_STEP_PDEATHSIG,
+    NSF_STEP_SYNC,          /* waiting for the parent's release */
+    NSF_STEP_JOIN,          /* index = kind that failed */
+    NSF_STEP_UNSHARE,
+    NSF_STEP_FORK,          /* second fork for a joined or unshared pid ns */
+    NSF_STEP_HOSTNAME,
+    NSF_STEP_DOMAINNAME,
+    NSF_STEP_PROPAGATION,
+    NSF_STEP_MOUNT,         /* index = position in the mount list */
+    NSF_STEP_MOUNT_PROC,
+    NSF_STEP_LOOPBACK,
+    NSF_STEP_ROOT,
+    NSF_STEP_CWD,
+    NSF_STEP_FDS,
+    NSF_STEP_SETSID,
+    NSF_STEP_NO_NEW_PRIVS,
+    NSF_STEP_CAPS,
+    NSF_STEP_INIT,
+    NSF_STEP_EXEC,          /* index = position in the exec path list */
+    /* not failures: messages from the child */
+    NSF_MSG_READY = 100,    /* child made its namespaces; parent may write maps */
+    NSF_MSG_PID = 101,      /* value = pid of the grandchild that will exec */
+};
+
+struct nsf_record {
+    int32_t step;
+    int32_t err;
+    int32_t index;
+    int32_t value;
+};
+
+enum nsf_mount_kind {
+    NSF_MOUNT_BIND = 1,     /* flags: MS_REC for recursive; then optional ro */
+    NSF_MOUNT_TMPFS = 2,
+    NSF_MOUNT_PROC = 3,
+    NSF_MOUNT_MKDIR = 4,    /* make dst if missing */
+    NSF_MOUNT_PIVOT = 5,    /* pivot_root into src, detach the old root */
+    NSF_MOUNT_SYSFS = 6,
+};
+
+struct nsf_mount_step {
+    int kind;
+    int readonly;
+    unsigned long flags;
+    const char *src;
+    const char *dst;
+    const char *data;       /* tmpfs options */
+};
+
+struct nsf_spawn {
+    /* exec */
+    const char *const *exec_paths;   /* NULL-terminated candidates */
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+    const char *root;                /* chroot, or NULL */
+    /* namespaces */
+    int clone_flags;                 /* CLONE_NEW* made by the clone itself */
+    int unshare_flags;               /* made by unshare() in the child */
+    int fork_after_unshare;          /* pid ns joined or unshared: fork again */
+    struct nsf_join join;
+    int need_ready;                  /* send NSF_MSG_READY before waiting */
+    int need_sync;                   /* wait for the parent's release byte */
+    /* uts */
+    const char *hostname;
+    const char *domainname;
+    /* mounts */
+    unsigned long propagation;       /* MS_PRIVATE etc. | MS_REC, 0 = unchanged */
+    const struct nsf_mount_step *mounts;
+    int n_mounts;
+    const char *proc_target;         /* mount a fresh proc here, or NULL */
+    int loopback_up;
+    /* fds */
+    int std_fds[3];                  /* -1 = keep as is */
+    const int *keep_fds;             /* sorted, made inheritable */
+    int n_keep_fds;
+    int max_fd;                      /* for the close loop without close_range */
+    /* process */
+    int new_session;
+    int pdeathsig;
+    pid_t parent_pid;
+    int no_new_privs;
+    int use_caps;
+    uint64_t caps_keep;              /* bitmask of capabilities to keep */
+    int init;                        /* run a C init as pid 1 */
+    /* clone */
+    int cgroup_fd;                   /* CLONE_INTO_CGROUP, or -1 */
+    int use_clone3;
+};
+
+/* What the child reads: set before the clone and never written after it,
+ * since the parent goes on running while the child uses it. */
+struct nsf_child_ctx {
+    const struct nsf_spawn *sp;
+    int errpipe_w;
+    int sync_r;
+    int sync_w;                      /* the child closes its copy */
+    void *stack2;                    /* grandchild of a fork step */
+    void *stack3;                    /* payload under the C init */
+    size_t one_stack;
+};
+
+/* Parent-side state of one spawn. */
+struct nsf_spawn_state {
+    pid_t pid;                       /* the child we wait for */
+    pid_t first_pid;                 /* the clone child (differs after a fork step) */
+    int pidfd;
+    int errpipe_r;
+    int sync_w;
+    int exit_signal;                 /* SIGCHLD, or 0 when the caller ignores it */
+    int keep_stack;                  /* a C init runs on it until reaped */
+    void *stack;                     /* one mapping, three stacks */
+    size_t stack_size;
+    struct nsf_child_ctx ctx;
+};
+
+/* Clone the child.  Returns 0 or -errno. */
+int nsf_spawn_clone(const struct nsf_spawn *sp, struct nsf_spawn_state *st);
+/* Wait for the child's READY message.  0, -errno, or 1 with *rec filled when
+ * the child failed instead. */
+int nsf_spawn_wait_ready(struct nsf_spawn_state *st, struct nsf_record *rec);
+/* Write text into /proc/<pid>/<name> in one write.  0 or -errno. */
+int nsf_proc_write(pid_t pid, const char *name, const char *text, size_t len);
+/* Let the child go on.  0 or -errno. */
+int nsf_spawn_release(struct nsf_spawn_state *st);
+/* Read the child's report until EOF.  0 = exec happened; 1 = *rec holds the
+ * failure (the child is reaped, *status has its wait status).  */
+int nsf_spawn_finish(struct nsf_spawn_state *st, struct nsf_record *rec, int *status);
+/* Kill and reap the child after a parent-side failure; close everything. */
+void nsf_spawn_abort(struct nsf_spawn_state *st);
+/* Release the child stack once no child runs on it. */
+void nsf_spawn_free_stack(struct nsf_spawn_state *st);
+
+#endif

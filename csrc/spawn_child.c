@@ -1,0 +1,393 @@
+/* The child side of a spawn.  It runs on a stack the parent mapped, shares
+ * the parent's memory (CLONE_VM) and so may only make raw syscalls and read
+ * memory the parent prepared before the clone.  A failing step writes one
+ * {step, errno, index} record on the CLOEXEC error pipe and exits 127.
+ *
+ * Review rule for this file: no libc call except clone(), no allocation, no
+ * writes to memory outside this stack. */
+#include "spawn.h"
+#include "spawn_internal.h"
+#include "rawsys.h"
+
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/sysmacros.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <sys/prctl.h>
+#include <sys/mman.h>
+
+#ifndef MNT_DETACH
+#define MNT_DETACH 2
+#endif
+
+struct kernel_sigaction {
+    void *handler;
+    unsigned long flags;
+    void *restorer;
+    uint64_t mask;
+};
+
+static void send_record(int fd, int step, int err, int index, int value)
+{
+    struct nsf_record r = {step, err, index, value};
+    nsf_sys3(__NR_write, fd, &r, sizeof r);
+}
+
+static __attribute__((noreturn)) void child_exit(int code)
+{
+    for (;;)
+        nsf_sys1(__NR_exit_group, code);
+}
+
+static __attribute__((noreturn)) void fail(const struct nsf_child_ctx *st, int step,
+                                           long err, int index)
+{
+    send_record(st->errpipe_w, step, (int)-err, index, 0);
+    child_exit(127);
+}
+
+#define CHECK(expr, step, index)                  \
+    do {                                          \
+        long r_ = (expr);                         \
+        if (r_ < 0)                               \
+            fail(st, (step), r_, (index));        \
+    } while (0)
+
+/* Handlers installed by the interpreter must never run here: the parent
+ * blocked every signal before the clone, and we set all to SIG_DFL. */
+static void reset_signal_dispositions(void)
+{
+    struct kernel_sigaction dfl = {SIG_DFL, 0, 0, 0};
+    for (int sig = 1; sig < 65; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        nsf_sys4(__NR_rt_sigaction, sig, &dfl, 0, 8);
+    }
+}
+
+static void unblock_all_signals(void)
+{
+    uint64_t none = 0;
+    nsf_sys4(__NR_rt_sigprocmask, SIG_SETMASK, &none, 0, 8);
+}
+
+static long set_inheritable(int fd) { return nsf_sys3(__NR_fcntl, fd, F_SETFD, 0); }
+
+static long mount_bind(const struct nsf_mount_step *m)
+{
+    long r = nsf_sys5(__NR_mount, m->src, m->dst, 0, MS_BIND | (m->flags & MS_REC), 0);
+    if (r < 0 || !m->readonly)
+        return r;
+    /* A bind mount ignores MS_RDONLY; it takes a second step.  mount_setattr
+     * makes the whole tree read-only at once and keeps the locked flags. */
+    struct nsf_mount_attr attr = {MOUNT_ATTR_RDONLY, 0, 0, 0};
+    r = nsf_sys5(__NR_mount_setattr, AT_FDCWD, m->dst,
+                 (m->flags & MS_REC) ? AT_RECURSIVE : 0, &attr, sizeof attr);
+    if (r != -ENOSYS)
+        return r;
+    struct statfs sfs;
+    r = nsf_sys2(__NR_statfs, m->dst, &sfs);
+    if (r < 0)
+        return r;
+    /* ST_* flags have the values of the MS_* flags they mirror. */
+    unsigned long keep = sfs.f_flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME |
+                                        MS_NODIRATIME | MS_RELATIME);
+    return nsf_sys5(__NR_mount, 0, m->dst, 0, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, 0);
+}
+
+static long pivot_into(const char *new_root)
+{
+    long r;
+    /* pivot_root wants the new root to be a mount point. */
+    r = nsf_sys5(__NR_mount, new_root, new_root, 0, MS_BIND | MS_REC, 0);
+    if (r < 0)
+        return r;
+    r = nsf_sys1(__NR_chdir, new_root);
+    if (r < 0)
+        return r;
+    /* pivot_root(".", ".") stacks the old root on top of the new one, which
+     * a lazy unmount then removes: no put_old directory is needed. */
+    r = nsf_sys2(__NR_pivot_root, ".", ".");
+    if (r < 0)
+        return r;
+    r = nsf_sys2(__NR_umount2, ".", MNT_DETACH);
+    if (r < 0)
+        return r;
+    return nsf_sys1(__NR_chdir, "/");
+}
+
+static long run_mount_step(const struct nsf_mount_step *m)
+{
+    long r;
+    switch (m->kind) {
+    case NSF_MOUNT_BIND:
+        return mount_bind(m);
+    case NSF_MOUNT_TMPFS:
+        r = nsf_sys5(__NR_mount, "tmpfs", m->dst, "tmpfs", m->flags, m->data);
+        if (r < 0 || !m->readonly)
+            return r;
+        return nsf_sys5(__NR_mount, 0, m->dst, 0, MS_REMOUNT | MS_RDONLY | m->flags, m->data);
+    case NSF_MOUNT_PROC:
+        return nsf_sys5(__NR_mount, "proc", m->dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, 0);
+    case NSF_MOUNT_SYSFS:
+        /* as ip-netns exec: the old /sys shows the old netns's devices */
+        nsf_sys2(__NR_umount2, m->dst, MNT_DETACH);
+        return nsf_sys5(__NR_mount, "sysfs", m->dst, "sysfs", m->flags, 0);
+    case NSF_MOUNT_MKDIR:
+        r = nsf_sys2(__NR_mkdir, m->dst, 0755);
+        return r == -EEXIST ? 0 : r;
+    case NSF_MOUNT_PIVOT:
+        return pivot_into(m->src);
+    }
+    return -EINVAL;
+}
+
+static long loopback_up(void)
+{
+    struct ifreq ifr = {0};
+    long fd = nsf_sys3(__NR_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fd;
+    ifr.ifr_name[0] = 'l';
+    ifr.ifr_name[1] = 'o';
+    long r = nsf_sys3(__NR_ioctl, fd, SIOCGIFFLAGS, &ifr);
+    if (r == 0) {
+        ifr.ifr_flags |= IFF_UP;
+        r = nsf_sys3(__NR_ioctl, fd, SIOCSIFFLAGS, &ifr);
+    }
+    nsf_sys1(__NR_close, fd);
+    return r;
+}
+
+static long drop_capabilities(uint64_t keep)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    for (int cap = 0; cap < 64; cap++) {
+        if (keep & (1ULL << cap))
+            continue;
+        long r = nsf_sys2(__NR_prctl, PR_CAPBSET_DROP, cap);
+        if (r == -EINVAL)
+            break; /* past the last capability this kernel knows */
+        if (r < 0)
+            return r;
+    }
+    for (int i = 0; i < 2; i++) {
+        uint32_t half = (uint32_t)(keep >> (32 * i));
+        data[i].effective = data[i].permitted = data[i].inheritable = half;
+    }
+    /* ambient capabilities must be a subset of the new sets */
+    nsf_sys5(__NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    return nsf_sys2(__NR_capset, &hdr, data);
+}
+
+/* Put the std fds in place and close everything but them, the pass_fds and
+ * the error pipe (which is CLOEXEC and so closes at exec). */
+static void setup_fds(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
+    int src[3];
+    for (int i = 0; i < 3; i++) {
+        src[i] = sp->std_fds[i];
+        /* a source below 3 may be overwritten by an earlier dup2: move it up */
+        if (src[i] >= 0 && src[i] < 3 && src[i] != i) {
+            long r = nsf_sys3(__NR_fcntl, src[i], F_DUPFD_CLOEXEC, 3);
+            CHECK(r, NSF_STEP_FDS, i);
+            src[i] = (int)r;
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        if (src[i] == i)
+            CHECK(set_inheritable(i), NSF_STEP_FDS, i);
+        else if (src[i] >= 0)
+            CHECK(nsf_sys3(__NR_dup3, src[i], i, 0), NSF_STEP_FDS, i);
+    }
+    for (int i = 0; i < sp->n_keep_fds; i++)
+        CHECK(set_inheritable(sp->keep_fds[i]), NSF_STEP_FDS, 3 + i);
+
+    /* close the gaps between the sorted kept fds and the error pipe */
+    int lo = 3, k = 0, errfd = st->errpipe_w, err_done = 0;
+    for (;;) {
+        int next;
+        if (k < sp->n_keep_fds && (err_done || sp->keep_fds[k] < errfd))
+            next = sp->keep_fds[k++];
+        else if (!err_done) {
+            next = errfd;
+            err_done = 1;
+        } else
+            break;
+        if (next < lo)
+            continue;
+        if (next > lo && close_range_or_loop(lo, next - 1, sp->max_fd) < 0)
+            fail(st, NSF_STEP_FDS, -EBADF, -1);
+        lo = next + 1;
+    }
+    close_range_or_loop(lo, ~0U, sp->max_fd);
+}
+
+static void exec_payload(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
+    long saved = 0, last = -ENOENT;
+    int saved_index = 0;
+    unblock_all_signals();
+    for (int i = 0; sp->exec_paths[i]; i++) {
+        last = nsf_sys3(__NR_execve, sp->exec_paths[i], sp->argv, sp->envp);
+        /* as subprocess: report the first error that is not "not here" */
+        if (saved == 0 && last != -ENOENT && last != -ENOTDIR) {
+            saved = last;
+            saved_index = i;
+        }
+    }
+    fail(st, NSF_STEP_EXEC, saved ? saved : last, saved_index);
+}
+
+static int payload_main(void *arg)
+{
+    const struct nsf_child_ctx *st = arg;
+    exec_payload(st, st->sp);
+    return 127;
+}
+
+/* pid 1 of a new pid namespace: start the payload, forward signals to it,
+ * reap every orphan, and leave with the payload's status. */
+static __attribute__((noreturn)) void run_init(const struct nsf_child_ctx *st)
+{
+    static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+    uint64_t waitset = 1ULL << (SIGCHLD - 1);
+    for (unsigned i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+        waitset |= 1ULL << (forwarded[i] - 1);
+
+    /* CLONE_VFORK: we sleep until the payload has exec'd or died, so the
+     * parent's memory it reads stays valid until the error pipe closes. */
+    long payload = clone(payload_main, (char *)st->stack3 + st->one_stack,
+                         CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)st);
+    if (payload < 0)
+        fail(st, NSF_STEP_INIT, -ENOMEM, 0);
+    nsf_sys1(__NR_close, st->errpipe_w);
+
+    for (;;) {
+        siginfo_t info;
+        long sig = nsf_sys4(__NR_rt_sigtimedwait, &waitset, &info, 0, 8);
+        if (sig < 0)
+            continue;
+        if (sig != SIGCHLD) {
+            nsf_sys2(__NR_kill, payload, sig);
+            continue;
+        }
+        for (;;) {
+            int status = 0;
+            long r = nsf_sys4(__NR_wait4, -1, &status, WNOHANG | __WALL, 0);
+            if (r <= 0)
+                break;
+            if (r == payload) {
+                if (WIFEXITED(status))
+                    child_exit(WEXITSTATUS(status));
+                child_exit(128 + WTERMSIG(status));
+            }
+        }
+    }
+}
+
+static int child_rest(void *arg)
+{
+    const struct nsf_child_ctx *st = arg;
+    const struct nsf_spawn *sp = st->sp;
+
+    if (sp->hostname)
+        CHECK(nsf_sys2(__NR_sethostname, sp->hostname, nsf_strlen(sp->hostname)),
+              NSF_STEP_HOSTNAME, 0);
+    if (sp->domainname)
+        CHECK(nsf_sys2(__NR_setdomainname, sp->domainname, nsf_strlen(sp->domainname)),
+              NSF_STEP_DOMAINNAME, 0);
+    if (sp->propagation)
+        CHECK(nsf_sys5(__NR_mount, "none", "/", 0, sp->propagation, 0), NSF_STEP_PROPAGATION, 0);
+    for (int i = 0; i < sp->n_mounts; i++)
+        CHECK(run_mount_step(&sp->mounts[i]), NSF_STEP_MOUNT, i);
+    if (sp->proc_target)
+        CHECK(nsf_sys5(__NR_mount, "proc", sp->proc_target, "proc",
+                       MS_NOSUID | MS_NODEV | MS_NOEXEC, 0),
+              NSF_STEP_MOUNT_PROC, 0);
+    if (sp->loopback_up)
+        CHECK(loopback_up(), NSF_STEP_LOOPBACK, 0);
+    if (sp->root) {
+        CHECK(nsf_sys1(__NR_chroot, sp->root), NSF_STEP_ROOT, 0);
+        CHECK(nsf_sys1(__NR_chdir, "/"), NSF_STEP_ROOT, 0);
+    }
+    if (sp->cwd)
+        CHECK(nsf_sys1(__NR_chdir, sp->cwd), NSF_STEP_CWD, 0);
+    setup_fds(st, sp);
+    if (sp->new_session)
+        CHECK(nsf_sys0(__NR_setsid), NSF_STEP_SETSID, 0);
+    if (sp->use_caps)
+        CHECK(drop_capabilities(sp->caps_keep), NSF_STEP_CAPS, 0);
+    if (sp->no_new_privs)
+        CHECK(nsf_sys5(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), NSF_STEP_NO_NEW_PRIVS, 0);
+    if (sp->init)
+        run_init(st);
+    exec_payload(st, sp);
+    return 127;
+}
+
+static void set_pdeathsig(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
+    CHECK(nsf_sys2(__NR_prctl, PR_SET_PDEATHSIG, sp->pdeathsig), NSF_STEP_PDEATHSIG, 0);
+    /* The parent may have died before the prctl.  getppid() tells, except
+     * in a new pid namespace, where it is 0; there the sync pipe tells. */
+    long ppid = nsf_sys0(__NR_getppid);
+    if (ppid != 0 && ppid != sp->parent_pid)
+        child_exit(127);
+}
+
+static int grandchild_main(void *arg)
+{
+    const struct nsf_child_ctx *st = arg;
+    if (st->sp->pdeathsig)
+        set_pdeathsig(st, st->sp);
+    return child_rest(arg);
+}
+
+int nsf_child_main(void *arg)
+{
+    const struct nsf_child_ctx *st = arg;
+    const struct nsf_spawn *sp = st->sp;
+    int failed_kind = 0;
+
+    reset_signal_dispositions();
+    if (sp->pdeathsig)
+        set_pdeathsig(st, sp);
+    if (st->sync_w >= 0)
+        nsf_sys1(__NR_close, st->sync_w); /* so that the parent's death is EOF */
+    if (sp->join.count) {
+        long r = nsf_join_run(&sp->join, &failed_kind);
+        if (r < 0)
+            fail(st, NSF_STEP_JOIN, r, failed_kind);
+    }
+    if (sp->unshare_flags)
+        CHECK(nsf_sys1(__NR_unshare, sp->unshare_flags), NSF_STEP_UNSHARE, 0);
+    if (sp->need_ready)
+        send_record(st->errpipe_w, NSF_MSG_READY, 0, 0, 0);
+    if (sp->need_sync) {
+        char byte;
+        long r;
+        do
+            r = nsf_sys3(__NR_read, st->sync_r, &byte, 1);
+        while (r == -EINTR);
+        if (r != 1)
+            child_exit(127); /* the parent died or gave up */
+        nsf_sys1(__NR_close, st->sync_r);
+    }
+    if (sp->fork_after_unshare) {
+        /* Joined or new pid and time namespaces apply to children only.
+         * CLONE_PARENT makes the grandchild the caller's own child. */
+        long pid = clone(grandchild_main, (char *)st->stack2 + st->one_stack,
+                         CLONE_VM | CLONE_PARENT, (void *)st);
+        if (pid < 0)
+            fail(st, NSF_STEP_FORK, -ENOMEM, 0);
+        send_record(st->errpipe_w, NSF_MSG_PID, 0, 0, (int)pid);
+        child_exit(0);
+    }
+    return child_rest(arg);
+}

@@ -1,0 +1,321 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Thin layer over csrc/: converts Python values to C, calls C, raises OSError.
+
+No policy lives here: validation, defaults and hints are in the Python modules.
+"""
+import os
+
+from libc.stdint cimport uint32_t, uint64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+
+from nsfast.includes.csrc cimport *
+
+
+cdef object _err(int err, object path=None):
+    return OSError(err, os.strerror(err), path) if path is not None else OSError(err, os.strerror(err))
+
+
+def unshare(int flags):
+    """unshare(2) on the calling thread's task."""
+    cdef int r
+    with nogil:
+        r = nsf_unshare(flags)
+    if r < 0:
+        raise _err(-r)
+
+
+def setns(int fd, int nstype):
+    """setns(2): fd is an nsfs file or a pidfd; nstype a CLONE_NEW* value or mask."""
+    cdef int r
+    with nogil:
+        r = nsf_setns(fd, nstype)
+    if r < 0:
+        raise _err(-r)
+
+
+def pidfd_open(int pid):
+    """A pidfd (O_CLOEXEC by the kernel's rule) for pid."""
+    cdef int r = nsf_pidfd_open(pid, 0)
+    if r < 0:
+        raise _err(-r)
+    return r
+
+
+def pidfd_send_signal(int pidfd, int sig):
+    cdef int r = nsf_pidfd_send_signal(pidfd, sig)
+    if r < 0:
+        raise _err(-r)
+
+
+def ns_get_userns(int fd):
+    """NS_GET_USERNS: a new fd for the user namespace that owns fd's namespace."""
+    cdef int r = nsf_ns_ioctl(fd, NS_GET_USERNS)
+    if r < 0:
+        raise _err(-r)
+    return r
+
+
+def ns_get_parent(int fd):
+    """NS_GET_PARENT: a new fd for the parent of a user or pid namespace."""
+    cdef int r = nsf_ns_ioctl(fd, NS_GET_PARENT)
+    if r < 0:
+        raise _err(-r)
+    return r
+
+
+def ns_get_nstype(int fd):
+    """NS_GET_NSTYPE: the CLONE_NEW* value of the namespace fd refers to."""
+    cdef int r = nsf_ns_ioctl(fd, NS_GET_NSTYPE)
+    if r < 0:
+        raise _err(-r)
+    return r
+
+
+def ns_owner_uid(int fd):
+    """NS_GET_OWNER_UID: the uid (in the caller's namespace) owning a user ns."""
+    cdef uint32_t uid = 0
+    cdef int r = nsf_ns_owner_uid(fd, &uid)
+    if r < 0:
+        raise _err(-r)
+    return uid
+
+
+def probe():
+    """Which optional syscalls this kernel has, as a dict of booleans."""
+    return {
+        "clone3": bool(nsf_probe_clone3()),
+        "pidfd_open": bool(nsf_probe_pidfd_open()),
+        "mount_setattr": bool(nsf_probe_mount_setattr()),
+        "close_range": bool(nsf_probe_close_range()),
+    }
+
+
+class JoinError(OSError):
+    """A setns pass failed; .kind is the CLONE_NEW* value being joined."""
+    def __init__(self, err, kind):
+        super().__init__(err, os.strerror(err))
+        self.kind = kind
+
+
+def join(fds, kinds, bint use_pidfd=False, bint setgroups_first=False):
+    """Run the ordered setns loop in the calling thread."""
+    cdef int n = len(fds)
+    cdef int cfds[16]
+    cdef int ckinds[16]
+    cdef nsf_join j
+    cdef int failed = 0, r, i
+    if n > 16 or n != len(kinds):
+        raise ValueError("at most 16 (fd, kind) pairs")
+    for i in range(n):
+        cfds[i] = fds[i]
+        ckinds[i] = kinds[i]
+    j.count = n
+    j.use_pidfd = use_pidfd
+    j.setgroups_first = setgroups_first
+    j.fds = cfds
+    j.kinds = ckinds
+    with nogil:
+        r = nsf_join_run(&j, &failed)
+    if r < 0:
+        raise JoinError(-r, failed)
+
+
+# ---------------------------------------------------------------- spawn
+
+STEP_NAMES = {
+    0: "none", 1: "pdeathsig", 2: "sync", 3: "join", 4: "unshare", 5: "fork",
+    6: "hostname", 7: "domainname", 8: "propagation", 9: "mount", 10: "mount_proc",
+    11: "loopback", 12: "root", 13: "cwd", 14: "fds", 15: "setsid",
+    16: "no_new_privs", 17: "capabilities", 18: "init", 19: "exec",
+}
+
+
+class SpawnFailure(Exception):
+    """The child (or the parent's map writes) failed at a step.
+
+    step is a name from STEP_NAMES or a /proc file name; status the child's
+    wait status when it was reaped."""
+    def __init__(self, step, err, index=0, status=0):
+        super().__init__(step, err, index)
+        self.step = step
+        self.errno = err
+        self.index = index
+        self.status = status
+
+
+cdef class _Pack:
+    """Owns every C array the child reads; bytes objects are kept alive in
+    self.keep and pointed into directly (they are immutable)."""
+    cdef list keep
+    cdef void **blocks
+    cdef int nblocks
+
+    def __cinit__(self):
+        self.keep = []
+        self.blocks = <void **>malloc(16 * sizeof(void *))
+        self.nblocks = 0
+
+    def __dealloc__(self):
+        cdef int i
+        for i in range(self.nblocks):
+            free(self.blocks[i])
+        free(self.blocks)
+
+    cdef void *alloc(self, size_t size) except NULL:
+        if self.nblocks == 16:
+            raise MemoryError
+        cdef void *p = malloc(size if size else 1)
+        if p == NULL:
+            raise MemoryError
+        memset(p, 0, size if size else 1)
+        self.blocks[self.nblocks] = p
+        self.nblocks += 1
+        return p
+
+    cdef const char *cstr(self, object b):
+        if b is None:
+            return NULL
+        self.keep.append(b)
+        return <const char *>(<bytes>b)
+
+    cdef char **strv(self, list items) except NULL:
+        cdef char **v = <char **>self.alloc((len(items) + 1) * sizeof(char *))
+        cdef Py_ssize_t i
+        for i in range(len(items)):
+            v[i] = <char *>self.cstr(items[i])
+        v[len(items)] = NULL
+        return v
+
+    cdef int *intv(self, object items) except NULL:
+        cdef int *v = <int *>self.alloc((len(items) + 1) * sizeof(int))
+        cdef Py_ssize_t i
+        for i in range(len(items)):
+            v[i] = items[i]
+        return v
+
+
+cdef class Child:
+    """A spawned child as the C layer left it: pid, pidfd, and (for a C init,
+    which keeps running on it) the child stack until free_stack()."""
+    cdef nsf_spawn_state st
+    cdef readonly int pid
+    cdef readonly int exit_signal
+
+    def __cinit__(self):
+        self.st.stack = NULL
+        self.st.pidfd = -1
+
+    def take_pidfd(self):
+        fd = self.st.pidfd
+        self.st.pidfd = -1
+        return fd
+
+    def free_stack(self):
+        nsf_spawn_free_stack(&self.st)
+
+    def __dealloc__(self):
+        nsf_spawn_free_stack(&self.st)
+
+
+def spawn(spec, map_writes, map_helper=None):
+    """Clone, set up and exec a child described by spec (a nsfast.spawn
+    _ChildSpec).  map_writes is a list of (proc file name, bytes) written into
+    /proc/<pid>/ by the parent while the child waits; map_helper, if set, is
+    called with the pid instead to write maps with newuidmap.  Returns a Child
+    or raises SpawnFailure / OSError."""
+    cdef _Pack pk = _Pack()
+    cdef nsf_spawn sp
+    cdef nsf_mount_step *ms
+    cdef Child child = Child()
+    cdef nsf_record rec
+    cdef int r, status = 0, i
+    cdef const char *name
+    cdef const char *text
+    cdef size_t length
+
+    memset(&sp, 0, sizeof(sp))
+    sp.exec_paths = <const char *const *>pk.strv(spec.exec_paths)
+    sp.argv = pk.strv(spec.argv)
+    sp.envp = pk.strv(spec.envp)
+    sp.cwd = pk.cstr(spec.cwd)
+    sp.root = pk.cstr(spec.root)
+    sp.clone_flags = spec.clone_flags
+    sp.unshare_flags = spec.unshare_flags
+    sp.fork_after_unshare = spec.fork_after_unshare
+    sp.join.count = len(spec.join_fds)
+    sp.join.use_pidfd = spec.join_pidfd
+    sp.join.setgroups_first = spec.join_setgroups
+    sp.join.fds = pk.intv(spec.join_fds)
+    sp.join.kinds = pk.intv(spec.join_kinds)
+    sp.need_ready = spec.need_ready
+    sp.need_sync = spec.need_sync
+    sp.hostname = pk.cstr(spec.hostname)
+    sp.domainname = pk.cstr(spec.domainname)
+    sp.propagation = spec.propagation
+    mounts = spec.mounts
+    ms = <nsf_mount_step *>pk.alloc(len(mounts) * sizeof(nsf_mount_step))
+    for i in range(len(mounts)):
+        m = mounts[i]
+        ms[i].kind = m[0]
+        ms[i].readonly = m[1]
+        ms[i].flags = m[2]
+        ms[i].src = pk.cstr(m[3])
+        ms[i].dst = pk.cstr(m[4])
+        ms[i].data = pk.cstr(m[5])
+    sp.mounts = ms
+    sp.n_mounts = len(mounts)
+    sp.proc_target = pk.cstr(spec.proc_target)
+    sp.loopback_up = spec.loopback_up
+    for i in range(3):
+        sp.std_fds[i] = spec.std_fds[i]
+    sp.keep_fds = pk.intv(spec.keep_fds)
+    sp.n_keep_fds = len(spec.keep_fds)
+    sp.max_fd = spec.max_fd
+    sp.new_session = spec.new_session
+    sp.pdeathsig = spec.pdeathsig
+    sp.parent_pid = spec.parent_pid
+    sp.no_new_privs = spec.no_new_privs
+    sp.use_caps = spec.caps_keep is not None
+    sp.caps_keep = spec.caps_keep or 0
+    sp.init = spec.init
+    sp.cgroup_fd = spec.cgroup_fd
+    sp.use_clone3 = spec.use_clone3
+
+    with nogil:
+        r = nsf_spawn_clone(&sp, &child.st)
+    if r < 0:
+        raise _err(-r)
+    child.pid = child.st.pid
+    child.exit_signal = child.st.exit_signal
+    if sp.need_ready:
+        with nogil:
+            r = nsf_spawn_wait_ready(&child.st, &rec)
+        if r:
+            raise SpawnFailure(STEP_NAMES.get(rec.step, rec.step), rec.err, rec.index)
+    if map_helper is not None:
+        try:
+            map_helper(child.pid)
+        except BaseException:
+            nsf_spawn_abort(&child.st)
+            raise
+    for fname, data in map_writes:
+        name = pk.cstr(fname.encode())
+        text = pk.cstr(data)
+        length = len(data)
+        with nogil:
+            r = nsf_proc_write(child.st.first_pid, name, text, length)
+        if r < 0:
+            nsf_spawn_abort(&child.st)
+            raise SpawnFailure(fname, -r)
+    if sp.need_sync:
+        r = nsf_spawn_release(&child.st)
+        if r < 0:
+            nsf_spawn_abort(&child.st)
+            raise SpawnFailure("sync", -r)
+    with nogil:
+        r = nsf_spawn_finish(&child.st, &rec, &status)
+    if r:
+        raise SpawnFailure(STEP_NAMES.get(rec.step, rec.step), rec.err, rec.index, status)
+    child.pid = child.st.pid
+    return child

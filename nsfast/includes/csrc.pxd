@@ -1,0 +1,87 @@
+# Declarations of the C core in csrc/, one block per header.
+from libc.stdint cimport uint32_t, uint64_t, int32_t
+
+cdef extern from "nscore.h" nogil:
+    struct nsf_join:
+        int count
+        int use_pidfd
+        int setgroups_first
+        const int *fds
+        const int *kinds
+    int nsf_unshare(int flags)
+    int nsf_setns(int fd, int nstype)
+    int nsf_pidfd_open(int pid, unsigned int flags)
+    int nsf_pidfd_send_signal(int pidfd, int sig)
+    int nsf_ns_ioctl(int fd, unsigned long request)
+    int nsf_ns_owner_uid(int fd, uint32_t *uid)
+    int nsf_probe_clone3()
+    int nsf_probe_pidfd_open()
+    int nsf_probe_mount_setattr()
+    int nsf_probe_close_range()
+    int nsf_join_run(const nsf_join *j, int *failed_kind)
+
+cdef extern from "compat.h" nogil:
+    unsigned long NS_GET_USERNS
+    unsigned long NS_GET_PARENT
+    unsigned long NS_GET_NSTYPE
+
+cdef extern from "spawn.h" nogil:
+    struct nsf_record:
+        int32_t step
+        int32_t err
+        int32_t index
+        int32_t value
+    struct nsf_mount_step:
+        int kind
+        int readonly
+        unsigned long flags
+        const char *src
+        const char *dst
+        const char *data
+    struct nsf_spawn:
+        const char *const *exec_paths
+        char *const *argv
+        char *const *envp
+        const char *cwd
+        const char *root
+        int clone_flags
+        int unshare_flags
+        int fork_after_unshare
+        nsf_join join
+        int need_ready
+        int need_sync
+        const char *hostname
+        const char *domainname
+        unsigned long propagation
+        const nsf_mount_step *mounts
+        int n_mounts
+        const char *proc_target
+        int loopback_up
+        int std_fds[3]
+        const int *keep_fds
+        int n_keep_fds
+        int max_fd
+        int new_session
+        int pdeathsig
+        int parent_pid
+        int no_new_privs
+        int use_caps
+        uint64_t caps_keep
+        int init
+        int cgroup_fd
+        int use_clone3
+    struct nsf_spawn_state:
+        int pid
+        int first_pid
+        int pidfd
+        int errpipe_r
+        int sync_w
+        int exit_signal
+        void *stack
+    int nsf_spawn_clone(const nsf_spawn *sp, nsf_spawn_state *st)
+    int nsf_spawn_wait_ready(nsf_spawn_state *st, nsf_record *rec)
+    int nsf_proc_write(int pid, const char *name, const char *text, size_t length)
+    int nsf_spawn_release(nsf_spawn_state *st)
+    int nsf_spawn_finish(nsf_spawn_state *st, nsf_record *rec, int *status)
+    void nsf_spawn_abort(nsf_spawn_state *st)
+    void nsf_spawn_free_stack(nsf_spawn_state *st)
