@@ -1,0 +1,28 @@
+"""nsfast: Linux namespaces from Python, with the hot paths in C.
+
+Namespaces are per thread for net, uts, ipc and cgroup, and per process for
+user, mnt, pid and time: nsfast never changes the latter in the caller; it
+does that work in a child made by clone.
+"""
+import sys as _sys
+
+if not _sys.platform.startswith("linux"):
+    raise ImportError(f"nsfast needs Linux (namespaces are a Linux kernel feature); "
+                      f"this is {_sys.platform}")
+
+from .features import Features, features
+from .flags import NsType
+from .handles import Namespace
+from .inplace import pidfd_open, setns, unshare
+from .mounts import Bind, Mkdir, Proc, Sysfs, Tmpfs
+from .process import Process
+from .spawn import DEVNULL, PIPE, STDOUT, spawn
+from .targets import Fd, PidFd
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Bind", "DEVNULL", "Features", "Fd", "Mkdir", "Namespace", "NsType", "PIPE", "PidFd",
+    "Proc", "Process", "STDOUT", "Sysfs", "Tmpfs", "features", "pidfd_open", "setns",
+    "spawn", "unshare",
+]

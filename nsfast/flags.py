@@ -1,0 +1,108 @@
+"""The eight namespace kinds as an IntFlag of the kernel's CLONE_NEW* values."""
+from __future__ import annotations
+
+import enum
+from typing import Iterable, Union
+
+KindsLike = Union["NsType", int, str, Iterable[Union[str, "NsType"]], None]
+
+
+class NsType(enum.IntFlag):
+    """A set of namespace kinds; each member's value is its CLONE_NEW* flag.
+
+    >>> NsType.parse("net,uts") == NsType.NET | NsType.UTS
+    True
+    """
+
+    TIME = 0x00000080
+    MNT = 0x00020000
+    CGROUP = 0x02000000
+    UTS = 0x04000000
+    IPC = 0x08000000
+    USER = 0x10000000
+    PID = 0x20000000
+    NET = 0x40000000
+
+    @property
+    def proc_name(self) -> str:
+        """The entry under /proc/PID/ns for a single kind, e.g. "mnt"."""
+        try:
+            return _PROC_NAMES[self]
+        except KeyError:
+            raise ValueError(f"{self!r} is not a single namespace kind") from None
+
+    def kinds(self) -> list["NsType"]:
+        """The single kinds in this set, in the order lsns lists them."""
+        return [k for k in ORDER if k & self]
+
+    @classmethod
+    def all(cls) -> "NsType":
+        """Every kind."""
+        v = cls(0)
+        for k in ORDER:
+            v |= k
+        return v
+
+    @classmethod
+    def parse(cls, value: KindsLike) -> "NsType":
+        """Parse "net,uts", ["net", "uts"], a flag or int, "all", or None (no kinds).
+
+        >>> NsType.parse(["mnt", "pid"]).kinds()
+        [<NsType.MNT: 131072>, <NsType.PID: 536870912>]
+        """
+        if value is None:
+            return cls(0)
+        if isinstance(value, bool):
+            raise TypeError("namespace kinds must be names or NsType flags, not bool")
+        if isinstance(value, int):
+            if value & ~int(cls.all()):
+                raise ValueError(f"unknown namespace flag bits: {value & ~int(cls.all()):#x}")
+            return cls(value)
+        if isinstance(value, (str, bytes)):
+            if isinstance(value, bytes):
+                raise TypeError("namespace kinds must be str, not bytes")
+            parts = [p.strip() for p in value.split(",")]
+            if parts == [""]:
+                return cls(0)
+        else:
+            try:
+                parts = list(value)
+            except TypeError:
+                raise TypeError(f"cannot parse namespace kinds from {type(value).__name__}") from None
+        result = cls(0)
+        for p in parts:
+            if isinstance(p, NsType):
+                result |= p
+                continue
+            if not isinstance(p, str):
+                raise TypeError(f"namespace kind must be a str or NsType, not {type(p).__name__}")
+            name = p.strip().lower()
+            if name == "all":
+                result |= cls.all()
+                continue
+            try:
+                result |= _BY_NAME[name]
+            except KeyError:
+                known = ", ".join(sorted(_BY_NAME))
+                raise ValueError(f"unknown namespace kind {p!r} (known: {known}, all)") from None
+        return result
+
+
+ORDER = [NsType.TIME, NsType.CGROUP, NsType.USER, NsType.MNT, NsType.UTS, NsType.IPC,
+         NsType.PID, NsType.NET]
+# lsns lists types in this order
+LSNS_ORDER = [NsType.MNT, NsType.NET, NsType.PID, NsType.USER, NsType.UTS, NsType.IPC,
+              NsType.CGROUP, NsType.TIME]
+
+_PROC_NAMES = {
+    NsType.MNT: "mnt", NsType.UTS: "uts", NsType.IPC: "ipc", NsType.USER: "user",
+    NsType.PID: "pid", NsType.NET: "net", NsType.CGROUP: "cgroup", NsType.TIME: "time",
+}
+_BY_NAME = {v: k for k, v in _PROC_NAMES.items()}
+_BY_NAME.update({"mount": NsType.MNT, "ns": NsType.MNT, "network": NsType.NET})
+
+
+def from_proc_name(name: str) -> NsType:
+    """The kind of a /proc/PID/ns entry name ("pid_for_children" counts as pid)."""
+    base = name.replace("_for_children", "")
+    return _BY_NAME[base]

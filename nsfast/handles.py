@@ -1,0 +1,161 @@
+"""Namespace: an O_CLOEXEC fd on an nsfs file, with its kind, inode and device."""
+from __future__ import annotations
+
+import errno
+import os
+from typing import Optional, Union
+
+from . import _core
+from .errors import os_error
+from .flags import NsType
+
+PathLike = Union[str, bytes, "os.PathLike[str]"]
+
+
+def _check_pid(pid: object) -> int:
+    if isinstance(pid, bool) or not isinstance(pid, int):
+        raise TypeError(f"pid must be an int, not {type(pid).__name__}")
+    if pid <= 0:
+        raise ValueError(f"pid must be positive, not {pid}")
+    return pid
+
+
+class Namespace:
+    """A handle on one namespace, equal to another when both name the same one.
+
+    >>> with Namespace.of(os.getpid(), "net") as ns:
+    ...     ns.kind
+    <NsType.NET: 1073741824>
+    """
+
+    __slots__ = ("_fd", "kind", "inode", "device", "path")
+
+    def __init__(self, fd: int, path: Optional[str] = None):
+        """Wrap fd (taking ownership); the kind is asked of the kernel."""
+        st = os.fstat(fd)
+        try:
+            kind = NsType(_core.ns_get_nstype(fd))
+        except OSError as e:
+            os.close(fd)
+            raise os_error(e.errno or errno.EINVAL, path, "not a namespace file",
+                           what="NS_GET_NSTYPE") from None
+        self._fd = fd
+        self.kind = kind
+        self.inode = st.st_ino
+        self.device = st.st_dev
+        self.path = path
+
+    @classmethod
+    def open(cls, path: PathLike, kind=None) -> "Namespace":
+        """Open a namespace file (/proc/PID/ns/X or a bind mount of one).
+
+        >>> Namespace.open("/proc/self/ns/uts").kind
+        <NsType.UTS: 67108864>
+        """
+        p = os.fsdecode(os.fspath(path))
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise os_error(e.errno, p) from None
+        ns = cls(fd, p)
+        if kind is not None:
+            want = NsType.parse(kind)
+            if ns.kind != want:
+                ns.close()
+                raise os_error(errno.EINVAL, p,
+                               f"it is a {ns.kind.proc_name} namespace, not {want.proc_name}")
+        return ns
+
+    @classmethod
+    def of(cls, pid: int, kind) -> "Namespace":
+        """The namespace of the given kind that process pid is in.
+
+        >>> Namespace.of(1, "pid").kind.proc_name
+        'pid'
+        """
+        _check_pid(pid)
+        k = NsType.parse(kind)
+        if len(k.kinds()) != 1:
+            raise ValueError("Namespace.of takes exactly one kind")
+        path = f"/proc/{pid}/ns/{k.proc_name}"
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}"):
+                raise ProcessLookupError(errno.ESRCH, f"no process {pid}", path) from None
+            raise os_error(errno.ENOENT, path, f"this kernel has no {k.proc_name} namespaces") \
+                from None
+        except OSError as e:
+            raise os_error(e.errno, path) from None
+        return cls(fd, path)
+
+    def fileno(self) -> int:
+        """The fd; ValueError once closed."""
+        if self._fd < 0:
+            raise ValueError("namespace handle is closed")
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def close(self) -> None:
+        """Close the fd; a second call does nothing."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __enter__(self) -> "Namespace":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _related(self, ioctl, what: str) -> "Namespace":
+        try:
+            fd = ioctl(self.fileno())
+        except OSError as e:
+            hint = {
+                errno.EPERM: f"the {what} is outside the caller's user namespace",
+                errno.EINVAL: f"a {self.kind.proc_name} namespace has no {what}",
+            }.get(e.errno)
+            raise os_error(e.errno, self.path, hint, what=f"NS_GET_{what.upper()}") from None
+        return Namespace(fd)
+
+    def parent(self) -> "Namespace":
+        """The parent of a user or pid namespace."""
+        return self._related(_core.ns_get_parent, "parent")
+
+    def owner(self) -> "Namespace":
+        """The user namespace that owns this namespace."""
+        return self._related(_core.ns_get_userns, "owner")
+
+    def owner_uid(self) -> int:
+        """The uid that created this user namespace (only for user namespaces)."""
+        try:
+            return _core.ns_owner_uid(self.fileno())
+        except OSError as e:
+            raise os_error(e.errno, self.path, "only user namespaces have an owner uid"
+                           if e.errno == errno.EINVAL else None) from None
+
+    @property
+    def id(self) -> tuple[int, int]:
+        return (self.device, self.inode)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Namespace):
+            return NotImplemented
+        return self.id == other.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._fd < 0 else f"fd={self._fd}"
+        return f"<Namespace {self.kind.proc_name}:[{self.inode}] {state}>"

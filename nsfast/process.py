@@ -1,0 +1,204 @@
+"""Process: a spawned child, waited on through its pidfd, with subprocess's API."""
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import selectors
+import signal
+import subprocess
+import time
+from typing import IO, Optional, Sequence
+
+from . import _core
+from .flags import NsType
+from .handles import Namespace
+
+_WALL = 0x40000000  # __WALL: children with exit signal 0 (caller ignores SIGCHLD)
+
+
+class Process:
+    """A child made by nsfast.spawn.
+
+    >>> with nsfast.spawn(["true"]) as p:
+    ...     p.wait()
+    0
+    """
+
+    def __init__(self, child: "_core.Child", args: Sequence, stdin: Optional[IO] = None,
+                 stdout: Optional[IO] = None, stderr: Optional[IO] = None):
+        self._child = child
+        self.pid: int = child.pid
+        self.pidfd: int = child.take_pidfd()
+        self.args = args
+        self.returncode: Optional[int] = None
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+
+    def _reaped(self, status: int) -> int:
+        self.returncode = os.waitstatus_to_exitcode(status)
+        self._child.free_stack()
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+        return self.returncode
+
+    def poll(self) -> Optional[int]:
+        """The exit code if the child has ended (reaping it), else None."""
+        if self.returncode is not None:
+            return self.returncode
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG | _WALL)
+        except ChildProcessError:
+            # someone else reaped it (e.g. SIGCHLD set to SIG_IGN after the spawn)
+            self.returncode = 0
+            return 0
+        if pid == 0:
+            return None
+        return self._reaped(status)
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        """Wait for the child to end; subprocess.TimeoutExpired after timeout seconds."""
+        if self.returncode is not None:
+            return self.returncode
+        if timeout is not None:
+            deadline = time.monotonic() + timeout
+            poller = select.poll()
+            poller.register(self.pidfd, select.POLLIN)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not poller.poll(left * 1000):
+                    if self.poll() is not None:
+                        return self.returncode
+                    if deadline - time.monotonic() <= 0:
+                        raise subprocess.TimeoutExpired(self.args, timeout)
+                    continue
+                break
+        while True:
+            try:
+                _, status = os.waitpid(self.pid, _WALL)
+            except ChildProcessError:
+                self.returncode = 0
+                return 0
+            return self._reaped(status)
+
+    async def wait_async(self) -> int:
+        """Wait without blocking the event loop (the pidfd becomes readable at exit)."""
+        if self.returncode is not None:
+            return self.returncode
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        loop.add_reader(self.pidfd, lambda: done.done() or done.set_result(None))
+        try:
+            await done
+        finally:
+            loop.remove_reader(self.pidfd)
+        return self.wait()
+
+    def send_signal(self, sig: int) -> None:
+        """Send sig through the pidfd: never to a recycled pid."""
+        if self.returncode is not None or self.pidfd < 0:
+            return
+        try:
+            _core.pidfd_send_signal(self.pidfd, int(sig))
+        except ProcessLookupError:
+            pass
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def communicate(self, input: Optional[bytes] = None, timeout: Optional[float] = None
+                    ) -> tuple[Optional[bytes], Optional[bytes]]:
+        """Send input, read stdout and stderr to EOF and wait, as Popen.communicate
+        does (bytes only).
+
+        >>> nsfast.spawn(["cat"], stdin=nsfast.PIPE, stdout=nsfast.PIPE).communicate(b"hi")
+        (b'hi', None)
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        sel = selectors.DefaultSelector()
+        pending = memoryview(input or b"")
+        if self.stdin is not None:
+            if pending:
+                sel.register(self.stdin, selectors.EVENT_WRITE)
+            else:
+                self.stdin.close()
+        streams = {}
+        for f in (self.stdout, self.stderr):
+            if f is not None:
+                streams[f] = []
+                sel.register(f, selectors.EVENT_READ)
+        with sel:
+            while sel.get_map():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise subprocess.TimeoutExpired(self.args, timeout)
+                for key, _ in sel.select(left):
+                    f = key.fileobj
+                    if f is self.stdin:
+                        try:
+                            n = os.write(f.fileno(), pending[:select.PIPE_BUF])
+                        except BrokenPipeError:
+                            n = len(pending)
+                        pending = pending[n:]
+                        if not pending:
+                            sel.unregister(f)
+                            f.close()
+                        continue
+                    data = os.read(f.fileno(), 65536)
+                    if data:
+                        streams[f].append(data)
+                    else:
+                        sel.unregister(f)
+                        f.close()
+        out = b"".join(streams[self.stdout]) if self.stdout is not None else None
+        err = b"".join(streams[self.stderr]) if self.stderr is not None else None
+        self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return out, err
+
+    def namespaces(self) -> dict[NsType, Namespace]:
+        """Handles on each of the child's namespaces, by kind."""
+        result = {}
+        for kind in NsType.all().kinds():
+            if os.path.exists(f"/proc/{self.pid}/ns/{kind.proc_name}"):
+                result[kind] = Namespace.of(self.pid, kind)
+        # the handles are only the child's if it is still the same process
+        if self.pidfd >= 0:
+            try:
+                _core.pidfd_send_signal(self.pidfd, 0)
+            except ProcessLookupError:
+                for ns in result.values():
+                    ns.close()
+                raise
+        return result
+
+    def _close_pipes(self) -> None:
+        for f in (self.stdin, self.stdout, self.stderr):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+
+    def __enter__(self) -> "Process":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """Kill the child if it still runs, reap it and close the pipes."""
+        if self.returncode is None:
+            self.kill()
+            self.wait()
+        self._close_pipes()
+
+    def __del__(self):
+        if getattr(self, "pidfd", -1) >= 0 and self.returncode is None:
+            # leave the child running (as subprocess does) but do not leak the fd
+            try:
+                os.close(self.pidfd)
+            except OSError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"<nsfast.Process pid={self.pid} returncode={self.returncode}>"

@@ -1,0 +1,522 @@
+"""spawn(): validate a spawn request, hand it to the C core, return a Process.
+
+Python decides what the child does; csrc/spawn_child.c does it between clone
+and exec without running any Python.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from typing import IO, Any, Iterable, Mapping, Optional, Sequence, Union
+
+from . import _core, idmap
+from .errors import map_hint, namespace_hint, os_error
+from .features import features
+from .flags import KindsLike, NsType
+from .handles import Namespace
+from .mounts import PROPAGATION_FLAGS, MS_REC, Proc, absolute, pivot_step
+from .process import Process
+from .targets import PidFd, differing_kinds, open_target
+
+PIPE = subprocess.PIPE
+DEVNULL = subprocess.DEVNULL
+STDOUT = subprocess.STDOUT
+
+HOST_NAME_MAX = 64
+TIME_CLOCKS = ("monotonic", "boottime")
+
+
+@dataclass
+class _ChildSpec:
+    """Everything the C child reads, already converted (see csrc/spawn.h)."""
+    exec_paths: list = field(default_factory=list)
+    argv: list = field(default_factory=list)
+    envp: list = field(default_factory=list)
+    cwd: Optional[bytes] = None
+    root: Optional[bytes] = None
+    clone_flags: int = 0
+    unshare_flags: int = 0
+    fork_after_unshare: bool = False
+    join_fds: list = field(default_factory=list)
+    join_kinds: list = field(default_factory=list)
+    join_pidfd: bool = False
+    join_setgroups: bool = False
+    need_ready: bool = False
+    need_sync: bool = False
+    hostname: Optional[bytes] = None
+    domainname: Optional[bytes] = None
+    propagation: int = 0
+    mounts: list = field(default_factory=list)
+    proc_target: Optional[bytes] = None
+    loopback_up: bool = False
+    std_fds: tuple = (-1, -1, -1)
+    keep_fds: list = field(default_factory=list)
+    max_fd: int = 1024
+    new_session: bool = False
+    pdeathsig: int = 0
+    parent_pid: int = 0
+    no_new_privs: bool = False
+    caps_keep: Optional[int] = None
+    init: bool = False
+    cgroup_fd: int = -1
+    use_clone3: bool = True
+
+
+def _bytes_arg(value: Any, what: str) -> bytes:
+    if isinstance(value, bytes):
+        b = value
+    elif isinstance(value, (str, os.PathLike)):
+        b = os.fsencode(value)
+    else:
+        raise TypeError(f"{what} must be str, bytes or os.PathLike, not {type(value).__name__}")
+    if b"\0" in b:
+        raise ValueError(f"embedded null byte in {what}")
+    return b
+
+
+def _environment(env: Optional[Mapping]) -> list[bytes]:
+    if env is None:
+        env = os.environb
+    out = []
+    for k, v in env.items():
+        kb, vb = _bytes_arg(k, "env key"), _bytes_arg(v, "env value")
+        if not kb or b"=" in kb:
+            raise ValueError(f"illegal environment variable name {kb!r}")
+        out.append(kb + b"=" + vb)
+    return out
+
+
+def _exec_paths(program: bytes, env: Optional[Mapping]) -> list[bytes]:
+    """Candidates to execve, searched as subprocess does (PATH of the child's env)."""
+    if b"/" in program:
+        return [program]
+    path = None
+    if env is not None:
+        for k, v in env.items():
+            if os.fsencode(k) == b"PATH":
+                path = os.fsencode(v)
+    dirs = os.get_exec_path({"PATH": os.fsdecode(path)} if path is not None else None)
+    return [os.path.join(os.fsencode(d), program) for d in dirs]
+
+
+def _std_fd(value: Any, which: int, opened: list, parent_ends: dict) -> int:
+    """The fd the child gets as std fd `which`, -1 to inherit."""
+    if value is None:
+        return -1
+    if value is PIPE:
+        r, w = os.pipe2(os.O_CLOEXEC)
+        opened.append(r if which == 0 else w)
+        parent_ends[which] = w if which == 0 else r
+        return r if which == 0 else w
+    if value is DEVNULL:
+        fd = os.open(os.devnull, (os.O_RDONLY if which == 0 else os.O_WRONLY) | os.O_CLOEXEC)
+        opened.append(fd)
+        return fd
+    if value is STDOUT:
+        raise ValueError("STDOUT is only valid for stderr")
+    if isinstance(value, bool):
+        raise TypeError("a std stream cannot be a bool")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"bad file descriptor {value}")
+        os.fstat(value)  # EBADF now rather than in the child
+        return value
+    if hasattr(value, "fileno"):
+        return value.fileno()
+    raise TypeError(f"std stream must be None, an fd, a file, PIPE, DEVNULL or STDOUT, "
+                    f"not {type(value).__name__}")
+
+
+def _time_offsets(offsets: Mapping) -> bytes:
+    lines = []
+    for clock, seconds in offsets.items():
+        if clock not in TIME_CLOCKS:
+            raise ValueError(f"unknown clock {clock!r} in time_offsets (use {TIME_CLOCKS})")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise TypeError("time offsets are seconds, int or float")
+        sec = int(seconds // 1)
+        nsec = int(round((seconds - sec) * 1e9))
+        lines.append(f"{clock} {sec} {nsec}\n")
+    return "".join(lines).encode()
+
+
+def _capability_mask(caps: Iterable) -> int:
+    names = _capability_names()
+    mask = 0
+    for c in caps:
+        if isinstance(c, bool):
+            raise TypeError("capabilities are names like 'CAP_NET_ADMIN' or numbers")
+        if isinstance(c, int):
+            if not 0 <= c < 64:
+                raise ValueError(f"capability number {c} is out of range")
+            mask |= 1 << c
+            continue
+        if not isinstance(c, str):
+            raise TypeError("capabilities are names like 'CAP_NET_ADMIN' or numbers")
+        key = c.upper()
+        if not key.startswith("CAP_"):
+            key = "CAP_" + key
+        if key not in names:
+            raise ValueError(f"unknown capability {c!r}")
+        mask |= 1 << names[key]
+    return mask
+
+
+def _capability_names() -> dict[str, int]:
+    order = ("CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP "
+             "LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK "
+             "IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN "
+             "SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE "
+             "AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND "
+             "AUDIT_READ PERFMON BPF CHECKPOINT_RESTORE").split()
+    return {"CAP_" + n: i for i, n in enumerate(order)}
+
+
+def _join_targets(join: Any, spec: _ChildSpec, handles: list) -> NsType:
+    """Fill spec's join fields; return the kinds joined."""
+    if isinstance(join, bool):
+        raise TypeError("join takes a pid, a mapping kind -> target, or Namespace handles")
+    if isinstance(join, int) or isinstance(join, PidFd):
+        pid = int(join)
+        if pid <= 0:
+            raise ValueError(f"join pid must be positive, not {pid}")
+        kinds = differing_kinds(pid, NsType.all())
+        if features.pidfd_setns and kinds:
+            fd = _core.pidfd_open(pid) if not isinstance(join, PidFd) else os.dup(int(join))
+            handles.append(_FdCloser(fd))
+            spec.join_fds, spec.join_kinds, spec.join_pidfd = [fd], [int(kinds)], True
+            return kinds
+        items = [(k, pid) for k in kinds.kinds()]
+    elif isinstance(join, Mapping):
+        items = []
+        for k, target in join.items():
+            kind = NsType.parse(k)
+            if len(kind.kinds()) != 1:
+                raise ValueError(f"join key {k!r} must name one kind")
+            items.append((kind, target))
+    elif isinstance(join, Namespace):
+        items = [(join.kind, join)]
+    else:
+        try:
+            seq = list(join)
+        except TypeError:
+            raise TypeError(f"cannot join {type(join).__name__}") from None
+        for ns in seq:
+            if not isinstance(ns, Namespace):
+                raise TypeError("a join list holds Namespace handles")
+        items = [(ns.kind, ns) for ns in seq]
+    kinds = NsType(0)
+    for kind, target in items:
+        if kind & kinds:
+            raise ValueError(f"join names the {kind.proc_name} namespace twice")
+        ns = open_target(target, kind)
+        handles.append(ns)
+        spec.join_fds.append(ns.fileno())
+        spec.join_kinds.append(int(kind))
+        kinds |= kind
+    return kinds
+
+
+class _FdCloser:
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _netns_target(netns: Any, handles: list) -> Namespace:
+    """A Namespace for spawn(netns=...): a pool, a name under /run/netns, a handle."""
+    if hasattr(netns, "take") and callable(netns.take):
+        ns = netns.take()
+        handles.append(ns)  # a pool's namespace is used once, then closed
+        return ns
+    if isinstance(netns, str) and "/" not in netns:
+        from . import netns as _netns  # the name rules live there
+        ns = _netns.open(netns)
+        handles.append(ns)
+        return ns
+    ns = open_target(netns, NsType.NET)
+    handles.append(ns)
+    return ns
+
+
+def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd=None,
+          namespaces: KindsLike = None, join: Any = None,
+          uid_map=None, gid_map=None, map_root: bool = False, map_current_user: bool = False,
+          map_users: Optional[str] = None, setgroups: Optional[str] = None,
+          hostname: Optional[str] = None, domainname: Optional[str] = None,
+          propagation: str = "private", mount_proc: Union[bool, str] = False,
+          mounts: Sequence = (), root=None, pivot_root: bool = False, init: bool = False,
+          stdin=None, stdout=None, stderr=None, pass_fds: Sequence[int] = (),
+          new_session: bool = False, pdeathsig: Optional[int] = signal.SIGKILL,
+          time_offsets: Optional[Mapping] = None, cgroup=None, netns: Any = None,
+          loopback: bool = False, no_new_privs: bool = False,
+          capabilities: Optional[Iterable] = None) -> Process:
+    """Start argv in new (and/or joined) namespaces, without forking Python.
+
+    >>> p = nsfast.spawn(["hostname"], namespaces="uts", hostname="box", stdout=nsfast.PIPE)
+    >>> p.communicate()[0]
+    b'box\\n'
+    """
+    spec = _ChildSpec()
+    # ---- argv, program, env, cwd
+    if isinstance(argv, (str, bytes, os.PathLike)):
+        argv = [argv]
+    argv = list(argv)
+    if not argv:
+        raise ValueError("argv must not be empty")
+    spec.argv = [_bytes_arg(a, "argv") for a in argv]
+    program = _bytes_arg(executable, "executable") if executable is not None else spec.argv[0]
+    spec.exec_paths = _exec_paths(program, env)
+    spec.envp = _environment(env)
+    if cwd is not None:
+        spec.cwd = _bytes_arg(cwd, "cwd")
+    # ---- namespaces
+    new = NsType.parse(namespaces)
+    if hostname is not None or domainname is not None:
+        if not new & NsType.UTS:
+            raise ValueError("hostname/domainname need a new uts namespace (namespaces='uts')")
+        for what, name in (("hostname", hostname), ("domainname", domainname)):
+            if name is None:
+                continue
+            b = _bytes_arg(name, what)
+            if len(b) > HOST_NAME_MAX:
+                raise ValueError(f"{what} is {len(b)} bytes; the kernel takes at most "
+                                 f"{HOST_NAME_MAX}")
+            setattr(spec, what, b)
+    if propagation not in (*PROPAGATION_FLAGS, "unchanged") or propagation == "unbindable":
+        raise ValueError(f"propagation must be private, slave, shared or unchanged, "
+                         f"not {propagation!r}")
+    if new & NsType.MNT and propagation != "unchanged":
+        spec.propagation = PROPAGATION_FLAGS[propagation] | MS_REC
+    if mount_proc:
+        if not (new & NsType.MNT and new & NsType.PID):
+            raise ValueError("mount_proc needs new mnt and pid namespaces")
+        target = "/proc" if mount_proc is True else mount_proc
+        spec.proc_target = absolute(target, "mount_proc")
+    steps = []
+    for m in mounts:
+        if not hasattr(m, "as_steps"):
+            raise TypeError(f"mounts holds Bind, Tmpfs, Proc ... not {type(m).__name__}")
+        steps.extend(m.as_steps())
+    if (steps or pivot_root) and not new & NsType.MNT:
+        raise ValueError("mounts and pivot_root need a new mnt namespace")
+    if root is not None:
+        rootb = absolute(root, "root")
+        if pivot_root:
+            steps.append(pivot_step(rootb))
+        else:
+            spec.root = rootb
+    elif pivot_root:
+        raise ValueError("pivot_root needs root=")
+    spec.mounts = steps
+    if init:
+        if not new & NsType.PID:
+            raise ValueError("init needs a new pid namespace")
+        spec.init = True
+    if loopback:
+        if not (new & NsType.NET):
+            raise ValueError("loopback=True needs a new net namespace")
+        spec.loopback_up = True
+    # ---- id maps
+    maps = _id_maps(new, uid_map, gid_map, map_root, map_current_user, map_users, setgroups)
+    if time_offsets:
+        if not new & NsType.TIME:
+            raise ValueError("time_offsets need a new time namespace (namespaces='time')")
+        if not isinstance(time_offsets, Mapping):
+            raise TypeError("time_offsets is a mapping like {'monotonic': 86400}")
+        offsets = _time_offsets(time_offsets)
+    else:
+        offsets = None
+    # ---- fds, process
+    if isinstance(pass_fds, (int, str, bytes)):
+        raise TypeError("pass_fds is a sequence of fds")
+    keep = set()
+    for fd in pass_fds:
+        if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
+            raise ValueError(f"bad fd in pass_fds: {fd!r}")
+        keep.add(fd)
+    spec.keep_fds = sorted(fd for fd in keep if fd > 2)
+    if pdeathsig is not None:
+        if isinstance(pdeathsig, bool) or not 0 < int(pdeathsig) < signal.NSIG:
+            raise ValueError(f"bad pdeathsig {pdeathsig!r}")
+        spec.pdeathsig = int(pdeathsig)
+    spec.parent_pid = os.getpid()
+    spec.new_session = bool(new_session)
+    spec.no_new_privs = bool(no_new_privs)
+    if capabilities is not None:
+        spec.caps_keep = _capability_mask(capabilities)
+    spec.use_clone3 = features.clone3
+    try:
+        spec.max_fd = os.sysconf("SC_OPEN_MAX")
+    except (ValueError, OSError):
+        spec.max_fd = 65536
+
+    handles: list = []
+    opened: list = []
+    parent_ends: dict = {}
+    try:
+        if cgroup is not None:
+            if not features.clone3:
+                raise OSError(errno.ENOSYS, "cgroup= needs clone3 (kernel 5.7)")
+            cg = os.fsdecode(absolute(cgroup, "cgroup"))
+            try:
+                spec.cgroup_fd = os.open(cg, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as e:
+                raise os_error(e.errno, cg) from None
+            opened.append(spec.cgroup_fd)
+        joined = NsType(0)
+        if join is not None:
+            joined = _join_targets(join, spec, handles)
+            spec.join_setgroups = bool(joined & NsType.USER) and os.geteuid() == 0
+        if netns is not None:
+            if new & NsType.NET or joined & NsType.NET:
+                raise ValueError("netns= conflicts with a new or joined net namespace")
+            ns = _netns_target(netns, handles)
+            if spec.join_pidfd:
+                # a pidfd join cannot be mixed with fds: join all per fd
+                raise ValueError("netns= cannot be combined with join=<pid>; "
+                                 "join by mapping instead")
+            spec.join_fds.append(ns.fileno())
+            spec.join_kinds.append(int(NsType.NET))
+            joined |= NsType.NET
+        # a new time namespace always comes from unshare in the child: offsets
+        # can only be written before any process has entered it
+        clone_new = new & ~NsType.TIME
+        if joined:
+            spec.unshare_flags = int(new)
+            spec.fork_after_unshare = bool((new | joined) & NsType.PID)
+        else:
+            spec.clone_flags = int(clone_new)
+            spec.unshare_flags = int(new & NsType.TIME)
+        writes = []
+        if maps is not None:
+            writes = maps.writes
+        if offsets is not None:
+            writes.append(("timens_offsets", offsets))
+        helper = maps.helper if maps is not None else None
+        spec.need_ready = bool(spec.unshare_flags and (writes or helper))
+        spec.need_sync = bool(writes or helper or
+                              (spec.pdeathsig and (new | joined) & NsType.PID))
+        # ---- std fds last: nothing above may fail with pipes half made
+        fds = [_std_fd(stdin, 0, opened, parent_ends), _std_fd(stdout, 1, opened, parent_ends)]
+        if stderr is STDOUT:
+            fds.append(fds[1] if fds[1] >= 0 else 1)
+        else:
+            fds.append(_std_fd(stderr, 2, opened, parent_ends))
+        spec.std_fds = tuple(fds)
+        try:
+            child = _core.spawn(spec, writes, helper)
+        except _core.SpawnFailure as f:
+            for fd in parent_ends.values():
+                os.close(fd)
+            parent_ends.clear()
+            raise _failure_to_error(f, spec, program, cwd, root, new, joined) from None
+        except OSError as e:
+            for fd in parent_ends.values():
+                os.close(fd)
+            parent_ends.clear()
+            names = [k.proc_name for k in new.kinds()]
+            raise os_error(e.errno, None, namespace_hint(e.errno, names),
+                           what=f"clone({','.join(names) or 'no new namespaces'})") from None
+    finally:
+        for fd in opened:
+            os.close(fd)
+        for h in handles:
+            h.close()
+    streams = [os.fdopen(parent_ends[i], "wb" if i == 0 else "rb") if i in parent_ends else None
+               for i in range(3)]
+    return Process(child, argv, *streams)
+
+
+class _Maps:
+    def __init__(self, writes, helper):
+        self.writes = writes
+        self.helper = helper
+
+
+def _id_maps(new: NsType, uid_map, gid_map, map_root, map_current_user, map_users,
+             setgroups) -> Optional[_Maps]:
+    asked = [x for x in (uid_map is not None or gid_map is not None, map_root,
+                         map_current_user, map_users is not None) if x]
+    if not asked:
+        if setgroups is not None:
+            raise ValueError("setgroups= goes with an id map")
+        return None
+    if len(asked) > 1:
+        raise ValueError("choose one of uid_map/gid_map, map_root, map_current_user, map_users")
+    if not new & NsType.USER:
+        raise ValueError("id maps need a new user namespace (namespaces='user')")
+    if setgroups not in (None, "allow", "deny"):
+        raise ValueError(f"setgroups must be 'allow' or 'deny', not {setgroups!r}")
+    euid, egid = os.geteuid(), os.getegid()
+    if map_root:
+        uids, gids = [(0, euid, 1)], [(0, egid, 1)]
+        setgroups = setgroups or "deny"
+    elif map_current_user:
+        uids, gids = [(euid, euid, 1)], [(egid, egid, 1)]
+        setgroups = setgroups or "deny"
+    elif map_users is not None:
+        if map_users != "auto":
+            raise ValueError("map_users takes 'auto' (a range from /etc/subuid); "
+                             "give explicit ranges with uid_map/gid_map")
+        ustart, ucount = idmap.subordinate_range("uid")
+        gstart, gcount = idmap.subordinate_range("gid")
+        uids, gids = [(0, ustart, ucount)], [(0, gstart, gcount)]
+    else:
+        uids = idmap.parse_map(uid_map, "uid_map") if uid_map is not None else []
+        gids = idmap.parse_map(gid_map, "gid_map") if gid_map is not None else []
+    privileged = euid == 0
+    own_only = uids in ([], [(uids[0][0], euid, 1)]) and gids in ([], [(gids[0][0], egid, 1)])
+    if not privileged and not own_only:
+        return _Maps([], lambda pid: idmap.write_with_helper(pid, uids, gids))
+    if not privileged and gids:
+        setgroups = setgroups or "deny"
+        if setgroups != "deny":
+            raise ValueError("an unprivileged gid_map needs setgroups='deny'")
+    writes = []
+    if uids:
+        writes.append(("uid_map", idmap.render(uids)))
+    if setgroups is not None:
+        writes.append(("setgroups", setgroups.encode()))
+    if gids:
+        writes.append(("gid_map", idmap.render(gids)))
+    return _Maps(writes, None)
+
+
+def _failure_to_error(f: "_core.SpawnFailure", spec: _ChildSpec, program: bytes, cwd, root,
+                      new: NsType, joined: NsType) -> OSError:
+    step, err = f.step, f.errno
+    if step == "exec":
+        return OSError(err, os.strerror(err), os.fsdecode(program))
+    if step == "cwd":
+        return OSError(err, os.strerror(err), os.fsdecode(spec.cwd))
+    if step == "root":
+        return OSError(err, os.strerror(err), os.fsdecode(spec.root))
+    if step in ("uid_map", "gid_map", "setgroups", "timens_offsets"):
+        return os_error(err, f"/proc/<child>/{step}", map_hint(err, step),
+                        what=f"writing {step}")
+    if step == "mount":
+        kind, _, _, src, dst, _ = spec.mounts[f.index]
+        return os_error(err, os.fsdecode(dst or src), what=f"mount step {f.index}")
+    if step == "mount_proc":
+        return os_error(err, os.fsdecode(spec.proc_target), what="mounting proc",
+                        hint="proc can be refused in a user namespace when the host's /proc "
+                             "has over-mounted paths" if err == errno.EPERM else None)
+    if step == "join":
+        kind = NsType(f.index) if f.index else joined
+        names = ",".join(k.proc_name for k in kind.kinds()) or "?"
+        return os_error(err, None, what=f"joining {names} namespace")
+    if step == "unshare":
+        names = [k.proc_name for k in new.kinds()]
+        return os_error(err, None, namespace_hint(err, names),
+                        what=f"unshare({','.join(names)})")
+    if step in ("hostname", "domainname"):
+        return os_error(err, None, what=f"setting {step}")
+    return os_error(err, None, what=f"child step {step}")

@@ -1,0 +1,75 @@
+"""What a namespace target can be, and turning one into fds to setns with.
+
+An int is a pid (as for nsenter -t).  A file descriptor is wrapped in Fd, a
+pidfd in PidFd; a Namespace, a path, a Process or anything with fileno() works
+as it is.
+"""
+from __future__ import annotations
+
+import os
+from typing import Union
+
+from .flags import NsType
+from .handles import Namespace, _check_pid
+
+
+class Fd(int):
+    """Marks an int as a file descriptor of an nsfs file.
+
+    >>> nsfast.setns(nsfast.Fd(fd), "net")  # doctest: +SKIP
+    """
+
+
+class PidFd(int):
+    """Marks an int as a pidfd (from os.pidfd_open or nsfast.pidfd_open)."""
+
+
+Target = Union[int, str, "os.PathLike[str]", Namespace, Fd, PidFd, object]
+
+
+def current_inode(kind: NsType) -> tuple[int, int]:
+    """(device, inode) of the calling thread's namespace of one kind."""
+    st = os.stat(f"/proc/thread-self/ns/{kind.proc_name}")
+    return (st.st_dev, st.st_ino)
+
+
+def differing_kinds(pid: int, kinds: NsType) -> NsType:
+    """The kinds among `kinds` in which pid's namespace is not the caller's."""
+    result = NsType(0)
+    for k in kinds.kinds():
+        try:
+            st = os.stat(f"/proc/{pid}/ns/{k.proc_name}")
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}"):
+                raise ProcessLookupError(3, f"no process {pid}", f"/proc/{pid}") from None
+            continue  # the kernel lacks this kind
+        if (st.st_dev, st.st_ino) != current_inode(k):
+            result |= k
+    return result
+
+
+def open_target(target: Target, kind: NsType) -> Namespace:
+    """A Namespace of one kind for a target that names a single namespace or a pid.
+
+    The caller closes the result."""
+    if isinstance(target, Namespace):
+        if target.kind != kind:
+            raise ValueError(f"{target!r} is a {target.kind.proc_name} namespace, "
+                             f"not {kind.proc_name}")
+        return Namespace(os.dup(target.fileno()), target.path)
+    if isinstance(target, PidFd):
+        raise TypeError("a pidfd joins through setns(pidfd, mask), not per kind")
+    if isinstance(target, Fd):
+        return Namespace.open(f"/proc/self/fd/{int(target)}", kind)
+    if isinstance(target, bool):
+        raise TypeError("a namespace target cannot be a bool")
+    if isinstance(target, int):
+        return Namespace.of(_check_pid(target), kind)
+    if isinstance(target, (str, bytes, os.PathLike)):
+        return Namespace.open(target, kind)
+    if hasattr(target, "pid") and isinstance(getattr(target, "pid"), int):
+        return Namespace.of(target.pid, kind)
+    if hasattr(target, "fileno"):
+        return Namespace.open(f"/proc/self/fd/{target.fileno()}", kind)
+    raise TypeError(f"cannot use {type(target).__name__} as a namespace target "
+                    "(give a pid, a path, a Namespace, Fd(n) or PidFd(n))")
