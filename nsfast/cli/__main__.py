@@ -1,0 +1,5 @@
+import sys
+
+from nsfast.cli import main
+
+sys.exit(main())

@@ -1,0 +1,12 @@
+"""nsfast bench: the benchmark suite of benchmarks/ (same flags as python -m benchmarks)."""
+from __future__ import annotations
+
+
+def build_parser(prog: str):
+    from benchmarks.__main__ import build_parser as suite_parser
+    return suite_parser(prog)
+
+
+def run(args) -> int:
+    from benchmarks.__main__ import run as suite_run
+    return suite_run(args)

@@ -1,0 +1,105 @@
+"""Shared test helpers: skips that honour NSFAST_MUST_WORK, sleepers, the CLI.
+
+Tests run against the real kernel as root.  They never change the pytest
+process's namespaces except through nsfast.enter() on a thread, and clean up
+everything they make in fixtures.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+import nsfast
+
+MUST_WORK = os.environ.get("NSFAST_MUST_WORK") == "1"
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip unless condition; under NSFAST_MUST_WORK=1 a missing feature fails."""
+    if condition:
+        return
+    if MUST_WORK:
+        pytest.fail(f"NSFAST_MUST_WORK=1 but this machine lacks: {reason}")
+    pytest.skip(f"this machine lacks: {reason}")
+
+
+def need_tool(name: str) -> str:
+    """Path of a witness tool, or skip (fail under NSFAST_MUST_WORK)."""
+    path = shutil.which(name)
+    need(path is not None, f"the {name} command")
+    return path
+
+
+def need_root() -> None:
+    need(os.geteuid() == 0, "root (the namespace tests create system-wide objects)")
+
+
+@pytest.fixture(autouse=True)
+def _root_only():
+    need_root()
+
+
+def ns_inode(pid, kind: str) -> int:
+    """The inode of /proc/PID/ns/KIND (the independent witness)."""
+    return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
+
+
+@pytest.fixture
+def sleeper():
+    """Factory: a `sleep` held in the given namespaces, killed and reaped after the test.
+
+    >>> p = sleeper(namespaces="net,uts")
+    """
+    procs = []
+
+    def make(argv=("sleep", "600"), **kw):
+        p = nsfast.spawn(list(argv), **kw)
+        procs.append(p)
+        return p
+
+    yield make
+    for p in procs:
+        if p.returncode is None:
+            p.kill()
+            p.wait()
+
+
+def run_cli(*args: str, check: bool = False, input: bytes | None = None, timeout: float = 60,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `nsfast ARGS` as a user would, from this interpreter."""
+    cmd = [sys.executable, "-m", "nsfast.cli", *args]
+    r = subprocess.run(cmd, capture_output=True, input=input, timeout=timeout, env=env)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{cmd} exited {r.returncode}: {r.stderr.decode()}")
+    return r
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+def children_of(pid: int) -> list[int]:
+    """Pids whose parent is pid (zombies included), from /proc."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            out.append(int(entry))
+    return out
+
+
+def open_fds() -> set[int]:
+    return {int(x) for x in os.listdir("/proc/self/fd")}
