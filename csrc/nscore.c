@@ -123,3 +123,21 @@ int nsf_join_run(const struct nsf_join *j, int *failed_kind)
     }
     return 0;
 }
+
+int nsf_mount(const char *src, const char *target, const char *fstype, unsigned long flags,
+              const char *data)
+{
+    return (int)nsf_sys5(__NR_mount, src, target, fstype, flags, data);
+}
+
+int nsf_umount2(const char *target, int flags)
+{
+    return (int)nsf_sys2(__NR_umount2, target, flags);
+}
+
+int nsf_mount_setattr(const char *path, unsigned int at_flags, uint64_t attr_set,
+                      uint64_t attr_clr, uint64_t propagation)
+{
+    struct nsf_mount_attr attr = {attr_set, attr_clr, propagation, 0};
+    return (int)nsf_sys5(__NR_mount_setattr, AT_FDCWD, path, at_flags, &attr, sizeof attr);
+}

@@ -33,4 +33,12 @@ struct nsf_join {
 };
 int nsf_join_run(const struct nsf_join *j, int *failed_kind);
 
+/* mount(2), umount2(2) and mount_setattr(2), for the Python layer.
+ * mount_setattr with a path: dirfd AT_FDCWD. */
+int nsf_mount(const char *src, const char *target, const char *fstype, unsigned long flags,
+              const char *data);
+int nsf_umount2(const char *target, int flags);
+int nsf_mount_setattr(const char *path, unsigned int at_flags, uint64_t attr_set,
+                      uint64_t attr_clr, uint64_t propagation);
+
 #endif

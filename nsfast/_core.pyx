@@ -121,6 +121,48 @@ def join(fds, kinds, bint use_pidfd=False, bint setgroups_first=False):
         raise JoinError(-r, failed)
 
 
+# ---------------------------------------------------------------- mounts
+
+cdef const char *_opt(object b):
+    if b is None:
+        return NULL
+    return <const char *>(<bytes>b)
+
+
+def mount(src, bytes target, fstype, unsigned long flags, data):
+    """mount(2); src, fstype and data are bytes or None.  OSError names target."""
+    cdef int r
+    cdef const char *csrc = _opt(src)
+    cdef const char *ctype = _opt(fstype)
+    cdef const char *cdata = _opt(data)
+    cdef const char *ctarget = target
+    with nogil:
+        r = nsf_mount(csrc, ctarget, ctype, flags, cdata)
+    if r < 0:
+        raise _err(-r, target.decode(errors="surrogateescape"))
+
+
+def umount2(bytes target, int flags):
+    """umount2(2)."""
+    cdef int r
+    cdef const char *ctarget = target
+    with nogil:
+        r = nsf_umount2(ctarget, flags)
+    if r < 0:
+        raise _err(-r, target.decode(errors="surrogateescape"))
+
+
+def mount_setattr(bytes path, unsigned int at_flags, uint64_t attr_set, uint64_t attr_clr,
+                  uint64_t propagation):
+    """mount_setattr(2) on a path (AT_RECURSIVE in at_flags for the whole tree)."""
+    cdef int r
+    cdef const char *cpath = path
+    with nogil:
+        r = nsf_mount_setattr(cpath, at_flags, attr_set, attr_clr, propagation)
+    if r < 0:
+        raise _err(-r, path.decode(errors="surrogateescape"))
+
+
 # ---------------------------------------------------------------- spawn
 
 STEP_NAMES = {

@@ -19,6 +19,11 @@ cdef extern from "nscore.h" nogil:
     int nsf_probe_mount_setattr()
     int nsf_probe_close_range()
     int nsf_join_run(const nsf_join *j, int *failed_kind)
+    int nsf_mount(const char *src, const char *target, const char *fstype, unsigned long flags,
+                  const char *data)
+    int nsf_umount2(const char *target, int flags)
+    int nsf_mount_setattr(const char *path, unsigned int at_flags, uint64_t attr_set,
+                          uint64_t attr_clr, uint64_t propagation)
 
 cdef extern from "compat.h" nogil:
     unsigned long NS_GET_USERNS
