@@ -59,21 +59,33 @@ int nsf_probe_close_range(void)
     return nsf_sys3(__NR_close_range, 2, 1, 0) != -ENOSYS;
 }
 
-/* Is fd the user namespace this task is in?  Joining it would be EINVAL. */
-static int is_own_userns(int fd)
+/* The identity of this task's user namespace, taken before any setns: once a
+ * mount namespace is joined, /proc/thread-self may resolve in the target's
+ * /proc, where this task is not visible, and the check would be lost. */
+struct own_userns {
+    int known;
+    struct stat st;
+};
+
+static void own_userns_get(struct own_userns *o)
 {
-    struct stat a, b;
-    if (nsf_sys2(__NR_fstat, fd, &a) < 0)
+    o->known = nsf_sys4(__NR_newfstatat, AT_FDCWD, "/proc/thread-self/ns/user", &o->st, 0) == 0;
+}
+
+/* Is fd the user namespace this task is in?  Joining it would be EINVAL. */
+static int is_own_userns(const struct own_userns *o, int fd)
+{
+    struct stat a;
+    if (!o->known || nsf_sys2(__NR_fstat, fd, &a) < 0)
         return 0;
-    if (nsf_sys4(__NR_newfstatat, AT_FDCWD, "/proc/thread-self/ns/user", &b, 0) < 0)
-        return 0;
-    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    return a.st_dev == o->st.st_dev && a.st_ino == o->st.st_ino;
 }
 
 int nsf_join_run(const struct nsf_join *j, int *failed_kind)
 {
     long r;
-    int i, pending = 0;
+    int i, pending = 0, has_user = 0;
+    struct own_userns own = {0};
     /* EPERM in the first pass is retried after the user namespace was joined:
      * the privilege to enter them may come from that user namespace. */
     unsigned char retry[16] = {0};
@@ -89,11 +101,15 @@ int nsf_join_run(const struct nsf_join *j, int *failed_kind)
     }
     if (j->count > 16)
         return -E2BIG;
+    for (i = 0; i < j->count; i++)
+        has_user |= j->kinds[i] == CLONE_NEWUSER;
+    if (has_user)
+        own_userns_get(&own);
     for (i = 0; i < j->count; i++) {
         if (j->kinds[i] == CLONE_NEWUSER)
             continue;
         r = nsf_sys2(__NR_setns, j->fds[i], j->kinds[i]);
-        if (r == -EPERM) {
+        if (r == -EPERM && has_user) {
             retry[i] = 1;
             pending = 1;
         } else if (r < 0) {
@@ -102,7 +118,7 @@ int nsf_join_run(const struct nsf_join *j, int *failed_kind)
         }
     }
     for (i = 0; i < j->count; i++) {
-        if (j->kinds[i] != CLONE_NEWUSER || is_own_userns(j->fds[i]))
+        if (j->kinds[i] != CLONE_NEWUSER || is_own_userns(&own, j->fds[i]))
             continue;
         if (j->setgroups_first)
             nsf_sys2(__NR_setgroups, 0, 0);

@@ -23,7 +23,11 @@ int nsf_probe_close_range(void);
 /* The setns loop: join a set of namespaces in the order the kernel needs.
  * Targets are (fd, kind) pairs; with use_pidfd, fds[0] is a pidfd and
  * kinds[0] the CLONE_NEW* mask of all kinds to join at once.  On failure
- * *failed_kind is the kind being joined.  Async-signal-safe. */
+ * *failed_kind is the kind being joined.  A user namespace fd naming the
+ * caller's own user namespace is skipped (joining it is EINVAL); with a pidfd
+ * the caller leaves CLONE_NEWUSER out of the mask in that case.  EPERM in the
+ * first pass is retried after the user namespace when one is joined.
+ * Async-signal-safe. */
 struct nsf_join {
     int count;
     int use_pidfd;
