@@ -31,6 +31,9 @@ enum nsf_step {
     NSF_STEP_CAPS,
     NSF_STEP_INIT,
     NSF_STEP_EXEC,          /* index = position in the exec path list */
+    NSF_STEP_GROUPS,        /* setgroups after joining (nsenter -G, user ns) */
+    NSF_STEP_SETGID,
+    NSF_STEP_SETUID,
     /* not failures: messages from the child */
     NSF_MSG_READY = 100,    /* child made its namespaces; parent may write maps */
     NSF_MSG_PID = 101,      /* value = pid of the grandchild that will exec */
@@ -100,6 +103,15 @@ struct nsf_spawn {
     /* clone */
     int cgroup_fd;                   /* CLONE_INTO_CGROUP, or -1 */
     int use_clone3;
+    /* credentials and directories after joining (nsenter -S -G -r -w) */
+    int n_groups;                    /* -1 = keep; else setgroups(n_groups, groups) */
+    const int *groups;
+    int groups_best_effort;          /* ignore a refusal: the groups were cleared
+                                        before a user namespace was joined */
+    long gid;                        /* setgid after the groups, -1 = keep */
+    long uid;                        /* setuid last, -1 = keep */
+    int root_fd;                     /* chroot into this directory fd, or -1 */
+    int cwd_fd;                      /* fchdir to this directory fd, or -1 */
 };
 
 /* What the child reads: set before the clone and never written after it,

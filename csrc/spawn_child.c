@@ -291,6 +291,38 @@ static __attribute__((noreturn)) void run_init(const struct nsf_child_ctx *st)
     }
 }
 
+/* chroot into a directory fd opened by the parent before any namespace was
+ * joined (a path would resolve in the joined mount namespace).  As nsenter
+ * does, the working directory stays where it was unless one is given. */
+static void chroot_fd(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
+    long keep = -1;
+    if (sp->cwd_fd < 0 && !sp->cwd)
+        keep = nsf_sys4(__NR_openat, AT_FDCWD, ".", O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+    CHECK(nsf_sys1(__NR_fchdir, sp->root_fd), NSF_STEP_ROOT, 0);
+    CHECK(nsf_sys1(__NR_chroot, "."), NSF_STEP_ROOT, 0);
+    CHECK(nsf_sys1(__NR_chdir, "/"), NSF_STEP_ROOT, 0);
+    if (keep >= 0) {
+        nsf_sys1(__NR_fchdir, keep);
+        nsf_sys1(__NR_close, keep);
+    }
+}
+
+/* groups, then gid, then uid: each later step needs the privilege the
+ * earlier ones still have. */
+static void set_ids(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
+    if (sp->n_groups >= 0) {
+        long r = nsf_sys2(__NR_setgroups, sp->n_groups, sp->groups);
+        if (r < 0 && !sp->groups_best_effort)
+            fail(st, NSF_STEP_GROUPS, r, 0);
+    }
+    if (sp->gid >= 0)
+        CHECK(nsf_sys1(__NR_setgid, sp->gid), NSF_STEP_SETGID, 0);
+    if (sp->uid >= 0)
+        CHECK(nsf_sys1(__NR_setuid, sp->uid), NSF_STEP_SETUID, 0);
+}
+
 static int child_rest(void *arg)
 {
     const struct nsf_child_ctx *st = arg;
@@ -316,11 +348,16 @@ static int child_rest(void *arg)
         CHECK(nsf_sys1(__NR_chroot, sp->root), NSF_STEP_ROOT, 0);
         CHECK(nsf_sys1(__NR_chdir, "/"), NSF_STEP_ROOT, 0);
     }
+    if (sp->root_fd >= 0)
+        chroot_fd(st, sp);
     if (sp->cwd)
         CHECK(nsf_sys1(__NR_chdir, sp->cwd), NSF_STEP_CWD, 0);
+    if (sp->cwd_fd >= 0)
+        CHECK(nsf_sys1(__NR_fchdir, sp->cwd_fd), NSF_STEP_CWD, 0);
     setup_fds(st, sp);
     if (sp->new_session)
         CHECK(nsf_sys0(__NR_setsid), NSF_STEP_SETSID, 0);
+    set_ids(st, sp);
     if (sp->use_caps)
         CHECK(drop_capabilities(sp->caps_keep), NSF_STEP_CAPS, 0);
     if (sp->no_new_privs)

@@ -170,6 +170,7 @@ STEP_NAMES = {
     6: "hostname", 7: "domainname", 8: "propagation", 9: "mount", 10: "mount_proc",
     11: "loopback", 12: "root", 13: "cwd", 14: "fds", 15: "setsid",
     16: "no_new_privs", 17: "capabilities", 18: "init", 19: "exec",
+    20: "groups", 21: "setgid", 22: "setuid",
 }
 
 
@@ -323,6 +324,13 @@ def spawn(spec, map_writes, map_helper=None):
     sp.init = spec.init
     sp.cgroup_fd = spec.cgroup_fd
     sp.use_clone3 = spec.use_clone3
+    sp.n_groups = -1 if spec.groups is None else len(spec.groups)
+    sp.groups = pk.intv(spec.groups or [])
+    sp.groups_best_effort = spec.groups_best_effort
+    sp.gid = -1 if spec.gid is None else spec.gid
+    sp.uid = -1 if spec.uid is None else spec.uid
+    sp.root_fd = spec.root_fd
+    sp.cwd_fd = spec.cwd_fd
 
     with nogil:
         r = nsf_spawn_clone(&sp, &child.st)

@@ -63,6 +63,12 @@ class _ChildSpec:
     init: bool = False
     cgroup_fd: int = -1
     use_clone3: bool = True
+    groups: Optional[list] = None
+    groups_best_effort: bool = False
+    gid: Optional[int] = None
+    uid: Optional[int] = None
+    root_fd: int = -1
+    cwd_fd: int = -1
 
 
 def _bytes_arg(value: Any, what: str) -> bytes:
@@ -257,12 +263,22 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
           new_session: bool = False, pdeathsig: Optional[int] = signal.SIGKILL,
           time_offsets: Optional[Mapping] = None, cgroup=None, netns: Any = None,
           loopback: bool = False, no_new_privs: bool = False,
-          capabilities: Optional[Iterable] = None) -> Process:
+          capabilities: Optional[Iterable] = None, user: Optional[int] = None,
+          group: Optional[int] = None, extra_groups: Optional[Sequence[int]] = None,
+          root_fd: Optional[int] = None, cwd_fd: Optional[int] = None,
+          fork_for_pid: bool = True) -> Process:
     """Start argv in new (and/or joined) namespaces, without forking Python.
 
     >>> p = nsfast.spawn(["hostname"], namespaces="uts", hostname="box", stdout=nsfast.PIPE)
     >>> p.communicate()[0]
     b'box\\n'
+
+    user, group, extra_groups: setuid, setgid and setgroups in the child after
+    the namespaces are joined (numeric ids as seen inside them).  root_fd,
+    cwd_fd: directory fds opened by the caller, chrooted into / made the
+    working directory after joining (nsenter -r/-w).  fork_for_pid=False
+    execs without the extra fork when a pid namespace is joined, so only the
+    program's children are inside it (nsenter -F).
     """
     spec = _ChildSpec()
     # ---- argv, program, env, cwd
@@ -352,6 +368,14 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     spec.no_new_privs = bool(no_new_privs)
     if capabilities is not None:
         spec.caps_keep = _capability_mask(capabilities)
+    _credentials(spec, user, group, extra_groups)
+    for what, fd in (("root_fd", root_fd), ("cwd_fd", cwd_fd)):
+        if fd is not None:
+            if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
+                raise ValueError(f"{what} must be an open directory fd, not {fd!r}")
+            setattr(spec, what, fd)
+    if root_fd is not None and (root is not None or pivot_root):
+        raise ValueError("give root= or root_fd=, not both")
     spec.use_clone3 = features.clone3
     try:
         spec.max_fd = os.sysconf("SC_OPEN_MAX")
@@ -375,6 +399,9 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         if join is not None:
             joined = _join_targets(join, spec, handles)
             spec.join_setgroups = bool(joined & NsType.USER) and os.geteuid() == 0
+            # the groups were cleared before the user ns join: a refusal inside
+            # (setgroups denied there) changes nothing, as for nsenter
+            spec.groups_best_effort = spec.join_setgroups and spec.groups == []
         if netns is not None:
             if new & NsType.NET or joined & NsType.NET:
                 raise ValueError("netns= conflicts with a new or joined net namespace")
@@ -391,7 +418,7 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         clone_new = new & ~NsType.TIME
         if joined:
             spec.unshare_flags = int(new)
-            spec.fork_after_unshare = bool((new | joined) & NsType.PID)
+            spec.fork_after_unshare = bool((new | joined) & NsType.PID) and bool(fork_for_pid)
         else:
             spec.clone_flags = int(clone_new)
             spec.unshare_flags = int(new & NsType.TIME)
@@ -433,6 +460,23 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     streams = [os.fdopen(parent_ends[i], "wb" if i == 0 else "rb") if i in parent_ends else None
                for i in range(3)]
     return Process(child, argv, *streams)
+
+
+def _credentials(spec: _ChildSpec, user, group, extra_groups) -> None:
+    def one_id(value, what: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{what} must be a numeric id, not {type(value).__name__}")
+        if not 0 <= value < 2**31:
+            raise ValueError(f"{what} {value} is out of range")
+        return value
+    if user is not None:
+        spec.uid = one_id(user, "user")
+    if group is not None:
+        spec.gid = one_id(group, "group")
+    if extra_groups is not None:
+        if isinstance(extra_groups, (int, str, bytes)):
+            raise TypeError("extra_groups is a sequence of numeric gids")
+        spec.groups = [one_id(g, "extra_groups entry") for g in extra_groups]
 
 
 class _Maps:
@@ -517,6 +561,10 @@ def _failure_to_error(f: "_core.SpawnFailure", spec: _ChildSpec, program: bytes,
         names = [k.proc_name for k in new.kinds()]
         return os_error(err, None, namespace_hint(err, names),
                         what=f"unshare({','.join(names)})")
+    if step in ("groups", "setgid", "setuid"):
+        value = {"groups": spec.groups, "setgid": spec.gid, "setuid": spec.uid}[step]
+        return os_error(err, None, "the id must be mapped in the joined user namespace"
+                        if err == errno.EINVAL else None, what=f"{step}({value})")
     if step in ("hostname", "domainname"):
         return os_error(err, None, what=f"setting {step}")
     return os_error(err, None, what=f"child step {step}")

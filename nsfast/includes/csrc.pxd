@@ -75,6 +75,13 @@ cdef extern from "spawn.h" nogil:
         int init
         int cgroup_fd
         int use_clone3
+        int n_groups
+        const int *groups
+        int groups_best_effort
+        long gid
+        long uid
+        int root_fd
+        int cwd_fd
     struct nsf_spawn_state:
         int pid
         int first_pid
