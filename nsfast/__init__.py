@@ -12,6 +12,7 @@ if not _sys.platform.startswith("linux"):
 
 from .features import Features, features
 from .flags import NsType
+from .enter import enter, enter_and_exec, run_in
 from .handles import Namespace
 from .inplace import pidfd_open, setns, unshare
 from .mounts import Bind, Mkdir, Proc, Sysfs, Tmpfs
@@ -23,6 +24,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Bind", "DEVNULL", "Features", "Fd", "Mkdir", "Namespace", "NsType", "PIPE", "PidFd",
-    "Proc", "Process", "STDOUT", "Sysfs", "Tmpfs", "features", "pidfd_open", "setns",
-    "spawn", "unshare",
+    "Proc", "Process", "STDOUT", "Sysfs", "Tmpfs", "enter", "enter_and_exec", "features",
+    "pidfd_open", "run_in", "setns", "spawn", "unshare",
 ]

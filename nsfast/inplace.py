@@ -11,6 +11,7 @@ from .features import features
 from .flags import KindsLike, NsType
 from .handles import Namespace
 from .targets import Fd, PidFd, Target, differing_kinds, open_target
+from .enter import thread_moved
 
 
 def thread_count() -> int:
@@ -43,6 +44,7 @@ def unshare(kinds: KindsLike) -> None:
         names = [x.proc_name for x in k.kinds()]
         raise os_error(e.errno, None, namespace_hint(e.errno, names),
                        what=f"unshare({','.join(names)})") from None
+    thread_moved(k)  # enter() must come back here, not to the old namespaces
 
 
 def _setns_fd(ns: Namespace) -> None:
@@ -80,6 +82,7 @@ def setns(target: Target, kinds: KindsLike = None) -> None:
                 raise ValueError("a namespace file has exactly one kind")
             _refuse_if_threaded(ns.kind, "setns into")
             _setns_fd(ns)
+            thread_moved(ns.kind)
         return
     if isinstance(target, PidFd):
         mask = k if k is not None else NsType.all()
@@ -89,6 +92,7 @@ def setns(target: Target, kinds: KindsLike = None) -> None:
         except OSError as e:
             raise os_error(e.errno, None, "setns with a pidfd needs kernel 5.8",
                            what="setns(pidfd)") from None
+        thread_moved(mask)
         return
     pid = target.pid if hasattr(target, "pid") and not isinstance(target, int) else target
     if isinstance(pid, bool) or not isinstance(pid, int):
@@ -113,6 +117,7 @@ def setns(target: Target, kinds: KindsLike = None) -> None:
                 from None
         finally:
             os.close(pidfd)
+        thread_moved(want)
         return
     handles = [Namespace.of(pid, x) for x in want.kinds()]
     try:
@@ -123,6 +128,7 @@ def setns(target: Target, kinds: KindsLike = None) -> None:
     finally:
         for h in handles:
             h.close()
+    thread_moved(want)
 
 
 def pidfd_open(pid: int) -> PidFd:

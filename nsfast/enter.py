@@ -1,0 +1,619 @@
+"""Entering namespaces: `with enter(...)` in the calling thread, run_in in a
+forked child, enter_and_exec through spawn(join=...).
+
+Namespaces are per thread for net, uts, ipc and cgroup: enter() switches the
+calling thread only and switches it back on exit, so other threads never see
+a change.  user, mnt, pid and time belong to the whole process; enter()
+refuses them unless a single-threaded caller says allow_process_wide=True,
+and run_in / spawn do that work in a child instead.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import sys
+import threading
+import traceback
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from . import _core
+from .errors import os_error
+from .features import features
+from .flags import KindsLike, NsType
+from .handles import Namespace
+from .targets import Fd, PidFd, current_inode, differing_kinds, open_target
+
+PER_THREAD = NsType.NET | NsType.UTS | NsType.IPC | NsType.CGROUP
+PROCESS_WIDE = NsType.USER | NsType.MNT | NsType.PID | NsType.TIME
+_PER_THREAD_KINDS = frozenset(PER_THREAD.kinds())
+NETNS_DIR = "/run/netns"
+
+_POINTER = ("use nsfast.run_in(target, fn) or nsfast.spawn(argv, join=target), which join "
+            "them in a child")
+
+
+# ---------------------------------------------------------------- thread state
+
+class _ThreadState:
+    """Per thread: fds of the namespaces it started in (opened once, closed
+    when the thread ends) and how many enter() blocks are open per kind."""
+
+    __slots__ = ("home", "depth")
+
+    def __init__(self) -> None:
+        self.home: dict = {}
+        self.depth: dict = {}
+
+    def home_fd(self, kind: NsType) -> int:
+        fd = self.home.get(kind)
+        if fd is None:
+            fd = os.open(f"/proc/thread-self/ns/{kind.proc_name}", os.O_RDONLY | os.O_CLOEXEC)
+            self.home[kind] = fd
+        return fd
+
+    def forget(self, kinds: NsType) -> None:
+        for k in list(self.home):
+            if k & kinds:
+                os.close(self.home.pop(k))
+
+    def __del__(self) -> None:
+        for fd in self.home.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+_local = threading.local()
+
+
+def _state() -> _ThreadState:
+    try:
+        return _local.state
+    except AttributeError:
+        st = _local.state = _ThreadState()
+        return st
+
+
+def thread_moved(kinds: KindsLike) -> None:
+    """Tell enter() that this thread changed namespaces by other means
+    (os.setns, os.unshare): the namespaces it returns to are read again.
+
+    nsfast.setns and nsfast.unshare call this themselves.
+
+    >>> os.unshare(os.CLONE_NEWUTS); nsfast.enter_module.thread_moved("uts")  # doctest: +SKIP
+    """
+    _state().forget(NsType.parse(kinds))
+
+
+# ---------------------------------------------------------------- targets
+
+_KINDS_CACHE: dict = {}
+
+
+def _parse_kinds(kinds: KindsLike) -> NsType:
+    try:
+        return _KINDS_CACHE[kinds]
+    except (KeyError, TypeError):
+        pass
+    k = NsType.parse(kinds)
+    if isinstance(kinds, (str, int)):
+        _KINDS_CACHE[kinds] = k
+    return k
+
+
+def named_netns_path(name: str) -> str:
+    """The path of a named network namespace, as `ip netns` keeps it.
+
+    Stands in for nsfast.netns.open until that module exists.
+
+    >>> named_netns_path("blue")
+    '/run/netns/blue'
+    """
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise ValueError(f"bad network namespace name {name!r}")
+    return os.path.join(NETNS_DIR, name)
+
+
+def _open_named_netns(name: str) -> Namespace:
+    try:
+        from . import netns  # the named-netns layer, once it exists
+    except ImportError:
+        return Namespace.open(named_netns_path(name), NsType.NET)
+    return netns.open(name)
+
+
+def _wrong_kind(ns: Namespace, want: NsType) -> OSError:
+    return os_error(errno.EINVAL, ns.path, f"it is a {ns.kind.proc_name} namespace, not "
+                    f"{','.join(k.proc_name for k in want.kinds())}")
+
+
+def _pid_of(target: Any) -> Optional[int]:
+    """The pid a target names, or None when it names a namespace file."""
+    if isinstance(target, bool):
+        raise TypeError("a namespace target cannot be a bool")
+    if isinstance(target, (Fd, PidFd)):
+        return None
+    if isinstance(target, int):
+        if target <= 0:
+            raise ValueError(f"pid must be positive, not {target}")
+        return target
+    if not isinstance(target, (Namespace, str, bytes, os.PathLike)) and \
+            isinstance(getattr(target, "pid", None), int):
+        return target.pid
+    return None
+
+
+def _open_file_target(target: Any, kinds: NsType) -> Namespace:
+    """A Namespace (owned by the caller) for a target naming one namespace file."""
+    if isinstance(target, str) and "/" not in target:
+        ns = _open_named_netns(target)
+    elif isinstance(target, Namespace):
+        ns = Namespace(os.dup(target.fileno()), target.path)
+    elif isinstance(target, (str, bytes, os.PathLike)):
+        ns = Namespace.open(target)
+    elif isinstance(target, Fd) or hasattr(target, "fileno"):
+        fd = int(target) if isinstance(target, Fd) else target.fileno()
+        ns = Namespace.open(f"/proc/self/fd/{fd}")
+    else:
+        raise TypeError(f"cannot enter {type(target).__name__} (give a pid, a path, a "
+                        "Namespace, a netns name, Fd(n) or PidFd(n))")
+    if kinds and ns.kind != kinds:
+        ns.close()
+        raise _wrong_kind(ns, kinds)
+    return ns
+
+
+def _pidfd_for(target: Any, pid: Optional[int]) -> tuple[int, bool]:
+    """(pidfd, owned) for a pid, a PidFd or a Process."""
+    if isinstance(target, PidFd):
+        return int(target), False
+    own = getattr(target, "pidfd", -1)
+    if isinstance(own, int) and own >= 0 and not isinstance(target, int):
+        return own, False
+    try:
+        return _core.pidfd_open(pid), True
+    except OSError as e:
+        raise os_error(e.errno, f"/proc/{pid}") from None
+
+
+def _own_user_ns_is(pid: int) -> bool:
+    try:
+        st = os.stat(f"/proc/{pid}/ns/user")
+    except FileNotFoundError:
+        raise ProcessLookupError(errno.ESRCH, f"no process {pid}", f"/proc/{pid}") from None
+    return (st.st_dev, st.st_ino) == current_inode(NsType.USER)
+
+
+# ---------------------------------------------------------------- enter()
+
+def _check_process_wide(kinds: NsType, allow: bool) -> None:
+    wide = kinds & PROCESS_WIDE
+    if not wide:
+        return
+    names = ",".join(k.proc_name for k in wide.kinds())
+    if not allow:
+        raise ValueError(f"{names} namespaces belong to the whole process, not to a thread: "
+                         f"{_POINTER}; or pass allow_process_wide=True from a "
+                         "single-threaded program to switch the whole process")
+    if wide & NsType.USER:
+        raise ValueError("a user namespace cannot be left once entered (the way back needs "
+                         f"privilege in the parent namespace): {_POINTER}")
+    threads = len(os.listdir("/proc/self/task"))
+    if threads > 1:
+        raise RuntimeError(f"cannot enter {names} namespaces: this process has {threads} "
+                           f"threads and they belong to the whole process; {_POINTER}")
+
+
+class enter:
+    """Enter namespaces in the calling thread; leave them on exit.
+
+    target: a pid, a Process, a path to a namespace file, a Namespace, Fd(n),
+    PidFd(n), or the name of a network namespace under /run/netns.  kinds:
+    which kinds (default: the kind of the file; needed for a pid).
+
+    net, uts, ipc and cgroup switch this thread only.  user, mnt, pid and
+    time switch the whole process and are refused unless the process is
+    single-threaded and allow_process_wide=True (a user namespace cannot be
+    left, so it is always refused: use run_in or spawn).
+
+    The thread's own namespaces are opened once per thread and reused; after
+    moving a thread with os.setns yourself, call thread_moved(kinds).
+
+    >>> with nsfast.enter("blue"):                      # doctest: +SKIP
+    ...     socket.create_server(("127.0.0.1", 8080))   # listens inside netns blue
+    """
+
+    __slots__ = ("_target", "_kinds", "_allow", "_undo", "_dirs")
+
+    def __init__(self, target: Any, kinds: KindsLike = None, *,
+                 allow_process_wide: bool = False):
+        self._target = target
+        self._kinds = kinds
+        self._allow = allow_process_wide
+        self._undo: Optional[list] = None
+        self._dirs: Optional[tuple] = None
+
+    def __enter__(self) -> "enter":
+        if self._undo is not None:
+            raise RuntimeError("this enter() is already active; nest a new enter() instead")
+        target = self._target
+        # the fast path, kept flat: a Namespace handle of a per-thread kind
+        if type(target) is Namespace and self._kinds is None:
+            k = target.kind
+            if k in _PER_THREAD_KINDS:
+                try:
+                    st = _local.state
+                except AttributeError:
+                    st = _state()
+                depth = st.depth.get(k, 0)
+                if depth:
+                    back = os.open(f"/proc/thread-self/ns/{k.proc_name}",
+                                   os.O_RDONLY | os.O_CLOEXEC)
+                else:
+                    back = st.home.get(k) or st.home_fd(k)
+                st.depth[k] = depth + 1
+                self._undo = undo = (k, back, depth > 0, st)
+                try:
+                    _core.setns(target.fileno(), k)
+                except BaseException as e:
+                    self._exit_one(undo, skip_setns=True)
+                    if isinstance(e, OSError):
+                        raise _setns_error(e.errno, k, target.path) from None
+                    raise
+                return self
+        kinds = _parse_kinds(self._kinds) if self._kinds is not None else None
+        pid = _pid_of(target)
+        if pid is None:
+            ns = _open_file_target(target, kinds or NsType(0))
+            try:
+                _check_process_wide(ns.kind, self._allow)
+                self._save_dirs(ns.kind)
+                self._undo = []
+                self._switch(ns.kind, ns.fileno(), ns.path)
+            finally:
+                ns.close()
+            return self
+        if not kinds:
+            raise ValueError("say which kinds to enter of a process, e.g. kinds='net,uts'")
+        if kinds & NsType.USER and _own_user_ns_is(pid):
+            kinds &= ~NsType.USER  # already in it; joining it again is EINVAL
+        _check_process_wide(kinds, self._allow)
+        pidfd, owned = _pidfd_for(target, pid)
+        try:
+            self._save_dirs(kinds)
+            self._undo = []
+            self._switch(kinds, pidfd, f"/proc/{pid}/ns", pidfd=True)
+        finally:
+            if owned:
+                os.close(pidfd)
+        return self
+
+    def _switch(self, kinds: NsType, fd: int, path: Optional[str], pidfd: bool = False) -> None:
+        """setns into fd for kinds, first noting how to come back."""
+        st = _state()
+        undo = self._undo
+        for k in (kinds.kinds() if pidfd else (kinds,)):
+            if st.depth.get(k):
+                # inside an outer enter(): come back to where that one put us
+                back = os.open(f"/proc/thread-self/ns/{k.proc_name}", os.O_RDONLY | os.O_CLOEXEC)
+                undo.append((k, back, True))
+            else:
+                undo.append((k, st.home_fd(k), False))
+            st.depth[k] = st.depth.get(k, 0) + 1
+        try:
+            _core.setns(fd, int(kinds))
+        except OSError as e:
+            self._restore(skip_setns=True)
+            raise _setns_error(e.errno, kinds, path) from None
+
+    def _save_dirs(self, kinds: NsType) -> None:
+        # joining a mount namespace moves root and cwd to its root
+        if kinds & NsType.MNT:
+            self._dirs = (os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC),
+                          os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+
+    def __exit__(self, *exc: object) -> None:
+        undo = self._undo
+        if type(undo) is tuple:
+            self._exit_one(undo)
+        else:
+            self._restore()
+
+    def _exit_one(self, undo: tuple, skip_setns: bool = False) -> None:
+        k, back, owned, st = undo
+        self._undo = None
+        try:
+            if not skip_setns:
+                _core.setns(back, k)
+        except OSError as e:
+            raise os_error(e.errno, None, "this thread is still inside the entered namespace",
+                           what=f"setns back into the original {k.proc_name} namespace") from None
+        finally:
+            if owned:
+                os.close(back)
+            st.depth[k] -= 1
+
+    def _restore(self, skip_setns: bool = False) -> None:
+        st = _state()
+        undo, self._undo = self._undo or [], None
+        failed = None
+        for k, back, owned in reversed(undo):
+            if not skip_setns and failed is None:
+                try:
+                    _core.setns(back, int(k))
+                except OSError as e:
+                    failed = (k, e.errno)
+            if owned:
+                os.close(back)
+            st.depth[k] -= 1
+        self._restore_dirs()
+        if failed is not None:
+            k, err = failed
+            raise os_error(err, None, "this thread is still inside the entered namespace",
+                           what=f"setns back into the original {k.proc_name} namespace")
+
+    def _restore_dirs(self) -> None:
+        if self._dirs is None:
+            return
+        root, cwd = self._dirs
+        self._dirs = None
+        try:
+            os.fchdir(root)
+            os.chroot(".")
+            os.fchdir(cwd)
+        finally:
+            os.close(root)
+            os.close(cwd)
+
+
+def _setns_error(err: int, kinds: NsType, path: Optional[str]) -> OSError:
+    names = ",".join(k.proc_name for k in kinds.kinds())
+    hint = None
+    if err == errno.EPERM:
+        hint = "needs CAP_SYS_ADMIN in the namespace's owning user namespace"
+    elif err == errno.EINVAL and kinds & (NsType.MNT | NsType.USER):
+        hint = "needs a single-threaded caller with an unshared fs struct"
+    elif err == errno.EUSERS:
+        hint = "a time namespace can only be joined by a single-threaded process"
+    return os_error(err, path, hint, what=f"setns({names})")
+
+
+# ---------------------------------------------------------------- run_in()
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised by run_in's callable, as text."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def _join_plan(target: Any, kinds: KindsLike) -> tuple[list, list, bool, NsType]:
+    """(fds, kinds, use_pidfd, joined) for _core.join; fds are the caller's to close."""
+    pid = _pid_of(target)
+    if pid is None:
+        ns = _open_file_target(target, NsType.parse(kinds) if kinds is not None else NsType(0))
+        fd = os.dup(ns.fileno())
+        ns.close()
+        return [fd], [int(ns.kind)], False, ns.kind
+    want = NsType.all() if kinds is None else NsType.parse(kinds)
+    if not want:
+        raise ValueError("kinds names no namespace")
+    # as nsenter -a: skip what the target shares with us (a user ns cannot be rejoined)
+    want = differing_kinds(pid, want) if kinds is None else want
+    if want & NsType.USER and _own_user_ns_is(pid):
+        want &= ~NsType.USER
+    if features.pidfd_setns:
+        pidfd, owned = _pidfd_for(target, pid)
+        return [pidfd if owned else os.dup(pidfd)], [int(want)], True, want
+    fds = []
+    try:
+        for k in want.kinds():
+            ns = Namespace.of(pid, k)
+            fds.append(os.dup(ns.fileno()))
+            ns.close()
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return fds, [int(k) for k in want.kinds()], False, want
+
+
+def _become_root_inside() -> None:
+    """After joining a user namespace: uid and gid 0 where 0 is mapped, as nsenter does."""
+    def maps_zero(path: str) -> bool:
+        with open(path) as f:
+            for line in f:
+                inside, _, count = (int(x) for x in line.split())
+                if inside <= 0 < inside + count:
+                    return True
+        return False
+    try:
+        os.setgroups([])
+    except OSError:
+        pass  # setgroups may be denied in the namespace; the groups were cleared before
+    if maps_zero("/proc/self/gid_map"):
+        os.setgid(0)
+    if maps_zero("/proc/self/uid_map"):
+        os.setuid(0)
+
+
+def _report(wfd: int, payload: tuple) -> None:
+    data = pickle.dumps(payload)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(wfd, view):]
+
+
+def _run_child(wfd: int, fds: list, kinds: list, use_pidfd: bool, joined: NsType,
+               fn: Callable, args: tuple, kwargs: dict) -> int:
+    """In the forked child: join, (fork again for pid/time), run fn, report."""
+    try:
+        try:
+            _core.join(fds, kinds, use_pidfd, joined & NsType.USER and os.geteuid() == 0)
+        except _core.JoinError as e:
+            names = ",".join(k.proc_name for k in NsType(e.kind or int(joined)).kinds())
+            raise os_error(e.errno, None, what=f"joining {names} namespace") from None
+        if joined & NsType.USER:
+            _become_root_inside()
+        if joined & (NsType.PID | NsType.TIME):
+            # joined pid and time namespaces apply to children only
+            pid = os.fork()
+            if pid:
+                return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xFF
+        try:
+            result = ("ok", fn(*args, **kwargs))
+        except BaseException as e:
+            result = ("err", e, traceback.format_exc())
+        try:
+            _report(wfd, result)
+        except Exception as e:  # the result or exception does not pickle
+            text = result[2] if result[0] == "err" else ""
+            _report(wfd, ("err", RuntimeError(f"run_in: cannot send back the {result[0] == 'ok' and 'result' or 'exception'} of {getattr(fn, '__qualname__', fn)!r}: {e}"), text))
+        return 0
+    except BaseException as e:
+        try:
+            _report(wfd, ("err", e, traceback.format_exc()))
+        except Exception:
+            return 70
+        return 0
+
+
+def run_in(target: Any, fn: Callable, *args: Any, kinds: KindsLike = None, **kwargs: Any) -> Any:
+    """Run fn(*args, **kwargs) inside target's namespaces; return its result.
+
+    A forked child joins the kinds (default: every kind in which target
+    differs from the caller), forks once more when a pid or time namespace is
+    joined, runs fn and sends back the pickled result or exception, which is
+    raised here.  Works from a threaded caller: the child only joins, runs fn,
+    reports and _exits.
+
+    >>> nsfast.run_in(pid, socket.gethostname, kinds="uts")  # doctest: +SKIP
+    'box'
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+    fds, join_kinds, use_pidfd, joined = _join_plan(target, kinds)
+    try:
+        rfd, wfd = os.pipe2(os.O_CLOEXEC)
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            child = os.fork()
+            if child == 0:  # pragma: no cover - runs in the child
+                code = 70
+                try:
+                    os.close(rfd)
+                    code = _run_child(wfd, fds, join_kinds, use_pidfd, joined, fn, args, kwargs)
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(code)
+        except BaseException:
+            os.close(rfd)
+            raise
+        finally:
+            os.close(wfd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    chunks = []
+    try:
+        while True:
+            chunk = os.read(rfd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(rfd)
+        status = os.waitpid(child, 0)[1]
+    if not chunks:
+        raise ChildProcessError(f"run_in: the child died without a result "
+                                f"(exit code {os.waitstatus_to_exitcode(status)})")
+    outcome = pickle.loads(b"".join(chunks))
+    if outcome[0] == "ok":
+        return outcome[1]
+    exc = outcome[1]
+    exc.__cause__ = RemoteTraceback(outcome[2])
+    raise exc
+
+
+# ---------------------------------------------------------------- enter_and_exec()
+
+def _dir_fd(value: Any, pid: Optional[int], which: str) -> int:
+    """A directory fd opened now, in the caller's mount namespace, as nsenter
+    opens -r/-w before joining: True means the target's own root or cwd."""
+    if value is True:
+        if pid is None:
+            raise ValueError(f"{which}=True (the target's {which}) needs a target pid")
+        path = f"/proc/{pid}/{which}"
+    else:
+        path = os.fsdecode(os.fspath(value))
+    try:
+        return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise os_error(e.errno, path) from None
+
+
+def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
+                   user: Optional[int] = None, group: Optional[int] = None,
+                   preserve_credentials: bool = False, root: Any = None, cwd: Any = None,
+                   fork: bool = True, **spawn_options: Any):
+    """Run argv inside target's namespaces, as nsenter does; returns a Process.
+
+    target: a pid (kinds default to every kind that differs, as nsenter -a),
+    a namespace file or Namespace (its own kind), or a mapping kind -> target.
+    After joining a user namespace the program runs as uid/gid 0 with no
+    supplementary groups unless preserve_credentials; user/group set other
+    ids (nsenter -S/-G).  root/cwd: a directory, or True for the target's
+    own (nsenter -r/-w).  fork=False: no fork for a joined pid namespace
+    (nsenter -F).  Other options go to nsfast.spawn.  No Python runs in the
+    child: this is spawn(join=...).
+
+    >>> nsfast.enter_and_exec(pid, ["hostname"], "uts").wait()  # doctest: +SKIP
+    0
+    """
+    from .spawn import spawn
+
+    if isinstance(target, Mapping):
+        if kinds is not None:
+            raise ValueError("give kinds either as the mapping's keys or as kinds=, not both")
+        join: Any = dict(target)
+        joined = NsType(0)
+        for k in join:
+            joined |= NsType.parse(k)
+        pids = {p for p in (_pid_of(t) for t in join.values()) if p is not None}
+        pid = pids.pop() if len(pids) == 1 else None
+    else:
+        pid = _pid_of(target)
+        if pid is not None and kinds in (None, "all"):
+            join, joined = pid, differing_kinds(pid, NsType.all())
+            if joined & NsType.USER and _own_user_ns_is(pid):
+                joined &= ~NsType.USER
+        elif pid is not None:
+            joined = NsType.parse(kinds)
+            if joined & NsType.USER and _own_user_ns_is(pid):
+                joined &= ~NsType.USER
+            join = {k: pid for k in joined.kinds()}
+        else:
+            ns = _open_file_target(target, NsType.parse(kinds))
+            join, joined = [ns], ns.kind
+    opened = []
+    try:
+        if joined & NsType.USER and not preserve_credentials:
+            user = 0 if user is None else user
+            group = 0 if group is None else group
+        extra_groups = [] if group is not None else None
+        for which, value in (("root", root), ("cwd", cwd)):
+            if value is not None and value is not False:
+                opened.append(_dir_fd(value, pid, which))
+                spawn_options[f"{which}_fd"] = opened[-1]
+        return spawn(list(argv), join=join, user=user, group=group,
+                     extra_groups=extra_groups, fork_for_pid=fork, **spawn_options)
+    finally:
+        for fd in opened:
+            os.close(fd)
+        if isinstance(join, list):
+            for ns in join:
+                ns.close()
