@@ -556,6 +556,21 @@ def _dir_fd(value: Any, pid: Optional[int], which: str) -> int:
         raise os_error(e.errno, path) from None
 
 
+def _without_own_time(join: dict, joined: NsType) -> tuple[dict, NsType]:
+    """Drop a time namespace that is already ours: joining it changes nothing,
+    and the spawn child, which shares its memory with us, cannot join any
+    time namespace (EUSERS: the kernel wants a sole user of the mm)."""
+    for key in list(join):
+        if NsType.parse(key) != NsType.TIME:
+            continue
+        ns = open_target(join[key], NsType.TIME)
+        with ns:
+            if ns.id == current_inode(NsType.TIME):
+                del join[key]
+                joined &= ~NsType.TIME
+    return join, joined
+
+
 def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
                    user: Optional[int] = None, group: Optional[int] = None,
                    preserve_credentials: bool = False, root: Any = None, cwd: Any = None,
@@ -599,6 +614,8 @@ def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
         else:
             ns = _open_file_target(target, NsType.parse(kinds))
             join, joined = [ns], ns.kind
+    if isinstance(join, dict):
+        join, joined = _without_own_time(join, joined)
     opened = []
     try:
         if joined & NsType.USER and not preserve_credentials:
