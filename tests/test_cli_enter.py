@@ -3,20 +3,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 
 import pytest
 
 import nsfast
 
-from conftest import children_of, need_tool, ns_inode, run_cli
+from conftest import need_tool, ns_inode, run_cli
+from enter_helpers import start_unshare_sleep, stop_all, unshare_cli_exists
 
 KINDS = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"]
-
-
-def unshare_cli_exists() -> bool:
-    return os.path.exists(os.path.join(os.path.dirname(nsfast.__file__), "cli", "unshare.py"))
 
 
 def nsenter(*args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
@@ -26,36 +21,10 @@ def nsenter(*args: str, input: bytes | None = None) -> subprocess.CompletedProce
 
 @pytest.fixture
 def cli_target():
-    """Factory: the pid of `sleep 60` under `nsfast unshare FLAGS -- sleep 60`."""
-    procs = []
-
-    def make(*flags: str, kinds: str) -> int:
-        p = subprocess.Popen([sys.executable, "-m", "nsfast.cli", "unshare", *flags,
-                              "sleep", "60"])
-        procs.append(p)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            for c in children_of(p.pid) + [p.pid]:
-                try:
-                    with open(f"/proc/{c}/comm") as f:
-                        if f.read().strip() != "sleep":
-                            continue
-                    if all(ns_inode(c, k) != ns_inode(os.getpid(), k) for k in kinds.split(",")):
-                        return c
-                except FileNotFoundError:
-                    pass
-            time.sleep(0.01)
-        raise AssertionError(f"nsfast unshare {' '.join(flags)} started no sleep")
-
-    yield make
-    for p in procs:
-        for c in children_of(p.pid):
-            try:
-                os.kill(c, 9)
-            except ProcessLookupError:
-                pass
-        p.kill()
-        p.wait()
+    """Factory: the pid of `sleep 60` under `nsfast unshare FLAGS sleep 60`."""
+    procs: list = []
+    yield lambda *flags, kinds: start_unshare_sleep(list(flags), kinds, procs)
+    stop_all(procs)
 
 
 NET_FORMS = ["api"] + (["cli"] if unshare_cli_exists() else [])

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -19,48 +18,27 @@ import nsfast
 from nsfast.enter import RemoteTraceback
 from nsfast.handles import Namespace
 
-from conftest import children_of, need_tool, ns_inode, open_fds
+from conftest import need_tool, ns_inode, open_fds
+from enter_helpers import start_unshare_sleep, stop_all, unshare_cli_exists
 
 
 def here(kind: str) -> int:
     return os.stat(f"/proc/thread-self/ns/{kind}").st_ino
 
 
-def unshare_cli_exists() -> bool:
-    return os.path.exists(os.path.join(os.path.dirname(nsfast.__file__), "cli", "unshare.py"))
-
-
 @pytest.fixture
 def netns_target(sleeper):
     """Factory of `sleep` processes in a new net namespace, made by the API or,
     where `nsfast unshare` exists, by `nsfast unshare -fn sleep 60`."""
-    cli_procs = []
+    procs: list = []
 
     def make(form: str = "api") -> int:
         if form == "api":
             return sleeper(["sleep", "60"], namespaces="net").pid
-        p = subprocess.Popen([sys.executable, "-m", "nsfast.cli", "unshare", "-fn", "sleep", "60"])
-        cli_procs.append(p)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            for c in children_of(p.pid):
-                try:
-                    if ns_inode(c, "net") != ns_inode(os.getpid(), "net"):
-                        return c
-                except FileNotFoundError:
-                    pass
-            time.sleep(0.01)
-        raise AssertionError("nsfast unshare -fn sleep 60 did not start a sleep in a new netns")
+        return start_unshare_sleep(["-fn"], "net", procs)
 
     yield make
-    for p in cli_procs:
-        for c in children_of(p.pid):
-            try:
-                os.kill(c, 9)
-            except ProcessLookupError:
-                pass
-        p.kill()
-        p.wait()
+    stop_all(procs)
 
 
 TARGET_FORMS = ["api"] + (["cli"] if unshare_cli_exists() else [])
