@@ -27,6 +27,8 @@ from .targets import Fd, PidFd, current_inode, differing_kinds, open_target
 PER_THREAD = NsType.NET | NsType.UTS | NsType.IPC | NsType.CGROUP
 PROCESS_WIDE = NsType.USER | NsType.MNT | NsType.PID | NsType.TIME
 _PER_THREAD_KINDS = frozenset(PER_THREAD.kinds())
+# plain ints for the hot paths: IntFlag's & costs most of a microsecond
+_USER, _MNT, _WIDE = int(NsType.USER), int(NsType.MNT), int(PROCESS_WIDE)
 NETNS_DIR = "/run/netns"
 
 _POINTER = ("use nsfast.run_in(target, fn) or nsfast.spawn(argv, join=target), which join "
@@ -35,61 +37,70 @@ _POINTER = ("use nsfast.run_in(target, fn) or nsfast.spawn(argv, join=target), w
 
 # ---------------------------------------------------------------- thread state
 
-class _ThreadState:
-    """Per thread: fds of the namespaces it started in (opened once, closed
-    when the thread ends) and how many enter() blocks are open per kind."""
-
-    __slots__ = ("home", "depth")
-
-    def __init__(self) -> None:
-        self.home: dict = {}
-        self.depth: dict = {}
-
-    def home_fd(self, kind: NsType) -> int:
-        fd = self.home.get(kind)
-        if fd is None:
-            fd = os.open(f"/proc/thread-self/ns/{kind.proc_name}", os.O_RDONLY | os.O_CLOEXEC)
-            self.home[kind] = fd
-        return fd
-
-    def forget(self, kinds: NsType) -> None:
-        for k in list(self.home):
-            if k & kinds:
-                os.close(self.home.pop(k))
+class _Slots(dict):
+    """Per thread: kind -> [fd of the namespace the thread returns to, open
+    enter() blocks, kind].  The fds are opened on first use and closed when
+    the thread ends (threading.local drops this dict then)."""
 
     def __del__(self) -> None:
-        for fd in self.home.values():
+        for slot in self.values():
             try:
-                os.close(fd)
+                os.close(slot[0])
             except OSError:
                 pass
 
 
 _local = threading.local()
+_setns = _core.setns_held  # per-thread kinds only: see _core
 
 
-def _state() -> _ThreadState:
+def _slot(kind: NsType) -> list:
+    """This thread's slot for kind, made on first use."""
     try:
-        return _local.state
+        slots = _local.slots
     except AttributeError:
-        st = _local.state = _ThreadState()
-        return st
+        slots = _local.slots = _Slots()
+    slot = slots.get(kind)
+    if slot is None:
+        fd = os.open(f"/proc/thread-self/ns/{kind.proc_name}", os.O_RDONLY | os.O_CLOEXEC)
+        slot = slots[kind] = [fd, 0, kind]
+    return slot
+
+
+def _fast_slot(kind: NsType) -> Optional[list]:
+    """The slot of a per-thread kind, None for the other kinds."""
+    return _slot(kind) if kind in _PER_THREAD_KINDS else None
 
 
 def thread_moved(kinds: KindsLike) -> None:
     """Tell enter() that this thread changed namespaces by other means
-    (os.setns, os.unshare): the namespaces it returns to are read again.
-
-    nsfast.setns and nsfast.unshare call this themselves.
+    (os.setns, os.unshare): outside any enter() block, the namespaces it
+    returns to are read again.  nsfast.setns and nsfast.unshare call this.
 
     >>> os.unshare(os.CLONE_NEWUTS); nsfast.enter_module.thread_moved("uts")  # doctest: +SKIP
     """
-    _state().forget(NsType.parse(kinds))
+    k = NsType.parse(kinds)
+    slots = getattr(_local, "slots", {})
+    for kind in list(slots):
+        if kind & k and not slots[kind][1]:
+            os.close(slots.pop(kind)[0])
 
 
 # ---------------------------------------------------------------- targets
 
 _KINDS_CACHE: dict = {}
+
+
+_SINGLES_CACHE: dict = {}
+
+
+def _singles(kinds: NsType) -> tuple:
+    """kinds.kinds() as a tuple, cached (IntFlag arithmetic is slow)."""
+    try:
+        return _SINGLES_CACHE[kinds]
+    except KeyError:
+        t = _SINGLES_CACHE[kinds] = tuple(kinds.kinds())
+        return t
 
 
 def _parse_kinds(kinds: KindsLike) -> NsType:
@@ -189,9 +200,9 @@ def _own_user_ns_is(pid: int) -> bool:
 # ---------------------------------------------------------------- enter()
 
 def _check_process_wide(kinds: NsType, allow: bool) -> None:
-    wide = kinds & PROCESS_WIDE
-    if not wide:
+    if not int(kinds) & _WIDE:
         return
+    wide = kinds & PROCESS_WIDE
     names = ",".join(k.proc_name for k in wide.kinds())
     if not allow:
         raise ValueError(f"{names} namespaces belong to the whole process, not to a thread: "
@@ -204,6 +215,13 @@ def _check_process_wide(kinds: NsType, allow: bool) -> None:
     if threads > 1:
         raise RuntimeError(f"cannot enter {names} namespaces: this process has {threads} "
                            f"threads and they belong to the whole process; {_POINTER}")
+
+
+class _Undo(list):
+    """The general path's undo records: (kind, fd back, depth before, slot).
+    A type of its own, so that __exit__ tells it from a fast-path slot."""
+
+    __slots__ = ()
 
 
 class enter:
@@ -233,32 +251,32 @@ class enter:
         self._kinds = kinds
         self._allow = allow_process_wide
         self._undo: Optional[list] = None
-        self._dirs: Optional[tuple] = None
+        # _dirs (saved root and cwd) is set only when a mount ns is entered
 
     def __enter__(self) -> "enter":
         if self._undo is not None:
             raise RuntimeError("this enter() is already active; nest a new enter() instead")
         target = self._target
-        # the fast path, kept flat: a Namespace handle of a per-thread kind
+        # the fast path, kept flat: a Namespace handle of a per-thread kind,
+        # outside any other enter() of that kind in this thread; the undo
+        # record is the thread's slot itself
         if type(target) is Namespace and self._kinds is None:
             k = target.kind
-            if k in _PER_THREAD_KINDS:
+            try:
+                slot = _local.slots[k]
+            except (AttributeError, KeyError):
+                slot = _fast_slot(k)
+            if slot is not None and not slot[1]:
+                slot[1] = 1
+                self._undo = slot
                 try:
-                    st = _local.state
-                except AttributeError:
-                    st = _state()
-                depth = st.depth.get(k, 0)
-                if depth:
-                    back = os.open(f"/proc/thread-self/ns/{k.proc_name}",
-                                   os.O_RDONLY | os.O_CLOEXEC)
-                else:
-                    back = st.home.get(k) or st.home_fd(k)
-                st.depth[k] = depth + 1
-                self._undo = undo = (k, back, depth > 0, st)
-                try:
-                    _core.setns(target.fileno(), k)
+                    # the slot, not fileno(): one call less on the hot path
+                    _setns(target._fd, k)
                 except BaseException as e:
-                    self._exit_one(undo, skip_setns=True)
+                    slot[1] = 0
+                    self._undo = None
+                    if target.closed:
+                        raise ValueError("namespace handle is closed") from None
                     if isinstance(e, OSError):
                         raise _setns_error(e.errno, k, target.path) from None
                     raise
@@ -270,20 +288,20 @@ class enter:
             try:
                 _check_process_wide(ns.kind, self._allow)
                 self._save_dirs(ns.kind)
-                self._undo = []
+                self._undo = _Undo()
                 self._switch(ns.kind, ns.fileno(), ns.path)
             finally:
                 ns.close()
             return self
         if not kinds:
             raise ValueError("say which kinds to enter of a process, e.g. kinds='net,uts'")
-        if kinds & NsType.USER and _own_user_ns_is(pid):
+        if int(kinds) & _USER and _own_user_ns_is(pid):
             kinds &= ~NsType.USER  # already in it; joining it again is EINVAL
         _check_process_wide(kinds, self._allow)
         pidfd, owned = _pidfd_for(target, pid)
         try:
             self._save_dirs(kinds)
-            self._undo = []
+            self._undo = _Undo()
             self._switch(kinds, pidfd, f"/proc/{pid}/ns", pidfd=True)
         finally:
             if owned:
@@ -292,16 +310,16 @@ class enter:
 
     def _switch(self, kinds: NsType, fd: int, path: Optional[str], pidfd: bool = False) -> None:
         """setns into fd for kinds, first noting how to come back."""
-        st = _state()
         undo = self._undo
-        for k in (kinds.kinds() if pidfd else (kinds,)):
-            if st.depth.get(k):
+        for k in (_singles(kinds) if pidfd else (kinds,)):
+            slot = _slot(k)
+            if slot[1]:
                 # inside an outer enter(): come back to where that one put us
                 back = os.open(f"/proc/thread-self/ns/{k.proc_name}", os.O_RDONLY | os.O_CLOEXEC)
-                undo.append((k, back, True))
             else:
-                undo.append((k, st.home_fd(k), False))
-            st.depth[k] = st.depth.get(k, 0) + 1
+                back = slot[0]
+            undo.append((k, back, slot[1], slot))
+            slot[1] += 1
         try:
             _core.setns(fd, int(kinds))
         except OSError as e:
@@ -310,54 +328,43 @@ class enter:
 
     def _save_dirs(self, kinds: NsType) -> None:
         # joining a mount namespace moves root and cwd to its root
-        if kinds & NsType.MNT:
+        if int(kinds) & _MNT:
             self._dirs = (os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC),
                           os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
 
-    def __exit__(self, *exc: object) -> None:
-        undo = self._undo
-        if type(undo) is tuple:
-            self._exit_one(undo)
-        else:
-            self._restore()
-
-    def _exit_one(self, undo: tuple, skip_setns: bool = False) -> None:
-        k, back, owned, st = undo
-        self._undo = None
-        try:
-            if not skip_setns:
-                _core.setns(back, k)
-        except OSError as e:
-            raise os_error(e.errno, None, "this thread is still inside the entered namespace",
-                           what=f"setns back into the original {k.proc_name} namespace") from None
-        finally:
-            if owned:
-                os.close(back)
-            st.depth[k] -= 1
+    def __exit__(self, exc_type, exc, tb) -> None:
+        slot = self._undo
+        if type(slot) is list:  # the fast path
+            self._undo = None
+            slot[1] = 0
+            try:
+                _setns(slot[0], slot[2])
+            except OSError as e:
+                raise _restore_error(e.errno, slot[2]) from None
+            return
+        self._restore()
 
     def _restore(self, skip_setns: bool = False) -> None:
-        st = _state()
         undo, self._undo = self._undo or [], None
         failed = None
-        for k, back, owned in reversed(undo):
+        for k, back, depth, slot in reversed(undo):
             if not skip_setns and failed is None:
                 try:
-                    _core.setns(back, int(k))
+                    (_setns if k in _PER_THREAD_KINDS else _core.setns)(back, int(k))
                 except OSError as e:
                     failed = (k, e.errno)
-            if owned:
+            if depth:
                 os.close(back)
-            st.depth[k] -= 1
+            slot[1] -= 1
         self._restore_dirs()
         if failed is not None:
-            k, err = failed
-            raise os_error(err, None, "this thread is still inside the entered namespace",
-                           what=f"setns back into the original {k.proc_name} namespace")
+            raise _restore_error(failed[1], failed[0])
 
     def _restore_dirs(self) -> None:
-        if self._dirs is None:
+        dirs = getattr(self, "_dirs", None)
+        if dirs is None:
             return
-        root, cwd = self._dirs
+        root, cwd = dirs
         self._dirs = None
         try:
             os.fchdir(root)
@@ -366,6 +373,11 @@ class enter:
         finally:
             os.close(root)
             os.close(cwd)
+
+
+def _restore_error(err: int, kind: NsType) -> OSError:
+    return os_error(err, None, "this thread is still inside the entered namespace",
+                    what=f"setns back into the original {kind.proc_name} namespace")
 
 
 def _setns_error(err: int, kinds: NsType, path: Optional[str]) -> OSError:

@@ -1,0 +1,210 @@
+"""Entering namespaces: `with nsfast.enter(ns)` per kind against the C floor of
+two setns calls (floor_enter.c), one pidfd setns against per-kind fds, and
+`nsfast enter -t PID -a true` against util-linux `nsenter -t PID -a true`.
+
+    python -m benchmarks --only 'enter-*'
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import nsfast
+from nsfast import _core
+from nsfast.flags import NsType
+from nsfast.handles import Namespace
+
+from .harness import Case, Floor, Peer
+
+PER_THREAD = ("net", "uts", "ipc", "cgroup")
+THREE = "net,uts,ipc"
+
+
+class _Target:
+    """A sleeping process in new namespaces, made in setup and killed in teardown."""
+
+    def __init__(self, **spawn_options) -> None:
+        self.options = spawn_options
+        self.proc = None
+        self.handles: dict = {}
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def start(self) -> None:
+        self.proc = nsfast.spawn(["sleep", "3600"], **self.options)
+        for kind in NsType.parse(self.options["namespaces"]).kinds():
+            self.handles[kind.proc_name] = Namespace.of(self.pid, kind)
+
+    def stop(self) -> None:
+        for h in self.handles.values():
+            h.close()
+        self.handles.clear()
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+def _inside(kind: str) -> int:
+    return os.stat(f"/proc/thread-self/ns/{kind}").st_ino
+
+
+def _check_enter(target: _Target, kinds: str, make):
+    def check() -> None:
+        home = {k: _inside(k) for k in kinds.split(",")}
+        with make():
+            for k in kinds.split(","):
+                if _inside(k) != os.stat(f"/proc/{target.pid}/ns/{k}").st_ino:
+                    raise AssertionError(f"enter did not reach the target's {k} namespace")
+        if {k: _inside(k) for k in kinds.split(",")} != home:
+            raise AssertionError("enter did not come back")
+    return check
+
+
+def _kind_case(kind: str, cfg) -> Case:
+    target = _Target(namespaces=kind)
+
+    def op() -> None:
+        with nsfast.enter(target.handles[kind]):
+            pass
+
+    peers = []
+    flag = int(NsType.parse(kind))
+    home_fd = []
+
+    def raw_setns() -> None:
+        _core.setns(target.handles[kind].fileno(), flag)
+        _core.setns(home_fd[0], flag)
+
+    def setup() -> None:
+        target.start()
+        home_fd.append(os.open(f"/proc/thread-self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC))
+        floor.args[2] = f"/proc/{target.pid}/ns/{kind}"
+
+    def teardown() -> None:
+        target.stop()
+        while home_fd:
+            os.close(home_fd.pop())
+
+    peers.append(Peer("_core.setns x2", raw_setns))
+    if hasattr(os, "setns"):
+        peers.append(Peer("os.setns x2", lambda: (os.setns(target.handles[kind].fileno(), flag),
+                                                  os.setns(home_fd[0], flag))))
+    else:
+        peers.append(Peer("os.setns x2", None, "Python 3.12+"))
+    floor = Floor("floor_enter.c", ["pair", kind, "(set in setup)"])
+    return Case(
+        name=f"enter-{kind}", op=op, floor=floor, peers=peers,
+        check=_check_enter(target, kind, lambda: nsfast.enter(target.handles[kind])),
+        setup=setup, teardown=teardown,
+        target=("floor", 1.5) if kind == "net" else None,
+        samples=2000, warmup=50,
+        note="with nsfast.enter(Namespace): pass -- enter and restore in the calling thread")
+
+
+def _pidfd_case(cfg) -> Case:
+    target = _Target(namespaces=THREE)
+    mask = int(NsType.parse(THREE))
+
+    def op() -> None:
+        with nsfast.enter(target.pid, THREE):
+            pass
+
+    def per_kind() -> None:
+        with nsfast.enter(target.handles["net"]), nsfast.enter(target.handles["uts"]), \
+                nsfast.enter(target.handles["ipc"]):
+            pass
+
+    def setup() -> None:
+        target.start()
+        floor.args[1] = str(target.pid)
+
+    floor = Floor("floor_enter.c", ["pidfd", "(pid)", hex(mask), *THREE.split(",")])
+    return Case(
+        name="enter-pidfd-net+uts+ipc", op=op, floor=floor,
+        peers=[Peer("per-kind fds (3 nested enter)", per_kind)],
+        check=_check_enter(target, THREE, lambda: nsfast.enter(target.pid, THREE)),
+        setup=setup, teardown=target.stop, samples=1000, warmup=20,
+        note="enter(pid, kinds): pidfd_open + one setns(pidfd, mask), back per kind; "
+             "floor: setns(pidfd, mask) + 3 setns back")
+
+
+def _fds_case(cfg) -> Case:
+    target = _Target(namespaces=THREE)
+    kinds = [int(k) for k in NsType.parse(THREE).kinds()]
+    homes: list = []
+
+    there: list = []
+    back: list = []
+
+    def op() -> None:
+        _core.join(there, kinds)
+        for fd, k in back:
+            _core.setns(fd, k)
+
+    def setup() -> None:
+        target.start()
+        homes.extend(os.open(f"/proc/thread-self/ns/{k.proc_name}", os.O_RDONLY | os.O_CLOEXEC)
+                     for k in NsType.parse(THREE).kinds())
+        there[:] = [target.handles[k.proc_name].fileno() for k in NsType.parse(THREE).kinds()]
+        back[:] = list(zip(reversed(homes), reversed(kinds)))
+        floor.args[1] = str(target.pid)
+
+    def teardown() -> None:
+        target.stop()
+        while homes:
+            os.close(homes.pop())
+
+    def check() -> None:
+        before = _inside("net")
+        _core.join([target.handles["net"].fileno()], [int(NsType.NET)])
+        inside = _inside("net")
+        _core.setns(homes[list(NsType.parse(THREE).kinds()).index(NsType.NET)], int(NsType.NET))
+        if inside != os.stat(f"/proc/{target.pid}/ns/net").st_ino or _inside("net") != before:
+            raise AssertionError("the setns loop did not enter and come back")
+
+    floor = Floor("floor_enter.c", ["fds", "(pid)", *THREE.split(",")])
+    return Case(
+        name="enter-fds-net+uts+ipc", op=op, floor=floor, check=check, setup=setup,
+        teardown=teardown, samples=1000, warmup=20,
+        note="the C setns loop over 3 per-kind fds (_core.join), then 3 setns back; "
+             "compare with enter-pidfd-net+uts+ipc")
+
+
+def _cli_case(cfg) -> Case:
+    target = _Target(namespaces="user,mnt,pid,ipc,uts,net", map_root=True, mount_proc=True,
+                     hostname="bench")
+    nsenter = shutil.which("nsenter")
+    here = os.path.dirname(os.path.dirname(os.path.abspath(nsfast.__file__)))
+    env = dict(os.environ, PYTHONPATH=here)
+
+    def ours() -> None:
+        subprocess.run([sys.executable, "-m", "nsfast.cli", "enter", "-t", str(target.pid),
+                        "-a", "true"], check=True, env=env)
+
+    def theirs() -> None:
+        subprocess.run([nsenter, "-t", str(target.pid), "-a", "true"], check=True)
+
+    def check() -> None:
+        out = subprocess.run([sys.executable, "-m", "nsfast.cli", "enter", "-t",
+                              str(target.pid), "-a", "hostname"], check=True, env=env,
+                             capture_output=True).stdout
+        if out != b"bench\n":
+            raise AssertionError(f"nsfast enter -a did not reach the target: {out!r}")
+
+    return Case(
+        name="enter-cli-all-true", op=ours,
+        peers=[Peer("nsenter", theirs if nsenter else None, "apt-get install util-linux")],
+        check=check, setup=target.start, teardown=target.stop,
+        target=("nsenter", 1.0), samples=60, warmup=3,
+        note="nsfast enter -t PID -a true (python -m nsfast.cli, interpreter start-up "
+             "included) vs nsenter -t PID -a true")
+
+
+def cases(cfg) -> list:
+    return ([_kind_case(k, cfg) for k in PER_THREAD]
+            + [_pidfd_case(cfg), _fds_case(cfg), _cli_case(cfg)])
