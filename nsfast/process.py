@@ -1,7 +1,6 @@
 """Process: a spawned child, waited on through its pidfd, with subprocess's API."""
 from __future__ import annotations
 
-import asyncio
 import os
 import select
 import selectors
@@ -85,6 +84,7 @@ class Process:
         """Wait without blocking the event loop (the pidfd becomes readable at exit)."""
         if self.returncode is not None:
             return self.returncode
+        import asyncio  # already loaded when a loop runs; not at start-up (about 25 ms)
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         loop.add_reader(self.pidfd, lambda: done.done() or done.set_result(None))
