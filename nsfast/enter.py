@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import errno
 import os
-import pickle
 import sys
 import threading
-import traceback
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from . import _core
@@ -452,6 +450,7 @@ def _become_root_inside() -> None:
 
 
 def _report(wfd: int, payload: tuple) -> None:
+    import pickle
     data = pickle.dumps(payload)
     view = memoryview(data)
     while view:
@@ -461,6 +460,7 @@ def _report(wfd: int, payload: tuple) -> None:
 def _run_child(wfd: int, fds: list, kinds: list, use_pidfd: bool, joined: NsType,
                fn: Callable, args: tuple, kwargs: dict) -> int:
     """In the forked child: join, (fork again for pid/time), run fn, report."""
+    import traceback
     try:
         try:
             _core.join(fds, kinds, use_pidfd, joined & NsType.USER and os.geteuid() == 0)
@@ -543,6 +543,7 @@ def run_in(target: Any, fn: Callable, *args: Any, kinds: KindsLike = None, **kwa
     if not chunks:
         raise ChildProcessError(f"run_in: the child died without a result "
                                 f"(exit code {os.waitstatus_to_exitcode(status)})")
+    import pickle  # run_in only: kept off the start-up path of the nsfast command
     outcome = pickle.loads(b"".join(chunks))
     if outcome[0] == "ok":
         return outcome[1]
