@@ -205,7 +205,10 @@ def _cli_case(cfg) -> Case:
 
     return Case(
         name="enter-cli-all-true", op=ours,
-        peers=[Peer("nsenter", theirs if nsenter else None, "apt-get install util-linux")],
+        peers=[Peer("nsenter", theirs if nsenter else None, "apt-get install util-linux"),
+               # what any Python command pays before its first line runs
+               Peer("python -c pass", lambda: subprocess.run([sys.executable, "-c", "pass"],
+                                                             check=True))],
         check=check, setup=setup, teardown=target.stop,
         target=("nsenter", 1.0), samples=60, warmup=3,
         note="nsfast enter -t PID -a true (python -m nsfast.cli, interpreter start-up "
