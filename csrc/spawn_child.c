@@ -386,11 +386,52 @@ static int grandchild_main(void *arg)
     return child_rest(arg);
 }
 
+/* A time namespace can only be joined by the sole user of an mm (EUSERS
+ * otherwise), which a CLONE_VM child is not: it is joined after a fork that
+ * copies the memory, in the grandchild below.  Only joins of a time
+ * namespace pay for that copy. */
+struct time_join {
+    const struct nsf_child_ctx *st;
+    int fd;                          /* nsfs fd or pidfd */
+};
+
+static int time_grandchild_main(void *arg)
+{
+    const struct time_join *tj = arg;
+    const struct nsf_child_ctx *st = tj->st;
+    CHECK(nsf_sys2(__NR_setns, tj->fd, CLONE_NEWTIME), NSF_STEP_JOIN, CLONE_NEWTIME);
+    return grandchild_main((void *)st);
+}
+
+/* The join without its time namespace, in arrays on this stack; returns the
+ * fd to join the time namespace with, or -1. */
+static int split_time_join(const struct nsf_join *j, struct nsf_join *rest, int *fds, int *kinds)
+{
+    int time_fd = -1, n = 0;
+    for (int i = 0; i < j->count && i < 16; i++) {
+        int k = j->kinds[i];
+        if (k & CLONE_NEWTIME) {
+            time_fd = j->fds[i];
+            k &= ~CLONE_NEWTIME;
+            if (!j->use_pidfd || !k)
+                continue;
+        }
+        fds[n] = j->fds[i];
+        kinds[n++] = k;
+    }
+    *rest = *j;
+    rest->count = n;
+    rest->fds = fds;
+    rest->kinds = kinds;
+    return time_fd;
+}
+
 int nsf_child_main(void *arg)
 {
     const struct nsf_child_ctx *st = arg;
     const struct nsf_spawn *sp = st->sp;
     int failed_kind = 0;
+    struct time_join tj = {st, -1};
 
     reset_signal_dispositions();
     if (sp->pdeathsig)
@@ -398,7 +439,10 @@ int nsf_child_main(void *arg)
     if (st->sync_w >= 0)
         nsf_sys1(__NR_close, st->sync_w); /* so that the parent's death is EOF */
     if (sp->join.count) {
-        long r = nsf_join_run(&sp->join, &failed_kind);
+        struct nsf_join rest;
+        int fds[16], kinds[16];
+        tj.fd = split_time_join(&sp->join, &rest, fds, kinds);
+        long r = rest.count ? nsf_join_run(&rest, &failed_kind) : 0;
         if (r < 0)
             fail(st, NSF_STEP_JOIN, r, failed_kind);
     }
@@ -416,11 +460,14 @@ int nsf_child_main(void *arg)
             child_exit(127); /* the parent died or gave up */
         nsf_sys1(__NR_close, st->sync_r);
     }
-    if (sp->fork_after_unshare) {
+    if (sp->fork_after_unshare || tj.fd >= 0) {
         /* Joined or new pid and time namespaces apply to children only.
          * CLONE_PARENT makes the grandchild the caller's own child. */
-        long pid = clone(grandchild_main, (char *)st->stack2 + st->one_stack,
-                         CLONE_VM | CLONE_PARENT, (void *)st);
+        long pid = tj.fd >= 0
+            ? clone(time_grandchild_main, (char *)st->stack2 + st->one_stack, CLONE_PARENT,
+                    (void *)&tj)
+            : clone(grandchild_main, (char *)st->stack2 + st->one_stack,
+                    CLONE_VM | CLONE_PARENT, (void *)st);
         if (pid < 0)
             fail(st, NSF_STEP_FORK, -ENOMEM, 0);
         send_record(st->errpipe_w, NSF_MSG_PID, 0, 0, (int)pid);
