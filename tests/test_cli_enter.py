@@ -177,3 +177,18 @@ def test_pid_namespace_forks_unless_no_fork(sleeper):
     no_fork = run_cli("enter", "-t", str(p.pid), "-p", "-F", "sh", "-c", script)
     assert no_fork.stdout.split() == [target, ours]
     assert no_fork.stdout == nsenter("-t", str(p.pid), "-p", "-F", "sh", "-c", script).stdout
+
+
+def test_time_namespace_matches_nsenter(sleeper):
+    """A time namespace cannot be joined by a process sharing its mm, as the
+    spawn child does: the join happens after a fork of its own."""
+    p = sleeper(namespaces="time", time_offsets={"boottime": 86400})
+    script = "readlink /proc/self/ns/time; cut -d' ' -f1 /proc/uptime"
+    ours = run_cli("enter", "-t", str(p.pid), "-T", "sh", "-c", script)
+    theirs = nsenter("-t", str(p.pid), "-T", "sh", "-c", script)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    (ns_ours, up_ours), (ns_theirs, up_theirs) = (r.stdout.split() for r in (ours, theirs))
+    assert ns_ours == ns_theirs == f"time:[{ns_inode(p.pid, 'time')}]".encode()
+    with open("/proc/uptime") as f:
+        host = float(f.read().split()[0])
+    assert float(up_ours) - host > 86000 and float(up_theirs) - host > 86000

@@ -404,3 +404,12 @@ finally:
                        timeout=30, env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "box"
+
+
+def test_spawn_joins_a_time_namespace(sleeper):
+    p = sleeper(namespaces="time,pid", time_offsets={"boottime": 86400})
+    for join in (p.pid, {"time": p.pid}):
+        c = nsfast.spawn(["readlink", "/proc/self/ns/time"], join=join, stdout=nsfast.PIPE)
+        assert c.communicate()[0].strip() == f"time:[{ns_inode(p.pid, 'time')}]".encode()
+        assert c.returncode == 0
+    assert nsfast.run_in(p.pid, lambda: here("time"), kinds="time") == ns_inode(p.pid, "time")
