@@ -75,7 +75,7 @@ def thread_moved(kinds: KindsLike) -> None:
     (os.setns, os.unshare): outside any enter() block, the namespaces it
     returns to are read again.  nsfast.setns and nsfast.unshare call this.
 
-    >>> os.unshare(os.CLONE_NEWUTS); nsfast.enter_module.thread_moved("uts")  # doctest: +SKIP
+    >>> os.unshare(os.CLONE_NEWUTS); nsfast.enter.thread_moved("uts")  # doctest: +SKIP
     """
     k = NsType.parse(kinds)
     slots = getattr(_local, "slots", {})
@@ -242,6 +242,7 @@ class enter:
     """
 
     __slots__ = ("_target", "_kinds", "_allow", "_undo", "_dirs")
+    thread_moved = staticmethod(thread_moved)  # nsfast.enter.thread_moved(kinds)
 
     def __init__(self, target: Any, kinds: KindsLike = None, *,
                  allow_process_wide: bool = False):
@@ -281,7 +282,7 @@ class enter:
                 return self
         kinds = _parse_kinds(self._kinds) if self._kinds is not None else None
         pid = _pid_of(target)
-        if pid is None:
+        if pid is None and not isinstance(target, PidFd):
             ns = _open_file_target(target, kinds or NsType(0))
             try:
                 _check_process_wide(ns.kind, self._allow)
@@ -293,14 +294,14 @@ class enter:
             return self
         if not kinds:
             raise ValueError("say which kinds to enter of a process, e.g. kinds='net,uts'")
-        if int(kinds) & _USER and _own_user_ns_is(pid):
+        if pid is not None and int(kinds) & _USER and _own_user_ns_is(pid):
             kinds &= ~NsType.USER  # already in it; joining it again is EINVAL
         _check_process_wide(kinds, self._allow)
         pidfd, owned = _pidfd_for(target, pid)
         try:
             self._save_dirs(kinds)
             self._undo = _Undo()
-            self._switch(kinds, pidfd, f"/proc/{pid}/ns", pidfd=True)
+            self._switch(kinds, pidfd, f"/proc/{pid}/ns" if pid else None, pidfd=True)
         finally:
             if owned:
                 os.close(pidfd)
@@ -402,6 +403,11 @@ class RemoteTraceback(Exception):
 def _join_plan(target: Any, kinds: KindsLike) -> tuple[list, list, bool, NsType]:
     """(fds, kinds, use_pidfd, joined) for _core.join; fds are the caller's to close."""
     pid = _pid_of(target)
+    if isinstance(target, PidFd):
+        want = NsType.parse(kinds)
+        if not want:
+            raise ValueError("say which kinds to join through a pidfd")
+        return [os.dup(int(target))], [int(want)], True, want
     if pid is None:
         ns = _open_file_target(target, NsType.parse(kinds) if kinds is not None else NsType(0))
         fd = os.dup(ns.fileno())

@@ -413,3 +413,17 @@ def test_spawn_joins_a_time_namespace(sleeper):
         assert c.communicate()[0].strip() == f"time:[{ns_inode(p.pid, 'time')}]".encode()
         assert c.returncode == 0
     assert nsfast.run_in(p.pid, lambda: here("time"), kinds="time") == ns_inode(p.pid, "time")
+
+
+def test_pidfd_target(sleeper):
+    p = sleeper(namespaces="net,uts", hostname="box")
+    pidfd = nsfast.pidfd_open(p.pid)
+    try:
+        with nsfast.enter(pidfd, "net,uts"):
+            assert (here("net"), socket.gethostname()) == (ns_inode(p.pid, "net"), "box")
+        assert nsfast.run_in(pidfd, socket.gethostname, kinds="uts") == "box"
+        with pytest.raises(ValueError):
+            nsfast.enter(pidfd).__enter__()
+    finally:
+        os.close(pidfd)
+    assert here("net") == ns_inode(os.getpid(), "net")
