@@ -13,7 +13,8 @@ from nsfast.flags import NsType
 
 from conftest import children_of, open_fds
 
-NAMES = ["mnt", "uts", "ipc", "user", "pid", "net", "cgroup", "time", "mount", "all"]
+NAMES = ["mnt", "uts", "ipc", "user", "pid", "net", "cgroup", "time", "mount", "ns", "network",
+         "all"]
 FAST = settings(max_examples=300, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -96,7 +97,7 @@ def test_id_map_text_garbage_is_a_value_error(text):
 @given(argv=st.lists(st.one_of(st.text(max_size=8), st.binary(max_size=8), st.integers(),
                                st.none()), min_size=0, max_size=4),
        env_value=st.one_of(st.text(max_size=6), st.binary(max_size=6)),
-       fd=st.integers(-3, 4000))
+       fd=st.integers(-10, 4000))
 def test_bad_spawn_options_touch_nothing(argv, env_value, fd):
     """Every rejection is ValueError/TypeError and leaves no child or fd behind."""
     before_fds, before_children = open_fds(), children_of(os.getpid())
@@ -105,7 +106,7 @@ def test_bad_spawn_options_touch_nothing(argv, env_value, fd):
     if not bad_argv:
         argv = ["/nonexistent/prog"]  # never run anything real from random input
     for kwargs in ({"env": {"X": env_value, "Y\0": "1"}},
-                   {"stdout": fd if fd < 0 else object()},
+                   {"stdout": fd if fd < -3 else object()},
                    {"pass_fds": [fd, "x"]},
                    {"mount_proc": True, "namespaces": "mnt"},
                    {"hostname": "h" * 65, "namespaces": "uts"},
