@@ -120,6 +120,15 @@ class Mkdir:
         return [(_MKDIR, False, 0, None, absolute(self.dst, "mkdir path"), None)]
 
 
+def step_path(step: tuple, err: int) -> bytes:
+    """The path a failed spawn mount step names: a bind's source when that is
+    what is missing (as seen from the parent), else its target."""
+    kind, _, _, src, dst, _ = step
+    if kind == _BIND and err == errno.ENOENT and not os.path.lexists(src):
+        return src
+    return dst or src
+
+
 def pivot_step(new_root) -> tuple:
     """The spawn step that makes new_root the child's / and detaches the old root."""
     return (_PIVOT, False, 0, absolute(new_root, "root"), None, None)
