@@ -159,16 +159,25 @@ def tag_value(tags: list[str], name: str) -> int:
 
 # ---------------------------------------------------------------- propagation
 
-def test_shared_mounts_propagate_both_ways(shared_point, agents):
+def cross_mount(shared_point, agents, mode: str, method: str = "auto"):
+    """A child namespace made after S was shared sets S to mode; then the host
+    and the child each mount a tmpfs under S.  Returns (child, S, whether the
+    child sees the host's mount, whether the host sees the child's)."""
     host, s = shared_point
     child = agents("mnt", propagation="unchanged")
-    child.run(f"mounts.set_propagation({s!r}, 'shared')")
+    child.run(f"mounts.set_propagation({s!r}, {mode!r}, method={method!r})")
     os.mkdir(f"{s}/from_host")
     os.mkdir(f"{s}/from_child")
     host.run(f"mounts.tmpfs({s + '/from_host'!r})")
     child.run(f"mounts.tmpfs({s + '/from_child'!r})")
-    assert f"{s}/from_host" in findmnt(child.pid)
-    assert f"{s}/from_child" in findmnt(os.getpid())
+    return (child, s, f"{s}/from_host" in findmnt(child.pid),
+            f"{s}/from_child" in findmnt(os.getpid()))
+
+
+@pytest.mark.parametrize("method", ["mount_setattr", "mount"])
+def test_shared_mounts_propagate_both_ways(shared_point, agents, method):
+    child, s, child_sees, host_sees = cross_mount(shared_point, agents, "shared", method)
+    assert child_sees and host_sees
     group = tag_value(raw_tags(os.getpid(), s), "shared")
     assert tag_value(raw_tags(child.pid, s), "shared") == group
     assert findmnt(child.pid)[s]["propagation"] == "shared"
@@ -176,15 +185,8 @@ def test_shared_mounts_propagate_both_ways(shared_point, agents):
 
 @pytest.mark.parametrize("method", ["mount_setattr", "mount"])
 def test_slave_receives_but_does_not_send(shared_point, agents, method):
-    host, s = shared_point
-    child = agents("mnt", propagation="unchanged")
-    child.run(f"mounts.set_propagation({s!r}, 'slave', method={method!r})")
-    os.mkdir(f"{s}/from_host")
-    os.mkdir(f"{s}/from_child")
-    host.run(f"mounts.tmpfs({s + '/from_host'!r})")
-    child.run(f"mounts.tmpfs({s + '/from_child'!r})")
-    assert f"{s}/from_host" in findmnt(child.pid)
-    assert f"{s}/from_child" not in findmnt(os.getpid())
+    child, s, child_sees, host_sees = cross_mount(shared_point, agents, "slave", method)
+    assert child_sees and not host_sees
     tags = raw_tags(child.pid, s)
     assert tag_value(tags, "master") == tag_value(raw_tags(os.getpid(), s), "shared")
     assert not any(t.startswith("shared:") for t in tags)
@@ -195,15 +197,8 @@ def test_slave_receives_but_does_not_send(shared_point, agents, method):
 
 @pytest.mark.parametrize("method", ["mount_setattr", "mount"])
 def test_private_sees_nothing_either_way(shared_point, agents, method):
-    host, s = shared_point
-    child = agents("mnt", propagation="unchanged")
-    child.run(f"mounts.set_propagation({s!r}, 'private', method={method!r})")
-    os.mkdir(f"{s}/from_host")
-    os.mkdir(f"{s}/from_child")
-    host.run(f"mounts.tmpfs({s + '/from_host'!r})")
-    child.run(f"mounts.tmpfs({s + '/from_child'!r})")
-    assert f"{s}/from_host" not in findmnt(child.pid)
-    assert f"{s}/from_child" not in findmnt(os.getpid())
+    child, s, child_sees, host_sees = cross_mount(shared_point, agents, "private", method)
+    assert not child_sees and not host_sees
     assert raw_tags(child.pid, s) == []
     assert findmnt(child.pid)[s]["propagation"] == "private"
 
