@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -39,13 +40,24 @@ MOUNT_ATTR_RDONLY = 0x1
 _METHODS = {"auto": 0, "mount_setattr": 1, "mount": 2}
 
 
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+
+
 def absolute(path, what: str) -> bytes:
     """The path as bytes, ValueError unless absolute and free of NUL."""
-    p = os.fsencode(path)
+    # str and bytes first: this is on the propagation hot path, where
+    # os.fsencode alone costs more than the Cython call
+    cls = type(path)
+    if cls is str:
+        p = path.encode(_FS_ENCODING, _FS_ERRORS)
+    elif cls is bytes:
+        p = path
+    else:
+        p = os.fsencode(path)
+    if p[:1] != b"/":
+        raise ValueError(f"{what} must be an absolute path, not {os.fsdecode(p)!r}")
     if b"\0" in p:
         raise ValueError(f"{what} contains a NUL byte")
-    if not p.startswith(b"/"):
-        raise ValueError(f"{what} must be an absolute path, not {os.fsdecode(p)!r}")
     return p
 
 
@@ -289,6 +301,36 @@ def set_propagation(path: PathArg, mode: str, recursive: bool = True, *,
 
     >>> set_propagation("/run/netns", "shared", recursive=False)  # doctest: +SKIP
     """
+    key = (path, mode, recursive, method)
+    try:
+        args = _checked_propagation[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable path, never cached
+        args = _check_propagation(path, mode, recursive, method)
+        if len(_checked_propagation) >= 256:
+            _checked_propagation.clear()
+        try:
+            _checked_propagation[key] = args
+        except TypeError:
+            pass
+    try:
+        _core.set_propagation(*args)
+    except OSError as e:
+        p = args[0]
+        if e.errno == errno.EINVAL and os.path.lexists(p) and not _is_mount_point(p):
+            raise os_error(errno.EINVAL, os.fsdecode(p),
+                           "only a mount point has a propagation mode; bind-mount the "
+                           "directory onto itself first: bind(path, path)",
+                           what="not a mount point") from None
+        raise _error(e, p, f"making {mode}") from None
+
+
+# Validated (path, flag, recursive, method) by call arguments: a sandbox
+# server changes the same few paths over and over, and validation would cost
+# a third of a small tree's mount_setattr.
+_checked_propagation: dict = {}
+
+
+def _check_propagation(path, mode, recursive, method) -> tuple:
     flag = _mode_flag(mode)
     p = absolute(path, "path")
     try:
@@ -296,15 +338,7 @@ def set_propagation(path: PathArg, mode: str, recursive: bool = True, *,
     except (KeyError, TypeError):
         raise ValueError(f"method must be one of {', '.join(_METHODS)}, not {method!r}") \
             from None
-    try:
-        _core.set_propagation(p, flag, recursive, how)
-    except OSError as e:
-        if e.errno == errno.EINVAL and os.path.lexists(p) and not _is_mount_point(p):
-            raise os_error(errno.EINVAL, os.fsdecode(p),
-                           "only a mount point has a propagation mode; bind-mount the "
-                           "directory onto itself first: bind(path, path)",
-                           what="not a mount point") from None
-        raise _error(e, p, f"making {mode}") from None
+    return (p, flag, bool(recursive), how)
 
 
 def bind(src: PathArg, dst: PathArg, readonly: bool = False, recursive: bool = True) -> None:
