@@ -48,9 +48,10 @@ for line in sys.stdin:
 class Agent:
     """A Python child executing snippets in its own (or the host's) mount namespace."""
 
-    def __init__(self, namespaces=None, propagation="private"):
+    def __init__(self, namespaces=None, propagation="private", **kw):
         env = dict(os.environ, PYTHONPATH=ROOT)
-        kw = {"propagation": propagation} if namespaces else {}
+        if namespaces:
+            kw["propagation"] = propagation
         self.proc = nsfast.spawn([sys.executable, "-c", AGENT], namespaces=namespaces,
                                  stdin=nsfast.PIPE, stdout=nsfast.PIPE, env=env, **kw)
         self.pid = self.proc.pid
@@ -100,8 +101,8 @@ def host_mounts_unchanged():
 def agents():
     made = []
 
-    def make(namespaces=None, propagation="private"):
-        a = Agent(namespaces, propagation)
+    def make(namespaces=None, propagation="private", **kw):
+        a = Agent(namespaces, propagation, **kw)
         made.append(a)
         return a
 
@@ -314,6 +315,23 @@ def test_readonly_bind_refuses_writes_recursively(workdir, agents):
     assert rows[f"{src}/sub"]["vfs-options"].split(",")[0] == "rw"
 
 
+def test_readonly_bind_in_a_user_namespace_over_locked_mounts(workdir, agents):
+    # inherited mounts are locked in a less privileged user namespace: they
+    # cannot be unmounted, but a read-only bind of them is allowed and holds
+    src, dst = f"{workdir}/src", f"{workdir}/dst"
+    os.mkdir(src)
+    os.mkdir(dst)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", src], check=True)
+    try:
+        a = agents("user,mnt", map_root=True)
+        assert a.fails(f"_core.umount2({src.encode()!r}, 0)")["errno"] == errno.EINVAL
+        a.run(f"mounts.bind({src!r}, {dst!r}, readonly=True)")
+        assert a.fails(f"open({dst + '/f'!r}, 'w')")["errno"] == errno.EROFS
+        assert findmnt(a.pid)[dst]["vfs-options"].split(",")[0] == "ro"
+    finally:
+        subprocess.run(["umount", "-l", src], check=True)
+
+
 def test_tmpfs_size_and_mode(workdir, agents):
     a = agents("mnt")
     a.run(f"mounts.tmpfs({workdir!r}, size=1 << 20, mode=0o700)")
@@ -369,6 +387,15 @@ def test_pivot_root_shows_only_the_new_tree(busybox_root, agents):
     assert a.run("result = open('/etc/marker').read()") == "inside"
     # the witness from outside: only the new root and its proc are left
     assert sorted(findmnt(a.pid)) == ["/", "/proc"]
+
+
+def test_pivot_root_under_a_shared_parent(busybox_root, workdir, agents):
+    # pivot_root(2) refuses a shared parent with EINVAL; ours makes it private first
+    a = agents("mnt", propagation="unchanged")
+    a.run(f"mounts.bind({workdir!r}, {workdir!r}); mounts.set_propagation({workdir!r}, 'shared')")
+    assert findmnt(a.pid)[workdir]["propagation"] == "shared"
+    a.run(f"mounts.pivot_root({busybox_root!r})")
+    assert sorted(a.run("result = os.listdir('/')")) == ["bin", "etc", "proc"]
 
 
 def test_pivot_root_refused_in_pid1s_mount_namespace(busybox_root, agents):
