@@ -304,14 +304,14 @@ def set_propagation(path: PathArg, mode: str, recursive: bool = True, *,
     key = (path, mode, recursive, method)
     try:
         args = _checked_propagation[key]
-    except (KeyError, TypeError):  # TypeError: an unhashable path, never cached
+    except (KeyError, TypeError):  # TypeError: an unhashable argument
         args = _check_propagation(path, mode, recursive, method)
-        if len(_checked_propagation) >= 256:
-            _checked_propagation.clear()
-        try:
+        # only str and bytes: a PathLike's __fspath__ may answer differently next time
+        if type(path) in (str, bytes) and type(mode) is str and type(method) is str \
+                and type(recursive) is bool:
+            if len(_checked_propagation) >= 256:
+                _checked_propagation.clear()
             _checked_propagation[key] = args
-        except TypeError:
-            pass
     try:
         _core.set_propagation(*args)
     except OSError as e:
