@@ -73,9 +73,16 @@ def _propagation_cases(n: int) -> list[Case]:
     flip = [0]
 
     def toggled(method: str):
-        def op():
-            flip[0] ^= 1
-            mounts.set_propagation(box.top, "shared" if flip[0] else "private", method=method)
+        # the loop a caller would write: one call per change, nothing else
+        change, top, modes = mounts.set_propagation, box.top, ("private", "shared")
+        if method == "auto":
+            def op():
+                flip[0] ^= 1
+                change(top, modes[flip[0]])
+        else:
+            def op():
+                flip[0] ^= 1
+                change(top, modes[flip[0]], method=method)
         return op
 
     def mount_cmd():

@@ -13,7 +13,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 from . import _core
 from .errors import os_error
@@ -156,11 +156,10 @@ def _unescape(field: bytes) -> str:
     \\134 backslash) and decode as the os module decodes paths."""
     if b"\\" in field:
         field = _OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), field)
-    return os.fsdecode(field)
+    return field.decode(_FS_ENCODING, _FS_ERRORS)
 
 
-@dataclass(frozen=True)
-class MountEntry:
+class MountEntry(NamedTuple):
     """One line of /proc/PID/mountinfo, decoded.
 
     propagation is "shared", "slave", "shared,slave" (a slave that is also
@@ -191,13 +190,16 @@ class MountEntry:
         return "ro" in self.options
 
 
+_new_entry = tuple.__new__  # positional, past NamedTuple's keyword-taking __new__
+
+
 def _parse_line(line: bytes) -> MountEntry:
     fields = line.split(b" ")
     sep = fields.index(b"-", 6)
-    major, minor = fields[2].split(b":")
-    optional = tuple(f.decode() for f in fields[6:sep])
+    major, _, minor = fields[2].partition(b":")
+    optional = tuple(f.decode() for f in fields[6:sep]) if sep > 6 else ()
     shared = master = source = None
-    unbindable = False
+    mode = "private"
     for tag in optional:
         name, _, value = tag.partition(":")
         if name == "shared":
@@ -207,24 +209,19 @@ def _parse_line(line: bytes) -> MountEntry:
         elif name == "propagate_from":
             source = int(value)
         elif name == "unbindable":
-            unbindable = True
-    if unbindable:
-        mode = "unbindable"
-    elif shared is not None:
-        mode = "shared,slave" if master is not None else "shared"
-    else:
-        mode = "slave" if master is not None else "private"
-    return MountEntry(
-        mount_id=int(fields[0]), parent_id=int(fields[1]),
-        major=int(major), minor=int(minor),
-        root=_unescape(fields[3]), mount_point=_unescape(fields[4]),
-        options=tuple(fields[5].decode().split(",")),
-        optional_fields=optional,
-        fs_type=_unescape(fields[sep + 1]), source=_unescape(fields[sep + 2]),
-        super_options=tuple(_unescape(fields[sep + 3]).split(",")) if len(fields) > sep + 3
-        else (),
-        propagation=mode, peer_group=shared, master=master, propagate_from=source,
-    )
+            mode = "unbindable"
+    if mode != "unbindable":
+        if shared is not None:
+            mode = "shared,slave" if master is not None else "shared"
+        elif master is not None:
+            mode = "slave"
+    super_options = tuple(_unescape(fields[sep + 3]).split(",")) if len(fields) > sep + 3 \
+        else ()
+    return _new_entry(MountEntry, (
+        int(fields[0]), int(fields[1]), int(major), int(minor),
+        _unescape(fields[3]), _unescape(fields[4]), tuple(fields[5].decode().split(",")),
+        optional, _unescape(fields[sep + 1]), _unescape(fields[sep + 2]), super_options,
+        mode, shared, master, source))
 
 
 def parse_mountinfo(text: bytes) -> list[MountEntry]:
