@@ -361,3 +361,27 @@ def spawn(spec, map_writes, map_helper=None):
         raise SpawnFailure(STEP_NAMES.get(rec.step, rec.step), rec.err, rec.index, status)
     child.pid = child.st.pid
     return child
+
+
+# ---------------------------------------------------------------- mounts (in place)
+
+def set_propagation(bytes path, unsigned long ms_type, bint recursive, int method):
+    """Change propagation of the mount at path: method 0 = mount_setattr with a
+    mount(2) fallback, 1 = mount_setattr only, 2 = mount(2) only."""
+    cdef int r
+    cdef const char *cpath = path
+    with nogil:
+        r = nsf_set_propagation(cpath, ms_type, recursive, method)
+    if r < 0:
+        raise _err(-r, path.decode(errors="surrogateescape"))
+
+
+def pivot_root(bytes new_root, bytes put_old):
+    """pivot_root(2)."""
+    cdef int r
+    cdef const char *cnew = new_root
+    cdef const char *cold = put_old
+    with nogil:
+        r = nsf_pivot_root(cnew, cold)
+    if r < 0:
+        raise _err(-r, new_root.decode(errors="surrogateescape"))
