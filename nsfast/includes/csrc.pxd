@@ -90,3 +90,9 @@ cdef extern from "spawn.h" nogil:
     int nsf_spawn_finish(nsf_spawn_state *st, nsf_record *rec, int *status)
     void nsf_spawn_abort(nsf_spawn_state *st)
     void nsf_spawn_free_stack(nsf_spawn_state *st)
+
+# ---------------------------------------------------------------- netns (helper threads)
+cdef extern from "netns_thread.h" nogil:
+    int nsf_netns_new_bound(const char *target)
+    int nsf_netns_new_fd()
+    int nsf_netns_socket(int nsfd, int family, int type, int proto)
