@@ -42,7 +42,8 @@ UMOUNT_NOFOLLOW = 8
 
 __all__ = [
     "RUN_DIR", "add", "add_address", "add_route", "attach", "check_name", "exec", "identify",
-    "iproute", "list", "loopback_up", "move", "open", "path_of", "pids", "remove", "veth",
+    "iproute", "list", "list_ids", "loopback_up", "move", "open", "path_of", "pids", "remove",
+    "veth",
 ]
 
 _builtin_list = list
@@ -320,3 +321,31 @@ def exec(name: str, argv: Sequence, **spawn_options: Any) -> Process:  # noqa: A
     with open(name) as ns:
         return spawn(argv, namespaces=new | NsType.MNT, netns=ns, mounts=mounts,
                      **spawn_options)
+
+
+def list_ids() -> "dict[str, int | None]":
+    """Each name under /run/netns with the netnsid the calling thread's namespace has
+    assigned to it (None: no id), as `ip netns list` prints them.
+
+    >>> nsfast.netns.list_ids()  # doctest: +SKIP
+    {'blue': 0, 'red': None}
+    """
+    names = list()
+    ids: dict = {name: None for name in names}
+    if not names:
+        return ids
+    with iproute() as ipr:
+        for name in names:
+            try:
+                ns = open(name)
+            except (OSError, ValueError):
+                continue
+            with ns:
+                try:
+                    reply = ipr.get_netnsid(fd=ns.fileno())
+                except Exception:  # pyroute2 NetlinkError: the kernel has no id for it
+                    continue
+            nsid = reply.get("nsid") if isinstance(reply, dict) else None
+            if nsid is not None and 0 <= nsid < 0x7FFFFFFF:
+                ids[name] = nsid
+    return ids
