@@ -10,7 +10,7 @@ import os
 import select
 import subprocess
 import sys
-import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -321,6 +321,18 @@ def test_move_a_veth_end(names):
     with pytest.raises(OSError) as info:
         netns.move("nosuch0", b, source=a)
     assert info.value.errno == errno.ENODEV
+
+
+def test_removing_the_peer_namespace_destroys_both_ends(names):
+    a, b = names("da"), names("db")
+    end = f"de{PID}"[:15]
+    netns.veth(end, f"df{PID}"[:15], netns=a, peer_netns=b, up=False)
+    assert f" {end}@" in ip("-n", a, "-o", "link").stdout
+    netns.remove(b)  # nothing else holds b: the kernel's cleanup takes the pair
+    deadline = time.monotonic() + 20
+    while f" {end}@" in ip("-n", a, "-o", "link").stdout:
+        assert time.monotonic() < deadline, "the veth outlived its peer's namespace"
+        time.sleep(0.05)
 
 
 # ---------------------------------------------------------------- the seed scenario
