@@ -80,8 +80,10 @@ class NetnsPool:
                         return
                 try:
                     _core.unshare(int(NsType.NET))
-                    fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-                    _core.setns(home, int(NsType.NET))
+                    try:
+                        fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+                    finally:
+                        _core.setns(home, int(NsType.NET))
                 except OSError as e:
                     with self._cond:
                         self._last_error = e
@@ -89,7 +91,7 @@ class NetnsPool:
                     continue
                 ns = self._configured(Namespace(fd))
                 if ns is None:
-                    time.sleep(0.01)
+                    time.sleep(0.1)  # a setup that keeps failing must not churn namespaces
                     continue
                 with self._cond:
                     if self._closed:

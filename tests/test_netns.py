@@ -17,7 +17,7 @@ import pytest
 
 import nsfast
 from nsfast import netns
-from conftest import children_of, need_tool, ns_inode, run_cli
+from conftest import children_of, need, need_tool, ns_inode, run_cli
 
 PID = os.getpid()
 
@@ -309,6 +309,18 @@ def test_move_lo_raises_the_netns_local_error(names):
         netns.move("lo", b, source=a)
     assert info.value.errno == errno.EINVAL
     assert "netns-local" in str(info.value) and "loopback" in str(info.value)
+
+
+def test_move_a_bridge_raises_the_netns_local_error(names):
+    a, b = names("ga"), names("gb")
+    bridge = f"bq{PID}"[:15]
+    made = ip("-n", a, "link", "add", bridge, "type", "bridge", check=False)
+    need(made.returncode == 0, f"bridge devices ({made.stderr.strip()})")
+    with pytest.raises(OSError) as info:
+        netns.move(bridge, b, source=a)
+    assert info.value.errno == errno.EINVAL
+    assert "netns-local" in str(info.value) and "bridge" in str(info.value)
+    assert bridge in ip("-n", a, "-o", "link").stdout
 
 
 def test_move_a_veth_end(names):
