@@ -189,6 +189,64 @@ def test_contention_200_adds_from_8_threads(names):
     assert mountinfo() == before
 
 
+STACKING = """
+import sys, threading
+from concurrent.futures import ThreadPoolExecutor
+from nsfast import _core, netns
+
+def unmount_all():  # /run/netns a plain directory again, in this mount namespace only
+    while True:
+        try:
+            _core.umount2(b"/run/netns", 2)
+        except OSError:
+            return
+
+def mounts_of_run_dir():
+    return [line.split()[4] for line in open("/proc/self/mountinfo")].count("/run/netns")
+
+# 8 threads released at once into the make-it-a-shared-mount step, 30 times over
+worst = 0
+for _ in range(30):
+    unmount_all()
+    start = threading.Barrier(8)
+    def racer():
+        start.wait()
+        netns._prepare_run_dir()
+    threads = [threading.Thread(target=racer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    worst = max(worst, mounts_of_run_dir())
+unmount_all()
+batch = [f"{sys.argv[1]}{i}" for i in range(200)]
+with ThreadPoolExecutor(8) as pool:
+    list(pool.map(netns.add, batch))
+points = [line.split()[4] for line in open("/proc/self/mountinfo")]
+print(worst, points.count("/run/netns"), sum(p[len("/run/netns/"):] in batch for p in points))
+with ThreadPoolExecutor(8) as pool:
+    list(pool.map(netns.remove, batch))
+"""
+
+
+def test_contention_on_a_run_dir_that_is_not_yet_a_mount():
+    """In a private mount namespace, where /run/netns starts as a plain directory,
+    200 racing adds must still make exactly one mount of it (the flock's job)."""
+    prefix = unique("k")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(nsfast.__file__)))
+    try:
+        p = nsfast.spawn([sys.executable, "-c", STACKING, prefix], namespaces="mnt",
+                         stdout=nsfast.PIPE, env={**os.environ, "PYTHONPATH": root})
+        out = p.communicate(timeout=120)[0].decode().split()
+        assert p.returncode == 0
+        assert out == ["1", "1", "200"]  # worst race, after 200 adds, bind mounts
+    finally:  # the files are on the shared directory below the mounts
+        for name in os.listdir("/run/netns"):
+            if name.startswith(prefix) and not os.path.ismount(f"/run/netns/{name}"):
+                os.unlink(f"/run/netns/{name}")
+    assert not [n for n in netns.list() if n.startswith(prefix)]
+
+
 # ---------------------------------------------------------------- attach, identify, exec
 
 def test_docker_style_attach_then_ip_and_nsfast_exec_show_it(names, sleeper):
