@@ -290,7 +290,11 @@ def identify(pid: int | None = None) -> "_builtin_list[str]":
 
 
 def etc_binds(name: str) -> "_builtin_list[Bind]":
-    """The /etc/netns/NAME/X -> /etc/X binds that `ip netns exec` makes (X must exist)."""
+    """The /etc/netns/NAME/X -> /etc/X binds that `ip netns exec` makes (X must exist).
+
+    >>> nsfast.netns.etc_binds("blue")  # doctest: +SKIP
+    [Bind(src='/etc/netns/blue/resolv.conf', dst='/etc/resolv.conf', readonly=False, recursive=True)]
+    """
     src_dir = f"{ETC_DIR}/{check_name(name)}"
     try:
         entries = sorted(os.listdir(src_dir))

@@ -158,7 +158,10 @@ class NetnsPool:
             }
 
     def close(self) -> None:
-        """Stop refilling and release every namespace still in the pool; twice is fine."""
+        """Stop refilling and release every namespace still in the pool; twice is fine.
+
+        >>> pool.close()  # doctest: +SKIP
+        """
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -170,6 +173,7 @@ class NetnsPool:
 
     @property
     def closed(self) -> bool:
+        """True once close() has run."""
         return self._closed
 
     def __enter__(self) -> "NetnsPool":
