@@ -15,6 +15,8 @@ from .flags import NsType
 from .handles import Namespace
 from .inplace import pidfd_open, setns, unshare
 from .mounts import Bind, Mkdir, Proc, Sysfs, Tmpfs
+from . import netns
+from .pool import NetnsPool
 from .process import Process
 from .spawn import DEVNULL, PIPE, STDOUT, spawn
 from .targets import Fd, PidFd
@@ -22,7 +24,7 @@ from .targets import Fd, PidFd
 __version__ = "0.1.0"
 
 __all__ = [
-    "Bind", "DEVNULL", "Features", "Fd", "Mkdir", "Namespace", "NsType", "PIPE", "PidFd",
-    "Proc", "Process", "STDOUT", "Sysfs", "Tmpfs", "features", "pidfd_open", "setns",
-    "spawn", "unshare",
+    "Bind", "DEVNULL", "Features", "Fd", "Mkdir", "Namespace", "NetnsPool", "NsType", "PIPE",
+    "PidFd", "Proc", "Process", "STDOUT", "Sysfs", "Tmpfs", "features", "netns", "pidfd_open",
+    "setns", "spawn", "unshare",
 ]

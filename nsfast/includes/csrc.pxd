@@ -94,3 +94,8 @@ cdef extern from "spawn.h" nogil:
 cdef extern from "mounts.h" nogil:
     int nsf_set_propagation(const char *path, unsigned long ms_type, int recursive, int method)
     int nsf_pivot_root(const char *new_root, const char *put_old)
+# ---------------------------------------------------------------- netns (helper threads)
+cdef extern from "netns_thread.h" nogil:
+    int nsf_netns_new_bound(const char *target)
+    int nsf_netns_new_fd()
+    int nsf_netns_socket(int nsfd, int family, int type, int proto)
