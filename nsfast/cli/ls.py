@@ -1,0 +1,176 @@
+"""nsfast ls: list namespaces, with the flags and columns of lsns(8)."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Callable, Optional
+
+from .common import Parser, UsageError
+
+# column (its heading) -> (value of a NamespaceInfo, right-aligned)
+COLUMNS: dict[str, tuple[Callable, bool]] = {
+    "NS": (lambda i: i.inode, True),
+    "TYPE": (lambda i: i.kind.proc_name, False),
+    "PATH": (lambda i: i.path, False),
+    "NPROCS": (lambda i: i.nprocs, True),
+    "PID": (lambda i: i.pid, True),
+    "PPID": (lambda i: i.ppid, True),
+    "COMMAND": (lambda i: i.command, False),
+    "UID": (lambda i: i.uid, True),
+    "USER": (lambda i: i.user, False),
+    "NETNSID": (lambda i: _netnsid(i), True),
+    "NSFS": (lambda i: ",".join(i.mounts) or None, False),
+    "PARENT": (lambda i: i.parent or 0, True),
+    "OWNER": (lambda i: i.owner or 0, True),
+    "FDS": (lambda i: ",".join(f"{p}:{fd}" for p, fd in i.fds) or None, False),
+}
+# lsns's names for the parent and owner columns
+ALIASES = {"PNS": "PARENT", "ONS": "OWNER"}
+DEFAULT = ["NS", "TYPE", "NPROCS", "PID", "USER", "COMMAND"]
+# lsns adds these when listing network namespaces only
+NET_EXTRA = ["NETNSID", "NSFS"]
+
+
+def _netnsid(info) -> Optional[object]:
+    if info.kind.proc_name != "net":
+        return None
+    return "unassigned" if info.netnsid is None else info.netnsid
+
+
+def build_parser(prog: str) -> Parser:
+    p = Parser(prog=prog, description="List namespaces (the flags of lsns(8)).")
+    p.add_argument("namespace", nargs="?", type=int, metavar="NS",
+                   help="show only the namespace with this inode")
+    p.add_argument("-t", "--type", action="append", default=[], metavar="TYPE",
+                   help="namespace type (mnt, net, ipc, user, pid, uts, cgroup, time); repeatable")
+    p.add_argument("-p", "--task", type=int, metavar="PID",
+                   help="only the namespaces of this process")
+    p.add_argument("-J", "--json", action="store_true", help="JSON output, shaped like lsns -J")
+    p.add_argument("-o", "--output", metavar="LIST",
+                   help=f"columns, comma-separated (+LIST appends): {', '.join(COLUMNS)}")
+    p.add_argument("--output-all", action="store_true", help="all columns")
+    p.add_argument("-n", "--noheadings", action="store_true", help="no heading line")
+    p.add_argument("-l", "--list", action="store_true", help="list format (the default here)")
+    p.add_argument("-r", "--raw", action="store_true", help="columns separated by one space")
+    p.add_argument("-T", "--tree", nargs="?", const="parent", choices=["parent", "owner"],
+                   help="show the parent (user and pid namespaces) or owner hierarchy")
+    return p
+
+
+def _columns(args) -> list[str]:
+    base = list(DEFAULT)
+    if args.type and all(t.strip().lower() in ("net", "network") for t in args.type):
+        base += NET_EXTRA
+    if args.output_all:
+        return list(COLUMNS)
+    if not args.output:
+        return base
+    spec = args.output
+    cols = base if spec.startswith("+") else []
+    for name in spec.lstrip("+").split(","):
+        name = ALIASES.get(name.strip().upper(), name.strip().upper())
+        if name not in COLUMNS:
+            raise UsageError(f"unknown column: {name} (known: {', '.join(COLUMNS)})")
+        cols.append(name)
+    return cols
+
+
+def _select(args) -> list:
+    import nsfast
+    kinds = nsfast.NsType.parse(",".join(args.type)) if args.type else None
+    if args.task is not None:
+        nsfast.namespaces(args.task)  # ProcessLookupError for a pid that does not exist
+    infos = nsfast.list_namespaces(kinds, with_netnsid="NETNSID" in _columns(args))
+    if args.task is not None:
+        infos = [i for i in infos if args.task in i.pids]
+    if args.namespace is not None:
+        infos = [i for i in infos if i.inode == args.namespace]
+    return infos
+
+
+def _forest(infos: list, relation: str) -> list[tuple[object, list]]:
+    """(info, children) roots for the parent or owner relation, in listing order."""
+    by_ino = {(i.kind.proc_name, i.inode): i for i in infos}
+    children: dict = {id(i): [] for i in infos}
+    roots = []
+    for i in infos:
+        up = getattr(i, relation)
+        up_kind = i.kind.proc_name if relation == "parent" else "user"
+        holder = by_ino.get((up_kind, up)) if up else None
+        if holder is not None and holder is not i:
+            children[id(holder)].append(i)
+        else:
+            roots.append(i)
+
+    def node(i):
+        return (i, [node(c) for c in children[id(i)]])
+    return [node(r) for r in roots]
+
+
+def _value(info, col: str):
+    return COLUMNS[col][0](info)
+
+
+def _json_row(info, cols: list[str]) -> dict:
+    return {c.lower(): _value(info, c) for c in cols}
+
+
+def _print_json(infos: list, cols: list[str], tree: Optional[str]) -> None:
+    if tree:
+        def nest(n):
+            row = _json_row(n[0], cols)
+            if n[1]:
+                row["children"] = [nest(c) for c in n[1]]
+            return row
+        rows = [nest(n) for n in _forest(infos, tree)]
+    else:
+        rows = [_json_row(i, cols) for i in infos]
+    json.dump({"namespaces": rows}, sys.stdout, indent=3)
+    sys.stdout.write("\n")
+
+
+def _text(v) -> str:
+    return "" if v is None else str(v)
+
+
+def _print_table(infos: list, cols: list[str], args) -> None:
+    rows = []  # (prefix for the first column, info)
+    if args.tree:
+        def walk(n, lead, last, depth):
+            rows.append(((lead + ("└─" if last else "├─")) if depth else "", n[0]))
+            for k, c in enumerate(n[1]):
+                walk(c, lead + ("  " if last else "│ ") if depth else "", k == len(n[1]) - 1,
+                     depth + 1)
+        for n in _forest(infos, args.tree):
+            walk(n, "", True, 0)
+    else:
+        rows = [("", i) for i in infos]
+    cells = [[prefix + _text(_value(i, c)) if k == 0 else _text(_value(i, c))
+              for k, c in enumerate(cols)] for prefix, i in rows]
+    lines = []
+    if args.raw:
+        if not args.noheadings:
+            lines.append(" ".join(cols))
+        lines += [" ".join(r) for r in cells]
+    else:
+        table = ([cols] if not args.noheadings else []) + cells
+        widths = [max((len(r[k]) for r in table), default=0) for k in range(len(cols))]
+        for r in table:
+            parts = []
+            for k, c in enumerate(cols):
+                right = COLUMNS[c][1] and not (args.tree and k == 0)
+                last = k == len(cols) - 1
+                parts.append(r[k].rjust(widths[k]) if right else
+                             r[k] if last else r[k].ljust(widths[k]))
+            lines.append(" ".join(parts))
+    sys.stdout.write("".join(line + "\n" for line in lines))
+
+
+def run(args) -> int:
+    cols = _columns(args)
+    infos = _select(args)
+    if args.json:
+        _print_json(infos, cols, args.tree)
+    else:
+        _print_table(infos, cols, args)
+    return 0
