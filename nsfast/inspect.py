@@ -36,7 +36,9 @@ def namespaces(pid: Optional[int] = None) -> dict[str, int]:
     """Namespace inode by /proc/PID/ns entry name, like `ls -l /proc/PID/ns`.
 
     pid None means the calling thread (net, uts, ipc and cgroup are per thread).
-    The pid_for_children and time_for_children entries are included.
+    The pid_for_children and time_for_children entries are included, except
+    pid_for_children after unshare(CLONE_NEWPID) and before the first fork,
+    when the kernel has no namespace to show for it yet.
 
     >>> nsfast.namespaces(1)["net"]  # doctest: +SKIP
     4026531833
@@ -57,10 +59,13 @@ def namespaces(pid: Optional[int] = None) -> dict[str, int]:
         try:
             result[name] = _link_inode(os.readlink(path))
         except FileNotFoundError:
-            # the ns links of a zombie are gone; its /proc directory is not
-            raise ProcessLookupError(errno.ESRCH, f"process {pid} has exited", path) from None
+            # pid_for_children of a new pid namespace has no link until its pid 1
+            # is forked; a zombie has lost all its links
+            continue
         except PermissionError as e:
             raise os_error(e.errno, path, _PTRACE_HINT) from None
+    if not result:
+        raise ProcessLookupError(errno.ESRCH, f"process {pid} has exited", base)
     return result
 
 

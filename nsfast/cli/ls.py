@@ -24,8 +24,9 @@ COLUMNS: dict[str, tuple[Callable, bool]] = {
     "OWNER": (lambda i: i.owner or 0, True),
     "FDS": (lambda i: ",".join(f"{p}:{fd}" for p, fd in i.fds) or None, False),
 }
-# lsns's names for the parent and owner columns
+# lsns's names for the parent and owner columns, headed as the user named them
 ALIASES = {"PNS": "PARENT", "ONS": "OWNER"}
+COLUMNS.update({alias: COLUMNS[name] for alias, name in ALIASES.items()})
 DEFAULT = ["NS", "TYPE", "NPROCS", "PID", "USER", "COMMAND"]
 # lsns adds these when listing network namespaces only
 NET_EXTRA = ["NETNSID", "NSFS"]
@@ -50,7 +51,8 @@ def build_parser(prog: str) -> Parser:
                    help=f"columns, comma-separated (+LIST appends): {', '.join(COLUMNS)}")
     p.add_argument("--output-all", action="store_true", help="all columns")
     p.add_argument("-n", "--noheadings", action="store_true", help="no heading line")
-    p.add_argument("-l", "--list", action="store_true", help="list format (the default here)")
+    p.add_argument("-l", "--list", action="store_true",
+                   help="list format (default: rows under their parent process's, as lsns)")
     p.add_argument("-r", "--raw", action="store_true", help="columns separated by one space")
     p.add_argument("-T", "--tree", nargs="?", const="parent", choices=["parent", "owner"],
                    help="show the parent (user and pid namespaces) or owner hierarchy")
@@ -62,13 +64,13 @@ def _columns(args) -> list[str]:
     if args.type and all(t.strip().lower() in ("net", "network") for t in args.type):
         base += NET_EXTRA
     if args.output_all:
-        return list(COLUMNS)
+        return [c for c in COLUMNS if c not in ALIASES]
     if not args.output:
         return base
     spec = args.output
     cols = base if spec.startswith("+") else []
     for name in spec.lstrip("+").split(","):
-        name = ALIASES.get(name.strip().upper(), name.strip().upper())
+        name = name.strip().upper()
         if name not in COLUMNS:
             raise UsageError(f"unknown column: {name} (known: {', '.join(COLUMNS)})")
         cols.append(name)
@@ -89,14 +91,24 @@ def _select(args) -> list:
 
 
 def _forest(infos: list, relation: str) -> list[tuple[object, list]]:
-    """(info, children) roots for the parent or owner relation, in listing order."""
-    by_ino = {(i.kind.proc_name, i.inode): i for i in infos}
+    """(info, children) roots in listing order.
+
+    "parent" and "owner" follow the kernel's relations; "process" is lsns's
+    default tree: a row goes under the last earlier row whose process is the
+    parent of its own process."""
     children: dict = {id(i): [] for i in infos}
     roots = []
+    by_key = {(i.kind.proc_name, i.inode): i for i in infos}
+    last_row_of_pid: dict = {}
     for i in infos:
-        up = getattr(i, relation)
-        up_kind = i.kind.proc_name if relation == "parent" else "user"
-        holder = by_ino.get((up_kind, up)) if up else None
+        if relation == "process":
+            holder = last_row_of_pid.get(i.ppid) if i.pid is not None else None
+            if i.pid is not None:
+                last_row_of_pid[i.pid] = i
+        else:
+            up = getattr(i, relation)
+            up_kind = i.kind.proc_name if relation == "parent" else "user"
+            holder = by_key.get((up_kind, up)) if up else None
         if holder is not None and holder is not i:
             children[id(holder)].append(i)
         else:
@@ -105,6 +117,13 @@ def _forest(infos: list, relation: str) -> list[tuple[object, list]]:
     def node(i):
         return (i, [node(c) for c in children[id(i)]])
     return [node(r) for r in roots]
+
+
+def _tree_mode(args) -> Optional[str]:
+    """Which hierarchy to draw: --tree's, else lsns's process tree unless -l or -r."""
+    if args.tree:
+        return args.tree
+    return None if args.list or args.raw else "process"
 
 
 def _value(info, col: str):
@@ -134,18 +153,22 @@ def _text(v) -> str:
 
 
 def _print_table(infos: list, cols: list[str], args) -> None:
-    rows = []  # (prefix for the first column, info)
-    if args.tree:
+    mode = _tree_mode(args)
+    # lsns draws the process tree in COMMAND, the namespace trees in NS
+    tree_col = ("COMMAND" if mode == "process" else "NS") if mode else None
+    tree_at = cols.index(tree_col) if tree_col in cols else (0 if mode != "process" else -1)
+    rows = []  # (tree drawing for the tree column, info)
+    if mode:
         def walk(n, lead, last, depth):
             rows.append(((lead + ("└─" if last else "├─")) if depth else "", n[0]))
             for k, c in enumerate(n[1]):
                 walk(c, lead + ("  " if last else "│ ") if depth else "", k == len(n[1]) - 1,
                      depth + 1)
-        for n in _forest(infos, args.tree):
+        for n in _forest(infos, mode):
             walk(n, "", True, 0)
     else:
         rows = [("", i) for i in infos]
-    cells = [[prefix + _text(_value(i, c)) if k == 0 else _text(_value(i, c))
+    cells = [[prefix + _text(_value(i, c)) if k == tree_at else _text(_value(i, c))
               for k, c in enumerate(cols)] for prefix, i in rows]
     lines = []
     if args.raw:
@@ -158,7 +181,7 @@ def _print_table(infos: list, cols: list[str], args) -> None:
         for r in table:
             parts = []
             for k, c in enumerate(cols):
-                right = COLUMNS[c][1] and not (args.tree and k == 0)
+                right = COLUMNS[c][1] and k != tree_at
                 last = k == len(cols) - 1
                 parts.append(r[k].rjust(widths[k]) if right else
                              r[k] if last else r[k].ljust(widths[k]))
@@ -170,7 +193,7 @@ def run(args) -> int:
     cols = _columns(args)
     infos = _select(args)
     if args.json:
-        _print_json(infos, cols, args.tree)
+        _print_json(infos, cols, _tree_mode(args))
     else:
         _print_table(infos, cols, args)
     return 0
