@@ -3,7 +3,9 @@
 #ifndef NSFAST_FLOOR_COMMON_H
 #define NSFAST_FLOOR_COMMON_H
 
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* the suite also passes -D_GNU_SOURCE */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -23,6 +23,7 @@ def thread_count() -> int:
 # path tests them without IntFlag arithmetic
 _WHOLE_PROCESS = frozenset([NsType.USER, NsType.PID])
 _WHOLE_PROCESS_MASK = int(NsType.USER | NsType.PID)
+_ALL_KINDS = NsType.all()._value_
 
 
 def _refuse_if_threaded(kinds: int, verb: str) -> None:
@@ -77,18 +78,18 @@ def _setns_error(e: OSError, fd: int, kind: NsType, path: Optional[str]) -> OSEr
                     what=f"setns({kind.proc_name})")
 
 
-def _setns_one(fd: int, kind: NsType, path: Optional[str]) -> None:
-    if kind in _WHOLE_PROCESS:
-        _refuse_if_threaded(kind._value_, "setns into")
-    try:
-        _core.setns(fd, kind)
-    except OSError as e:
-        raise _setns_error(e, fd, kind, path) from None
+# a single kind by its name or flag: one dict lookup on the hot paths
+_ONE_KIND: dict = {k: k for k in NsType.all().kinds()}
+_ONE_KIND.update({k.proc_name: k for k in NsType.all().kinds()})
 
 
 def _single_kind(kinds: KindsLike) -> NsType:
+    if type(kinds) is str or type(kinds) is NsType:
+        k = _ONE_KIND.get(kinds)
+        if k is not None:
+            return k
     k = NsType.parse(kinds)
-    if not k or k._value_ & (k._value_ - 1):
+    if k not in _ONE_KIND:
         raise ValueError(f"a namespace file has exactly one kind, not {kinds!r}")
     return k
 
@@ -102,46 +103,63 @@ def setns(target: Target, kinds: KindsLike = None) -> None:
 
     >>> nsfast.setns("/run/netns/blue", "net")  # doctest: +SKIP
     """
-    if isinstance(target, Namespace):
-        # the hot path: the handle knows its kind, so nothing is opened or asked
+    # The hot paths come first, by exact type, with the syscall inline: a handle
+    # knows its kind, so nothing is opened or asked; for an Fd with its kind
+    # given, the kernel checks that the fd is of that kind (EINVAL otherwise).
+    cls = type(target)
+    if cls is Namespace:
         kind = target.kind
-        if kinds is not None and _single_kind(kinds) != kind:
+        if kinds is not None and _single_kind(kinds) is not kind:
             raise ValueError(f"{target!r} is a {kind.proc_name} namespace, not {kinds!r}")
-        _setns_one(target.fileno(), kind, target.path)
-        return
-    if isinstance(target, PidFd):
-        _setns_pidfd(int(target), NsType.parse(kinds) if kinds is not None else NsType.all())
-        return
-    if isinstance(target, Fd):
-        fd = int(target)
-        if kinds is not None:
-            kind = _single_kind(kinds)
+        fd = target.fileno()
+        if kind in _WHOLE_PROCESS:
+            _refuse_if_threaded(kind._value_, "setns into")
+        try:
+            _core.setns(fd, kind._value_)  # a plain int converts faster than the IntFlag
+        except OSError as e:
+            raise _setns_error(e, fd, kind, target.path) from None
+    elif cls is Fd:
+        kind = _single_kind(kinds) if kinds is not None else _kind_of_fd(target)
+        if kind in _WHOLE_PROCESS:
+            _refuse_if_threaded(kind._value_, "setns into")
+        try:
+            _core.setns(target, kind._value_)
+        except OSError as e:
+            raise _setns_error(e, int(target), kind, None) from None
+    elif cls is PidFd:
+        if kinds is None:
+            value = _ALL_KINDS
         else:
-            try:
-                kind = NsType(_core.ns_get_nstype(fd))
-            except OSError as e:
-                raise os_error(e.errno, f"/proc/self/fd/{fd}", f"fd {fd} is not a namespace file",
-                               what="NS_GET_NSTYPE") from None
-        _setns_one(fd, kind, None)
-        return
-    if isinstance(target, (str, bytes, os.PathLike)):
+            value = (kinds if type(kinds) is NsType else NsType.parse(kinds))._value_
+        if value & _WHOLE_PROCESS_MASK:
+            _refuse_if_threaded(value, "setns into")
+        try:
+            _core.setns(target, value)
+        except OSError as e:
+            hint = "setns with a pidfd needs kernel 5.8" if e.errno == errno.EINVAL else None
+            raise os_error(e.errno, None, hint, what="setns(pidfd)") from None
+    elif isinstance(target, Namespace):  # a subclass: through a plain handle on it
+        with Namespace(os.dup(target.fileno()), target.path) as ns:
+            setns(ns, kinds)
+    elif isinstance(target, (Fd, PidFd)):  # a subclass: as its base
+        setns(Fd(target) if isinstance(target, Fd) else PidFd(target), kinds)
+    elif isinstance(target, (str, bytes, os.PathLike)):
         with Namespace.open(target, _single_kind(kinds) if kinds is not None else None) as ns:
-            _setns_one(ns.fileno(), ns.kind, ns.path)
-        return
-    pid = target.pid if hasattr(target, "pid") and not isinstance(target, int) else target
-    if isinstance(pid, bool) or not isinstance(pid, int):
-        raise TypeError(f"cannot use {type(target).__name__} as a setns target "
-                        "(give a pid, a path, a Namespace, Fd(n) or PidFd(n))")
-    _setns_pid(_check_pid(pid), NsType.parse(kinds) if kinds is not None else None)
+            setns(ns)
+    else:
+        pid = target.pid if hasattr(target, "pid") and not isinstance(target, int) else target
+        if isinstance(pid, bool) or not isinstance(pid, int):
+            raise TypeError(f"cannot use {type(target).__name__} as a setns target "
+                            "(give a pid, a path, a Namespace, Fd(n) or PidFd(n))")
+        _setns_pid(_check_pid(pid), NsType.parse(kinds) if kinds is not None else None)
 
 
-def _setns_pidfd(pidfd: int, mask: NsType) -> None:
-    _refuse_if_threaded(mask._value_, "setns into")
+def _kind_of_fd(fd: int) -> NsType:
     try:
-        _core.setns(pidfd, mask)
+        return NsType(_core.ns_get_nstype(fd))
     except OSError as e:
-        hint = "setns with a pidfd needs kernel 5.8" if e.errno == errno.EINVAL else None
-        raise os_error(e.errno, None, hint, what="setns(pidfd)") from None
+        raise os_error(e.errno, f"/proc/self/fd/{fd}", f"fd {fd} is not a namespace file",
+                       what="NS_GET_NSTYPE") from None
 
 
 def _setns_pid(pid: int, kinds: Optional[NsType]) -> None:
