@@ -82,6 +82,17 @@ static void scan_once(void)
     closedir(proc);
 }
 
+/* setns there and back, the sample being the pair, as the Python side does it */
+static void setns_pairs(int n, int there, int back, int nstype)
+{
+    for (int i = 0; i < n; i++) {
+        long long t0 = floor_now_ns();
+        if (setns(there, nstype) < 0 || setns(back, nstype) < 0)
+            floor_die("setns");
+        printf("%lld\n", floor_now_ns() - t0);
+    }
+}
+
 int main(int argc, char **argv)
 {
     int n = floor_count(argc, argv);
@@ -98,24 +109,14 @@ int main(int argc, char **argv)
         int there = open(argv[3], O_RDONLY | O_CLOEXEC), back = open(own, O_RDONLY | O_CLOEXEC);
         if (there < 0 || back < 0)
             floor_die("open");
-        for (int i = 0; i < n; i++) {
-            long long t0 = floor_now_ns();
-            if (setns(there, flag) < 0 || setns(back, flag) < 0)
-                floor_die("setns");
-            printf("%lld\n", floor_now_ns() - t0);
-        }
+        setns_pairs(n, there, back, flag);
     } else if (strcmp(mode, "pidfd") == 0 && argc == 6) {
         int there = (int)syscall(SYS_pidfd_open, atoi(argv[3]), 0);
         int back = (int)syscall(SYS_pidfd_open, atoi(argv[4]), 0);
         int mask = (int)strtol(argv[5], NULL, 0);
         if (there < 0 || back < 0)
             floor_die("pidfd_open");
-        for (int i = 0; i < n; i++) {
-            long long t0 = floor_now_ns();
-            if (setns(there, mask) < 0 || setns(back, mask) < 0)
-                floor_die("setns(pidfd)");
-            printf("%lld\n", floor_now_ns() - t0);
-        }
+        setns_pairs(n, there, back, mask);
     } else if (strcmp(mode, "scan") == 0) {
         for (int i = 0; i < n; i++) {
             long long t0 = floor_now_ns();

@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
 from . import _core
-from .errors import os_error
+from .errors import PTRACE_HINT, os_error
 from .flags import KindsLike, LSNS_ORDER, NsType, from_proc_name
 from .handles import _check_pid
 
-_PTRACE_HINT = ("reading another process's namespaces needs ptrace access to it "
-                "(CAP_SYS_PTRACE and every capability it holds)")
 _LINK = re.compile(r"^(\w+):\[(\d+)\]$")
 
 
@@ -60,12 +58,12 @@ def namespaces(pid: Optional[int] = None) -> dict[str, int]:
             result[name] = _link_inode(os.readlink(path))
         except FileNotFoundError:
             # pid_for_children of a new pid namespace has no link until its pid 1
-            # is forked; a zombie has lost all its links
-            continue
+            # is forked; a zombie keeps only its pid and user links
+            if name == "pid_for_children":
+                continue
+            raise ProcessLookupError(errno.ESRCH, f"process {pid} has exited", path) from None
         except PermissionError as e:
-            raise os_error(e.errno, path, _PTRACE_HINT) from None
-    if not result:
-        raise ProcessLookupError(errno.ESRCH, f"process {pid} has exited", base)
+            raise os_error(e.errno, path, PTRACE_HINT) from None
     return result
 
 

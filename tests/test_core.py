@@ -264,6 +264,33 @@ def test_unshare_user_or_pid_is_refused_in_a_threaded_process():
         "same True", "moved True"]
 
 
+def test_kernel_refusals_in_place_carry_hints():
+    # in a separate interpreter, so that nothing can move the pytest process
+    code = textwrap.dedent("""
+        import os, threading, nsfast
+        stop = threading.Event()
+        t = threading.Thread(target=stop.wait); t.start()
+        mnt = nsfast.Namespace.of(os.getpid(), "mnt")
+        try:
+            nsfast.setns(mnt)  # threads share the fs struct: the kernel says EINVAL
+        except OSError as e:
+            print("mnt", e.errno, "single-threaded" in str(e))
+        stop.set(); t.join()
+        while len(os.listdir("/proc/self/task")) > 1:
+            pass
+        try:
+            nsfast.setns(nsfast.Namespace.of(os.getpid(), "user"))  # our own: EINVAL
+        except OSError as e:
+            print("user", e.errno, "cannot be rejoined" in str(e))
+        nsfast.setns(mnt)  # single-threaded, our own mount namespace: allowed
+        print("mnt ok")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:-1] == [f"mnt {errno.EINVAL} True", f"user {errno.EINVAL} True",
+                                         "mnt ok"]
+
+
 # ---------------------------------------------------------------- bad inputs
 
 def test_missing_pid_is_process_lookup_error():
@@ -278,6 +305,20 @@ def test_missing_pid_is_process_lookup_error():
         nsfast.setns(pid)
     with pytest.raises(ProcessLookupError):
         nsfast.pidfd_open(pid)
+
+
+def test_a_zombie_is_process_lookup_error():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        _wait_for(lambda: open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z")
+        with pytest.raises(ProcessLookupError, match="has exited"):
+            Namespace.of(pid, "net")
+        with pytest.raises(ProcessLookupError, match="has exited"):
+            nsfast.namespaces(pid)
+    finally:
+        os.waitpid(pid, 0)
 
 
 def test_a_file_that_is_not_a_namespace_is_a_clear_oserror(tmp_path):
