@@ -14,8 +14,12 @@ from .targets import Fd, PidFd, Target, differing_kinds
 
 
 def thread_count() -> int:
-    """Threads in this process, as the kernel counts them."""
-    return len(os.listdir("/proc/self/task"))
+    """Threads in this process, as the kernel counts them.
+
+    One stat: the kernel sets the link count of /proc/PID/task to 2 plus the
+    number of threads, which is cheaper than listing the directory."""
+    n = os.stat("/proc/self/task").st_nlink - 2
+    return n if n >= 1 else len(os.listdir("/proc/self/task"))
 
 
 # joining or creating these applies to the whole process (or its children), which
