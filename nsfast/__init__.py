@@ -14,6 +14,8 @@ from .features import Features, features
 from .flags import NsType
 from .handles import Namespace
 from .inplace import pidfd_open, setns, unshare
+from .inspect import (NamespaceInfo, OutsideProcess, init_namespaces, list_namespaces,
+                      namespaces, netnsid, nsfs_mounts, processes_outside_init)
 from .mounts import Bind, Mkdir, Proc, Sysfs, Tmpfs
 from . import netns
 from .pool import NetnsPool
@@ -24,7 +26,8 @@ from .targets import Fd, PidFd
 __version__ = "0.1.0"
 
 __all__ = [
-    "Bind", "DEVNULL", "Features", "Fd", "Mkdir", "Namespace", "NetnsPool", "NsType", "PIPE",
-    "PidFd", "Proc", "Process", "STDOUT", "Sysfs", "Tmpfs", "features", "netns", "pidfd_open",
-    "setns", "spawn", "unshare",
+    "Bind", "DEVNULL", "Features", "Fd", "Mkdir", "Namespace", "NamespaceInfo", "NetnsPool",
+    "NsType", "OutsideProcess", "PIPE", "PidFd", "Proc", "Process", "STDOUT", "Sysfs", "Tmpfs",
+    "features", "init_namespaces", "list_namespaces", "namespaces", "netns", "netnsid",
+    "nsfs_mounts", "pidfd_open", "processes_outside_init", "setns", "spawn", "unshare",
 ]
