@@ -9,14 +9,12 @@ spawned child) is the last thing holding it, so it is destroyed after use.
 from __future__ import annotations
 
 import collections
-import os
 import threading
 import time
 from typing import Callable, Optional
 
 from . import _core
 from .errors import namespace_hint, os_error
-from .flags import NsType
 from .handles import Namespace
 
 Setup = Callable[[Namespace], object]
@@ -68,39 +66,33 @@ class NetnsPool:
         return ns
 
     def _refill(self) -> None:
-        """The background thread: unshare here (net is per thread), keep an fd,
-        go back home, so the thread itself never pins a handed-out namespace."""
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            while True:
+        """The background thread.  Each namespace is made on a throwaway helper
+        thread (netns_new_fd): going back to our own namespace after an unshare
+        would need CAP_SYS_ADMIN over it, which a process inside a user
+        namespace does not have over the host's."""
+        while True:
+            with self._cond:
+                while not self._closed and len(self._ready) >= self.size:
+                    self._cond.wait()
+                if self._closed:
+                    return
+            try:
+                fd = _core.netns_new_fd()
+            except OSError as e:
                 with self._cond:
-                    while not self._closed and len(self._ready) >= self.size:
-                        self._cond.wait()
-                    if self._closed:
-                        return
-                try:
-                    _core.unshare(int(NsType.NET))
-                    try:
-                        fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-                    finally:
-                        _core.setns(home, int(NsType.NET))
-                except OSError as e:
-                    with self._cond:
-                        self._last_error = e
-                    time.sleep(0.05)  # e.g. ENOSPC from max_net_namespaces: do not spin
-                    continue
-                ns = self._configured(Namespace(fd))
-                if ns is None:
-                    time.sleep(0.1)  # a setup that keeps failing must not churn namespaces
-                    continue
-                with self._cond:
-                    if self._closed:
-                        ns.close()
-                        return
-                    self._ready.append(ns)
-                    self._made += 1
-        finally:
-            os.close(home)
+                    self._last_error = e
+                time.sleep(0.05)  # e.g. ENOSPC from max_net_namespaces: do not spin
+                continue
+            ns = self._configured(Namespace(fd))
+            if ns is None:
+                time.sleep(0.1)  # a setup that keeps failing must not churn namespaces
+                continue
+            with self._cond:
+                if self._closed:
+                    ns.close()
+                    return
+                self._ready.append(ns)
+                self._made += 1
 
     def _make_inline(self) -> Namespace:
         try:
