@@ -7,6 +7,9 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 /* Each stack only holds the child's own frames (no libc, no Python). */
 #define NSF_ONE_STACK (64 * 1024)
@@ -142,6 +145,11 @@ int nsf_spawn_clone(const struct nsf_spawn *sp, struct nsf_spawn_state *st)
         r = -ENOMEM;
         goto fail;
     }
+#if defined(__SANITIZE_ADDRESS__)
+    /* A child leaves by exit, not by return, so its frames stay poisoned in
+     * the shadow memory; a later mapping at the same address inherits that. */
+    ASAN_UNPOISON_MEMORY_REGION(st->stack, st->stack_size);
+#endif
     ctx->stack2 = (char *)st->stack + NSF_ONE_STACK;
     ctx->stack3 = (char *)st->stack + 2 * NSF_ONE_STACK;
 

@@ -15,7 +15,11 @@ from .flags import NsType
 from .enter import enter, enter_and_exec, run_in
 from .handles import Namespace
 from .inplace import pidfd_open, setns, unshare
+from .inspect import (NamespaceInfo, OutsideProcess, init_namespaces, list_namespaces,
+                      namespaces, netnsid, nsfs_mounts, processes_outside_init)
 from .mounts import Bind, Mkdir, Proc, Sysfs, Tmpfs
+from . import netns
+from .pool import NetnsPool
 from .process import Process
 from .spawn import DEVNULL, PIPE, STDOUT, spawn
 from .targets import Fd, PidFd
@@ -23,7 +27,9 @@ from .targets import Fd, PidFd
 __version__ = "0.1.0"
 
 __all__ = [
-    "Bind", "DEVNULL", "Features", "Fd", "Mkdir", "Namespace", "NsType", "PIPE", "PidFd",
-    "Proc", "Process", "STDOUT", "Sysfs", "Tmpfs", "enter", "enter_and_exec", "features",
-    "pidfd_open", "run_in", "setns", "spawn", "unshare",
+    "Bind", "DEVNULL", "Features", "Fd", "Mkdir", "Namespace", "NamespaceInfo", "NetnsPool",
+    "NsType", "OutsideProcess", "PIPE", "PidFd", "Proc", "Process", "STDOUT", "Sysfs", "Tmpfs",
+    "enter", "enter_and_exec", "features", "init_namespaces", "list_namespaces", "namespaces",
+    "netns", "netnsid", "nsfs_mounts", "pidfd_open", "processes_outside_init", "run_in",
+    "setns", "spawn", "unshare",
 ]

@@ -371,6 +371,60 @@ def spawn(spec, map_writes, map_helper=None):
     return child
 
 
+# ---------------------------------------------------------------- mounts (in place)
+
+def set_propagation(bytes path, unsigned long ms_type, bint recursive, int method):
+    """Change propagation of the mount at path: method 0 = mount_setattr with a
+    mount(2) fallback, 1 = mount_setattr only, 2 = mount(2) only."""
+    cdef int r
+    cdef const char *cpath = path
+    with nogil:
+        r = nsf_set_propagation(cpath, ms_type, recursive, method)
+    if r < 0:
+        raise _err(-r, path.decode(errors="surrogateescape"))
+
+
+def pivot_root(bytes new_root, bytes put_old):
+    """pivot_root(2)."""
+    cdef int r
+    cdef const char *cnew = new_root
+    cdef const char *cold = put_old
+    with nogil:
+        r = nsf_pivot_root(cnew, cold)
+    if r < 0:
+        raise _err(-r, new_root.decode(errors="surrogateescape"))
+# ---------------------------------------------------------------- netns (helper threads)
+
+def netns_new_bound(bytes target):
+    """On a helper thread: unshare(CLONE_NEWNET) and bind its netns onto target."""
+    cdef int r
+    cdef const char *ctarget = target
+    with nogil:
+        r = nsf_netns_new_bound(ctarget)
+    if r < 0:
+        raise _err(-r, target.decode(errors="surrogateescape"))
+
+
+def netns_new_fd():
+    """On a helper thread: unshare(CLONE_NEWNET); an O_CLOEXEC fd of the new netns."""
+    cdef int r
+    with nogil:
+        r = nsf_netns_new_fd()
+    if r < 0:
+        raise _err(-r)
+    return r
+
+
+def netns_socket(int nsfd, int family, int type, int proto):
+    """On a helper thread that joined netns nsfd: socket(2), returned as an fd."""
+    cdef int r
+    with nogil:
+        r = nsf_netns_socket(nsfd, family, type, proto)
+    if r < 0:
+        raise _err(-r)
+    return r
+
+
 # ---------------------------------------------------------------- enter
 
 def setns_held(int fd, int nstype):

@@ -27,7 +27,6 @@ PROCESS_WIDE = NsType.USER | NsType.MNT | NsType.PID | NsType.TIME
 _PER_THREAD_KINDS = frozenset(PER_THREAD.kinds())
 # plain ints for the hot paths: IntFlag's & costs most of a microsecond
 _USER, _MNT, _WIDE = int(NsType.USER), int(NsType.MNT), int(PROCESS_WIDE)
-NETNS_DIR = "/run/netns"
 
 _POINTER = ("use nsfast.run_in(target, fn) or nsfast.spawn(argv, join=target), which join "
             "them in a child")
@@ -84,6 +83,15 @@ def thread_moved(kinds: KindsLike) -> None:
             os.close(slots.pop(kind)[0])
 
 
+def thread_moved_here() -> None:
+    """nsfast.setns/unshare moved this thread: outside enter() blocks, read its
+    namespaces again on the next enter().  Cheap when enter() was never used."""
+    slots = getattr(_local, "slots", None)
+    if slots:
+        for kind in [k for k, slot in slots.items() if not slot[1]]:
+            os.close(slots.pop(kind)[0])
+
+
 # ---------------------------------------------------------------- targets
 
 _KINDS_CACHE: dict = {}
@@ -112,24 +120,8 @@ def _parse_kinds(kinds: KindsLike) -> NsType:
     return k
 
 
-def named_netns_path(name: str) -> str:
-    """The path of a named network namespace, as `ip netns` keeps it.
-
-    Stands in for nsfast.netns.open until that module exists.
-
-    >>> named_netns_path("blue")
-    '/run/netns/blue'
-    """
-    if not name or name in (".", "..") or "/" in name or "\0" in name:
-        raise ValueError(f"bad network namespace name {name!r}")
-    return os.path.join(NETNS_DIR, name)
-
-
 def _open_named_netns(name: str) -> Namespace:
-    try:
-        from . import netns  # the named-netns layer, once it exists
-    except ImportError:
-        return Namespace.open(named_netns_path(name), NsType.NET)
+    from . import netns  # imported late: nsfast.netns imports the spawn layer
     return netns.open(name)
 
 

@@ -17,6 +17,10 @@ _LIMIT_FILES = {
 }
 
 
+PTRACE_HINT = ("reading another process's namespaces needs ptrace access to it "
+               "(CAP_SYS_PTRACE and every capability it holds)")
+
+
 def os_error(err: int, path: Optional[str] = None, hint: Optional[str] = None,
              what: Optional[str] = None) -> OSError:
     """An OSError of the right subclass for err, naming path, with a hint.

@@ -33,15 +33,13 @@ class NsType(enum.IntFlag):
 
     def kinds(self) -> list["NsType"]:
         """The single kinds in this set, in the order lsns lists them."""
-        return [k for k in ORDER if k & self]
+        v = self._value_
+        return [k for k in ORDER if k._value_ & v]
 
     @classmethod
     def all(cls) -> "NsType":
         """Every kind."""
-        v = cls(0)
-        for k in ORDER:
-            v |= k
-        return v
+        return cls(_ALL_VALUE)
 
     @classmethod
     def parse(cls, value: KindsLike) -> "NsType":
@@ -50,13 +48,26 @@ class NsType(enum.IntFlag):
         >>> NsType.parse(["mnt", "pid"]).kinds()
         [<NsType.MNT: 131072>, <NsType.PID: 536870912>]
         """
+        if type(value) is cls:
+            return value
         if value is None:
             return cls(0)
+        if type(value) is str:
+            cached = _PARSED.get(value)
+            if cached is None:
+                cached = cls._parse(value)
+                if len(_PARSED) < 256:
+                    _PARSED[value] = cached
+            return cached
+        return cls._parse(value)
+
+    @classmethod
+    def _parse(cls, value: KindsLike) -> "NsType":
         if isinstance(value, bool):
             raise TypeError("namespace kinds must be names or NsType flags, not bool")
         if isinstance(value, int):
-            if value & ~int(cls.all()):
-                raise ValueError(f"unknown namespace flag bits: {value & ~int(cls.all()):#x}")
+            if value & ~_ALL_VALUE:
+                raise ValueError(f"unknown namespace flag bits: {value & ~_ALL_VALUE:#x}")
             return cls(value)
         if isinstance(value, (str, bytes)):
             if isinstance(value, bytes):
@@ -90,9 +101,13 @@ class NsType(enum.IntFlag):
 
 ORDER = [NsType.TIME, NsType.CGROUP, NsType.USER, NsType.MNT, NsType.UTS, NsType.IPC,
          NsType.PID, NsType.NET]
+_ALL_VALUE = sum(k._value_ for k in ORDER)
 # lsns lists types in this order
 LSNS_ORDER = [NsType.MNT, NsType.NET, NsType.PID, NsType.USER, NsType.UTS, NsType.IPC,
               NsType.CGROUP, NsType.TIME]
+
+# parsed kind strings: the same few ("net", "net,uts") come back on hot paths
+_PARSED: dict = {}
 
 _PROC_NAMES = {
     NsType.MNT: "mnt", NsType.UTS: "uts", NsType.IPC: "ipc", NsType.USER: "user",

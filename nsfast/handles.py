@@ -6,7 +6,7 @@ import os
 from typing import Optional, Union
 
 from . import _core
-from .errors import os_error
+from .errors import PTRACE_HINT, os_error
 from .flags import NsType
 
 PathLike = Union[str, bytes, "os.PathLike[str]"]
@@ -83,8 +83,14 @@ class Namespace:
         except FileNotFoundError:
             if not os.path.exists(f"/proc/{pid}"):
                 raise ProcessLookupError(errno.ESRCH, f"no process {pid}", path) from None
+            if os.path.exists(f"/proc/self/ns/{k.proc_name}"):
+                # a zombie keeps its /proc directory but loses its namespaces
+                raise ProcessLookupError(errno.ESRCH, f"process {pid} has exited", path) \
+                    from None
             raise os_error(errno.ENOENT, path, f"this kernel has no {k.proc_name} namespaces") \
                 from None
+        except PermissionError as e:
+            raise os_error(e.errno, path, PTRACE_HINT) from None
         except OSError as e:
             raise os_error(e.errno, path) from None
         return cls(fd, path)

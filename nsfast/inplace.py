@@ -9,24 +9,38 @@ from . import _core
 from .errors import namespace_hint, os_error
 from .features import features
 from .flags import KindsLike, NsType
-from .handles import Namespace
-from .targets import Fd, PidFd, Target, differing_kinds, open_target
-from .enter import thread_moved
+from .handles import Namespace, _check_pid
+from .targets import Fd, PidFd, Target, differing_kinds
+from .enter import thread_moved_here
 
 
 def thread_count() -> int:
-    """Threads in this process, as the kernel counts them."""
-    return len(os.listdir("/proc/self/task"))
+    """Threads in this process, as the kernel counts them.
+
+    One stat: the kernel sets the link count of /proc/PID/task to 2 plus the
+    number of threads, which is cheaper than listing the directory."""
+    n = os.stat("/proc/self/task").st_nlink - 2
+    return n if n >= 1 else len(os.listdir("/proc/self/task"))
 
 
-def _refuse_if_threaded(kinds: NsType, verb: str) -> None:
-    bad = kinds & (NsType.USER | NsType.PID)
-    if bad and thread_count() > 1:
-        names = ",".join(k.proc_name for k in bad.kinds())
+# joining or creating these applies to the whole process (or its children), which
+# the kernel allows only in a single-threaded process; plain ints so that the hot
+# path tests them without IntFlag arithmetic
+_WHOLE_PROCESS = frozenset([NsType.USER, NsType.PID])
+_WHOLE_PROCESS_MASK = int(NsType.USER | NsType.PID)
+_ALL_KINDS = NsType.all()._value_
+
+
+def _refuse_if_threaded(kinds: int, verb: str) -> None:
+    if not kinds & _WHOLE_PROCESS_MASK:
+        return
+    threads = thread_count()
+    if threads > 1:
+        names = ",".join(k.proc_name for k in NsType(kinds & _WHOLE_PROCESS_MASK).kinds())
         raise RuntimeError(
-            f"cannot {verb} {names} in place: this process has {thread_count()} threads "
+            f"cannot {verb} {names} in place: this process has {threads} threads "
             "and the kernel allows it only in a single-threaded process; "
-            "use nsfast.spawn(...) or nsfast.run_in(...), which do it in a child")
+            "use nsfast.spawn(...), which does it in a child")
 
 
 def unshare(kinds: KindsLike) -> None:
@@ -37,28 +51,53 @@ def unshare(kinds: KindsLike) -> None:
     k = NsType.parse(kinds)
     if not k:
         raise ValueError("unshare needs at least one namespace kind")
-    _refuse_if_threaded(k, "unshare")
+    _refuse_if_threaded(k._value_, "unshare")
     try:
-        _core.unshare(int(k))
+        _core.unshare(k._value_)
     except OSError as e:
         names = [x.proc_name for x in k.kinds()]
         raise os_error(e.errno, None, namespace_hint(e.errno, names),
                        what=f"unshare({','.join(names)})") from None
-    thread_moved(k)  # enter() must come back here, not to the old namespaces
+    thread_moved_here()  # enter() must come back here, not to the old namespaces
 
 
-def _setns_fd(ns: Namespace) -> None:
-    try:
-        _core.setns(ns.fileno(), int(ns.kind))
-    except OSError as e:
-        hint = None
-        if e.errno == errno.EINVAL and ns.kind in (NsType.USER, NsType.MNT):
+def _setns_error(e: OSError, fd: int, kind: NsType, path: Optional[str]) -> OSError:
+    """The OSError for a failed setns(fd, kind), with the cause where it is known."""
+    hint = None
+    if e.errno == errno.EINVAL:
+        try:
+            actual = NsType(_core.ns_get_nstype(fd))
+        except OSError:
+            actual = None
+        if actual is None:
+            hint = f"fd {fd} is not a namespace file"
+        elif actual != kind:
+            hint = f"it is a {actual.proc_name} namespace, not {kind.proc_name}"
+        elif kind in (NsType.USER, NsType.MNT):
             hint = ("joining a user or mount namespace needs a single-threaded caller "
                     "with an unshared fs struct; a user namespace cannot be rejoined")
-        elif e.errno == errno.EPERM:
-            hint = "needs CAP_SYS_ADMIN in the target's owning user namespace"
-        raise os_error(e.errno, ns.path, hint,
-                       what=f"setns({ns.kind.proc_name})") from None
+    elif e.errno == errno.EPERM:
+        hint = "needs CAP_SYS_ADMIN in the target's owning user namespace"
+    elif e.errno == errno.EBADF:
+        hint = f"fd {fd} is not open"
+    return os_error(e.errno, path if path is not None else f"/proc/self/fd/{fd}", hint,
+                    what=f"setns({kind.proc_name})")
+
+
+# a single kind by its name or flag: one dict lookup on the hot paths
+_ONE_KIND: dict = {k: k for k in NsType.all().kinds()}
+_ONE_KIND.update({k.proc_name: k for k in NsType.all().kinds()})
+
+
+def _single_kind(kinds: KindsLike) -> NsType:
+    if type(kinds) is str or type(kinds) is NsType:
+        k = _ONE_KIND.get(kinds)
+        if k is not None:
+            return k
+    k = NsType.parse(kinds)
+    if k not in _ONE_KIND:
+        raise ValueError(f"a namespace file has exactly one kind, not {kinds!r}")
+    return k
 
 
 def setns(target: Target, kinds: KindsLike = None) -> None:
@@ -70,65 +109,93 @@ def setns(target: Target, kinds: KindsLike = None) -> None:
 
     >>> nsfast.setns("/run/netns/blue", "net")  # doctest: +SKIP
     """
-    k = NsType.parse(kinds) if kinds is not None else None
-    if isinstance(target, Namespace) or (
-            isinstance(target, (str, bytes, os.PathLike, Fd)) and not isinstance(target, PidFd)):
-        ns = open_target(target, k) if k is not None else (
-            Namespace(os.dup(target.fileno()), target.path) if isinstance(target, Namespace)
-            else Namespace.open(f"/proc/self/fd/{int(target)}" if isinstance(target, Fd)
-                                else target))
-        with ns:
-            if k is not None and len(k.kinds()) != 1:
-                raise ValueError("a namespace file has exactly one kind")
-            _refuse_if_threaded(ns.kind, "setns into")
-            _setns_fd(ns)
-            thread_moved(ns.kind)
-        return
-    if isinstance(target, PidFd):
-        mask = k if k is not None else NsType.all()
-        _refuse_if_threaded(mask, "setns into")
+    # The hot paths come first, by exact type, with the syscall inline: a handle
+    # knows its kind, so nothing is opened or asked; for an Fd with its kind
+    # given, the kernel checks that the fd is of that kind (EINVAL otherwise).
+    cls = type(target)
+    if cls is Namespace:
+        kind = target.kind
+        if kinds is not None and _single_kind(kinds) is not kind:
+            raise ValueError(f"{target!r} is a {kind.proc_name} namespace, not {kinds!r}")
+        fd = target.fileno()
+        if kind in _WHOLE_PROCESS:
+            _refuse_if_threaded(kind._value_, "setns into")
         try:
-            _core.setns(int(target), int(mask))
+            _core.setns(fd, kind._value_)  # a plain int converts faster than the IntFlag
         except OSError as e:
-            raise os_error(e.errno, None, "setns with a pidfd needs kernel 5.8",
-                           what="setns(pidfd)") from None
-        thread_moved(mask)
-        return
-    pid = target.pid if hasattr(target, "pid") and not isinstance(target, int) else target
-    if isinstance(pid, bool) or not isinstance(pid, int):
-        raise TypeError(f"cannot use {type(target).__name__} as a setns target")
-    if pid <= 0:
-        raise ValueError(f"pid must be positive, not {pid}")
-    want = k if k is not None else NsType.all()
-    want = differing_kinds(pid, want) if k is None else want
+            raise _setns_error(e, fd, kind, target.path) from None
+    elif cls is Fd:
+        kind = _single_kind(kinds) if kinds is not None else _kind_of_fd(target)
+        if kind in _WHOLE_PROCESS:
+            _refuse_if_threaded(kind._value_, "setns into")
+        try:
+            _core.setns(target, kind._value_)
+        except OSError as e:
+            raise _setns_error(e, int(target), kind, None) from None
+    elif cls is PidFd:
+        if kinds is None:
+            value = _ALL_KINDS
+        else:
+            value = (kinds if type(kinds) is NsType else NsType.parse(kinds))._value_
+        if value & _WHOLE_PROCESS_MASK:
+            _refuse_if_threaded(value, "setns into")
+        try:
+            _core.setns(target, value)
+        except OSError as e:
+            hint = "setns with a pidfd needs kernel 5.8" if e.errno == errno.EINVAL else None
+            raise os_error(e.errno, None, hint, what="setns(pidfd)") from None
+    elif isinstance(target, Namespace):  # a subclass: through a plain handle on it
+        with Namespace(os.dup(target.fileno()), target.path) as ns:
+            setns(ns, kinds)
+    elif isinstance(target, (Fd, PidFd)):  # a subclass: as its base
+        setns(Fd(target) if isinstance(target, Fd) else PidFd(target), kinds)
+    elif isinstance(target, (str, bytes, os.PathLike)):
+        with Namespace.open(target, _single_kind(kinds) if kinds is not None else None) as ns:
+            setns(ns)
+    else:
+        pid = target.pid if hasattr(target, "pid") and not isinstance(target, int) else target
+        if isinstance(pid, bool) or not isinstance(pid, int):
+            raise TypeError(f"cannot use {type(target).__name__} as a setns target "
+                            "(give a pid, a path, a Namespace, Fd(n) or PidFd(n))")
+        _setns_pid(_check_pid(pid), NsType.parse(kinds) if kinds is not None else None)
+    thread_moved_here()  # enter() must come back here, not to the old namespaces
+
+
+def _kind_of_fd(fd: int) -> NsType:
+    try:
+        return NsType(_core.ns_get_nstype(fd))
+    except OSError as e:
+        raise os_error(e.errno, f"/proc/self/fd/{fd}", f"fd {fd} is not a namespace file",
+                       what="NS_GET_NSTYPE") from None
+
+
+def _setns_pid(pid: int, kinds: Optional[NsType]) -> None:
+    want = kinds if kinds is not None else differing_kinds(pid, NsType.all())
     if not want:
         return
-    _refuse_if_threaded(want, "setns into")
+    _refuse_if_threaded(want._value_, "setns into")
+    names = ",".join(x.proc_name for x in want.kinds())
     if features.pidfd_setns:
         try:
             pidfd = _core.pidfd_open(pid)
         except OSError as e:
             raise os_error(e.errno, f"/proc/{pid}") from None
         try:
-            _core.join([pidfd], [int(want)], True, False)
+            _core.join([pidfd], [want._value_], True, False)
         except _core.JoinError as e:
-            raise os_error(e.errno, f"/proc/{pid}/ns",
-                           what=f"setns(pidfd, {','.join(x.proc_name for x in want.kinds())})") \
-                from None
+            raise os_error(e.errno, f"/proc/{pid}/ns", what=f"setns(pidfd, {names})") from None
         finally:
             os.close(pidfd)
-        thread_moved(want)
         return
     handles = [Namespace.of(pid, x) for x in want.kinds()]
     try:
-        _core.join([h.fileno() for h in handles], [int(h.kind) for h in handles])
+        _core.join([h.fileno() for h in handles], [h.kind._value_ for h in handles])
     except _core.JoinError as e:
         raise os_error(e.errno, f"/proc/{pid}/ns/{NsType(e.kind).proc_name}",
                        what=f"setns({NsType(e.kind).proc_name})") from None
     finally:
         for h in handles:
             h.close()
-    thread_moved(want)
 
 
 def pidfd_open(pid: int) -> PidFd:
@@ -136,11 +203,7 @@ def pidfd_open(pid: int) -> PidFd:
 
     >>> fd = nsfast.pidfd_open(os.getpid()); os.close(fd)
     """
-    if isinstance(pid, bool) or not isinstance(pid, int):
-        raise TypeError("pid must be an int")
-    if pid <= 0:
-        raise ValueError(f"pid must be positive, not {pid}")
     try:
-        return PidFd(_core.pidfd_open(pid))
+        return PidFd(_core.pidfd_open(_check_pid(pid)))
     except OSError as e:
         raise os_error(e.errno, f"/proc/{pid}") from None

@@ -1,9 +1,22 @@
-"""Mount steps for spawn (bind, tmpfs, proc) and the propagation modes."""
+"""Mounts: in-place operations on the caller's mount namespace (propagation,
+bind, tmpfs, proc, pivot_root), the /proc/PID/mountinfo parser, and the same
+operations as spawn steps (Bind, Tmpfs, Proc, ...) run by the C child.
+
+The in-place functions change the mount namespace of the calling process:
+call them in a process that has its own (a spawned child, or after
+``unshare -m``), not in one that shares the host's.
+"""
 from __future__ import annotations
 
+import errno
 import os
+import re
+import sys
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional, Union
+
+from . import _core
+from .errors import os_error
 
 # struct nsf_mount_step kinds (csrc/spawn.h)
 _BIND, _TMPFS, _PROC, _MKDIR, _PIVOT, _SYSFS = 1, 2, 3, 4, 5, 6
@@ -18,13 +31,33 @@ PROPAGATION_FLAGS = {
 }
 
 
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+MS_BIND, MS_REMOUNT, MS_RDONLY = 0x1000, 0x20, 0x1
+MS_NOEXEC = 0x8
+MNT_DETACH = 2
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+_METHODS = {"auto": 0, "mount_setattr": 1, "mount": 2}
+
+
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+
+
 def absolute(path, what: str) -> bytes:
     """The path as bytes, ValueError unless absolute and free of NUL."""
-    p = os.fsencode(path)
+    # str and bytes first: this is on the propagation hot path, where
+    # os.fsencode alone costs more than the Cython call
+    cls = type(path)
+    if cls is str:
+        p = path.encode(_FS_ENCODING, _FS_ERRORS)
+    elif cls is bytes:
+        p = path
+    else:
+        p = os.fsencode(path)
+    if p[:1] != b"/":
+        raise ValueError(f"{what} must be an absolute path, not {os.fsdecode(p)!r}")
     if b"\0" in p:
         raise ValueError(f"{what} contains a NUL byte")
-    if not p.startswith(b"/"):
-        raise ValueError(f"{what} must be an absolute path, not {os.fsdecode(p)!r}")
     return p
 
 
@@ -53,19 +86,22 @@ class Tmpfs:
     readonly: bool = False
 
     def as_steps(self) -> list[tuple]:
-        opts = []
-        if self.size is not None:
-            if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size <= 0:
-                raise ValueError("tmpfs size must be a positive int of bytes")
-            opts.append(f"size={self.size}")
-        if self.mode is not None:
-            if isinstance(self.mode, bool) or not isinstance(self.mode, int) or \
-                    not 0 <= self.mode <= 0o7777:
-                raise ValueError("tmpfs mode must be an int between 0 and 0o7777")
-            opts.append(f"mode={self.mode:o}")
-        data = ",".join(opts).encode() if opts else None
         return [(_TMPFS, self.readonly, MS_NOSUID | MS_NODEV, b"tmpfs",
-                 absolute(self.dst, "tmpfs target"), data)]
+                 absolute(self.dst, "tmpfs target"), _tmpfs_options(self.size, self.mode))]
+
+
+def _tmpfs_options(size: Optional[int], mode: Optional[int]) -> Optional[bytes]:
+    """The tmpfs data string for size (bytes) and mode, ValueError when bad."""
+    opts = []
+    if size is not None:
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise ValueError("tmpfs size must be a positive int of bytes")
+        opts.append(f"size={size}")
+    if mode is not None:
+        if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o7777:
+            raise ValueError("tmpfs mode must be an int between 0 and 0o7777")
+        opts.append(f"mode={mode:o}")
+    return ",".join(opts).encode() if opts else None
 
 
 @dataclass(frozen=True)
@@ -96,6 +132,353 @@ class Mkdir:
         return [(_MKDIR, False, 0, None, absolute(self.dst, "mkdir path"), None)]
 
 
+def step_path(step: tuple, err: int) -> bytes:
+    """The path a failed spawn mount step names: a bind's source when that is
+    what is missing (as seen from the parent), else its target."""
+    kind, _, _, src, dst, _ = step
+    if kind == _BIND and err == errno.ENOENT and not os.path.lexists(src):
+        return src
+    return dst or src
+
+
 def pivot_step(new_root) -> tuple:
     """The spawn step that makes new_root the child's / and detaches the old root."""
     return (_PIVOT, False, 0, absolute(new_root, "root"), None, None)
+
+
+# ---------------------------------------------------------------- mountinfo
+
+_OCTAL = re.compile(rb"\\([0-7]{3})")
+
+
+def _unescape(field: bytes) -> str:
+    """Undo the kernel's octal escapes (\\040 space, \\011 tab, \\012 newline,
+    \\134 backslash) and decode as the os module decodes paths."""
+    if b"\\" in field:
+        field = _OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), field)
+    return field.decode(_FS_ENCODING, _FS_ERRORS)
+
+
+class MountEntry(NamedTuple):
+    """One line of /proc/PID/mountinfo, decoded.
+
+    propagation is "shared", "slave", "shared,slave" (a slave that is also
+    shared), "private" or "unbindable"; peer_group is the N of shared:N,
+    master the N of master:N, propagate_from the N of propagate_from:N.
+
+    >>> [e.mount_point for e in mountinfo() if e.mount_point == "/"]
+    ['/']
+    """
+    mount_id: int
+    parent_id: int
+    major: int
+    minor: int
+    root: str
+    mount_point: str
+    options: tuple[str, ...]
+    optional_fields: tuple[str, ...]
+    fs_type: str
+    source: str
+    super_options: tuple[str, ...]
+    propagation: str
+    peer_group: Optional[int]
+    master: Optional[int]
+    propagate_from: Optional[int]
+
+    @property
+    def readonly(self) -> bool:
+        return "ro" in self.options
+
+
+_new_entry = tuple.__new__  # positional, past NamedTuple's keyword-taking __new__
+
+
+def _parse_line(line: bytes) -> MountEntry:
+    fields = line.split(b" ")
+    sep = fields.index(b"-", 6)
+    major, _, minor = fields[2].partition(b":")
+    optional = tuple(f.decode() for f in fields[6:sep]) if sep > 6 else ()
+    shared = master = source = None
+    mode = "private"
+    for tag in optional:
+        name, _, value = tag.partition(":")
+        if name == "shared":
+            shared = int(value)
+        elif name == "master":
+            master = int(value)
+        elif name == "propagate_from":
+            source = int(value)
+        elif name == "unbindable":
+            mode = "unbindable"
+    if mode != "unbindable":
+        if shared is not None:
+            mode = "shared,slave" if master is not None else "shared"
+        elif master is not None:
+            mode = "slave"
+    super_options = tuple(_unescape(fields[sep + 3]).split(",")) if len(fields) > sep + 3 \
+        else ()
+    return _new_entry(MountEntry, (
+        int(fields[0]), int(fields[1]), int(major), int(minor),
+        _unescape(fields[3]), _unescape(fields[4]), tuple(fields[5].decode().split(",")),
+        optional, _unescape(fields[sep + 1]), _unescape(fields[sep + 2]), super_options,
+        mode, shared, master, source))
+
+
+def parse_mountinfo(text: bytes) -> list[MountEntry]:
+    """Parse the bytes of a mountinfo file.
+
+    >>> parse_mountinfo(b"27 1 254:0 / / rw - ext4 /dev/vda rw\\n")[0].source
+    '/dev/vda'
+    """
+    return [_parse_line(line) for line in text.split(b"\n") if line]
+
+
+def mountinfo(pid: Optional[int] = None) -> list[MountEntry]:
+    """The mount table of pid's mount namespace (default: the caller's), as
+    that process sees it (paths relative to its root), in kernel order.
+
+    >>> any(e.fs_type == "proc" for e in mountinfo())
+    True
+    """
+    if pid is None:
+        path = "/proc/self/mountinfo"
+    else:
+        if isinstance(pid, bool) or not isinstance(pid, int):
+            raise TypeError(f"pid must be an int, not {type(pid).__name__}")
+        if pid <= 0:
+            raise ValueError(f"pid must be positive, not {pid}")
+        path = f"/proc/{pid}/mountinfo"
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+    except FileNotFoundError:
+        if pid is None:
+            raise os_error(errno.ENOENT, path, "/proc is not mounted here") from None
+        raise os_error(errno.ESRCH, path, what=f"no process {pid}") from None
+    except OSError as e:
+        raise os_error(e.errno, path) from None
+    return parse_mountinfo(text)
+
+
+# ---------------------------------------------------------------- in place
+
+def _mode_flag(mode: str) -> int:
+    try:
+        return PROPAGATION_FLAGS[mode]
+    except (KeyError, TypeError):
+        raise ValueError(f"propagation mode must be one of {', '.join(PROPAGATION_FLAGS)}, "
+                         f"not {mode!r}") from None
+
+
+def _is_mount_point(path: bytes) -> bool:
+    real = os.path.realpath(os.fsdecode(path))
+    return any(e.mount_point == real for e in mountinfo())
+
+
+def _missing(*paths: bytes) -> Optional[bytes]:
+    """The first of paths that does not exist, if any."""
+    for p in paths:
+        if not os.path.lexists(p):
+            return p
+    return None
+
+
+def _error(e: OSError, path: bytes, what: str, hint: Optional[str] = None) -> OSError:
+    return os_error(e.errno, os.fsdecode(path), hint, what=what)
+
+
+def set_propagation(path: PathArg, mode: str, recursive: bool = True, *,
+                    method: str = "auto") -> None:
+    """Make the mount at path (and, recursively, every mount under it) private,
+    shared, slave or unbindable, in the caller's mount namespace.
+
+    Uses mount_setattr(AT_RECURSIVE) (Linux 5.12+), one call for the whole
+    tree, and mount(2) with MS_REC where it is missing.  method="mount_setattr"
+    or "mount" forces one of the two (for tests and benchmarks).
+
+    >>> set_propagation("/run/netns", "shared", recursive=False)  # doctest: +SKIP
+    """
+    key = (path, mode, recursive, method)
+    try:
+        args = _checked_propagation[key]
+    except (KeyError, TypeError):  # TypeError: an unhashable argument
+        args = _check_propagation(path, mode, recursive, method)
+        # only str and bytes: a PathLike's __fspath__ may answer differently next time
+        if type(path) in (str, bytes) and type(mode) is str and type(method) is str \
+                and type(recursive) is bool:
+            if len(_checked_propagation) >= 256:
+                _checked_propagation.clear()
+            _checked_propagation[key] = args
+    try:
+        _core.set_propagation(*args)
+    except OSError as e:
+        p = args[0]
+        if e.errno == errno.EINVAL and os.path.lexists(p) and not _is_mount_point(p):
+            raise os_error(errno.EINVAL, os.fsdecode(p),
+                           "only a mount point has a propagation mode; bind-mount the "
+                           "directory onto itself first: bind(path, path)",
+                           what="not a mount point") from None
+        raise _error(e, p, f"making {mode}") from None
+
+
+# Validated (path, flag, recursive, method) by call arguments: a sandbox
+# server changes the same few paths over and over, and validation would cost
+# a third of a small tree's mount_setattr.
+_checked_propagation: dict = {}
+
+
+def _check_propagation(path, mode, recursive, method) -> tuple:
+    flag = _mode_flag(mode)
+    p = absolute(path, "path")
+    try:
+        how = _METHODS[method]
+    except (KeyError, TypeError):
+        raise ValueError(f"method must be one of {', '.join(_METHODS)}, not {method!r}") \
+            from None
+    return (p, flag, bool(recursive), how)
+
+
+def bind(src: PathArg, dst: PathArg, readonly: bool = False, recursive: bool = True) -> None:
+    """Bind-mount src on dst in the caller's mount namespace; with readonly
+    every mount of the bound tree refuses writes (EROFS).
+
+    >>> bind("/etc", "/tmp/etc-ro", readonly=True)  # doctest: +SKIP
+    """
+    s, d = absolute(src, "bind source"), absolute(dst, "bind target")
+    try:
+        _core.mount(s, d, None, MS_BIND | (MS_REC if recursive else 0), None)
+    except OSError as e:
+        missing = _missing(s, d) if e.errno == errno.ENOENT else None
+        if missing is not None:
+            raise os_error(errno.ENOENT, os.fsdecode(missing), what="bind") from None
+        hint = None
+        if e.errno == errno.EINVAL and _on_unbindable_mount(s):
+            hint = "the source is on an unbindable mount, which cannot be bind-mounted"
+        raise _error(e, s, f"bind to {os.fsdecode(d)}", hint) from None
+    if readonly:
+        try:
+            _make_readonly(d, recursive)
+        except OSError as e:
+            _core.umount2(d, MNT_DETACH)  # do not leave a writable bind behind
+            raise _error(e, d, "making the bind read-only") from None
+
+
+def _on_unbindable_mount(path: bytes) -> bool:
+    holder = _containing_mount(os.path.realpath(os.fsdecode(path)), mountinfo())
+    return holder is not None and holder.propagation == "unbindable"
+
+
+def _containing_mount(real: str, table: list[MountEntry]) -> Optional[MountEntry]:
+    """The mount that holds the resolved path real: the last (topmost) entry
+    with the longest mount point that is a prefix of it."""
+    best = None
+    for e in table:
+        mp = e.mount_point
+        if real == mp or real.startswith(mp.rstrip("/") + "/"):
+            if best is None or len(mp) >= len(best.mount_point):
+                best = e
+    return best
+
+
+def _make_readonly(dst: bytes, recursive: bool) -> None:
+    try:
+        _core.mount_setattr(dst, AT_RECURSIVE if recursive else 0, MOUNT_ATTR_RDONLY, 0, 0)
+        return
+    except OSError as e:
+        if e.errno != errno.ENOSYS:
+            raise
+    # Before 5.12: a bind ignores MS_RDONLY, so remount each mount of the tree,
+    # keeping the flags that an unprivileged remount may not drop.
+    top = os.path.realpath(os.fsdecode(dst))
+    points = [top]
+    if recursive:
+        points += [e.mount_point for e in mountinfo()
+                   if e.mount_point.startswith(top.rstrip("/") + "/")]
+    for mp in points:
+        kept = 0
+        fl = os.statvfs(mp).f_flag
+        for st, ms in ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV),
+                       (os.ST_NOEXEC, MS_NOEXEC)):
+            if fl & st:
+                kept |= ms
+        _core.mount(None, os.fsencode(mp), None, MS_REMOUNT | MS_BIND | MS_RDONLY | kept, None)
+
+
+def tmpfs(dst: PathArg, size: Optional[int] = None, mode: Optional[int] = None) -> None:
+    """Mount a fresh tmpfs (nosuid, nodev) on dst; size in bytes, mode as 0o755.
+
+    >>> tmpfs("/tmp/scratch", size=64 << 20, mode=0o700)  # doctest: +SKIP
+    """
+    d = absolute(dst, "tmpfs target")
+    data = _tmpfs_options(size, mode)
+    try:
+        _core.mount(b"tmpfs", d, b"tmpfs", MS_NOSUID | MS_NODEV, data)
+    except OSError as e:
+        raise _error(e, d, "mounting tmpfs") from None
+
+
+def mount_proc(target: PathArg = "/proc") -> None:
+    """Mount a proc for the caller's pid namespace on target.  For a /proc that
+    shows only a new pid namespace's processes, call it from a process inside
+    that pid namespace and in its own mount namespace.
+
+    >>> mount_proc()  # doctest: +SKIP
+    """
+    t = absolute(target, "proc target")
+    try:
+        _core.mount(b"proc", t, b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    except OSError as e:
+        hint = None
+        if e.errno == errno.EPERM:
+            hint = ("proc is refused in a user namespace when the host's /proc has "
+                    "over-mounted paths, and needs CAP_SYS_ADMIN")
+        raise _error(e, t, "mounting proc", hint) from None
+
+
+def _same_mount_ns_as_init() -> bool:
+    try:
+        return os.stat("/proc/self/ns/mnt").st_ino == os.stat("/proc/1/ns/mnt").st_ino
+    except OSError:
+        return False
+
+
+def pivot_root(new_root: PathArg) -> None:
+    """Make new_root the root of the caller's mount namespace; the old root is
+    detached, so nothing outside new_root stays reachable.  The mounts
+    involved are made private first (pivot_root refuses a shared parent).
+    Refused in the initial mount namespace, where it would move every process.
+
+    >>> pivot_root("/tmp/rootfs")  # doctest: +SKIP
+    """
+    root = absolute(new_root, "new_root")
+    if not os.path.isdir(root):
+        if not os.path.lexists(root):
+            raise os_error(errno.ENOENT, os.fsdecode(root), what="pivot_root")
+        raise os_error(errno.ENOTDIR, os.fsdecode(root), what="pivot_root")
+    if _same_mount_ns_as_init():
+        raise RuntimeError("pivot_root refused: the caller shares the mount namespace of "
+                           "pid 1; run it in a new mount namespace")
+    real = os.path.realpath(os.fsdecode(root))
+    # the self-bind below would propagate to the parent's peers if it were shared
+    _make_private_if_shared(_containing_mount(real, mountinfo()))
+    if not _is_mount_point(os.fsencode(real)):
+        bind(real, real)  # pivot_root wants a mount point
+    table = mountinfo()
+    _make_private_if_shared(_containing_mount(real, table))
+    _make_private_if_shared(_containing_mount("/", table))
+    os.chdir(real)
+    try:
+        # (".", ".") stacks the old root on top of the new one; the lazy
+        # unmount then removes it without needing a put_old directory
+        _core.pivot_root(b".", b".")
+        _core.umount2(b".", MNT_DETACH)
+    except OSError as e:
+        raise _error(e, os.fsencode(real), "pivot_root") from None
+    finally:
+        os.chdir("/")
+
+
+def _make_private_if_shared(entry: Optional[MountEntry]) -> None:
+    if entry is not None and entry.peer_group is not None:
+        _core.set_propagation(os.fsencode(entry.mount_point), PROPAGATION_FLAGS["private"],
+                              False, 0)

@@ -17,7 +17,7 @@ from .errors import map_hint, namespace_hint, os_error
 from .features import features
 from .flags import KindsLike, NsType
 from .handles import Namespace
-from .mounts import PROPAGATION_FLAGS, MS_REC, Proc, absolute, pivot_step
+from .mounts import PROPAGATION_FLAGS, MS_REC, Proc, absolute, pivot_step, step_path
 from .process import Process
 from .targets import PidFd, differing_kinds, open_target
 
@@ -547,8 +547,8 @@ def _failure_to_error(f: "_core.SpawnFailure", spec: _ChildSpec, program: bytes,
         return os_error(err, f"/proc/<child>/{step}", map_hint(err, step),
                         what=f"writing {step}")
     if step == "mount":
-        kind, _, _, src, dst, _ = spec.mounts[f.index]
-        return os_error(err, os.fsdecode(dst or src), what=f"mount step {f.index}")
+        path = step_path(spec.mounts[f.index], err)
+        return os_error(err, os.fsdecode(path), what=f"mount step {f.index}")
     if step == "mount_proc":
         return os_error(err, os.fsdecode(spec.proc_target), what="mounting proc",
                         hint="proc can be refused in a user namespace when the host's /proc "

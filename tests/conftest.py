@@ -103,3 +103,42 @@ def children_of(pid: int) -> list[int]:
 
 def open_fds() -> set[int]:
     return {int(x) for x in os.listdir("/proc/self/fd")}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--soak-long", action="store_true",
+                     help="run the soak tests at full length (20,000 spawns)")
+
+
+@pytest.fixture
+def soak_scale(request) -> int:
+    """1 in CI, 10 with --soak-long."""
+    return 10 if request.config.getoption("--soak-long") else 1
+
+
+def system_state() -> dict:
+    """What a leak would change: our fds, children, zombies, mounts, /run/netns,
+    the system's net namespaces, and our RSS (kB)."""
+    def read(path):
+        with open(path) as f:
+            return f.read()
+
+    net = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                net.add(os.stat(f"/proc/{entry}/ns/net").st_ino)
+            except OSError:
+                pass
+    rss = 0
+    for line in read("/proc/self/status").splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1])
+    return {
+        "fds": open_fds(),
+        "children": sorted(children_of(os.getpid())),
+        "mountinfo": read("/proc/self/mountinfo"),
+        "run_netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else [],
+        "net_namespaces": len(net),
+        "rss_kb": rss,
+    }

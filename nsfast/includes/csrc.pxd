@@ -97,3 +97,12 @@ cdef extern from "spawn.h" nogil:
     int nsf_spawn_finish(nsf_spawn_state *st, nsf_record *rec, int *status)
     void nsf_spawn_abort(nsf_spawn_state *st)
     void nsf_spawn_free_stack(nsf_spawn_state *st)
+
+cdef extern from "mounts.h" nogil:
+    int nsf_set_propagation(const char *path, unsigned long ms_type, int recursive, int method)
+    int nsf_pivot_root(const char *new_root, const char *put_old)
+# ---------------------------------------------------------------- netns (helper threads)
+cdef extern from "netns_thread.h" nogil:
+    int nsf_netns_new_bound(const char *target)
+    int nsf_netns_new_fd()
+    int nsf_netns_socket(int nsfd, int family, int type, int proto)

@@ -1,0 +1,160 @@
+"""Mount cases: recursive propagation change, new mount namespace cost and
+mountinfo parsing, each on trees of 10, 100 and 1,000 mounts.
+
+Every case runs in a throwaway private mount namespace: setup() moves the
+(single-threaded) benchmark process into a new one and builds the tree of
+tmpfs mounts there, teardown() returns to the original namespace, where
+nothing of it was ever visible, and the copy dies with its last user.  The
+peers and the C floor are children and so run in the same throwaway copy.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import nsfast
+
+from nsfast import _core, mounts
+from nsfast.flags import NsType
+from nsfast.inplace import thread_count, unshare
+
+from .harness import Case, Config, Floor, Peer, which_or_none
+
+SIZES = (10, 100, 1000)
+
+
+class MountSandbox:
+    """A private mount namespace holding a tree of n tmpfs mounts under top."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.top = os.path.join(tempfile.gettempdir(), f"nsfast-bench-mnt-{os.getpid()}-{n}")
+        self._home = self._cwd = -1
+
+    def enter(self) -> None:
+        if thread_count() > 1:
+            raise RuntimeError("the mounts benchmarks need a single-threaded process "
+                               "(they step into a throwaway mount namespace)")
+        self._home = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        self._cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        os.mkdir(self.top, 0o700)
+        unshare("mnt")
+        # as unshare(1): nothing made here may reach the host through a shared /
+        mounts.set_propagation("/", "private")
+        mounts.tmpfs(self.top)
+        for i in range(self.n - 1):
+            d = f"{self.top}/{i}"
+            os.mkdir(d)
+            mounts.tmpfs(d)
+
+    def leave(self) -> None:
+        _core.setns(self._home, int(NsType.MNT))
+        os.fchdir(self._cwd)  # setns moved us to the namespace's root
+        os.close(self._home)
+        os.close(self._cwd)
+        os.rmdir(self.top)
+
+
+def _run(argv: list) -> None:
+    """Run a peer command.  nsfast.spawn (a CLONE_VM child) rather than
+    subprocess: a fork leaves this process's pages copy-on-write, and the
+    nsfast op timed right after it would pay those faults (3 us -> 20 us)."""
+    p = nsfast.spawn(argv, stdout=nsfast.DEVNULL)
+    if p.wait() != 0:
+        raise RuntimeError(f"{argv} exited {p.returncode}")
+
+
+def _propagation_cases(n: int) -> list[Case]:
+    """Two cases: against the C floor and the mount(2) fallback (all warm), and
+    against mount(8).  Apart because the op timed right after a command pays
+    for the cache and TLB the command's process evicted (3 us -> 20 us here),
+    which is the harness's interleaving, not the cost of the call."""
+    box = MountSandbox(n)
+    flip = [0]
+
+    def toggled(method: str):
+        # the loop a caller would write: one call per change, nothing else
+        change, top, modes = mounts.set_propagation, box.top, ("private", "shared")
+        if method == "auto":
+            def op():
+                flip[0] ^= 1
+                change(top, modes[flip[0]])
+        else:
+            def op():
+                flip[0] ^= 1
+                change(top, modes[flip[0]], method=method)
+        return op
+
+    def mount_cmd():
+        flip[0] ^= 1
+        _run([mount, "--make-rshared" if flip[0] else "--make-rprivate", box.top])
+
+    def check():
+        op()
+        modes = {e.propagation for e in mounts.mountinfo() if e.mount_point.startswith(box.top)}
+        want = "shared" if flip[0] else "private"
+        assert modes == {want}, f"tree of {n} is {modes}, expected all {want}"
+
+    mount = which_or_none("mount")
+    op = toggled("auto")
+    common = dict(op=op, floor=Floor("floor_mounts.c", ["setattr", box.top]), check=check,
+                  setup=box.enter, teardown=box.leave, samples=200 if n < 1000 else 100)
+    note = "toggles the whole tree between shared and private"
+    return [
+        Case(name=f"set_propagation recursive, {n} mounts",
+             peers=[Peer("mount(2) MS_REC", toggled("mount"))], target=("floor", 1.2),
+             note=note + "; mount_setattr(AT_RECURSIVE), floor the same syscall in C",
+             **common),
+        Case(name=f"set_propagation vs mount(8), {n} mounts",
+             peers=[Peer("mount --make-r*", mount_cmd if mount else None,
+                         "apt-get install mount")],
+             target=("mount --make-r*", 1.0),
+             note=note + "; nsfast timed right after the command (cold caches)", **common),
+    ]
+
+
+def _new_namespace_cases(n: int) -> list[Case]:
+    box = MountSandbox(n)
+    before = [0]
+
+    def check():
+        before[0] = os.stat("/proc/self/ns/mnt").st_ino
+        unshare("mnt")
+        assert os.stat("/proc/self/ns/mnt").st_ino != before[0]
+
+    tool = which_or_none("unshare")
+    common = dict(op=lambda: unshare("mnt"), floor=Floor("floor_mounts.c", ["unshare"]),
+                  check=check, setup=box.enter, teardown=box.leave,
+                  samples=200 if n < 1000 else 100)
+    note = (f"unshare(CLONE_NEWNS) copies the table ({n} mounts + the host's) and frees "
+            "the previous copy: the cost grows with the table")
+    return [
+        Case(name=f"new mount namespace, {n}-mount tree", note=note, **common),
+        Case(name=f"new mount namespace vs unshare(1), {n}-mount tree",
+             peers=[Peer("unshare -m true", (lambda: _run([tool, "-m", "true"])) if tool
+                         else None, "apt-get install util-linux")],
+             note=note + "; the peer also forks and execs", **common),
+    ]
+
+
+def _mountinfo_case(n: int) -> Case:
+    box = MountSandbox(n)
+    findmnt = which_or_none("findmnt")
+
+    def check():
+        assert len(mounts.mountinfo()) >= n
+
+    return Case(
+        name=f"mountinfo parse, {n}-mount tree", op=mounts.mountinfo,
+        floor=Floor("floor_mounts.c", ["read"]),
+        peers=[Peer("findmnt -J", (lambda: _run([findmnt, "-J"])) if findmnt else None,
+                    "apt-get install util-linux")],
+        check=check, setup=box.enter, teardown=box.leave, target=("findmnt -J", 1.0),
+        samples=100, note="floor: read the file only, no parsing")
+
+
+def cases(cfg: Config) -> list[Case]:
+    out = []
+    for n in SIZES:
+        out += _propagation_cases(n) + _new_namespace_cases(n) + [_mountinfo_case(n)]
+    return out

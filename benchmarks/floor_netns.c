@@ -1,0 +1,209 @@
+/* C floors for the network-namespace cases: the same syscalls nsfast makes,
+ * with no Python around them.
+ *
+ *   floor_netns N named PREFIX         add+del of /run/netns/PREFIX<i> as iproute2 does
+ *   floor_netns N veth NS_A NS_B PREFIX a veth pair in NS_A with its peer created in NS_B
+ *   floor_netns N spawn-joined         vfork+setns into a made-ahead netns+exec /bin/true
+ */
+#include "floor_common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define RUN_DIR "/run/netns"
+#ifndef IFNAMSIZ
+#define IFNAMSIZ 16
+#endif
+
+/* ---------------------------------------------------------------- helper thread */
+
+struct job {
+    const char *bind_target; /* NULL: return an fd of the new netns instead */
+    int result;
+};
+
+static void *unshare_worker(void *arg)
+{
+    struct job *j = arg;
+    if (unshare(CLONE_NEWNET) < 0) {
+        j->result = -errno;
+        return NULL;
+    }
+    if (j->bind_target) {
+        j->result = mount("/proc/thread-self/ns/net", j->bind_target, "none", MS_BIND, NULL)
+                        ? -errno : 0;
+    } else {
+        j->result = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (j->result < 0)
+            j->result = -errno;
+    }
+    return NULL;
+}
+
+static int on_helper_thread(const char *bind_target)
+{
+    pthread_t t;
+    struct job j = {bind_target, 0};
+    if (pthread_create(&t, NULL, unshare_worker, &j) != 0)
+        floor_die("pthread_create");
+    pthread_join(t, NULL);
+    return j.result;
+}
+
+/* ---------------------------------------------------------------- named add+del */
+
+static void named_once(const char *prefix, int i)
+{
+    char path[256];
+    snprintf(path, sizeof path, RUN_DIR "/%s%d", prefix, i);
+    mkdir(RUN_DIR, 0755);
+    int dir = open(RUN_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0 || flock(dir, LOCK_EX) < 0)
+        floor_die(RUN_DIR);
+    if (mount("", RUN_DIR, "none", MS_SHARED | MS_REC, NULL) < 0) {
+        if (errno != EINVAL || mount(RUN_DIR, RUN_DIR, "none", MS_BIND | MS_REC, NULL) < 0 ||
+            mount("", RUN_DIR, "none", MS_SHARED | MS_REC, NULL) < 0)
+            floor_die("making " RUN_DIR " shared");
+    }
+    close(dir);
+    int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0);
+    if (fd < 0)
+        floor_die(path);
+    close(fd);
+    if (on_helper_thread(path) < 0)
+        floor_die("unshare+bind");
+    if (umount2(path, MNT_DETACH) < 0 || unlink(path) < 0)
+        floor_die("remove");
+}
+
+/* ---------------------------------------------------------------- veth */
+
+struct nlreq {
+    struct nlmsghdr nh;
+    struct ifinfomsg ifi;
+    char attrs[512];
+};
+
+static struct rtattr *put(struct nlreq *r, int type, const void *data, int len)
+{
+    struct rtattr *a = (struct rtattr *)((char *)r + NLMSG_ALIGN(r->nh.nlmsg_len));
+    a->rta_type = type;
+    a->rta_len = RTA_LENGTH(len);
+    if (len)
+        memcpy(RTA_DATA(a), data, len);
+    r->nh.nlmsg_len = NLMSG_ALIGN(r->nh.nlmsg_len) + RTA_ALIGN(a->rta_len);
+    return a;
+}
+
+static void end_nest(struct nlreq *r, struct rtattr *nest)
+{
+    nest->rta_len = (char *)r + r->nh.nlmsg_len - (char *)nest;
+}
+
+static void veth_once(int peer_ns, const char *prefix, int i)
+{
+    char name[IFNAMSIZ], peer[IFNAMSIZ];
+    snprintf(name, sizeof name, "%sa%d", prefix, i);
+    snprintf(peer, sizeof peer, "%sb%d", prefix, i);
+    struct nlreq r;
+    memset(&r, 0, sizeof r);
+    r.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+    r.nh.nlmsg_type = RTM_NEWLINK;
+    r.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
+    put(&r, IFLA_IFNAME, name, strlen(name) + 1);
+    struct rtattr *info = put(&r, IFLA_LINKINFO, NULL, 0);
+    put(&r, IFLA_INFO_KIND, "veth", 4);
+    struct rtattr *data = put(&r, IFLA_INFO_DATA, NULL, 0);
+    struct rtattr *peer_info = put(&r, VETH_INFO_PEER, NULL, 0);
+    r.nh.nlmsg_len += sizeof(struct ifinfomsg); /* the peer's own (zeroed) header */
+    put(&r, IFLA_IFNAME, peer, strlen(peer) + 1);
+    uint32_t fd = peer_ns;
+    put(&r, IFLA_NET_NS_FD, &fd, sizeof fd);
+    end_nest(&r, peer_info);
+    end_nest(&r, data);
+    end_nest(&r, info);
+
+    int s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (s < 0 || send(s, &r, r.nh.nlmsg_len, 0) < 0)
+        floor_die("netlink send");
+    char buf[1024];
+    if (recv(s, buf, sizeof buf, 0) < 0)
+        floor_die("netlink recv");
+    struct nlmsgerr *err = NLMSG_DATA((struct nlmsghdr *)buf);
+    if (err->error) {
+        errno = -err->error;
+        floor_die("RTM_NEWLINK veth");
+    }
+    close(s);
+}
+
+/* ---------------------------------------------------------------- spawn into a made netns */
+
+static long long spawn_joined_once(void)
+{
+    int ns = on_helper_thread(NULL); /* made ahead, as a pool does: not timed */
+    if (ns < 0)
+        floor_die("unshare");
+    long long t0 = floor_now_ns();
+    pid_t pid = vfork();
+    if (pid == 0) {
+        char *argv[] = {"/bin/true", NULL};
+        if (setns(ns, CLONE_NEWNET) == 0)
+            execv(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0 || status != 0)
+        floor_die("spawn");
+    long long dt = floor_now_ns() - t0;
+    close(ns);
+    return dt;
+}
+
+int main(int argc, char **argv)
+{
+    int n = floor_count(argc, argv);
+    if (argc < 3)
+        floor_die("mode");
+    const char *mode = argv[2];
+    /* names carry this run's pid: the harness runs the floor in several rounds */
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "%s%d", argc > 3 ? argv[argc - 1] : "fl", getpid() % 10000);
+    for (int i = 0; i < n; i++) {
+        long long t0 = floor_now_ns(), dt;
+        if (!strcmp(mode, "named")) {
+            named_once(prefix, i);
+            dt = floor_now_ns() - t0;
+        } else if (!strcmp(mode, "veth") && argc == 6) {
+            static int a = -1, b = -1;
+            if (a < 0) {
+                a = open(argv[3], O_RDONLY | O_CLOEXEC);
+                b = open(argv[4], O_RDONLY | O_CLOEXEC);
+                if (a < 0 || b < 0 || setns(a, CLONE_NEWNET) < 0)
+                    floor_die("veth namespaces");
+            }
+            t0 = floor_now_ns();
+            veth_once(b, prefix, i);
+            dt = floor_now_ns() - t0;
+        } else if (!strcmp(mode, "spawn-joined")) {
+            dt = spawn_joined_once();
+        } else {
+            fprintf(stderr, "unknown mode %s\n", mode);
+            return 2;
+        }
+        printf("%lld\n", dt);
+    }
+    return 0;
+}

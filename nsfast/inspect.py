@@ -1,0 +1,402 @@
+"""Which namespaces exist and who is in them: one process's namespaces, the
+system-wide listing that lsns(8) gives, and the processes outside init's.
+
+Everything is read from /proc (the ns links of each process, its fds, and
+/proc/self/mountinfo for nsfs bind mounts) plus the nsfs ioctls for parents
+and owners.  Processes that vanish or that the caller may not inspect are
+skipped, as lsns skips them.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import pwd
+import re
+import socket
+import struct
+from dataclasses import dataclass, field
+from typing import Iterator, Optional
+
+from . import _core
+from .errors import PTRACE_HINT, os_error
+from .flags import KindsLike, LSNS_ORDER, NsType, from_proc_name
+from .handles import _check_pid
+
+_LINK = re.compile(r"^(\w+):\[(\d+)\]$")
+
+
+def _link_inode(link: str) -> int:
+    """4026531833 from "net:[4026531833]"."""
+    return int(link[link.index("[") + 1:-1])
+
+
+def namespaces(pid: Optional[int] = None) -> dict[str, int]:
+    """Namespace inode by /proc/PID/ns entry name, like `ls -l /proc/PID/ns`.
+
+    pid None means the calling thread (net, uts, ipc and cgroup are per thread).
+    The pid_for_children and time_for_children entries are included, except
+    pid_for_children after unshare(CLONE_NEWPID) and before the first fork,
+    when the kernel has no namespace to show for it yet.
+
+    >>> nsfast.namespaces(1)["net"]  # doctest: +SKIP
+    4026531833
+    """
+    if pid is None:
+        base = "/proc/thread-self/ns"
+    else:
+        base = f"/proc/{_check_pid(pid)}/ns"
+    try:
+        names = sorted(os.listdir(base))
+    except FileNotFoundError:
+        raise ProcessLookupError(errno.ESRCH, f"no process {pid}", f"/proc/{pid}") from None
+    except OSError as e:
+        raise os_error(e.errno, base) from None
+    result = {}
+    for name in names:
+        path = f"{base}/{name}"
+        try:
+            result[name] = _link_inode(os.readlink(path))
+        except FileNotFoundError:
+            # pid_for_children of a new pid namespace has no link until its pid 1
+            # is forked; a zombie keeps only its pid and user links
+            if name == "pid_for_children":
+                continue
+            raise ProcessLookupError(errno.ESRCH, f"process {pid} has exited", path) from None
+        except PermissionError as e:
+            raise os_error(e.errno, path, PTRACE_HINT) from None
+    return result
+
+
+# ---------------------------------------------------------------- the process scan
+
+@dataclass
+class _Proc:
+    pid: int
+    uid: int
+    ns: dict  # proc name -> inode
+
+
+def _pids() -> list[int]:
+    return sorted(int(n) for n in os.listdir("/proc") if n.isdigit())
+
+
+def _scan_processes(names: list[str]) -> Iterator[_Proc]:
+    """Every process whose ns links we can read, with the inodes of `names`."""
+    for pid in _pids():
+        ns = {}
+        for name in names:
+            try:
+                ns[name] = _link_inode(os.readlink(f"/proc/{pid}/ns/{name}"))
+            except OSError:
+                continue  # gone, a zombie, not ours to inspect, or a kind the kernel lacks
+        if not ns:
+            continue
+        try:
+            uid = os.stat(f"/proc/{pid}").st_uid
+        except OSError:
+            continue
+        yield _Proc(pid, uid, ns)
+
+
+def _command(pid: int) -> Optional[str]:
+    """The command line as lsns shows it: argv joined by spaces, else the comm."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+        args = [a for a in raw.rstrip(b"\0").split(b"\0")] if raw else []
+        if args:
+            return b" ".join(args).decode(errors="replace")
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().rstrip(b"\n").decode(errors="replace")
+    except OSError:
+        return None
+
+
+def _ppid(pid: int) -> Optional[int]:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+_user_names: dict = {}
+
+
+def _user(uid: int) -> str:
+    if uid not in _user_names:
+        try:
+            _user_names[uid] = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            _user_names[uid] = str(uid)
+    return _user_names[uid]
+
+
+# ---------------------------------------------------------------- holders other than processes
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def nsfs_mounts() -> dict[tuple[str, int], list[str]]:
+    """Bind mounts of namespace files in the caller's mount namespace:
+    (proc name, inode) -> mount points, from /proc/self/mountinfo."""
+    found: dict = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            try:
+                sep = fields.index("-")
+            except ValueError:
+                continue
+            if fields[sep + 1] != "nsfs":
+                continue
+            m = _LINK.match(fields[3])
+            if m:
+                found.setdefault((m.group(1), int(m.group(2))), []).append(_unescape(fields[4]))
+    return found
+
+
+def _fd_holders(names: set) -> dict[tuple[str, int], list[tuple[int, int]]]:
+    """(proc name, inode) -> [(pid, fd)] for every open fd on a namespace file."""
+    found: dict = {}
+    for pid in _pids():
+        base = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(base)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(f"{base}/{fd}")
+            except OSError:
+                continue
+            if not link.endswith("]"):
+                continue
+            m = _LINK.match(link)
+            if m and m.group(1) in names:
+                found.setdefault((m.group(1), int(m.group(2))), []).append((pid, int(fd)))
+    return found
+
+
+# ---------------------------------------------------------------- the listing
+
+@dataclass
+class NamespaceInfo:
+    """One namespace in the system-wide listing (a row of lsns).
+
+    pid is the lowest pid in it (None when no process is), user and command
+    are that process's; parent and owner are inodes where the kernel tells
+    (NS_GET_PARENT for user and pid namespaces, NS_GET_USERNS for all);
+    mounts are the nsfs bind mounts holding it, fds the (pid, fd) pairs.
+    """
+
+    kind: NsType
+    inode: int
+    nprocs: int = 0
+    pid: Optional[int] = None
+    ppid: Optional[int] = None
+    uid: Optional[int] = None
+    user: Optional[str] = None
+    command: Optional[str] = None
+    parent: Optional[int] = None
+    owner: Optional[int] = None
+    mounts: tuple = ()
+    fds: tuple = ()
+    pids: tuple = field(default=(), repr=False)
+    netnsid: Optional[int] = None
+
+    @property
+    def held_by_fd(self) -> bool:
+        """Whether some process has an open fd on this namespace."""
+        return bool(self.fds)
+
+    @property
+    def path(self) -> Optional[str]:
+        """A path that opens this namespace, as lsns's PATH column."""
+        if self.pid is not None:
+            return f"/proc/{self.pid}/ns/{self.kind.proc_name}"
+        if self.mounts:
+            return self.mounts[0]
+        if self.fds:
+            return f"/proc/{self.fds[0][0]}/fd/{self.fds[0][1]}"
+        return None
+
+
+def _open_info(info: NamespaceInfo) -> Optional[int]:
+    """An fd on the namespace, through whatever holds it; None when all are gone."""
+    paths = ([info.path] if info.pid is not None else []) + list(info.mounts) + \
+        [f"/proc/{p}/fd/{fd}" for p, fd in info.fds]
+    for p in paths:
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        if os.fstat(fd).st_ino == info.inode:
+            return fd
+        os.close(fd)  # a process exited and its pid was reused
+    return None
+
+
+def _related(fd: int, ioctl) -> Optional[int]:
+    """The fd NS_GET_PARENT/NS_GET_USERNS gives, None where the kernel refuses
+    (EPERM: outside our user namespace; EINVAL: no parent for this kind)."""
+    try:
+        return ioctl(fd)
+    except OSError:
+        return None
+
+
+def netnsid(fd: int) -> Optional[int]:
+    """The id the caller's network namespace gives the one fd refers to
+    (RTM_GETNSID), None when unassigned, as lsns's NETNSID column.
+
+    >>> with nsfast.Namespace.of(os.getpid(), "net") as ns:
+    ...     nsfast.netnsid(ns.fileno())  # doctest: +SKIP
+    """
+    rtm_getnsid, rtm_newnsid, netnsa_nsid, netnsa_fd = 90, 88, 1, 3
+    attr = struct.pack("=HHI", 8, netnsa_fd, fd)
+    body = struct.pack("=B3x", socket.AF_UNSPEC) + attr
+    msg = struct.pack("=IHHII", 16 + len(body), rtm_getnsid, 1, 1, 0) + body
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                       socket.NETLINK_ROUTE) as s:
+        s.send(msg)
+        reply = s.recv(4096)
+    length, mtype = struct.unpack_from("=IH", reply)
+    if mtype != rtm_newnsid:
+        if mtype == 2:  # NLMSG_ERROR
+            err = -struct.unpack_from("=i", reply, 16)[0]
+            raise os_error(err, None, what="RTM_GETNSID")
+        return None
+    pos = 20  # nlmsghdr + rtgenmsg padded
+    while pos + 4 <= length:
+        alen, atype = struct.unpack_from("=HH", reply, pos)
+        if atype == netnsa_nsid and alen >= 8:
+            value = struct.unpack_from("=i", reply, pos + 4)[0]
+            return None if value < 0 else value
+        pos += (alen + 3) & ~3
+    return None
+
+
+def list_namespaces(kinds: KindsLike = None, *, with_netnsid: bool = False
+                    ) -> list[NamespaceInfo]:
+    """Every namespace on the system (of the given kinds), sorted by inode, as lsns.
+
+    Besides the namespaces processes are in, it lists those held only by an
+    nsfs bind mount or an open fd, and the user and pid namespaces the kernel
+    names as parents or owners of a listed one.  with_netnsid fills .netnsid
+    of network namespaces (one netlink request each).
+
+    >>> [n for n in nsfast.list_namespaces("net") if n.mounts]  # doctest: +SKIP
+    [NamespaceInfo(kind=<NsType.NET: ...>, inode=4026532290, nprocs=0, ...)]
+    """
+    want = NsType.parse(kinds) if kinds is not None else NsType.all()
+    names = [k.proc_name for k in LSNS_ORDER if k & want]
+    table: dict[tuple[str, int], NamespaceInfo] = {}
+    members: dict[tuple[str, int], list[_Proc]] = {}
+    for proc in _scan_processes(names):
+        for name, ino in proc.ns.items():
+            members.setdefault((name, ino), []).append(proc)
+    for key, procs in members.items():
+        first = procs[0]  # the scan goes in pid order
+        table[key] = NamespaceInfo(kind=from_proc_name(key[0]), inode=key[1],
+                                   nprocs=len(procs), pid=first.pid, uid=first.uid,
+                                   user=_user(first.uid), pids=tuple(p.pid for p in procs))
+    name_set = set(names)
+    for holders, attr in ((nsfs_mounts(), "mounts"), (_fd_holders(name_set), "fds")):
+        for key, where in holders.items():
+            if key[0] not in name_set:
+                continue
+            info = table.get(key)
+            if info is None:
+                info = table[key] = NamespaceInfo(kind=from_proc_name(key[0]), inode=key[1])
+            setattr(info, attr, tuple(where))
+    _fill_relations(table, want)
+    for info in table.values():
+        if info.pid is not None:
+            info.command = _command(info.pid)
+            info.ppid = _ppid(info.pid)
+    result = sorted(table.values(), key=lambda i: (i.inode, LSNS_ORDER.index(i.kind)))
+    if with_netnsid:
+        for info in result:
+            if info.kind == NsType.NET:
+                fd = _open_info(info)
+                if fd is not None:
+                    try:
+                        info.netnsid = netnsid(fd)
+                    finally:
+                        os.close(fd)
+    return result
+
+
+def _fill_relations(table: dict, want: NsType) -> None:
+    """Set parent and owner inodes; add related user/pid namespaces that nothing
+    else in the table holds (kept alive only by the kernel's references)."""
+    pending = [(info, _open_info(info)) for info in table.values()]
+    while pending:
+        info, fd = pending.pop()
+        if fd is None:
+            continue
+        try:
+            ioctls = [("owner", _core.ns_get_userns, NsType.USER)]
+            if info.kind in (NsType.USER, NsType.PID):
+                ioctls.append(("parent", _core.ns_get_parent, info.kind))
+            for attr, ioctl, rel_kind in ioctls:
+                rel_fd = _related(fd, ioctl)
+                if rel_fd is None:
+                    continue
+                ino = os.fstat(rel_fd).st_ino
+                setattr(info, attr, ino)
+                key = (rel_kind.proc_name, ino)
+                if key not in table and rel_kind & want:
+                    table[key] = rel = NamespaceInfo(kind=rel_kind, inode=ino)
+                    pending.append((rel, rel_fd))
+                else:
+                    os.close(rel_fd)
+        finally:
+            os.close(fd)
+
+
+# ---------------------------------------------------------------- outside init
+
+@dataclass(frozen=True)
+class OutsideProcess:
+    """A process in at least one namespace that is not init's: kinds are those."""
+
+    pid: int
+    kinds: NsType
+    command: Optional[str]
+
+
+def init_namespaces() -> dict[str, int]:
+    """The namespaces of pid 1, by proc name.
+
+    Where pid 1 cannot be inspected (it holds capabilities the caller lacks,
+    as in some VMs and containers), kthreadd's are used: kernel threads live in
+    the initial namespaces, which are what pid 1 normally has."""
+    try:
+        return namespaces(1)
+    except PermissionError:
+        if _ppid(2) == 0 and _command(2) == "kthreadd":
+            return namespaces(2)
+        raise
+
+
+def processes_outside_init() -> list[OutsideProcess]:
+    """The processes whose namespaces differ from pid 1's, with the kinds that differ.
+
+    >>> [p.pid for p in nsfast.processes_outside_init()]  # doctest: +SKIP
+    [25, 17743]
+    """
+    ref = init_namespaces()
+    names = [k.proc_name for k in LSNS_ORDER if k.proc_name in ref]
+    result = []
+    for proc in _scan_processes(names):
+        differ = NsType(0)
+        for name, ino in proc.ns.items():
+            if ino != ref[name]:
+                differ |= from_proc_name(name)
+        if differ:
+            result.append(OutsideProcess(proc.pid, differ, _command(proc.pid)))
+    return result

@@ -1,0 +1,293 @@
+"""Links, addresses and routes inside a network namespace, through pyroute2.
+
+nsfast does not speak netlink itself: it hands pyroute2 a netlink socket that
+a helper thread created *inside* the target namespace (csrc/netns_thread.c:
+setns on a fresh pthread, socket(), the thread ends).  A netlink socket
+belongs to the namespace it was created in, whichever thread uses it later,
+so the returned IPRoute acts on that namespace.  No process is forked, unlike
+IPRoute(netns=...), which forks a child to open the socket.
+
+Using nsfast as the backend of another tool:
+
+    with nsfast.netns.iproute("blue") as ipr:        # a plain pyroute2 IPRoute
+        ipr.link("add", ifname="d0", kind="dummy")
+        idx = ipr.link_lookup(ifname="d0")[0]
+        ipr.addr("add", index=idx, address="192.0.2.1", prefixlen=24)
+        ipr.link("set", index=idx, state="up")
+        ipr.route("add", dst="default", gateway="192.0.2.254")
+
+Anything pyroute2's IPRoute can do works on it; use it from the thread that
+made it, as pyroute2 asks of every IPRoute.
+"""
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket
+from typing import Any, Optional
+
+from . import _core
+from .errors import os_error
+from .flags import NsType
+from .handles import Namespace
+from .targets import open_target
+
+NETLINK_ROUTE = 0
+IFNAMSIZ = 16
+LOOPBACK_IFINDEX = 1  # lo is always ifindex 1 in every network namespace
+IFF_LOOPBACK = 0x8
+# device kinds the kernel marks netns-local (they cannot change namespace)
+NETNS_LOCAL_KINDS = ("bridge", "vrf", "ppp", "openvswitch")
+
+
+def check_ifname(name: Any, what: str = "interface name") -> str:
+    """name if the kernel would accept it as an interface name (dev_valid_name).
+
+    >>> nsfast.links.check_ifname("veth0")
+    'veth0'
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"{what} is a str, not {type(name).__name__}")
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if not name or size >= IFNAMSIZ:
+        raise ValueError(f"{what} must be 1 to {IFNAMSIZ - 1} bytes, not {size}: {name!r}")
+    if name in (".", "..") or any(c in name for c in "/:\0") or any(c.isspace() for c in name):
+        raise ValueError(f"{what} {name!r} is not valid (no '/', ':', NUL or spaces)")
+    return name
+
+
+def parse_cidr(cidr: Any, what: str = "address") -> tuple[str, int]:
+    """(address, prefix length) of a CIDR string such as '10.0.0.1/24'.
+
+    >>> nsfast.links.parse_cidr("10.0.0.1/24")
+    ('10.0.0.1', 24)
+    """
+    if not isinstance(cidr, str):
+        raise TypeError(f"{what} is a CIDR string like '10.0.0.1/24', not {type(cidr).__name__}")
+    if "/" not in cidr:
+        raise ValueError(f"{what} {cidr!r} needs a prefix length, like '10.0.0.1/24'")
+    try:
+        iface = ipaddress.ip_interface(cidr)
+    except ValueError as e:
+        raise ValueError(f"{what} {cidr!r} is not a CIDR address: {e}") from None
+    return str(iface.ip), iface.network.prefixlen
+
+
+def _namespace(target: Any) -> Optional[Namespace]:
+    """A new handle on a net namespace target (a name, path, pid, handle), or None
+    for the calling thread's own.  The caller closes it."""
+    if target is None:
+        return None
+    if isinstance(target, str) and "/" not in target:
+        from . import netns
+        return netns.open(target)
+    return open_target(target, NsType.NET)
+
+
+def _netlink_error(e: Exception, name: Optional[str], what: str,
+                   hints: Optional[dict] = None) -> OSError:
+    code = getattr(e, "code", None) or errno.EIO
+    hint = (hints or {}).get(code) or {
+        errno.EPERM: "changing links needs CAP_NET_ADMIN in the namespace's user namespace",
+        errno.ENODEV: "no such interface in that namespace",
+    }.get(code)
+    return os_error(code, name, hint, what=what)
+
+
+def iproute(netns: Any = None, **options: Any):
+    """A pyroute2 IPRoute whose netlink socket lives in netns (a name under /run/netns,
+    a path, a pid, a Namespace; None for the calling thread's own).
+
+    The socket is opened by a helper thread that entered netns; nothing forks.
+
+    >>> with nsfast.netns.iproute("blue") as ipr:  # doctest: +SKIP
+    ...     [link.get("ifname") for link in ipr.get_links()]
+    ['lo']
+    """
+    from pyroute2 import IPRoute
+    ns = _namespace(netns)
+    if ns is None:
+        return IPRoute(**options)
+    with ns:
+        try:
+            fd = _core.netns_socket(ns.fileno(), socket.AF_NETLINK, socket.SOCK_DGRAM,
+                                    NETLINK_ROUTE)
+        except OSError as e:
+            raise os_error(e.errno, ns.path, what="opening a netlink socket in the namespace") \
+                from None
+    try:
+        return IPRoute(fileno=fd, **options)  # it owns fd from here
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _index(ipr, ifname: str) -> int:
+    found = ipr.link_lookup(ifname=ifname)
+    if not found:
+        raise os_error(errno.ENODEV, ifname, "no such interface in that namespace")
+    return found[0]
+
+
+def _configure(ipr, ifname: str, cidr: Optional[tuple], up: bool) -> None:
+    from pyroute2 import NetlinkError
+    try:
+        idx = _index(ipr, ifname)
+        if cidr is not None:
+            ipr.addr("add", index=idx, address=cidr[0], prefixlen=cidr[1])
+        if up:
+            ipr.link("set", index=idx, state="up")
+    except NetlinkError as e:
+        raise _netlink_error(e, ifname, "configuring the interface") from None
+
+
+def veth(name: str, peer: str, peer_netns: Any = None, netns: Any = None,
+         addr: Optional[str] = None, peer_addr: Optional[str] = None, up: bool = True) -> None:
+    """Create a veth pair: `name` in netns (None: the calling thread's), `peer` created
+    directly inside peer_netns (None: next to `name`), in one netlink request; then
+    optionally an address on each end (CIDR strings) and both ends up.
+
+    FileExistsError when either name is taken in its namespace.
+
+    >>> nsfast.netns.veth("v-host", "v-ns", peer_netns="blue",
+    ...                   addr="10.0.0.1/24", peer_addr="10.0.0.2/24")  # doctest: +SKIP
+    """
+    from pyroute2 import NetlinkError
+    check_ifname(name)
+    check_ifname(peer, "peer name")
+    if name == peer and peer_netns is None:
+        raise ValueError("the two ends of a veth pair in one namespace need different names")
+    cidr = parse_cidr(addr, "addr") if addr is not None else None
+    peer_cidr = parse_cidr(peer_addr, "peer_addr") if peer_addr is not None else None
+    pns = _namespace(peer_netns)
+    try:
+        with iproute(netns) as ipr:
+            spec: dict = {"ifname": peer}
+            if pns is not None:
+                spec["net_ns_fd"] = pns.fileno()
+            try:
+                ipr.link("add", ifname=name, kind="veth", peer=spec)
+            except NetlinkError as e:
+                raise _netlink_error(e, name, f"creating veth {name}/{peer}", {
+                    errno.EEXIST: "an interface of one of these names exists in its namespace",
+                    errno.EOPNOTSUPP: "this kernel lacks veth (modprobe veth)",
+                }) from None
+            if cidr is None and peer_cidr is None and not up:
+                return
+            try:
+                _configure(ipr, name, cidr, up)
+                if pns is None:
+                    _configure(ipr, peer, peer_cidr, up)
+                else:
+                    with iproute(pns) as pipr:
+                        _configure(pipr, peer, peer_cidr, up)
+            except BaseException:
+                # deleting one end destroys the pair: leave nothing half made
+                try:
+                    ipr.link("del", index=_index(ipr, name))
+                except Exception:
+                    pass
+                raise
+    finally:
+        if pns is not None:
+            pns.close()
+
+
+def move(ifname: str, netns: Any, source: Any = None) -> None:
+    """Move interface ifname from source (None: the calling thread's namespace) into netns.
+
+    Devices the kernel marks netns-local (lo, bridges, vrf, ppp) cannot move:
+    that is an OSError(EINVAL) that says so.
+
+    >>> nsfast.netns.move("veth1", "blue")  # doctest: +SKIP
+    """
+    from pyroute2 import NetlinkError
+    check_ifname(ifname)
+    dst = _namespace(netns)
+    if dst is None:
+        raise ValueError("move needs a destination namespace")
+    with dst, iproute(source) as ipr:
+        idx = _index(ipr, ifname)
+        try:
+            ipr.link("set", index=idx, net_ns_fd=dst.fileno())
+        except NetlinkError as e:
+            reason = _netns_local_reason(ipr, idx) if e.code == errno.EINVAL else None
+            if reason:
+                raise os_error(errno.EINVAL, ifname,
+                               f"{reason}: the kernel marks it netns-local, and netns-local "
+                               "devices cannot change network namespace",
+                               what=f"moving {ifname}") from None
+            raise _netlink_error(e, ifname, f"moving {ifname}") from None
+
+
+def _netns_local_reason(ipr, idx: int) -> Optional[str]:
+    """Why the device at idx is netns-local, if it is one of the kinds we know."""
+    try:
+        link = ipr.get_links(idx)[0]
+    except Exception:
+        return None
+    if link["flags"] & IFF_LOOPBACK:
+        return f"{link.get('ifname')} is the loopback device"
+    kind = link.get(("linkinfo", "kind")) if hasattr(link, "get_nested") else None
+    if kind is None:
+        info = link.get("IFLA_LINKINFO")
+        kind = info.get("IFLA_INFO_KIND") if info is not None else None
+    if kind in NETNS_LOCAL_KINDS:
+        return f"{link.get('ifname')} is a {kind}"
+    return None
+
+
+def loopback_up(netns: Any = None) -> None:
+    """Bring lo up in netns with one netlink request (a new namespace has lo DOWN).
+
+    >>> nsfast.netns.loopback_up("blue")  # doctest: +SKIP
+    """
+    from pyroute2 import NetlinkError
+    with iproute(netns) as ipr:
+        try:
+            ipr.link("set", index=LOOPBACK_IFINDEX, state="up")
+        except NetlinkError as e:
+            raise _netlink_error(e, "lo", "bringing lo up") from None
+
+
+def add_address(ifname: str, cidr: str, netns: Any = None) -> None:
+    """Add an address (CIDR string) to ifname in netns, through pyroute2.
+
+    >>> nsfast.netns.add_address("veth0", "10.0.0.1/24", netns="blue")  # doctest: +SKIP
+    """
+    from pyroute2 import NetlinkError
+    check_ifname(ifname)
+    address, prefix = parse_cidr(cidr)
+    with iproute(netns) as ipr:
+        try:
+            ipr.addr("add", index=_index(ipr, ifname), address=address, prefixlen=prefix)
+        except NetlinkError as e:
+            raise _netlink_error(e, ifname, f"adding {cidr}") from None
+
+
+def add_route(dst: str, gateway: Optional[str] = None, ifname: Optional[str] = None,
+              netns: Any = None) -> None:
+    """Add a route ('default' or a CIDR) via gateway and/or out of ifname, through pyroute2.
+
+    >>> nsfast.netns.add_route("default", gateway="10.0.0.1", netns="blue")  # doctest: +SKIP
+    """
+    from pyroute2 import NetlinkError
+    if dst != "default":
+        parse_cidr(dst, "dst")
+    if gateway is None and ifname is None:
+        raise ValueError("a route needs a gateway or an interface")
+    if gateway is not None:
+        ipaddress.ip_address(gateway)
+    if ifname is not None:
+        check_ifname(ifname)
+    with iproute(netns) as ipr:
+        spec: dict = {"dst": dst}
+        if gateway is not None:
+            spec["gateway"] = gateway
+        try:
+            if ifname is not None:
+                spec["oif"] = _index(ipr, ifname)
+            ipr.route("add", **spec)
+        except NetlinkError as e:
+            raise _netlink_error(e, dst, f"adding route {dst}") from None

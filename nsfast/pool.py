@@ -1,0 +1,186 @@
+"""NetnsPool: network namespaces made ahead of time, so a spawn only has to join one.
+
+Creating a network namespace costs the kernel about half a millisecond or
+more; joining one is a setns.  A background thread keeps `size` fresh
+namespaces ready, each held only as an fd (no name, no mount).  A namespace
+leaves the pool once and is never given back: the caller's handle (or the
+spawned child) is the last thing holding it, so it is destroyed after use.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Callable, Optional
+
+from . import _core
+from .errors import namespace_hint, os_error
+from .handles import Namespace
+
+Setup = Callable[[Namespace], object]
+
+
+class NetnsPool:
+    """Keep `size` fresh network namespaces ready; setup(handle) configures each one
+    as it is made, off the caller's path.
+
+    >>> with nsfast.NetnsPool(size=8, setup=nsfast.netns.loopback_up) as pool:
+    ...     nsfast.spawn(["ip", "link"], netns=pool).wait()  # doctest: +SKIP
+    0
+    """
+
+    def __init__(self, size: int = 8, setup: Optional[Setup] = None):
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TypeError(f"size is an int, not {type(size).__name__}")
+        if size < 0:
+            raise ValueError(f"size must be 0 or more, not {size}")
+        if setup is not None and not callable(setup):
+            raise TypeError("setup is a callable taking a Namespace")
+        self.size = size
+        self._setup = setup
+        self._ready: collections.deque[Namespace] = collections.deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._hits = self._misses = self._made = self._setup_errors = 0
+        self._wait_ns = 0
+        self._last_error: Optional[BaseException] = None
+        self._thread: Optional[threading.Thread] = None
+        if size:
+            self._thread = threading.Thread(target=self._refill, name="nsfast-netns-pool",
+                                            daemon=True)
+            self._thread.start()
+
+    # ---- making namespaces
+    def _configured(self, ns: Namespace) -> Optional[Namespace]:
+        """ns after setup, or None (ns closed) when setup raised."""
+        if self._setup is None:
+            return ns
+        try:
+            self._setup(ns)
+        except Exception as e:  # a bad namespace is dropped, never handed out
+            ns.close()
+            with self._cond:
+                self._setup_errors += 1
+                self._last_error = e
+            return None
+        return ns
+
+    def _refill(self) -> None:
+        """The background thread.  Each namespace is made on a throwaway helper
+        thread (netns_new_fd): going back to our own namespace after an unshare
+        would need CAP_SYS_ADMIN over it, which a process inside a user
+        namespace does not have over the host's."""
+        while True:
+            with self._cond:
+                while not self._closed and len(self._ready) >= self.size:
+                    self._cond.wait()
+                if self._closed:
+                    return
+            try:
+                fd = _core.netns_new_fd()
+            except OSError as e:
+                with self._cond:
+                    self._last_error = e
+                time.sleep(0.05)  # e.g. ENOSPC from max_net_namespaces: do not spin
+                continue
+            ns = self._configured(Namespace(fd))
+            if ns is None:
+                time.sleep(0.1)  # a setup that keeps failing must not churn namespaces
+                continue
+            with self._cond:
+                if self._closed:
+                    ns.close()
+                    return
+                self._ready.append(ns)
+                self._made += 1
+
+    def _make_inline(self) -> Namespace:
+        try:
+            fd = _core.netns_new_fd()  # on a helper thread: the caller's stays put
+        except OSError as e:
+            raise os_error(e.errno, None, namespace_hint(e.errno, ["net"]),
+                           what="unshare(net)") from None
+        ns = self._configured(Namespace(fd))
+        if ns is None:
+            raise RuntimeError(f"the pool's setup failed: {self._last_error!r}") \
+                from self._last_error
+        return ns
+
+    # ---- the public side
+    def take(self) -> Namespace:
+        """A fresh network namespace handle, yours to close; made inline (a miss)
+        when none is ready.
+
+        >>> ns = pool.take(); ns.kind  # doctest: +SKIP
+        <NsType.NET: 1073741824>
+        """
+        t0 = time.perf_counter_ns()
+        with self._cond:
+            if self._closed:
+                raise ValueError("the pool is closed")
+            if self._ready:
+                ns = self._ready.popleft()
+                self._hits += 1
+                self._cond.notify()
+                self._wait_ns += time.perf_counter_ns() - t0
+                return ns
+            self._misses += 1
+            self._cond.notify()
+        ns = self._make_inline()
+        with self._cond:
+            self._wait_ns += time.perf_counter_ns() - t0
+        return ns
+
+    def stats(self) -> dict:
+        """hits, misses, wait_seconds (spent inside take()), ready, made (by the
+        background thread), setup_errors, last_error.
+
+        >>> pool.stats()["hits"]  # doctest: +SKIP
+        1
+        """
+        with self._cond:
+            return {
+                "hits": self._hits,
+                "misses": self._misses,
+                "wait_seconds": self._wait_ns / 1e9,
+                "ready": len(self._ready),
+                "made": self._made,
+                "setup_errors": self._setup_errors,
+                "last_error": self._last_error,
+            }
+
+    def close(self) -> None:
+        """Stop refilling and release every namespace still in the pool; twice is fine.
+
+        >>> pool.close()  # doctest: +SKIP
+        """
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        with self._cond:
+            while self._ready:
+                self._ready.popleft().close()
+
+    @property
+    def closed(self) -> bool:
+        """True once close() has run."""
+        return self._closed
+
+    def __enter__(self) -> "NetnsPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        return (f"<NetnsPool size={self.size} ready={s['ready']} hits={s['hits']} "
+                f"misses={s['misses']}{' closed' if self._closed else ''}>")
