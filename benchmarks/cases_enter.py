@@ -91,7 +91,22 @@ def _kind_case(kind: str, cfg) -> Case:
         while home_fd:
             os.close(home_fd.pop())
 
+    class Bare:
+        """The least a Python context manager can do: two setns, no bookkeeping."""
+        __slots__ = ()
+
+        def __enter__(self):
+            _core.setns_held(target.handles[kind].fileno(), flag)
+
+        def __exit__(self, *exc):
+            _core.setns_held(home_fd[0], flag)
+
+    def bare() -> None:
+        with Bare():
+            pass
+
     peers.append(Peer("_core.setns x2", raw_setns))
+    peers.append(Peer("bare Python with-block", bare))
     if hasattr(os, "setns"):
         peers.append(Peer("os.setns x2", lambda: (os.setns(target.handles[kind].fileno(), flag),
                                                   os.setns(home_fd[0], flag))))
