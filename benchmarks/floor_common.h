@@ -3,7 +3,9 @@
 #ifndef NSFAST_FLOOR_COMMON_H
 #define NSFAST_FLOOR_COMMON_H
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
