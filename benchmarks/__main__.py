@@ -153,6 +153,9 @@ def run(args) -> int:
     if args.plot:
         from .plots import require_matplotlib
         require_matplotlib()
+    for path in (args.json, args.markdown, args.plot):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise FileNotFoundError(2, "no such directory for the output", path)
     old = _load_old(args.compare) if args.compare else None
     cfg = Config(quick=args.quick, repeat=args.repeat, only=args.only)
     cases, curves, errors = discover(cfg)

@@ -6,6 +6,19 @@ shared machine hits every contender alike; the floor program runs in rounds
 between the Python rounds for the same reason.  Every case must prove, through
 its check(), that the operation really happened; run_case refuses a case
 without one.  The result records are described in benchmarks/SCHEMA.md.
+
+Writing a case (in benchmarks/cases_<area>.py, `def cases(cfg) -> list[Case]`):
+
+    Case("spawn/net", op=lambda: nsfast.spawn(["/bin/true"], namespaces="net").wait(),
+         floor=Floor("floor_spawn.c", ["net"]),
+         peers=[command_peer("unshare", ["unshare", "-n", "/bin/true"])],
+         check=check_child_gets_new_net_inode,
+         targets=[within(1.10, key="spawn-floor"), at_most(0.5, "unshare", key="spawn-unshare")])
+
+A target compares nsfast's median with the floor's or a peer's: within(1.5) of the
+floor, at_most(0.5, "unshare"), faster(3, "pyroute2").  A baseline that is not
+another tool (the pool's "spawn with no net namespace") is a Peer too, so that it
+is sampled interleaved with nsfast.  A module may also define `curves(cfg)`.
 """
 from __future__ import annotations
 
@@ -252,6 +265,8 @@ def build_floor(source: str) -> str:
                                capture_output=True, text=True)
             if r.returncode != 0:
                 raise RuntimeError(f"cannot compile {source}: {r.stderr.strip()}")
+            if r.stderr.strip():   # a floor must build without warnings: show them
+                sys.stderr.write(r.stderr)
             os.rename(tmp, out)
         finally:
             if os.path.exists(tmp):

@@ -171,6 +171,7 @@ def test_compare_rules():
     (["--no-such-flag"], "unrecognized"),
     (["--only", "no-case-is-called-this"], "no case or curve matches"),
     (["--compare", "/nonexistent/old.json"], "/nonexistent/old.json"),
+    (["--json", "/nonexistent/dir/out.json"], "/nonexistent/dir/out.json"),
 ])
 def test_bad_arguments_are_one_line(cli, args, words):
     err = _one_line_error(cli("bench", *args, timeout=60))
@@ -270,6 +271,27 @@ def test_noisy_case_is_rerun_and_noted():
     assert r["reruns"] == 1
     assert "rerun: first run's p90/median was" in r["note"]
     assert "rerun" in report.markdown([r])
+
+
+def test_quick_budget_bounds_a_slow_case():
+    import time
+    from benchmarks.harness import QUICK_MIN_SAMPLES
+    case = Case("slow", lambda: time.sleep(0.01), check=lambda: None, samples=1000)
+    r = run_case(case, Config(quick=True, case_budget_s=0.05))
+    # 1000 samples asked for; the budget stops it at the minimum (a rerun replaces the run)
+    assert r["nsfast"]["n"] == QUICK_MIN_SAMPLES
+
+
+def test_a_failing_case_is_recorded_and_the_others_run():
+    def broken():
+        raise OSError(1, "Operation not permitted")
+    good = Case("good", _net_inode, check=lambda: None)
+    errors = []
+    results = run_cases([Case("broken", broken, check=lambda: None), good,
+                         Case("unchecked", _net_inode)], _quick(), errors)
+    assert [r["case"] for r in results] == ["good"]
+    assert [e["name"] for e in errors] == ["broken", "unchecked"]
+    assert "no check" in errors[1]["error"] and "\n" not in errors[0]["error"]
 
 
 def test_repeat_pools_runs():
