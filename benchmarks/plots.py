@@ -29,25 +29,32 @@ def curve_path(path: str, curve_name: str) -> str:
     return f"{stem}-{slug}{ext or '.png'}"
 
 
+def _contenders(r: dict) -> list:
+    """(name, median ns) of nsfast, the floor and each peer of one result."""
+    out = [("nsfast", r["nsfast"]["median"])]
+    if r["floor"]:
+        out.append(("floor", r["floor"]["median"]))
+    out += [(k, v["median"]) for k, v in r["peers"].items()]
+    return out
+
+
 def bar_chart(results: list, path: str, title: str = "") -> None:
-    """Horizontal grouped bars: median per contender per case, log scale, in us."""
+    """Horizontal bars per case: the median of nsfast, the floor and each peer
+    (in us, log scale); a name keeps its colour across cases."""
     plt = require_matplotlib()
-    names = ["nsfast", "floor"]
-    for r in results:
-        names += [p for p in r["peers"] if p not in names]
-    height = max(3.0, 0.3 * len(results) * min(len(names), 4) + 1.5)
-    fig, ax = plt.subplots(figsize=(11, height))
-    bar = 0.8 / len(names)
-    for j, name in enumerate(names):
-        ys, xs = [], []
-        for i, r in enumerate(results):
-            stats = r["nsfast"] if name == "nsfast" else (
-                r["floor"] if name == "floor" else r["peers"].get(name))
-            if stats:
-                ys.append(i + (j - (len(names) - 1) / 2) * bar)
-                xs.append(stats["median"] / 1000)
-        if xs:
-            ax.barh(ys, xs, height=bar, label=name)
+    colours: dict = {}
+    palette = plt.get_cmap("tab10").colors
+    rows = sum(len(_contenders(r)) for r in results)
+    fig, ax = plt.subplots(figsize=(11, max(3.0, 0.22 * rows + 0.4 * len(results) + 1.5)))
+    for i, r in enumerate(results):
+        bars = _contenders(r)
+        width = 0.8 / len(bars)
+        for j, (name, median) in enumerate(bars):
+            first = name not in colours
+            colour = colours.setdefault(name, palette[len(colours) % len(palette)])
+            y = i + (j - (len(bars) - 1) / 2) * width
+            ax.barh(y, median / 1000, height=width, color=colour, label=name if first else None)
+            ax.text(median / 1000, y, f" {median / 1000:.0f}", va="center", fontsize=6)
     ax.set_yticks(range(len(results)))
     ax.set_yticklabels([r["case"] for r in results], fontsize=8)
     ax.invert_yaxis()
