@@ -105,8 +105,8 @@ def mount_table_curve(cfg: Config) -> list:
 
 def spawn_rss_curve(cfg: Config) -> list:
     reps = 10 if cfg.quick else 200
-    rows = [w.run_worker("spawn-rss", 120 if cfg.quick else 900, extra_mb=mb, reps=reps)
-            for mb in (0, 50, 500)]
+    rows = [w.run_worker("spawn-rss", 120 if cfg.quick else 900, rss_mb=mb, reps=reps)
+            for mb in (0, 50, 500)]   # as started, a 50 MB and a 500 MB Python process
     series = []
     for method in ("nsfast.spawn", "os.fork+exec", "subprocess"):
         series.append({"label": method, "points": [

@@ -190,10 +190,11 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def spawn_rss(extra_mb: int, reps: int) -> dict:
+def spawn_rss(rss_mb: int, reps: int) -> dict:
     """Spawn+wait latency of nsfast, os.fork+exec and subprocess with the caller
-    grown by extra_mb of touched memory, interleaved A B C A B C."""
-    ballast = b"\x01" * (extra_mb << 20)   # bytes * n writes every page: resident
+    grown to rss_mb resident (0: as it starts), interleaved A B C A B C."""
+    extra = max(0, int(rss_mb - _rss_mb())) if rss_mb else 0
+    ballast = b"\x01" * (extra << 20)   # bytes * n writes every page: resident
     methods = {"nsfast.spawn": _spawn_wait, "os.fork+exec": _fork_exec_wait,
                "subprocess": _subprocess_wait}
     for op in methods.values():
