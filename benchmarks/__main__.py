@@ -46,8 +46,8 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
                                       "C floor and the peers, in one run")
     p.add_argument("--quick", action="store_true", help="fewer samples: the suite in under 60 s")
     p.add_argument("--only", metavar="PATTERN",
-                   help="run the cases and curves whose name matches (glob or substring) "
-                        "or whose area is PATTERN")
+                   help="run one area (core, spawn, enter, mounts, netns, curves) or the "
+                        "cases and curves whose name matches PATTERN (glob or substring)")
     p.add_argument("--json", metavar="FILE", help="write every sample and the machine here")
     p.add_argument("--markdown", metavar="FILE", help="write the tables here")
     p.add_argument("--plot", metavar="FILE.png",
@@ -60,21 +60,29 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
     return p
 
 
-def matches(pattern: Optional[str], name: str, area: str) -> bool:
-    """--only: a glob on the name, a substring of it, or the area's name.
+def matches(pattern: Optional[str], name: str, area: str, areas: frozenset = frozenset()) -> bool:
+    """--only: the name of an area selects that area alone; anything else is a
+    glob on the case's name or a substring of it.
 
-    >>> matches("spawn*", "spawn/true", "spawn"), matches("curve", "curve/x", "curves")
-    (True, True)
+    >>> matches("spawn", "curve/spawn-rss", "curves", frozenset({"spawn", "curves"}))
+    False
     """
-    return (pattern is None or fnmatch.fnmatch(name, pattern) or pattern in name
-            or pattern == area)
+    if pattern is None:
+        return True
+    if pattern in areas:
+        return pattern == area
+    return fnmatch.fnmatch(name, pattern) or pattern in name
 
 
 def discover(cfg: Config) -> tuple:
     """(cases, curves, errors) from every benchmarks/cases_*.py module."""
     cases, curves, errors = [], [], []
-    for mod in sorted(m.name for m in pkgutil.iter_modules([HERE]) if m.name.startswith("cases_")):
+    modules = sorted(m.name for m in pkgutil.iter_modules([HERE]) if m.name.startswith("cases_"))
+    areas = frozenset(m[len("cases_"):] for m in modules)
+    for mod in modules:
         area = mod[len("cases_"):]
+        if cfg.only in areas and cfg.only != area:
+            continue   # --only AREA: the other areas are not even imported
         try:
             m = importlib.import_module(f"benchmarks.{mod}")
             found = list(m.cases(cfg))
@@ -85,8 +93,8 @@ def discover(cfg: Config) -> tuple:
         for c in found + found_curves:
             if not getattr(c, "area", ""):
                 c.area = area
-        cases += [c for c in found if matches(cfg.only, c.name, area)]
-        curves += [c for c in found_curves if matches(cfg.only, c.name, area)]
+        cases += [c for c in found if matches(cfg.only, c.name, c.area, areas)]
+        curves += [c for c in found_curves if matches(cfg.only, c.name, c.area, areas)]
     return cases, curves, errors
 
 

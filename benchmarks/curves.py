@@ -10,6 +10,7 @@ happened (a namespace inode changed, a child ran), and exits non-zero if not.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -146,9 +147,10 @@ def netns_churn(total: int, batch: int, drain_timeout: float) -> dict:
     return {"batches": batches, "drain_s": drained}
 
 
-def _mount_count() -> int:
+def _mount_count(under: str = "") -> int:
+    """Lines of our mountinfo; with under, only the mount points below that path."""
     with open("/proc/self/mountinfo") as f:
-        return sum(1 for _ in f)
+        return sum(1 for line in f if line.split()[4].startswith(under))
 
 
 def mount_table(sizes: list, reps: int, scratch: str) -> dict:
@@ -176,8 +178,11 @@ def mount_table(sizes: list, reps: int, scratch: str) -> dict:
                 raise RuntimeError("unshare(CLONE_NEWNS) left the mount namespace unchanged")
             spawn_lat.append(_timed(
                 lambda: nsfast.spawn([TRUE], namespaces="mnt").wait()))
-        if _mount_count() != mounts:
-            raise RuntimeError("the mount table changed size across unshare")
+        # ours, counted alone: the host's table may gain or lose mounts meanwhile
+        # (a bind-mounted mount namespace file, for one, is not copied by unshare)
+        if _mount_count(scratch) != made + 1:
+            raise RuntimeError(f"{_mount_count(scratch)} mounts under {scratch} after "
+                               f"unshare, not {made + 1}")
         out[str(mounts)] = {"unshare": _stats(unshare_lat), "spawn": _stats(spawn_lat)}
     return out
 
@@ -193,17 +198,17 @@ def _rss_mb() -> float:
 def spawn_rss(rss_mb: int, reps: int) -> dict:
     """Spawn+wait latency of nsfast, os.fork+exec and subprocess with the caller
     grown to rss_mb resident (0: as it starts), interleaved A B C A B C."""
-    extra = max(0, int(rss_mb - _rss_mb())) if rss_mb else 0
-    ballast = b"\x01" * (extra << 20)   # bytes * n writes every page: resident
     methods = {"nsfast.spawn": _spawn_wait, "os.fork+exec": _fork_exec_wait,
                "subprocess": _subprocess_wait}
-    for op in methods.values():
+    for op in methods.values():   # warm-up first: the imports count in the base size
         op()
+    extra = max(0, math.ceil(rss_mb - _rss_mb())) if rss_mb else 0
+    ballast = b"\x01" * (extra << 20)   # bytes * n writes every page: resident
+    rss = _rss_mb()
     lat: dict = {k: [] for k in methods}
     for _ in range(reps):
         for k, op in methods.items():
             lat[k].append(_timed(op))
-    rss = _rss_mb()
     del ballast
     return {"rss_mb": rss, **{k: _stats(v) for k, v in lat.items()}}
 
