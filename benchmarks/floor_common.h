@@ -4,7 +4,7 @@
 #define NSFAST_FLOOR_COMMON_H
 
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#define _GNU_SOURCE  /* the suite also passes -D_GNU_SOURCE */
 #endif
 #include <stdio.h>
 #include <stdlib.h>

@@ -27,11 +27,14 @@ import importlib
 import math
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
@@ -53,6 +56,9 @@ INSTALL = {
 NOISE_SPREAD = 2.0          # p90/median above this reruns the case once
 QUICK_MIN_SAMPLES = 5       # per contender, even past the budget
 FULL_CASE_BUDGET_S = 30.0   # a full-run case stops sampling after this
+# A case still running after this long is stopped with an error (an op that blocks
+# forever must not hang the suite).
+CASE_TIME_LIMIT_S = {True: 60.0, False: 600.0}
 
 
 @dataclass
@@ -286,11 +292,17 @@ def run_floor(floor: Floor, n: int) -> list:
     return samples
 
 
+class Measured(int):
+    """Returned by an op that timed itself (e.g. inside a forked child, reporting
+    through a pipe): this many ns is the sample, not the wall time around op."""
+
+
 def time_op(op: Op) -> int:
     """One sample in ns; the op's result (and any printing) is outside the timing."""
     t0 = time.perf_counter_ns()
-    op()
-    return time.perf_counter_ns() - t0
+    r = op()
+    dt = time.perf_counter_ns() - t0
+    return int(r) if isinstance(r, Measured) else dt
 
 
 def sample_case(case: Case, cfg: Config) -> dict:
@@ -381,11 +393,39 @@ def result_of(case: Case, samples: dict, elapsed_s: float, runs: Optional[list] 
     }
 
 
+class CaseTimeout(Exception):
+    """A case ran past CASE_TIME_LIMIT_S."""
+
+
+@contextmanager
+def time_limit(seconds: float, what: str):
+    """Raise CaseTimeout in the main thread after `seconds` (SIGALRM); elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise CaseTimeout(f"{what} still running after {seconds:.0f} s: stopped")
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def run_case(case: Case, cfg: Config) -> dict:
     """Measure one case; returns its result record (see benchmarks/SCHEMA.md).
 
     A case whose p90/median exceeds NOISE_SPREAD is run once more and the second
-    run is kept, with a note saying so."""
+    run is kept, with a note saying so.  A case running past CASE_TIME_LIMIT_S
+    is stopped with CaseTimeout."""
+    with time_limit(CASE_TIME_LIMIT_S[cfg.quick], f"case {case.name}"):
+        return _run_case(case, cfg)
+
+
+def _run_case(case: Case, cfg: Config) -> dict:
     t0 = time.monotonic()
     result = result_of(case, sample_case(case, cfg), time.monotonic() - t0)
     if result["noisy"]:

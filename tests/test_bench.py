@@ -300,6 +300,25 @@ def test_a_failing_case_is_recorded_and_the_others_run():
     assert "no check" in errors[1]["error"] and "\n" not in errors[0]["error"]
 
 
+def test_a_case_that_blocks_is_stopped(monkeypatch):
+    import time
+    from benchmarks import harness
+    monkeypatch.setitem(harness.CASE_TIME_LIMIT_S, True, 0.3)
+    r, w = os.pipe()   # nobody ever writes: the op would block for good
+    try:
+        with pytest.raises(harness.CaseTimeout, match="still running after"):
+            run_case(Case("blocks", lambda: os.read(r, 1), check=lambda: None), _quick())
+    finally:
+        os.close(r)
+        os.close(w)
+    time.sleep(0.4)   # the alarm was disarmed: nothing fires now
+
+
+def test_measured_ops_report_their_own_time():
+    from benchmarks.harness import Measured, time_op
+    assert time_op(lambda: Measured(1234)) == 1234
+
+
 def test_repeat_pools_runs():
     case = Case("repeat", _net_inode, check=lambda: None, samples=20)
     errors = []
