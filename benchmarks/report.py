@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import json
 import os
 import platform
@@ -9,7 +10,7 @@ import shutil
 import subprocess
 from typing import Optional
 
-from .harness import REQUIRED_TARGETS
+from .harness import REQUIRED_TARGETS, judge
 
 SCHEMA = "nsfast-bench/1"
 REGRESSION = 1.10   # --compare flags a case whose median grew by more than 10%
@@ -55,26 +56,40 @@ def markdown(results: list) -> str:
 
 
 def target_rows(results: list) -> list:
-    """Every target the cases carry, plus each required one no case measured (N/A)."""
-    rows, seen = [], set()
+    """The targets table: each required target judged on every case it applies to
+    (or N/A when none measured it), then the cases' own other targets."""
+    rows = []
+    claimed = {t["key"] for r in results for t in r.get("targets", []) if t["key"]}
+    for key, (what, target, globs) in REQUIRED_TARGETS.items():
+        if key in claimed:
+            found = [{"what": what, "case": r["case"], **t} for r in results
+                     for t in r["targets"] if t["key"] == key]
+        else:
+            found = [{"what": what, "case": r["case"], **judge(target, r)} for r in results
+                     if any(fnmatch.fnmatch(r["case"], g) for g in globs)]
+            measured = [x for x in found if x["ratio"] is not None]
+            found = measured or found[:1]
+        rows += found or [{"what": what, "case": "-", **judge(target, _NOTHING),
+                           "why": "no case measures it"}]
+    shown = {(x["case"], x["against"], round(x["limit"], 6)) for x in rows}
     for r in results:
         for t in r.get("targets", []):
-            seen.add(t["key"])
-            rows.append({"case": r["case"], **t})
-    for key, text in REQUIRED_TARGETS.items():
-        if key not in seen:
-            rows.append({"case": "-", "key": key, "text": text, "against": "-", "limit": None,
-                         "ratio": None, "status": "N/A", "why": "no case measures it"})
+            if not t["key"] and (r["case"], t["against"], round(t["limit"], 6)) not in shown:
+                rows.append({"what": r["case"], "case": r["case"], **t})
     return rows
 
 
+_NOTHING = {"ratio_floor": None, "ratio_peers": {}, "missing": {}}
+
+
 def targets_markdown(results: list) -> str:
-    lines = ["| target | case | ratio | limit | result |", "|---|---|---|---|---|"]
+    lines = ["| what | target | case | ratio | limit | result |", "|---|---|---|---|---|---|"]
     for t in target_rows(results):
         ratio = "-" if t["ratio"] is None else f"{t['ratio']:.2f}"
-        limit = "-" if t["limit"] is None else f"{t['limit']:.3g}"
+        limit = f"{t['limit']:.3g}"
         why = f" ({t['why']})" if t.get("why") else ""
-        lines.append(f"| {t['text']} | {t['case']} | {ratio} | {limit} | {t['status']}{why} |")
+        lines.append(f"| {t['what']} | {t['text']} | {t['case']} | {ratio} | {limit} | "
+                     f"{t['status']}{why} |")
     return "\n".join(lines) + "\n"
 
 
@@ -85,16 +100,21 @@ def curves_markdown(curves: list) -> str:
         lines.append(f"- **{c['curve']}** ({c['title']}; x = {c['x_label']})")
         for p in c["panels"]:
             # nanoseconds are shown as microseconds, like the case table
-            scale, label = ((1000, p["y_label"].replace("(ns)", "(us)")) if "(ns)" in p["y_label"]
-                            else (1, p["y_label"]))
+            ns = "(ns)" in p["y_label"]
+            scale, label = (1000, p["y_label"].replace("(ns)", "(us)")) if ns else (1, p["y_label"])
             for s in p["series"]:
-                pts = ", ".join(f"{_num(pt['x'])}: {_num(None if pt['y'] is None else pt['y'] / scale)}"
+                pts = ", ".join(f"{_num(pt['x'])}: {_num(_div(pt['y'], scale))}"
                                 for pt in s["points"])
                 lines.append(f"  - {label}, {s['label']}: {pts}")
             if "drain_s" in p:
-                lines.append("  - backlog not drained by the end of the wait" if p["drain_s"] is None
-                             else f"  - backlog drained {p['drain_s']:.2f} s after the last creation")
+                lines.append(
+                    "  - backlog not drained by the end of the wait" if p["drain_s"] is None
+                    else f"  - backlog drained {p['drain_s']:.2f} s after the last creation")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _div(v, by: float):
+    return None if v is None else v / by
 
 
 def _num(v) -> str:
@@ -133,7 +153,8 @@ def compare_markdown(rows: list) -> str:
     for c in rows:
         ratio = "-" if c["ratio"] is None else f"{c['ratio']:.2f}"
         flag = f"REGRESSION (> {REGRESSION:.2f})" if c["regression"] else ""
-        lines.append(f"| {c['case']} | {fmt_us(c['old'])} | {fmt_us(c['new'])} | {ratio} | {flag} |")
+        lines.append(f"| {c['case']} | {fmt_us(c['old'])} | {fmt_us(c['new'])} | {ratio} "
+                     f"| {flag} |")
     if not rows:
         lines.append("| (no case in common) | | | | |")
     return "\n".join(lines) + "\n"

@@ -2,7 +2,8 @@
 
 A tiny structural checker instead of a jsonschema dependency: a spec is a type,
 a tuple of types, a dict of key -> spec (every key required unless wrapped in Opt,
-none extra), a tuple of specs (any one of them), [spec] for a list of spec, or Map(spec) for a dict of str -> spec.
+none extra), a tuple of specs (any one of them), [spec] for a list of spec,
+Map(spec) for a dict of str -> spec, or OneOf(values).
 
 >>> validate({"schema": "nsfast-bench/1"})[:1]
 ['$: missing key created']
