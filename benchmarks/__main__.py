@@ -53,7 +53,7 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png",
                    help="bar chart of nsfast against the peers here, a PNG per curve beside it")
     p.add_argument("--repeat", type=positive_int, default=1, metavar="N",
-                   help="run the suite N times and pool the samples")
+                   help="run the cases N times and pool their samples (the curves run once)")
     p.add_argument("--compare", metavar="OLD.json",
                    help="ratio of each case to an earlier --json run; flags regressions > 10%%")
     p.add_argument("--list", action="store_true", help="list the cases and curves, run nothing")
