@@ -1,0 +1,354 @@
+"""The benchmark suite runs, reports what it promises, and refuses what it must.
+
+No test here asserts a speed: figures are checked for presence and shape only.
+The suite runs as `nsfast bench` in a child process, so the pytest process's
+namespaces are never touched (the curves unshare in their own workers).
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import report
+from benchmarks.__main__ import run_cases
+from benchmarks.harness import (Case, Config, Curve, Floor, Peer, at_most, command_peer,
+                                faster, module_peer, run_case, run_curve, within)
+from benchmarks.schema import validate
+
+from conftest import need
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+AREAS = sorted(f[len("cases_"):-3] for f in os.listdir(os.path.join(ROOT, "benchmarks"))
+               if f.startswith("cases_") and f.endswith(".py"))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def _one_line_error(r) -> str:
+    err = r.stderr.decode()
+    assert r.returncode == 1, (r.returncode, err)
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+def _assert_complete(doc: dict) -> None:
+    assert validate(doc) == [], validate(doc)[:5]
+    assert doc["errors"] == []
+    for r in doc["results"]:
+        assert r["checked"] is True
+        assert r["nsfast"]["n"] > 0 and r["nsfast"]["median"] > 0, r["case"]
+        assert r["floor"] is not None and r["floor"]["n"] > 0, f"{r['case']} has no floor"
+        assert r["ratio_floor"] is not None
+        assert len(r["samples"]["nsfast"]) == r["nsfast"]["n"]
+        assert len(r["samples"]["floor"]) == r["floor"]["n"]
+        for peer in r["peers"]:
+            assert len(r["samples"][peer]) == r["peers"][peer]["n"]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """`nsfast bench --quick --json` on the cheapest case, as a user would run it."""
+    from conftest import run_cli
+    out = tmp_path_factory.mktemp("bench") / "quick.json"
+    r = run_cli("bench", "--quick", "--only", "curves/spawn-true", "--json", str(out),
+                timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    return r, json.loads(out.read_text()), out
+
+
+def test_quick_json_has_every_figure_and_validates(quick_run):
+    r, doc, _ = quick_run
+    _assert_complete(doc)
+    assert [x["case"] for x in doc["results"]] == ["curves/spawn-true"]
+    res = doc["results"][0]
+    assert set(res["peers"]) == {"os.fork+exec", "subprocess"}
+    assert {"median", "p90", "p99"} <= set(res["nsfast"])
+    assert doc["quick"] is True and doc["machine"]["kernel"] == os.uname().release
+    # the table is printed: a row for the case, with p99, and the targets table
+    table = r.stdout.decode()
+    assert "| curves/spawn-true " in table and "p99" in table
+    assert "| named netns add | at least 3x faster than pyroute2 |" in table
+
+
+@pytest.mark.parametrize("area", AREAS)
+def test_each_area_runs_quick(cli, tmp_path, area):
+    """One --quick --only AREA run per cases_<area>.py present: every case and
+    curve ends with its figures, the document validates, nothing errs."""
+    out = tmp_path / "area.json"
+    args = ["bench", "--quick", "--only", area, "--json", str(out)]
+    if area == "curves" and _has_matplotlib():
+        args += ["--plot", str(tmp_path / "bench.png")]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    r = cli(*args, timeout=300, env=dict(os.environ, TMPDIR=str(scratch)))
+    # the mount-table curve works in a mount namespace of its own: nothing stays behind
+    assert list(scratch.iterdir()) == []
+    with open("/proc/self/mountinfo") as f:
+        assert str(scratch) not in f.read()
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    doc = json.loads(out.read_text())
+    _assert_complete(doc)
+    assert doc["results"] or doc["curves"]
+    assert all(x["area"] == area for x in doc["results"] + doc["curves"])
+    if area == "curves":
+        names = {c["curve"] for c in doc["curves"]}
+        assert names == {"curve/spawn-threads", "curve/netns-churn", "curve/mount-table",
+                         "curve/spawn-rss"}
+        by = {c["curve"]: c for c in doc["curves"]}
+        xs = [p["x"] for p in by["curve/spawn-threads"]["panels"][0]["series"][0]["points"]]
+        assert xs == [1, 2, 4, 8]
+        churn = by["curve/netns-churn"]["panels"][0]["series"][0]["points"]
+        assert [p["x"] for p in churn] == list(range(100, 1001, 100))
+        rss = {s["label"]: s["points"] for s in by["curve/spawn-rss"]["panels"][0]["series"]}
+        assert set(rss) == {"nsfast.spawn", "os.fork+exec", "subprocess"}
+        # the callers really were that big: as started, 50 MB and 500 MB resident
+        sizes = [p["x"] for p in rss["nsfast.spawn"]]
+        assert sizes[0] < 45 and abs(sizes[1] - 50) < 5 and abs(sizes[2] - 500) < 20, sizes
+        mounts = [p["x"] for p in by["curve/mount-table"]["panels"][0]["series"][0]["points"]]
+        assert mounts[1] - mounts[0] == 100 and mounts[2] - mounts[0] == 500
+        if _has_matplotlib():
+            for name in names:
+                png = tmp_path / f"bench-{name.replace('/', '-')}.png"
+                assert png.read_bytes()[:8] == PNG_MAGIC, png
+            assert (tmp_path / "bench.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_plot_writes_png_files(cli, tmp_path):
+    need(_has_matplotlib(), "matplotlib (pip install nsfast[bench])")
+    png = tmp_path / "b.png"
+    r = cli("bench", "--quick", "--only", "curves/spawn-true", "--plot", str(png), timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    data = png.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 1000
+
+
+def test_plot_without_matplotlib_is_one_line(tmp_path):
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from nsfast.cli import main\n"
+            f"sys.exit(main(['bench', '--only', 'curves/spawn-true', '--plot', "
+            f"{str(tmp_path / 'x.png')!r}]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT, timeout=60)
+    err = _one_line_error(r)
+    assert "pip install nsfast[bench]" in err
+    assert b"curves/spawn-true" not in r.stdout   # refused before measuring anything
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_compare_flags_a_regression(cli, quick_run, tmp_path):
+    _, doc, _ = quick_run
+    old = json.loads(json.dumps(doc))
+    old["results"][0]["nsfast"]["median"] = 1.0   # a doctored past: 1 ns
+    old_path = tmp_path / "old.json"
+    old_path.write_text(json.dumps(old))
+    new_path = tmp_path / "new.json"
+    r = cli("bench", "--quick", "--only", "curves/spawn-true", "--compare", str(old_path),
+            "--json", str(new_path), timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    new = json.loads(new_path.read_text())
+    assert validate(new) == []
+    [row] = new["compare"]
+    assert row["case"] == "curves/spawn-true" and row["old"] == 1.0 and row["regression"]
+    assert "REGRESSION" in r.stdout.decode()
+    assert "regression(s) above 10%: curves/spawn-true" in r.stderr.decode()
+
+
+def test_compare_rules():
+    new = [{"case": "a", "nsfast": {"median": 111.0}}, {"case": "b", "nsfast": {"median": 109.0}},
+           {"case": "c", "nsfast": {"median": 50.0}}]
+    old = {"results": [{"case": "a", "nsfast": {"median": 100.0}},
+                       {"case": "b", "nsfast": {"median": 100.0}}]}
+    rows = {r["case"]: r for r in report.compare(old, new)}
+    assert set(rows) == {"a", "b"}             # c is new: nothing to compare with
+    assert rows["a"]["regression"] and not rows["b"]["regression"]
+    assert rows["a"]["ratio"] == pytest.approx(1.11)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--repeat", "0"], "at least 1"),
+    (["--no-such-flag"], "unrecognized"),
+    (["--only", "no-case-is-called-this"], "no case or curve matches"),
+    (["--compare", "/nonexistent/old.json"], "/nonexistent/old.json"),
+    (["--json", "/nonexistent/dir/out.json"], "/nonexistent/dir/out.json"),
+])
+def test_bad_arguments_are_one_line(cli, args, words):
+    err = _one_line_error(cli("bench", *args, timeout=60))
+    assert err.startswith("nsfast bench: ") and words in err, err
+
+
+def test_compare_refuses_a_file_of_another_schema(cli, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"schema": "something-else"}))
+    err = _one_line_error(cli("bench", "--compare", str(bad), timeout=60))
+    assert "not an nsfast-bench/1 document" in err
+
+
+# ---- the harness in-process, on cheap operations (behaviour, not speed)
+
+def _net_inode():
+    return os.stat("/proc/self/ns/net").st_ino
+
+
+def _quick() -> Config:
+    return Config(quick=True, case_budget_s=0.05)
+
+
+def test_run_case_refuses_a_case_without_check():
+    with pytest.raises(ValueError, match="no check"):
+        run_case(Case("nocheck", _net_inode), _quick())
+    with pytest.raises(ValueError, match="no check"):
+        run_curve(Curve("curve/nocheck", "t", "x", lambda cfg: []), _quick())
+
+
+def test_contenders_are_interleaved_after_warmup():
+    calls = []
+    case = Case("order", lambda: calls.append("A"), check=lambda: None, warmup=3,
+                peers=[Peer("b", lambda: calls.append("B"))], samples=40)
+    r = run_case(case, Config())
+    assert calls == ["A", "B"] * (len(calls) // 2)
+    runs = 1 + r["reruns"]   # a run that came out noisy is taken again
+    assert r["nsfast"]["n"] == r["peers"]["b"]["n"] == len(calls) // 2 // runs - 3
+
+
+def test_check_failure_stops_the_case():
+    def bad():
+        raise AssertionError("namespace inode unchanged")
+    with pytest.raises(AssertionError, match="inode unchanged"):
+        run_case(Case("bad", _net_inode, check=bad), _quick())
+
+
+def test_missing_peer_is_reported_with_its_install_command():
+    case = Case("missing", _net_inode, check=lambda: None, targets=[at_most(0.5, "bwrap-x")],
+                peers=[command_peer("bwrap-x", ["nsfast-no-such-tool-xyz"],
+                                    install="apt-get install nsfast-no-such-tool"),
+                       module_peer("pyroute2-x", "nsfast_no_such_module", lambda m: m.op)])
+    r = run_case(case, _quick())
+    assert r["peers"] == {}
+    assert r["missing"] == {"bwrap-x": "apt-get install nsfast-no-such-tool",
+                            "pyroute2-x": "pip install nsfast_no_such_module"}
+    [t] = r["targets"]
+    assert t["status"] == "N/A" and t["why"] == "bwrap-x missing"
+    table = report.markdown([r])
+    assert "bwrap-x missing (`apt-get install nsfast-no-such-tool`)" in table
+
+
+def test_targets_express_at_most_and_faster_than():
+    assert within(1.10).judge(1.05) == "PASS" and within(1.10).judge(1.2) == "MISS"
+    assert at_most(0.5, "unshare").limit == 0.5
+    t = faster(3, "pyroute2")
+    assert t.judge(0.30) == "PASS" and t.judge(0.40) == "MISS" and t.judge(None) == "N/A"
+    assert t.text == "at least 3x faster than pyroute2"
+
+
+def test_targets_table_lists_every_promise():
+    floor = Floor("floor_curves.c", ["/bin/true"])
+    claimed = Case("spawn-x", _net_inode, check=lambda: None, floor=floor,
+                   targets=[within(1e9, key="spawn-floor")], target=("floor", 0.0))
+    r = run_case(claimed, _quick())
+    # a limit nothing misses, and one nothing meets
+    assert [t["status"] for t in r["targets"]] == ["PASS", "MISS"]
+    # a case the suite judges by its name alone; its own identical target is not repeated
+    judged = run_case(Case("net propagation", _net_inode, check=lambda: None, floor=floor,
+                           target=("floor", 1.2)), _quick())
+    rows = report.target_rows([r, judged])
+    by_key = {}
+    for x in rows:
+        by_key.setdefault(x["key"], []).append(x)
+    assert [x["case"] for x in by_key["spawn-floor"]] == ["spawn-x"]
+    assert by_key["spawn-floor"][0]["status"] == "PASS"
+    [prop] = by_key["propagation-floor"]
+    assert prop["case"] == "net propagation" and prop["ratio"] == judged["ratio_floor"]
+    assert prop["status"] in ("PASS", "MISS")
+    # spawn-x has no unshare peer: judged N/A, with the reason
+    [uns] = by_key["spawn-unshare"]
+    assert uns["status"] == "N/A" and uns["why"] == "unshare not measured"
+    for key in ("enter-floor", "netns-add-pyroute2", "pool-nonet"):
+        [x] = by_key[key]
+        assert x["status"] == "N/A" and x["why"] == "no case measures it"
+    assert [x["case"] for x in by_key[""]] == ["spawn-x"]   # its other, unclaimed target
+    table = report.targets_markdown([r, judged])
+    assert "| spawn | within 1e+09x of the floor | spawn-x |" in table
+    assert table.count("net propagation") == 1
+
+
+def test_noisy_case_is_rerun_and_noted():
+    n = [0]
+
+    def op():
+        n[0] += 1
+        if n[0] % 4 == 0:      # one sample in four is slow: p90 far above the median
+            os.stat("/proc/self/ns/net")
+            sum(range(20000))
+    r = run_case(Case("noisy", op, check=lambda: None, samples=40, warmup=0), Config())
+    assert r["reruns"] == 1
+    assert "rerun: first run's p90/median was" in r["note"]
+    assert "rerun" in report.markdown([r])
+
+
+def test_quick_budget_bounds_a_slow_case():
+    import time
+    from benchmarks.harness import QUICK_MIN_SAMPLES
+    case = Case("slow", lambda: time.sleep(0.01), check=lambda: None, samples=1000)
+    r = run_case(case, Config(quick=True, case_budget_s=0.05))
+    # 1000 samples asked for; the budget stops it at the minimum (a rerun replaces the run)
+    assert r["nsfast"]["n"] == QUICK_MIN_SAMPLES
+
+
+def test_a_failing_case_is_recorded_and_the_others_run():
+    def broken():
+        raise OSError(1, "Operation not permitted")
+    good = Case("good", _net_inode, check=lambda: None)
+    errors = []
+    results = run_cases([Case("broken", broken, check=lambda: None), good,
+                         Case("unchecked", _net_inode)], _quick(), errors)
+    assert [r["case"] for r in results] == ["good"]
+    assert [e["name"] for e in errors] == ["broken", "unchecked"]
+    assert "no check" in errors[1]["error"] and "\n" not in errors[0]["error"]
+
+
+def test_a_case_that_blocks_is_stopped(monkeypatch):
+    import time
+    from benchmarks import harness
+    monkeypatch.setitem(harness.CASE_TIME_LIMIT_S, True, 0.3)
+    r, w = os.pipe()   # nobody ever writes: the op would block for good
+    try:
+        with pytest.raises(harness.CaseTimeout, match="still running after"):
+            run_case(Case("blocks", lambda: os.read(r, 1), check=lambda: None), _quick())
+    finally:
+        os.close(r)
+        os.close(w)
+    time.sleep(0.4)   # the alarm was disarmed: nothing fires now
+
+
+def test_measured_ops_report_their_own_time():
+    from benchmarks.harness import Measured, time_op
+    assert time_op(lambda: Measured(1234)) == 1234
+
+
+def test_repeat_pools_runs():
+    case = Case("repeat", _net_inode, check=lambda: None, samples=20)
+    errors = []
+    [r] = run_cases([case], Config(quick=True, repeat=2, case_budget_s=0.05), errors)
+    assert errors == [] and len(r["run_medians"]) == 2
+    assert r["nsfast"]["n"] == len(r["samples"]["nsfast"]) >= 2 * 5
+
+
+def test_validator_rejects_broken_documents(quick_run):
+    _, doc, _ = quick_run
+    broken = json.loads(json.dumps(doc))
+    del broken["results"][0]["nsfast"]["p99"]
+    broken["results"][0]["ratio_floor"] = "fast"
+    broken["machine"]["extra"] = 1
+    problems = validate(broken)
+    assert any("missing key p99" in p for p in problems)
+    assert any("ratio_floor" in p for p in problems)
+    assert any("unexpected key extra" in p for p in problems)
+    assert validate([]) != []
