@@ -40,15 +40,20 @@ def _soak(op, n: int, capsys, what: str, around=None) -> None:
 
     ctx: dict = {}
     run(min(50, n // 10))  # warm-up: fault in code and caches
-    before = system_state()
-    lat = run(n)
-    after = system_state()
-    _check_no_leak(before, after)
     tenth = max(1, n // 10)
-    drift = statistics.median(lat[-tenth:]) / statistics.median(lat[:tenth])
-    with capsys.disabled():
-        print(f"\nsoak {what}: {n} ops, median {statistics.median(lat) / 1000:.0f} us, "
-              f"last 10% / first 10% = {drift:.2f}")
+    for attempt in (1, 2):
+        before = system_state()
+        lat = run(n)
+        after = system_state()
+        _check_no_leak(before, after)
+        drift = statistics.median(lat[-tenth:]) / statistics.median(lat[:tenth])
+        with capsys.disabled():
+            print(f"\nsoak {what}: {n} ops, median {statistics.median(lat) / 1000:.0f} us, "
+                  f"last 10% / first 10% = {drift:.2f}")
+        # a slowdown that comes from what we leave behind shows again in a
+        # second run; one from a noisy neighbour on this shared machine does not
+        if drift < MAX_DRIFT:
+            break
     assert drift < MAX_DRIFT
 
 
