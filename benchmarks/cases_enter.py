@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import nsfast
+from nsfast.targets import differing_kinds
 from nsfast import _core
 from nsfast.flags import NsType
 from nsfast.handles import Namespace
@@ -212,14 +213,18 @@ def _cli_case(cfg) -> Case:
         if out != b"bench\n":
             raise AssertionError(f"nsfast enter -a did not reach the target: {out!r}")
 
+    floor = Floor("floor_enter.c", ["exec", "(pid)", "(mask)"])
+
     def setup() -> None:
         # as an installed package has them: this environment sets
         # PYTHONDONTWRITEBYTECODE, which would time the compiler instead
         compileall.compile_dir(os.path.dirname(nsfast.__file__), quiet=1)
         target.start()
+        mask = differing_kinds(target.pid, nsfast.NsType.all())
+        floor.args = ["exec", str(target.pid), hex(int(mask))]
 
     return Case(
-        name="enter-cli-all-true", op=ours,
+        name="enter-cli-all-true", op=ours, floor=floor,
         peers=[Peer("nsenter", theirs if nsenter else None, "apt-get install util-linux"),
                # what any Python command pays before its first line runs
                Peer("python -c pass", lambda: subprocess.run([sys.executable, "-c", "pass"],

@@ -238,9 +238,20 @@ def _sustained_case(cfg: Config) -> Case:
                      f"time in take() {stats['wait_seconds'] * 1000:.0f} ms; median is per "
                      f"burst of {burst} (ideal {burst / rate * 1000:.0f} ms)")
 
+    def check():
+        # a spawn from the pool lands in one of its namespaces, not the caller's
+        pool = holder["pool"]
+        hits = pool.stats()["hits"]
+        p = nsfast.spawn(["readlink", "/proc/self/ns/net"], netns=pool, stdout=nsfast.PIPE)
+        out, _ = p.communicate()
+        if out.strip() == os.readlink("/proc/self/ns/net").encode() or \
+                pool.stats()["hits"] != hits + 1:
+            raise AssertionError("the spawn did not take a namespace from the pool")
+
     case = Case(
         name=f"netns pool sustained {rate} spawns/s",
-        op=paced_burst, setup=setup, teardown=teardown,
+        op=paced_burst, setup=setup, teardown=teardown, check=check,
+        floor=Floor("floor_netns.c", ["paced", burst, rate]),
         samples=20, warmup=1,
     )
     return case

@@ -5,6 +5,8 @@
  *                           kind to the thread's own fds (enter(pid, kinds))
  *   fds PID KINDS..         one setns per kind into PID's fds, then back per kind */
 #include "floor_common.h"
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fcntl.h>
 #include <sched.h>
@@ -90,6 +92,40 @@ int main(int argc, char **argv)
                     must_setns(there[k], flags[k]);
             for (int k = nk - 1; k >= 0; k--)
                 must_setns(home[k], flags[k]);
+            printf("%lld\n", floor_now_ns() - t0);
+        }
+        return 0;
+    }
+    if (strcmp(mode, "exec") == 0 && argc == 5) {
+        /* what `nsenter -t PID -a true` does: join every kind at once, fork for
+         * the pid namespace, exec, wait */
+        int pidfd = (int)syscall(SYS_pidfd_open, atoi(argv[3]), 0);
+        if (pidfd < 0)
+            floor_die("pidfd_open");
+        int mask = (int)strtol(argv[4], NULL, 0);
+        for (int i = 0; i < n; i++) {
+            long long t0 = floor_now_ns();
+            pid_t child = fork();
+            if (child < 0)
+                floor_die("fork");
+            if (child == 0) {
+                if (setns(pidfd, mask) < 0)
+                    _exit(126);
+                pid_t inner = fork();
+                if (inner == 0) {
+                    execl("/bin/true", "true", (char *)NULL);
+                    _exit(127);
+                }
+                int st;
+                waitpid(inner, &st, 0);
+                _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+            }
+            int st;
+            waitpid(child, &st, 0);
+            if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+                fprintf(stderr, "exec floor: child failed\n");
+                return 1;
+            }
             printf("%lld\n", floor_now_ns() - t0);
         }
         return 0;

@@ -151,12 +151,8 @@ static void veth_once(int peer_ns, const char *prefix, int i)
 
 /* ---------------------------------------------------------------- spawn into a made netns */
 
-static long long spawn_joined_once(void)
+static void spawn_into(int ns)
 {
-    int ns = on_helper_thread(NULL); /* made ahead, as a pool does: not timed */
-    if (ns < 0)
-        floor_die("unshare");
-    long long t0 = floor_now_ns();
     pid_t pid = vfork();
     if (pid == 0) {
         char *argv[] = {"/bin/true", NULL};
@@ -167,6 +163,37 @@ static long long spawn_joined_once(void)
     int status;
     if (pid < 0 || waitpid(pid, &status, 0) < 0 || status != 0)
         floor_die("spawn");
+}
+
+/* one burst of spawns paced at `rate` per second into namespaces made ahead */
+static long long paced_burst(int burst, double rate)
+{
+    int *fds = malloc(sizeof(int) * (size_t)burst);
+    for (int j = 0; j < burst; j++)
+        if (!fds || (fds[j] = on_helper_thread(NULL)) < 0)
+            floor_die("unshare");
+    long long t0 = floor_now_ns();
+    for (int j = 0; j < burst; j++) {
+        long long wait = t0 + (long long)(j * 1e9 / rate) - floor_now_ns();
+        if (wait > 0) {
+            struct timespec ts = {wait / 1000000000LL, wait % 1000000000LL};
+            nanosleep(&ts, NULL);
+        }
+        spawn_into(fds[j]);
+        close(fds[j]);
+    }
+    long long dt = floor_now_ns() - t0;
+    free(fds);
+    return dt;
+}
+
+static long long spawn_joined_once(void)
+{
+    int ns = on_helper_thread(NULL); /* made ahead, as a pool does: not timed */
+    if (ns < 0)
+        floor_die("unshare");
+    long long t0 = floor_now_ns();
+    spawn_into(ns);
     long long dt = floor_now_ns() - t0;
     close(ns);
     return dt;
@@ -199,6 +226,8 @@ int main(int argc, char **argv)
             dt = floor_now_ns() - t0;
         } else if (!strcmp(mode, "spawn-joined")) {
             dt = spawn_joined_once();
+        } else if (!strcmp(mode, "paced") && argc >= 5) {
+            dt = paced_burst(atoi(argv[3]), atof(argv[4]));
         } else {
             fprintf(stderr, "unknown mode %s\n", mode);
             return 2;
