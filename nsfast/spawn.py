@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import IO, Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 from . import _core, idmap
 from .errors import map_hint, namespace_hint, os_error
@@ -79,6 +79,11 @@ def _bytes_arg(value: Any, what: str) -> bytes:
 
 def _environment(env: Optional[Mapping]) -> list[bytes]:
     if env is None:
+        # os.environ's own store already holds bytes that putenv accepted
+        # (no NUL, no '=' in a name): joining them needs no check.
+        data = getattr(os.environ, "_data", None)
+        if isinstance(data, dict):
+            return [k + b"=" + v for k, v in data.items()]
         env = os.environb
     out = []
     for k, v in env.items():
@@ -89,17 +94,32 @@ def _environment(env: Optional[Mapping]) -> list[bytes]:
     return out
 
 
+_exec_path_cache: dict = {}
+
+
 def _exec_paths(program: bytes, env: Optional[Mapping]) -> list[bytes]:
-    """Candidates to execve, searched as subprocess does (PATH of the child's env)."""
+    """Candidates to execve, searched as subprocess does (PATH of the child's env).
+
+    The list depends only on (PATH, program), so it is cached: execve itself
+    still tries each candidate, so a program installed later is found."""
     if b"/" in program:
         return [program]
     path = None
-    if env is not None:
+    if env is None:
+        path = os.environ.get("PATH")
+    else:
         for k, v in env.items():
-            if os.fsencode(k) == b"PATH":
-                path = os.fsencode(v)
-    dirs = os.get_exec_path({"PATH": os.fsdecode(path)} if path is not None else None)
-    return [os.path.join(os.fsencode(d), program) for d in dirs]
+            if k == "PATH" or k == b"PATH":
+                path = v
+    key = (path, program)
+    paths = _exec_path_cache.get(key)
+    if paths is None:
+        if len(_exec_path_cache) > 256:
+            _exec_path_cache.clear()
+        dirs = os.get_exec_path({} if path is None else {"PATH": os.fsdecode(path)})
+        paths = [os.path.join(os.fsencode(d), program) for d in dirs]
+        _exec_path_cache[key] = paths
+    return paths
 
 
 def _std_fd(value: Any, which: int, opened: list, parent_ends: dict) -> int:
@@ -137,8 +157,8 @@ def _time_offsets(offsets: Mapping) -> bytes:
             raise ValueError(f"unknown clock {clock!r} in time_offsets (use {TIME_CLOCKS})")
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
             raise TypeError("time offsets are seconds, int or float")
-        sec = int(seconds // 1)
-        nsec = int(round((seconds - sec) * 1e9))
+        # the kernel wants 0 <= nsec < 1e9, also for a negative offset
+        sec, nsec = divmod(round(seconds * 1_000_000_000), 1_000_000_000)
         lines.append(f"{clock} {sec} {nsec}\n")
     return "".join(lines).encode()
 
@@ -257,8 +277,15 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
           new_session: bool = False, pdeathsig: Optional[int] = signal.SIGKILL,
           time_offsets: Optional[Mapping] = None, cgroup=None, netns: Any = None,
           loopback: bool = False, no_new_privs: bool = False,
-          capabilities: Optional[Iterable] = None) -> Process:
+          capabilities: Optional[Iterable] = None,
+          on_created: Optional[Callable[[int], None]] = None) -> Process:
     """Start argv in new (and/or joined) namespaces, without forking Python.
+
+    on_created(pid), if given, runs in the caller once the child's new
+    namespaces exist and its id maps are written, before the child does
+    anything inside them: the place to persist a namespace by bind-mounting
+    /proc/<pid>/ns/<kind> (pid_for_children and time_for_children for those
+    two kinds).  If it raises, the child is killed and reaped.
 
     >>> p = nsfast.spawn(["hostname"], namespaces="uts", hostname="box", stdout=nsfast.PIPE)
     >>> p.communicate()[0]
@@ -353,10 +380,14 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     if capabilities is not None:
         spec.caps_keep = _capability_mask(capabilities)
     spec.use_clone3 = features.clone3
-    try:
-        spec.max_fd = os.sysconf("SC_OPEN_MAX")
-    except (ValueError, OSError):
-        spec.max_fd = 65536
+    if on_created is not None and not callable(on_created):
+        raise TypeError("on_created must be callable with the child's pid")
+    if not features.close_range:
+        # only the close loop of kernels before 5.9 needs the bound
+        try:
+            spec.max_fd = os.sysconf("SC_OPEN_MAX")
+        except (ValueError, OSError):
+            spec.max_fd = 65536
 
     handles: list = []
     opened: list = []
@@ -401,9 +432,9 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         if offsets is not None:
             writes.append(("timens_offsets", offsets))
         helper = maps.helper if maps is not None else None
-        spec.need_ready = bool(spec.unshare_flags and (writes or helper))
-        spec.need_sync = bool(writes or helper or
-                              (spec.pdeathsig and (new | joined) & NsType.PID))
+        hold = bool(writes or helper or on_created)
+        spec.need_ready = bool(spec.unshare_flags and hold)
+        spec.need_sync = hold or bool(spec.pdeathsig and (new | joined) & NsType.PID)
         # ---- std fds last: nothing above may fail with pipes half made
         fds = [_std_fd(stdin, 0, opened, parent_ends), _std_fd(stdout, 1, opened, parent_ends)]
         if stderr is STDOUT:
@@ -412,7 +443,7 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
             fds.append(_std_fd(stderr, 2, opened, parent_ends))
         spec.std_fds = tuple(fds)
         try:
-            child = _core.spawn(spec, writes, helper)
+            child = _core.spawn(spec, writes, helper, on_created)
         except _core.SpawnFailure as f:
             for fd in parent_ends.values():
                 os.close(fd)
@@ -445,16 +476,19 @@ def _id_maps(new: NsType, uid_map, gid_map, map_root, map_current_user, map_user
              setgroups) -> Optional[_Maps]:
     asked = [x for x in (uid_map is not None or gid_map is not None, map_root,
                          map_current_user, map_users is not None) if x]
+    if setgroups not in (None, "allow", "deny"):
+        raise ValueError(f"setgroups must be 'allow' or 'deny', not {setgroups!r}")
     if not asked:
-        if setgroups is not None:
-            raise ValueError("setgroups= goes with an id map")
-        return None
+        if setgroups is None:
+            return None
+        if not new & NsType.USER:
+            raise ValueError("setgroups= needs a new user namespace (namespaces='user')")
+        # as unshare -U --setgroups=deny: no map yet, setgroups(2) refused for good
+        return _Maps([("setgroups", setgroups.encode())], None)
     if len(asked) > 1:
         raise ValueError("choose one of uid_map/gid_map, map_root, map_current_user, map_users")
     if not new & NsType.USER:
         raise ValueError("id maps need a new user namespace (namespaces='user')")
-    if setgroups not in (None, "allow", "deny"):
-        raise ValueError(f"setgroups must be 'allow' or 'deny', not {setgroups!r}")
     euid, egid = os.geteuid(), os.getegid()
     if map_root:
         uids, gids = [(0, euid, 1)], [(0, egid, 1)]
