@@ -31,6 +31,7 @@ enum nsf_step {
     NSF_STEP_CAPS,
     NSF_STEP_INIT,
     NSF_STEP_EXEC,          /* index = position in the exec path list */
+    NSF_STEP_IDS,           /* setresgid/setgroups/setresuid inside a new user ns */
     /* not failures: messages from the child */
     NSF_MSG_READY = 100,    /* child made its namespaces; parent may write maps */
     NSF_MSG_PID = 101,      /* value = pid of the grandchild that will exec */
@@ -75,6 +76,11 @@ struct nsf_spawn {
     struct nsf_join join;
     int need_ready;                  /* send NSF_MSG_READY before waiting */
     int need_sync;                   /* wait for the parent's release byte */
+    /* ids to take once the maps are written (a range map that leaves the
+     * caller's own ids unmapped would otherwise run as the host's ids) */
+    int set_ids;
+    uint32_t uid;
+    uint32_t gid;
     /* uts */
     const char *hostname;
     const char *domainname;

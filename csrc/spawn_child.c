@@ -379,6 +379,18 @@ int nsf_child_main(void *arg)
             child_exit(127); /* the parent died or gave up */
         nsf_sys1(__NR_close, st->sync_r);
     }
+    if (sp->set_ids) {
+        CHECK(nsf_sys3(__NR_setresgid, sp->gid, sp->gid, sp->gid), NSF_STEP_IDS, 0);
+        /* drop the host's supplementary groups; refused (and moot) when
+         * setgroups is denied */
+        long r = nsf_sys2(__NR_setgroups, 0, 0);
+        if (r < 0 && r != -EPERM)
+            fail(st, NSF_STEP_IDS, r, 1);
+        CHECK(nsf_sys3(__NR_setresuid, sp->uid, sp->uid, sp->uid), NSF_STEP_IDS, 2);
+        /* a credential change clears the parent-death signal */
+        if (sp->pdeathsig && !sp->fork_after_unshare)
+            set_pdeathsig(st, sp);
+    }
     if (sp->fork_after_unshare) {
         /* Joined or new pid and time namespaces apply to children only.
          * CLONE_PARENT makes the grandchild the caller's own child. */

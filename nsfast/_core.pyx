@@ -170,6 +170,7 @@ STEP_NAMES = {
     6: "hostname", 7: "domainname", 8: "propagation", 9: "mount", 10: "mount_proc",
     11: "loopback", 12: "root", 13: "cwd", 14: "fds", 15: "setsid",
     16: "no_new_privs", 17: "capabilities", 18: "init", 19: "exec",
+    20: "ids",
 }
 
 
@@ -298,6 +299,9 @@ def spawn(spec, map_writes, map_helper=None, on_created=None):
     sp.join.kinds = pk.intv(spec.join_kinds)
     sp.need_ready = spec.need_ready
     sp.need_sync = spec.need_sync
+    if spec.ids is not None:
+        sp.set_ids = 1
+        sp.uid, sp.gid = spec.ids
     sp.hostname = pk.cstr(spec.hostname)
     sp.domainname = pk.cstr(spec.domainname)
     sp.propagation = spec.propagation

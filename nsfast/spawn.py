@@ -46,6 +46,7 @@ class _ChildSpec:
     join_setgroups: bool = False
     need_ready: bool = False
     need_sync: bool = False
+    ids: Optional[tuple] = None      # (uid, gid) to take inside once the maps exist
     hostname: Optional[bytes] = None
     domainname: Optional[bytes] = None
     propagation: int = 0
@@ -270,6 +271,7 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
           namespaces: KindsLike = None, join: Any = None,
           uid_map=None, gid_map=None, map_root: bool = False, map_current_user: bool = False,
           map_users: Optional[str] = None, setgroups: Optional[str] = None,
+          uid: Optional[int] = None, gid: Optional[int] = None,
           hostname: Optional[str] = None, domainname: Optional[str] = None,
           propagation: str = "private", mount_proc: Union[bool, str] = False,
           mounts: Sequence = (), root=None, pivot_root: bool = False, init: bool = False,
@@ -353,6 +355,7 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         spec.loopback_up = True
     # ---- id maps
     maps = _id_maps(new, uid_map, gid_map, map_root, map_current_user, map_users, setgroups)
+    spec.ids = _inside_ids(maps, uid, gid)
     if time_offsets:
         if not new & NsType.TIME:
             raise ValueError("time_offsets need a new time namespace (namespaces='time')")
@@ -467,9 +470,52 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
 
 
 class _Maps:
-    def __init__(self, writes, helper):
+    def __init__(self, writes, helper, uids=(), gids=()):
         self.writes = writes
         self.helper = helper
+        self.uids = uids
+        self.gids = gids
+
+
+def _inside_ids(maps: Optional[_Maps], uid, gid) -> Optional[tuple]:
+    """The (uid, gid) the child takes after the maps are written, or None.
+
+    Without a switch the child keeps the caller's kernel ids; when the maps
+    leave those unmapped (a range map written as root), it would run as
+    nobody inside yet as the host's root towards every file: so it becomes
+    inside root (or the lowest mapped id) instead."""
+    for what, value in (("uid", uid), ("gid", gid)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"{what} must be an int")
+    if maps is None or not (maps.uids or maps.gids):
+        if uid is not None or gid is not None:
+            raise ValueError("uid=/gid= need an id map in a new user namespace")
+        return None
+    chosen = []
+    for what, value, triples, own in (("uid", uid, maps.uids, os.geteuid()),
+                                      ("gid", gid, maps.gids, os.getegid())):
+        if value is None:
+            inside = [a for a, b, c in triples if b <= own < b + c]
+            if not triples or inside:
+                chosen.append(None)   # our own id is mapped (or no map): keep it
+                continue
+            starts = sorted(a for a, _, _ in triples)
+            value = 0 if any(a <= 0 < a + c for a, _, c in triples) else starts[0]
+        elif not any(a <= value < a + c for a, _, c in triples):
+            raise ValueError(f"{what} {value} is not mapped by the {what}_map")
+        chosen.append(value)
+    if chosen == [None, None]:
+        return None
+    # keeping one id as it is: the id our own maps to inside
+    own_inside = []
+    for value, triples, own in ((chosen[0], maps.uids, os.geteuid()),
+                                (chosen[1], maps.gids, os.getegid())):
+        if value is not None:
+            own_inside.append(value)
+            continue
+        mapped = [a + own - b for a, b, c in triples if b <= own < b + c]
+        own_inside.append(mapped[0] if mapped else 65534)
+    return tuple(own_inside)
 
 
 def _id_maps(new: NsType, uid_map, gid_map, map_root, map_current_user, map_users,
@@ -509,7 +555,7 @@ def _id_maps(new: NsType, uid_map, gid_map, map_root, map_current_user, map_user
     privileged = euid == 0
     own_only = uids in ([], [(uids[0][0], euid, 1)]) and gids in ([], [(gids[0][0], egid, 1)])
     if not privileged and not own_only:
-        return _Maps([], lambda pid: idmap.write_with_helper(pid, uids, gids))
+        return _Maps([], lambda pid: idmap.write_with_helper(pid, uids, gids), uids, gids)
     if not privileged and gids:
         setgroups = setgroups or "deny"
         if setgroups != "deny":
@@ -521,7 +567,7 @@ def _id_maps(new: NsType, uid_map, gid_map, map_root, map_current_user, map_user
         writes.append(("setgroups", setgroups.encode()))
     if gids:
         writes.append(("gid_map", idmap.render(gids)))
-    return _Maps(writes, None)
+    return _Maps(writes, None, uids, gids)
 
 
 def _failure_to_error(f: "_core.SpawnFailure", spec: _ChildSpec, program: bytes, cwd, root,

@@ -55,6 +55,9 @@ cdef extern from "spawn.h" nogil:
         nsf_join join
         int need_ready
         int need_sync
+        int set_ids
+        uint32_t uid
+        uint32_t gid
         const char *hostname
         const char *domainname
         unsigned long propagation
