@@ -118,7 +118,10 @@ int nsf_spawn_clone(const struct nsf_spawn *sp, struct nsf_spawn_state *st)
     st->keep_stack = sp->init;
     st->stack = 0;
     /* With SIGCHLD ignored the kernel reaps children itself and their status
-     * is lost; a child with exit signal 0 is not auto-reaped (waited with __WALL). */
+     * is lost; a child with exit signal 0 is not auto-reaped (waited with
+     * __WALL).  That holds until execve, which resets the exit signal to
+     * SIGCHLD: it keeps a failed child and a C init waitable, and the payload's
+     * status comes from the pidfd (process.py). */
     st->exit_signal = caller_ignores_sigchld() ? 0 : SIGCHLD;
 
     r = make_pipe(errpipe);
