@@ -445,17 +445,18 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         else:
             fds.append(_std_fd(stderr, 2, opened, parent_ends))
         spec.std_fds = tuple(fds)
+        raised: list = []   # what the caller's callbacks raised passes through as is
         try:
-            child = _core.spawn(spec, writes, helper, on_created)
-        except _core.SpawnFailure as f:
+            child = _core.spawn(spec, writes, _passing(helper, raised),
+                                _passing(on_created, raised))
+        except BaseException as e:
             for fd in parent_ends.values():
                 os.close(fd)
             parent_ends.clear()
-            raise _failure_to_error(f, spec, program, cwd, root, new, joined) from None
-        except OSError as e:
-            for fd in parent_ends.values():
-                os.close(fd)
-            parent_ends.clear()
+            if isinstance(e, _core.SpawnFailure):
+                raise _failure_to_error(e, spec, program, cwd, root, new, joined) from None
+            if not isinstance(e, OSError) or e in raised:
+                raise
             names = [k.proc_name for k in new.kinds()]
             raise os_error(e.errno, None, namespace_hint(e.errno, names),
                            what=f"clone({','.join(names) or 'no new namespaces'})") from None
@@ -467,6 +468,20 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     streams = [os.fdopen(parent_ends[i], "wb" if i == 0 else "rb") if i in parent_ends else None
                for i in range(3)]
     return Process(child, argv, *streams)
+
+
+def _passing(callback: Optional[Callable[[int], None]], raised: list):
+    """callback, noting what it raises so that it is not taken for a clone error."""
+    if callback is None:
+        return None
+
+    def call(pid: int) -> None:
+        try:
+            callback(pid)
+        except BaseException as e:
+            raised.append(e)
+            raise
+    return call
 
 
 class _Maps:
