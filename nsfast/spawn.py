@@ -26,6 +26,23 @@ DEVNULL = subprocess.DEVNULL
 STDOUT = subprocess.STDOUT
 
 HOST_NAME_MAX = 64
+
+# plain ints: IntFlag arithmetic costs microseconds per spawn
+_UTS, _MNT, _PID, _NET, _TIME, _USER = (int(k) for k in (
+    NsType.UTS, NsType.MNT, NsType.PID, NsType.NET, NsType.TIME, NsType.USER))
+_kinds_cache: dict = {}
+
+
+def _kinds(namespaces: KindsLike) -> int:
+    """NsType.parse as an int, cached for the strings callers repeat."""
+    if isinstance(namespaces, str):
+        value = _kinds_cache.get(namespaces)
+        if value is None:
+            value = int(NsType.parse(namespaces))
+            if len(_kinds_cache) < 256:
+                _kinds_cache[namespaces] = value
+        return value
+    return int(NsType.parse(namespaces))
 TIME_CLOCKS = ("monotonic", "boottime")
 
 
@@ -307,9 +324,9 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     if cwd is not None:
         spec.cwd = _bytes_arg(cwd, "cwd")
     # ---- namespaces
-    new = NsType.parse(namespaces)
+    new = _kinds(namespaces)
     if hostname is not None or domainname is not None:
-        if not new & NsType.UTS:
+        if not new & _UTS:
             raise ValueError("hostname/domainname need a new uts namespace (namespaces='uts')")
         for what, name in (("hostname", hostname), ("domainname", domainname)):
             if name is None:
@@ -322,10 +339,10 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     if propagation not in (*PROPAGATION_FLAGS, "unchanged") or propagation == "unbindable":
         raise ValueError(f"propagation must be private, slave, shared or unchanged, "
                          f"not {propagation!r}")
-    if new & NsType.MNT and propagation != "unchanged":
+    if new & _MNT and propagation != "unchanged":
         spec.propagation = PROPAGATION_FLAGS[propagation] | MS_REC
     if mount_proc:
-        if not (new & NsType.MNT and new & NsType.PID):
+        if not (new & _MNT and new & _PID):
             raise ValueError("mount_proc needs new mnt and pid namespaces")
         target = "/proc" if mount_proc is True else mount_proc
         spec.proc_target = absolute(target, "mount_proc")
@@ -334,7 +351,7 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         if not hasattr(m, "as_steps"):
             raise TypeError(f"mounts holds Bind, Tmpfs, Proc ... not {type(m).__name__}")
         steps.extend(m.as_steps())
-    if (steps or pivot_root) and not new & NsType.MNT:
+    if (steps or pivot_root) and not new & _MNT:
         raise ValueError("mounts and pivot_root need a new mnt namespace")
     if root is not None:
         rootb = absolute(root, "root")
@@ -346,18 +363,18 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         raise ValueError("pivot_root needs root=")
     spec.mounts = steps
     if init:
-        if not new & NsType.PID:
+        if not new & _PID:
             raise ValueError("init needs a new pid namespace")
         spec.init = True
     if loopback:
-        if not (new & NsType.NET):
+        if not (new & _NET):
             raise ValueError("loopback=True needs a new net namespace")
         spec.loopback_up = True
     # ---- id maps
     maps = _id_maps(new, uid_map, gid_map, map_root, map_current_user, map_users, setgroups)
     spec.ids = _inside_ids(maps, uid, gid)
     if time_offsets:
-        if not new & NsType.TIME:
+        if not new & _TIME:
             raise ValueError("time_offsets need a new time namespace (namespaces='time')")
         if not isinstance(time_offsets, Mapping):
             raise TypeError("time_offsets is a mapping like {'monotonic': 86400}")
@@ -408,9 +425,10 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         joined = NsType(0)
         if join is not None:
             joined = _join_targets(join, spec, handles)
-            spec.join_setgroups = bool(joined & NsType.USER) and os.geteuid() == 0
+            spec.join_setgroups = bool(joined & _USER) and os.geteuid() == 0
+        joined_i = int(joined)
         if netns is not None:
-            if new & NsType.NET or joined & NsType.NET:
+            if (new | joined_i) & _NET:
                 raise ValueError("netns= conflicts with a new or joined net namespace")
             ns = _netns_target(netns, handles)
             if spec.join_pidfd:
@@ -418,17 +436,18 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
                 raise ValueError("netns= cannot be combined with join=<pid>; "
                                  "join by mapping instead")
             spec.join_fds.append(ns.fileno())
-            spec.join_kinds.append(int(NsType.NET))
+            spec.join_kinds.append(_NET)
             joined |= NsType.NET
+            joined_i |= _NET
         # a new time namespace always comes from unshare in the child: offsets
         # can only be written before any process has entered it
-        clone_new = new & ~NsType.TIME
-        if joined:
+        clone_new = new & ~_TIME
+        if joined_i:
             spec.unshare_flags = int(new)
-            spec.fork_after_unshare = bool((new | joined) & NsType.PID)
+            spec.fork_after_unshare = bool((new | joined_i) & _PID)
         else:
             spec.clone_flags = int(clone_new)
-            spec.unshare_flags = int(new & NsType.TIME)
+            spec.unshare_flags = int(new & _TIME)
         writes = []
         if maps is not None:
             writes = maps.writes
@@ -437,7 +456,7 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         helper = maps.helper if maps is not None else None
         hold = bool(writes or helper or on_created)
         spec.need_ready = bool(spec.unshare_flags and hold)
-        spec.need_sync = hold or bool(spec.pdeathsig and (new | joined) & NsType.PID)
+        spec.need_sync = hold or bool(spec.pdeathsig and (new | joined_i) & _PID)
         # ---- std fds last: nothing above may fail with pipes half made
         fds = [_std_fd(stdin, 0, opened, parent_ends), _std_fd(stdout, 1, opened, parent_ends)]
         if stderr is STDOUT:
@@ -454,10 +473,11 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
                 os.close(fd)
             parent_ends.clear()
             if isinstance(e, _core.SpawnFailure):
-                raise _failure_to_error(e, spec, program, cwd, root, new, joined) from None
+                raise _failure_to_error(e, spec, program, cwd, root, NsType(new), joined) \
+                    from None
             if not isinstance(e, OSError) or e in raised:
                 raise
-            names = [k.proc_name for k in new.kinds()]
+            names = [k.proc_name for k in NsType(new).kinds()]
             raise os_error(e.errno, None, namespace_hint(e.errno, names),
                            what=f"clone({','.join(names) or 'no new namespaces'})") from None
     finally:
@@ -533,7 +553,7 @@ def _inside_ids(maps: Optional[_Maps], uid, gid) -> Optional[tuple]:
     return tuple(own_inside)
 
 
-def _id_maps(new: NsType, uid_map, gid_map, map_root, map_current_user, map_users,
+def _id_maps(new: int, uid_map, gid_map, map_root, map_current_user, map_users,
              setgroups) -> Optional[_Maps]:
     asked = [x for x in (uid_map is not None or gid_map is not None, map_root,
                          map_current_user, map_users is not None) if x]
@@ -542,13 +562,13 @@ def _id_maps(new: NsType, uid_map, gid_map, map_root, map_current_user, map_user
     if not asked:
         if setgroups is None:
             return None
-        if not new & NsType.USER:
+        if not new & _USER:
             raise ValueError("setgroups= needs a new user namespace (namespaces='user')")
         # as unshare -U --setgroups=deny: no map yet, setgroups(2) refused for good
         return _Maps([("setgroups", setgroups.encode())], None)
     if len(asked) > 1:
         raise ValueError("choose one of uid_map/gid_map, map_root, map_current_user, map_users")
-    if not new & NsType.USER:
+    if not new & _USER:
         raise ValueError("id maps need a new user namespace (namespaces='user')")
     euid, egid = os.geteuid(), os.getegid()
     if map_root:

@@ -15,7 +15,7 @@ import time
 import pytest
 
 import nsfast
-from conftest import children_of, open_fds
+from conftest import children_of, need_tool, open_fds
 
 from test_spawn import output, wait_gone
 
@@ -352,3 +352,62 @@ def test_send_signal_after_exit_is_harmless():
     p.kill()
     assert p.returncode == 0
     assert re.match(r"<nsfast.Process pid=\d+ returncode=0>", repr(p))
+
+
+# ---------------------------------------------------------------- clone fallback, maps
+
+def test_clone_fallback_without_clone3(monkeypatch):
+    """The legacy clone(2) path, as on a kernel without clone3 (the C path is
+    real; only the feature probe is overridden)."""
+    import dataclasses
+    mod = sys.modules["nsfast.spawn"]
+    monkeypatch.setattr(mod, "features", dataclasses.replace(mod.features, clone3=False))
+    text = output(["sh", "-c", "echo $$; id -u; readlink /proc/self/ns/time"],
+                  namespaces="user,pid,mnt,time", map_root=True,
+                  time_offsets={"monotonic": 10})
+    pid, uid, time_ns = text.split()
+    assert (pid, uid) == ("1", "0")
+    assert time_ns != os.readlink("/proc/self/ns/time")
+    with pytest.raises(OSError, match="clone3"):
+        nsfast.spawn(["true"], cgroup="/sys/fs/cgroup/unified")
+
+
+REFUSED_MAP = """
+import nsfast
+try:
+    nsfast.spawn(["true"], namespaces="user", uid_map="0 5 1")
+except PermissionError as e:
+    print("PermissionError", e.filename, "hint" in str(e))
+"""
+
+
+def test_refused_map_write_is_permission_error_with_hint():
+    # inside a user namespace that maps only uid 0, uid 5 of the parent does
+    # not exist: the kernel refuses the map
+    text = output([sys.executable, "-c", REFUSED_MAP], namespaces="user", map_root=True,
+                  cwd=ROOT)
+    assert text.split() == ["PermissionError", "/proc/<child>/uid_map", "True"]
+
+
+UNPRIVILEGED = """
+import os, nsfast
+p = nsfast.spawn(["cat", "/proc/self/uid_map"], namespaces="user", map_root=True,
+                 stdout=nsfast.PIPE)
+print(p.communicate()[0].decode().split())
+try:
+    nsfast.spawn(["true"], namespaces="user", uid_map="0 100000 10")
+except OSError as e:
+    print(type(e).__name__, "sub" in str(e))
+"""
+
+
+def test_unprivileged_caller_maps_itself_and_ranges_need_helpers():
+    """As uid 1000 (inside a user namespace that maps it to our uid): mapping
+    one's own id is written directly; a range goes through newuidmap, which
+    refuses without an /etc/subuid entry, and the error says where to look."""
+    need_tool("newuidmap")
+    text = output([sys.executable, "-c", UNPRIVILEGED], namespaces="user",
+                  uid_map="1000 0 1", gid_map="1000 0 1", cwd=ROOT)
+    lines = text.splitlines()
+    assert lines[0] == str(["0", "1000", "1"])
+    assert lines[1] == "PermissionError True"
