@@ -306,6 +306,15 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     /proc/<pid>/ns/<kind> (pid_for_children and time_for_children for those
     two kinds).  If it raises, the child is killed and reaped.
 
+    uid/gid: the ids the child takes inside its new user namespace once the
+    maps are written.  By default it keeps the caller's ids when they are
+    mapped, and becomes inside root (or the lowest mapped id) when they are
+    not, so that a range map never runs the payload as the host's root.
+
+    pdeathsig fires when the spawning *thread* ends (the kernel's rule): a
+    child spawned from a short-lived worker thread dies with that thread
+    unless pdeathsig=None.
+
     >>> p = nsfast.spawn(["hostname"], namespaces="uts", hostname="box", stdout=nsfast.PIPE)
     >>> p.communicate()[0]
     b'box\\n'
