@@ -5,9 +5,11 @@
  * Each sample: clone(CLONE_VM | CLONE_PIDFD | CLONE_FLAGS) onto a child stack;
  * with MAP_ROOT the child waits on a pipe while the parent writes uid_map,
  * setgroups and gid_map into /proc/<pid>/ (uid 0 -> our uid); the child runs
- * unshare(UNSHARE_FLAGS) (a time namespace: offsets go in before it is used)
- * and execs /bin/true; the parent reads the CLOEXEC error pipe to EOF and
- * waits.  Prints N samples in ns. */
+ * unshare(UNSHARE_FLAGS) (a time namespace: offsets go in before it is used),
+ * makes / private recursively in a new mount namespace (nsfast's default)
+ * and execs /bin/true with this environment (nsfast.spawn passes the
+ * caller's by default, and ld.so's start-up cost depends on it); the parent
+ * reads the CLOEXEC error pipe to EOF and waits.  Prints N samples in ns. */
 #include "floor_common.h"
 
 #include <errno.h>
@@ -15,8 +17,11 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
@@ -27,6 +32,7 @@
 struct child_args {
     int sync_r, sync_w, err_w;
     int unshare_flags;
+    int private_root;
     char *const *argv;
 };
 
@@ -41,7 +47,11 @@ static int child(void *p)
     }
     if (a->unshare_flags && unshare(a->unshare_flags) < 0)
         goto fail;
-    execve("/bin/true", a->argv, (char *const[]){NULL});
+    /* as nsfast (and unshare(1)) by default: a new mount namespace gets a
+     * private / so that nothing propagates back */
+    if (a->private_root && mount("none", "/", 0, MS_REC | MS_PRIVATE, 0) < 0)
+        goto fail;
+    execve("/bin/true", a->argv, environ);
 fail:;
     int e = errno;
     if (write(a->err_w, &e, sizeof e) < 0)
@@ -86,7 +96,8 @@ int main(int argc, char **argv)
         int errp[2], syncp[2] = {-1, -1}, pidfd = -1;
         if (pipe2(errp, O_CLOEXEC) < 0 || (map_root && pipe2(syncp, O_CLOEXEC) < 0))
             floor_die("pipe2");
-        struct child_args a = {syncp[0], syncp[1], errp[1], unshare_flags, child_argv};
+        struct child_args a = {syncp[0], syncp[1], errp[1], unshare_flags,
+                               (clone_flags & CLONE_NEWNS) != 0, child_argv};
         pid_t pid = clone(child, stack + STACK_SIZE,
                           CLONE_VM | CLONE_PIDFD | clone_flags | SIGCHLD, &a, &pidfd);
         if (pid < 0)

@@ -411,3 +411,17 @@ def test_unprivileged_caller_maps_itself_and_ranges_need_helpers():
     lines = text.splitlines()
     assert lines[0] == str(["0", "1000", "1"])
     assert lines[1] == "PermissionError True"
+
+
+def test_pdeathsig_follows_the_spawning_thread():
+    """The kernel's rule, documented in spawn(): the parent-death signal fires
+    when the thread that spawned ends; pdeathsig=None lets the child live on."""
+    box = []
+    for kw in ({}, {"pdeathsig": None}):
+        t = threading.Thread(target=lambda: box.append(nsfast.spawn(["sleep", "30"], **kw)))
+        t.start()
+        t.join()
+    with box[0] as died, box[1] as lives:
+        assert died.wait(timeout=5) == -signal.SIGKILL
+        time.sleep(0.1)
+        assert lives.poll() is None

@@ -179,7 +179,8 @@ def _user_id(text: str, lookup, what: str) -> int:
 
 
 def _range(text: str, kind: str) -> list:
-    """--map-users: INNER:OUTER:COUNT, the older OUTER,INNER,COUNT, or auto."""
+    """--map-users/--map-groups: INNER:OUTER:COUNT, util-linux 2.38's
+    OUTER,INNER,COUNT, or auto (the first range of /etc/subuid or subgid)."""
     from .. import idmap
     if text == "auto":
         start, count = idmap.subordinate_range(kind)
@@ -190,8 +191,8 @@ def _range(text: str, kind: str) -> list:
         else:
             outer, inner, count = (int(x) for x in text.split(","))
     except ValueError:
-        raise UsageError(f"--map-{kind}s takes INNER:OUTER:COUNT or auto, not {text!r}") \
-            from None
+        option = "--map-users" if kind == "uid" else "--map-groups"
+        raise UsageError(f"{option} takes INNER:OUTER:COUNT or auto, not {text!r}") from None
     return [(inner, outer, count)]
 
 
