@@ -382,6 +382,16 @@ def test_join_by_pid_mapping_and_handles(sleeper):
         assert got["uts"] == want["uts"]
 
 
+def test_join_a_user_namespace_with_the_others(sleeper):
+    target = sleeper(namespaces="user,uts,mnt", map_root=True, hostname=f"u-{TAG}")
+    script = "readlink /proc/self/ns/user /proc/self/ns/mnt; hostname; id -u"
+    for join in (target.pid, {"user": target.pid, "uts": target.pid, "mnt": target.pid}):
+        user, mnt, host, uid = output(["sh", "-c", script], join=join).split()
+        assert user == os.readlink(f"/proc/{target.pid}/ns/user")
+        assert mnt == os.readlink(f"/proc/{target.pid}/ns/mnt")
+        assert (host, uid) == (f"u-{TAG}", "0")
+
+
 def test_join_then_new_pid_and_user(sleeper):
     target = sleeper(namespaces="uts")
     text = output(["sh", "-c", "echo $$; id -u; readlink /proc/self/ns/uts /proc/self/ns/user"],

@@ -159,7 +159,8 @@ def test_eight_threads_spawning_at_once():
         try:
             barrier.wait()
             for i in range(200):
-                kw = {"namespaces": "uts"} if (n + i) % 2 else {}
+                kw = ({"namespaces": "user,uts", "map_root": True} if (n + i) % 3 == 0 else
+                      {"namespaces": "uts"} if (n + i) % 3 == 1 else {})
                 codes.append(nsfast.spawn(["/bin/sh", "-c", f"exit {n}"], **kw).wait() - n)
         except BaseException as e:  # noqa: B902 - reported below
             errors.append(e)
