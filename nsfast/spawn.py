@@ -31,6 +31,7 @@ HOST_NAME_MAX = 64
 _UTS, _MNT, _PID, _NET, _TIME, _USER = (int(k) for k in (
     NsType.UTS, NsType.MNT, NsType.PID, NsType.NET, NsType.TIME, NsType.USER))
 _kinds_cache: dict = {}
+_KEEP_ID = 0xFFFFFFFF
 
 
 def _kinds(namespaces: KindsLike) -> int:
@@ -550,16 +551,8 @@ def _inside_ids(maps: Optional[_Maps], uid, gid) -> Optional[tuple]:
         chosen.append(value)
     if chosen == [None, None]:
         return None
-    # keeping one id as it is: the id our own maps to inside
-    own_inside = []
-    for value, triples, own in ((chosen[0], maps.uids, os.geteuid()),
-                                (chosen[1], maps.gids, os.getegid())):
-        if value is not None:
-            own_inside.append(value)
-            continue
-        mapped = [a + own - b for a, b, c in triples if b <= own < b + c]
-        own_inside.append(mapped[0] if mapped else 65534)
-    return tuple(own_inside)
+    # (uid_t)-1 leaves that id as it is (setresuid/setresgid semantics)
+    return tuple(_KEEP_ID if v is None else v for v in chosen)
 
 
 def _id_maps(new: int, uid_map, gid_map, map_root, map_current_user, map_users,
@@ -597,7 +590,7 @@ def _id_maps(new: int, uid_map, gid_map, map_root, map_current_user, map_users,
         uids = idmap.parse_map(uid_map, "uid_map") if uid_map is not None else []
         gids = idmap.parse_map(gid_map, "gid_map") if gid_map is not None else []
     privileged = euid == 0
-    own_only = uids in ([], [(uids[0][0], euid, 1)]) and gids in ([], [(gids[0][0], egid, 1)])
+    own_only = all(not t or t == [(t[0][0], own, 1)] for t, own in ((uids, euid), (gids, egid)))
     if not privileged and not own_only:
         return _Maps([], lambda pid: idmap.write_with_helper(pid, uids, gids), uids, gids)
     if not privileged and gids:

@@ -96,6 +96,12 @@ def test_explicit_inside_ids(open_dir):
         nsfast.spawn(["true"], namespaces="user", uid_map=rng, gid_map=rng, uid=70000)
 
 
+@pytest.mark.parametrize("kw,ids", [({"uid_map": "0 100000 10"}, ["0", "65534"]),
+                                    ({"gid_map": "0 100000 10"}, ["65534", "0"])])
+def test_one_map_only_switches_that_id_only(kw, ids):
+    assert output(["sh", "-c", "id -u; id -g"], namespaces="user", **kw).split() == ids
+
+
 def test_setgroups_deny_without_a_map(sleeper):
     p = sleeper(namespaces="user", setgroups="deny")
     assert open(f"/proc/{p.pid}/setgroups").read().strip() == "deny"
