@@ -260,6 +260,10 @@ static __attribute__((noreturn)) void run_init(const struct nsf_child_ctx *st)
     for (unsigned i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
         waitset |= 1ULL << (forwarded[i] - 1);
 
+    /* Our memory is the caller's, so /proc/1/cmdline shows the caller's
+     * command line; the task name at least says what this is. */
+    nsf_sys5(__NR_prctl, PR_SET_NAME, "nsfast-init", 0, 0, 0);
+
     /* CLONE_VFORK: we sleep until the payload has exec'd or died, so the
      * parent's memory it reads stays valid until the error pipe closes. */
     long payload = clone(payload_main, (char *)st->stack3 + st->one_stack,

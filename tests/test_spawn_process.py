@@ -230,7 +230,9 @@ def test_init_reaps_orphans():
     states = [line.split()[0] for line in text.splitlines()]
     assert not any(s.startswith("Z") for s in states), text
     # pid 1 is the init; the payload is 2
-    assert [line.split()[1] for line in text.splitlines()][:2] == ["1", "2"]
+    rows = [line.split() for line in text.splitlines()]
+    assert [r[1] for r in rows][:2] == ["1", "2"]
+    assert rows[0][2] == "nsfast-init"
 
 
 def test_process_dropped_while_init_runs_does_not_crash_it():
