@@ -63,6 +63,9 @@ def test_user_id_without_and_with_map():
     assert ok("--map-user=5", "--map-group=7", "sh", "-c", "id -u; id -g").split() == \
         ["5", "7"]
     assert ok("-U", "--setgroups=deny", "cat", "/proc/self/setgroups").strip() == "deny"
+    assert ok("--map-users=0:100000:65536", "--map-groups=0:100000:65536", "-S", "1000",
+              "-G", "5", "sh", "-c", "id -u; id -g").split() == ["1000", "5"]
+    assert "not mapped" in one_line_error("-r", "-S", "7", "true")
 
 
 def test_range_map_cli(open_dir):

@@ -43,6 +43,8 @@ OPTIONS.update({
     "mount-proc": (None, "?"),
     "propagation": (None, 1),
     "kill-child": (None, "?"),
+    "setuid": ("S", 1),
+    "setgid": ("G", 1),
     "root": ("R", 1),
     "wd": ("w", 1),
     "monotonic": (None, 1),
@@ -81,6 +83,8 @@ Run PROGRAM (default $SHELL) in new namespaces.
      --mount-proc[=DIR]    mount a fresh proc on DIR (default /proc; implies -m)
      --propagation=slave|shared|private|unchanged   (default private)
      --kill-child[=SIG]    send SIG (default KILL) to the program when we die
+ -S, --setuid=UID          the uid to run as inside (must be mapped)
+ -G, --setgid=GID          the gid to run as inside (must be mapped)
  -R, --root=DIR            chroot into DIR
  -w, --wd=DIR              working directory
      --monotonic=SECONDS   CLOCK_MONOTONIC offset in the time namespace (needs -T)
@@ -297,6 +301,12 @@ def spawn_options(opts: dict) -> dict:
         if "mnt" not in kinds:
             raise UsageError("--bind, --ro-bind and --tmpfs need -m/--mount")
         kw["mounts"] = kw.get("mounts", []) + mounts
+    for option, key in (("setuid", "uid"), ("setgid", "gid")):
+        if option in opts:
+            try:
+                kw[key] = int(opts[option])
+            except ValueError:
+                raise UsageError(f"--{option} takes a number, not {opts[option]!r}") from None
     if "kill-child" in opts:
         kw["pdeathsig"] = _signal_number(opts["kill-child"])
     if "root" in opts:
