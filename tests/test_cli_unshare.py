@@ -39,17 +39,29 @@ def one_line_error(*args) -> str:
 def background(*args) -> tuple[subprocess.Popen, int]:
     """The CLI running in the background, and the pid of its program."""
     cli = subprocess.Popen(CLI + list(args), cwd=ROOT, stdout=subprocess.PIPE)
-    assert cli.stdout.readline() == b"ready\n"
-    kids = children_of(cli.pid)
-    assert len(kids) == 1
+    try:
+        assert cli.stdout.readline() == b"ready\n"
+        kids = children_of(cli.pid)
+        assert len(kids) == 1
+    except BaseException:
+        for pid in children_of(cli.pid):
+            os.kill(pid, signal.SIGKILL)
+        cli.kill()
+        cli.wait()
+        cli.stdout.close()
+        raise
     return cli, kids[0]
 
 
-def stop(cli: subprocess.Popen) -> None:
-    if cli.poll() is None:
-        cli.kill()
-    cli.wait()
+def stop(cli: subprocess.Popen, pid: int) -> None:
+    """End the program (it outlives the CLI without --kill-child) and the CLI."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    cli.wait(timeout=10)
     cli.stdout.close()
+    assert wait_gone(pid)
 
 
 # ---------------------------------------------------------------- user
@@ -118,7 +130,7 @@ def test_tmpfs_propagation_cli(shared_base, flags, leaks):
         subprocess.run(["mount", "-t", "tmpfs", "out" + TAG, str(outer)], check=True)
         assert _mounted(pid, outer) == leaks
     finally:
-        stop(cli)
+        stop(cli, pid)
 
 
 def test_bind_ro_bind_tmpfs_cli(tmp_path):
@@ -175,7 +187,7 @@ def test_killing_pid1_ends_everything_cli():
         assert cli.wait(timeout=10) == 128 + signal.SIGKILL
         assert all(wait_gone(k) for k in kids)
     finally:
-        stop(cli)
+        stop(cli, pid)
 
 
 def test_kill_child_cli():

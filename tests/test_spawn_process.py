@@ -307,7 +307,7 @@ def test_wait_timeout_raises_timeout_expired():
 
 
 def test_communicate_with_timeout():
-    p = nsfast.spawn(["sh", "-c", "echo out; echo err >&2; sleep 5"], stdout=nsfast.PIPE,
+    p = nsfast.spawn(["sh", "-c", "echo out; echo err >&2; exec sleep 5"], stdout=nsfast.PIPE,
                      stderr=nsfast.PIPE)
     with p:
         with pytest.raises(subprocess.TimeoutExpired):
