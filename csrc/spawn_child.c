@@ -260,6 +260,10 @@ static __attribute__((noreturn)) void run_init(const struct nsf_child_ctx *st)
     for (unsigned i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
         waitset |= 1ULL << (forwarded[i] - 1);
 
+    /* Our memory is the caller's, so /proc/1/cmdline shows the caller's
+     * command line; the task name at least says what this is. */
+    nsf_sys5(__NR_prctl, PR_SET_NAME, "nsfast-init", 0, 0, 0);
+
     /* CLONE_VFORK: we sleep until the payload has exec'd or died, so the
      * parent's memory it reads stays valid until the error pipe closes. */
     long payload = clone(payload_main, (char *)st->stack3 + st->one_stack,
@@ -308,8 +312,12 @@ static void chroot_fd(const struct nsf_child_ctx *st, const struct nsf_spawn *sp
     }
 }
 
+static void set_pdeathsig(const struct nsf_child_ctx *st, const struct nsf_spawn *sp);
+
 /* groups, then gid, then uid: each later step needs the privilege the
- * earlier ones still have. */
+ * earlier ones still have.  set*id on all three ids, so that nothing of the
+ * caller's (kernel) ids is left: inside a new user namespace with a range
+ * map, the caller's own ids may not even be mapped. */
 static void set_ids(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
 {
     if (sp->n_groups >= 0) {
@@ -318,9 +326,12 @@ static void set_ids(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
             fail(st, NSF_STEP_GROUPS, r, 0);
     }
     if (sp->gid >= 0)
-        CHECK(nsf_sys1(__NR_setgid, sp->gid), NSF_STEP_SETGID, 0);
+        CHECK(nsf_sys3(__NR_setresgid, sp->gid, sp->gid, sp->gid), NSF_STEP_SETGID, 0);
     if (sp->uid >= 0)
-        CHECK(nsf_sys1(__NR_setuid, sp->uid), NSF_STEP_SETUID, 0);
+        CHECK(nsf_sys3(__NR_setresuid, sp->uid, sp->uid, sp->uid), NSF_STEP_SETUID, 0);
+    /* a credential change clears the parent-death signal: set it again */
+    if ((sp->gid >= 0 || sp->uid >= 0) && sp->pdeathsig)
+        set_pdeathsig(st, sp);
 }
 
 static int child_rest(void *arg)

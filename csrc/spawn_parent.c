@@ -108,6 +108,36 @@ static int caller_ignores_sigchld(void)
     return old.handler == SIG_IGN || (old.flags & SA_NOCLDWAIT);
 }
 
+/* Stacks of finished spawns, kept for the next ones: a fresh mapping costs
+ * an mmap, page faults in the child and an munmap whose TLB shootdown
+ * reaches the CPU the child ran on.  Slots are taken and filled with atomic
+ * exchanges, so that spawning threads need no lock. */
+#define NSF_STACK_CACHE 8
+static void *stack_cache[NSF_STACK_CACHE];
+
+static void *stack_get(size_t size)
+{
+    for (int i = 0; i < NSF_STACK_CACHE; i++) {
+        void *s = __atomic_exchange_n(&stack_cache[i], (void *)0, __ATOMIC_ACQUIRE);
+        if (s)
+            return s;
+    }
+    void *s = mmap(0, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    return s == MAP_FAILED ? 0 : s;
+}
+
+static void stack_put(void *s, size_t size)
+{
+    for (int i = 0; i < NSF_STACK_CACHE; i++) {
+        void *empty = 0;
+        if (__atomic_compare_exchange_n(&stack_cache[i], &empty, s, 0, __ATOMIC_RELEASE,
+                                        __ATOMIC_RELAXED))
+            return;
+    }
+    munmap(s, size);
+}
+
 int nsf_spawn_clone(const struct nsf_spawn *sp, struct nsf_spawn_state *st)
 {
     int errpipe[2] = {-1, -1}, syncpipe[2] = {-1, -1};
@@ -121,7 +151,10 @@ int nsf_spawn_clone(const struct nsf_spawn *sp, struct nsf_spawn_state *st)
     st->keep_stack = sp->init;
     st->stack = 0;
     /* With SIGCHLD ignored the kernel reaps children itself and their status
-     * is lost; a child with exit signal 0 is not auto-reaped (waited with __WALL). */
+     * is lost; a child with exit signal 0 is not auto-reaped (waited with
+     * __WALL).  That holds until execve, which resets the exit signal to
+     * SIGCHLD: it keeps a failed child and a C init waitable, and the payload's
+     * status comes from the pidfd (process.py). */
     st->exit_signal = caller_ignores_sigchld() ? 0 : SIGCHLD;
 
     r = make_pipe(errpipe);
@@ -138,10 +171,8 @@ int nsf_spawn_clone(const struct nsf_spawn *sp, struct nsf_spawn_state *st)
     }
     ctx->one_stack = NSF_ONE_STACK;
     st->stack_size = 3 * NSF_ONE_STACK;
-    st->stack = mmap(0, st->stack_size, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
-    if (st->stack == MAP_FAILED) {
-        st->stack = 0;
+    st->stack = stack_get(st->stack_size);
+    if (!st->stack) {
         r = -ENOMEM;
         goto fail;
     }
@@ -337,8 +368,10 @@ void nsf_spawn_abort(struct nsf_spawn_state *st)
 
 void nsf_spawn_free_stack(struct nsf_spawn_state *st)
 {
+    /* callers free a stack only once no child runs on it: after exec (the
+     * error pipe's EOF) or after reaping */
     if (st->stack) {
-        munmap(st->stack, st->stack_size);
+        stack_put(st->stack, st->stack_size);
         st->stack = 0;
     }
 }

@@ -255,18 +255,24 @@ cdef class Child:
         return fd
 
     def free_stack(self):
+        """Unmap the child stack: only once the child is reaped."""
         nsf_spawn_free_stack(&self.st)
 
     def __dealloc__(self):
-        nsf_spawn_free_stack(&self.st)
+        # A C init still running on the stack (its Process was dropped
+        # unreaped) would crash if it were unmapped: leak the mapping then.
+        if not self.st.keep_stack:
+            nsf_spawn_free_stack(&self.st)
 
 
-def spawn(spec, map_writes, map_helper=None):
+def spawn(spec, map_writes, map_helper=None, on_created=None):
     """Clone, set up and exec a child described by spec (a nsfast.spawn
     _ChildSpec).  map_writes is a list of (proc file name, bytes) written into
     /proc/<pid>/ by the parent while the child waits; map_helper, if set, is
-    called with the pid instead to write maps with newuidmap.  Returns a Child
-    or raises SpawnFailure / OSError."""
+    called with the pid instead to write maps with newuidmap; on_created, if
+    set, is called with the pid after the maps, before the child is released
+    (spec.need_sync must be set for either).  Returns a Child or raises
+    SpawnFailure / OSError."""
     cdef _Pack pk = _Pack()
     cdef nsf_spawn sp
     cdef nsf_mount_step *ms
@@ -358,6 +364,12 @@ def spawn(spec, map_writes, map_helper=None):
         if r < 0:
             nsf_spawn_abort(&child.st)
             raise SpawnFailure(fname, -r)
+    if on_created is not None:
+        try:
+            on_created(child.st.first_pid)
+        except BaseException:
+            nsf_spawn_abort(&child.st)
+            raise
     if sp.need_sync:
         r = nsf_spawn_release(&child.st)
         if r < 0:

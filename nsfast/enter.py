@@ -637,7 +637,7 @@ def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
             if value is not None and value is not False:
                 opened.append(_dir_fd(value, pid, which))
                 spawn_options[f"{which}_fd"] = opened[-1]
-        return spawn(list(argv), join=join, user=user, group=group,
+        return spawn(list(argv), join=join, uid=user, gid=group,
                      extra_groups=extra_groups, fork_for_pid=fork, **spawn_options)
     finally:
         for fd in opened:

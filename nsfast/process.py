@@ -1,10 +1,12 @@
 """Process: a spawned child, waited on through its pidfd, with subprocess's API."""
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import selectors
 import signal
+import struct
 import subprocess
 import time
 from typing import IO, Optional, Sequence
@@ -14,6 +16,29 @@ from .flags import NsType
 from .handles import Namespace
 
 _WALL = 0x40000000  # __WALL: children with exit signal 0 (caller ignores SIGCHLD)
+
+# A caller that ignores SIGCHLD has its exec'd children reaped by the kernel
+# (execve resets the exit signal to SIGCHLD), so waitpid fails with ECHILD.
+# PIDFD_GET_INFO with PIDFD_INFO_EXIT (6.15) still tells the wait status.
+_PIDFD_GET_INFO = 0xC040FF0B   # _IOWR(0xFF, 11, struct pidfd_info), 64 bytes
+_PIDFD_INFO_EXIT = 1 << 3
+_EXIT_CODE_OFFSET = 60
+
+
+def _status_from_pidfd(pidfd: int) -> Optional[int]:
+    """The wait status of an exited, already reaped process, or None."""
+    if pidfd < 0:
+        return None
+    buf = bytearray(64)
+    struct.pack_into("Q", buf, 0, _PIDFD_INFO_EXIT)
+    try:
+        select.select([pidfd], [], [])   # readable once it has exited
+        fcntl.ioctl(pidfd, _PIDFD_GET_INFO, buf)
+    except OSError:
+        return None
+    if not struct.unpack_from("Q", buf, 0)[0] & _PIDFD_INFO_EXIT:
+        return None
+    return struct.unpack_from("i", buf, _EXIT_CODE_OFFSET)[0]
 
 
 class Process:
@@ -41,6 +66,14 @@ class Process:
             self.pidfd = -1
         return self.returncode
 
+    def _reaped_elsewhere(self) -> int:
+        """The kernel (SIGCHLD ignored) or someone else reaped the child: ask
+        the pidfd for its status; 0 where the kernel cannot tell, as subprocess."""
+        status = _status_from_pidfd(self.pidfd)
+        if status is None:
+            status = 0
+        return self._reaped(status)
+
     def poll(self) -> Optional[int]:
         """The exit code if the child has ended (reaping it), else None."""
         if self.returncode is not None:
@@ -48,9 +81,7 @@ class Process:
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG | _WALL)
         except ChildProcessError:
-            # someone else reaped it (e.g. SIGCHLD set to SIG_IGN after the spawn)
-            self.returncode = 0
-            return 0
+            return self._reaped_elsewhere()
         if pid == 0:
             return None
         return self._reaped(status)
@@ -76,8 +107,7 @@ class Process:
             try:
                 _, status = os.waitpid(self.pid, _WALL)
             except ChildProcessError:
-                self.returncode = 0
-                return 0
+                return self._reaped_elsewhere()
             return self._reaped(status)
 
     async def wait_async(self) -> int:

@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import IO, Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 from . import _core, idmap
 from .errors import map_hint, namespace_hint, os_error
@@ -26,6 +26,24 @@ DEVNULL = subprocess.DEVNULL
 STDOUT = subprocess.STDOUT
 
 HOST_NAME_MAX = 64
+
+# plain ints: IntFlag arithmetic costs microseconds per spawn
+_UTS, _MNT, _PID, _NET, _TIME, _USER = (int(k) for k in (
+    NsType.UTS, NsType.MNT, NsType.PID, NsType.NET, NsType.TIME, NsType.USER))
+_kinds_cache: dict = {}
+_KEEP_ID = 0xFFFFFFFF
+
+
+def _kinds(namespaces: KindsLike) -> int:
+    """NsType.parse as an int, cached for the strings callers repeat."""
+    if isinstance(namespaces, str):
+        value = _kinds_cache.get(namespaces)
+        if value is None:
+            value = int(NsType.parse(namespaces))
+            if len(_kinds_cache) < 256:
+                _kinds_cache[namespaces] = value
+        return value
+    return int(NsType.parse(namespaces))
 TIME_CLOCKS = ("monotonic", "boottime")
 
 
@@ -85,6 +103,11 @@ def _bytes_arg(value: Any, what: str) -> bytes:
 
 def _environment(env: Optional[Mapping]) -> list[bytes]:
     if env is None:
+        # os.environ's own store already holds bytes that putenv accepted
+        # (no NUL, no '=' in a name): joining them needs no check.
+        data = getattr(os.environ, "_data", None)
+        if isinstance(data, dict):
+            return [k + b"=" + v for k, v in data.items()]
         env = os.environb
     out = []
     for k, v in env.items():
@@ -95,17 +118,32 @@ def _environment(env: Optional[Mapping]) -> list[bytes]:
     return out
 
 
+_exec_path_cache: dict = {}
+
+
 def _exec_paths(program: bytes, env: Optional[Mapping]) -> list[bytes]:
-    """Candidates to execve, searched as subprocess does (PATH of the child's env)."""
+    """Candidates to execve, searched as subprocess does (PATH of the child's env).
+
+    The list depends only on (PATH, program), so it is cached: execve itself
+    still tries each candidate, so a program installed later is found."""
     if b"/" in program:
         return [program]
     path = None
-    if env is not None:
+    if env is None:
+        path = os.environ.get("PATH")
+    else:
         for k, v in env.items():
-            if os.fsencode(k) == b"PATH":
-                path = os.fsencode(v)
-    dirs = os.get_exec_path({"PATH": os.fsdecode(path)} if path is not None else None)
-    return [os.path.join(os.fsencode(d), program) for d in dirs]
+            if k == "PATH" or k == b"PATH":
+                path = v
+    key = (path, program)
+    paths = _exec_path_cache.get(key)
+    if paths is None:
+        if len(_exec_path_cache) > 256:
+            _exec_path_cache.clear()
+        dirs = os.get_exec_path({} if path is None else {"PATH": os.fsdecode(path)})
+        paths = [os.path.join(os.fsencode(d), program) for d in dirs]
+        _exec_path_cache[key] = paths
+    return paths
 
 
 def _std_fd(value: Any, which: int, opened: list, parent_ends: dict) -> int:
@@ -143,8 +181,8 @@ def _time_offsets(offsets: Mapping) -> bytes:
             raise ValueError(f"unknown clock {clock!r} in time_offsets (use {TIME_CLOCKS})")
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
             raise TypeError("time offsets are seconds, int or float")
-        sec = int(seconds // 1)
-        nsec = int(round((seconds - sec) * 1e9))
+        # the kernel wants 0 <= nsec < 1e9, also for a negative offset
+        sec, nsec = divmod(round(seconds * 1_000_000_000), 1_000_000_000)
         lines.append(f"{clock} {sec} {nsec}\n")
     return "".join(lines).encode()
 
@@ -256,6 +294,7 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
           namespaces: KindsLike = None, join: Any = None,
           uid_map=None, gid_map=None, map_root: bool = False, map_current_user: bool = False,
           map_users: Optional[str] = None, setgroups: Optional[str] = None,
+          uid: Optional[int] = None, gid: Optional[int] = None,
           hostname: Optional[str] = None, domainname: Optional[str] = None,
           propagation: str = "private", mount_proc: Union[bool, str] = False,
           mounts: Sequence = (), root=None, pivot_root: bool = False, init: bool = False,
@@ -263,19 +302,36 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
           new_session: bool = False, pdeathsig: Optional[int] = signal.SIGKILL,
           time_offsets: Optional[Mapping] = None, cgroup=None, netns: Any = None,
           loopback: bool = False, no_new_privs: bool = False,
-          capabilities: Optional[Iterable] = None, user: Optional[int] = None,
-          group: Optional[int] = None, extra_groups: Optional[Sequence[int]] = None,
+          capabilities: Optional[Iterable] = None,
+          extra_groups: Optional[Sequence[int]] = None,
           root_fd: Optional[int] = None, cwd_fd: Optional[int] = None,
-          fork_for_pid: bool = True) -> Process:
+          fork_for_pid: bool = True,
+          on_created: Optional[Callable[[int], None]] = None) -> Process:
     """Start argv in new (and/or joined) namespaces, without forking Python.
+
+    on_created(pid), if given, runs in the caller once the child's new
+    namespaces exist and its id maps are written, before the child does
+    anything inside them: the place to persist a namespace by bind-mounting
+    /proc/<pid>/ns/<kind> (pid_for_children and time_for_children for those
+    two kinds).  If it raises, the child is killed and reaped.
+
+    uid/gid: the ids the child takes (setresuid/setresgid, ids as seen inside
+    its namespaces) after its namespaces are made or joined.  In a new user
+    namespace it keeps the caller's ids by default when they are mapped, and
+    becomes inside root (or the lowest mapped id) when they are not, so that a
+    range map never runs the payload as the host's root.  extra_groups: the
+    supplementary groups to set (default: dropped when the ids change inside
+    a new user namespace, kept otherwise).
+
+    pdeathsig fires when the spawning *thread* ends (the kernel's rule): a
+    child spawned from a short-lived worker thread dies with that thread
+    unless pdeathsig=None.
 
     >>> p = nsfast.spawn(["hostname"], namespaces="uts", hostname="box", stdout=nsfast.PIPE)
     >>> p.communicate()[0]
     b'box\\n'
 
-    user, group, extra_groups: setuid, setgid and setgroups in the child after
-    the namespaces are joined (numeric ids as seen inside them).  root_fd,
-    cwd_fd: directory fds opened by the caller, chrooted into / made the
+    root_fd, cwd_fd: directory fds opened by the caller, chrooted into / made the
     working directory after joining (nsenter -r/-w).  fork_for_pid=False
     execs without the extra fork when a pid namespace is joined, so only the
     program's children are inside it (nsenter -F).
@@ -294,9 +350,9 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     if cwd is not None:
         spec.cwd = _bytes_arg(cwd, "cwd")
     # ---- namespaces
-    new = NsType.parse(namespaces)
+    new = _kinds(namespaces)
     if hostname is not None or domainname is not None:
-        if not new & NsType.UTS:
+        if not new & _UTS:
             raise ValueError("hostname/domainname need a new uts namespace (namespaces='uts')")
         for what, name in (("hostname", hostname), ("domainname", domainname)):
             if name is None:
@@ -309,10 +365,10 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     if propagation not in (*PROPAGATION_FLAGS, "unchanged") or propagation == "unbindable":
         raise ValueError(f"propagation must be private, slave, shared or unchanged, "
                          f"not {propagation!r}")
-    if new & NsType.MNT and propagation != "unchanged":
+    if new & _MNT and propagation != "unchanged":
         spec.propagation = PROPAGATION_FLAGS[propagation] | MS_REC
     if mount_proc:
-        if not (new & NsType.MNT and new & NsType.PID):
+        if not (new & _MNT and new & _PID):
             raise ValueError("mount_proc needs new mnt and pid namespaces")
         target = "/proc" if mount_proc is True else mount_proc
         spec.proc_target = absolute(target, "mount_proc")
@@ -321,7 +377,7 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         if not hasattr(m, "as_steps"):
             raise TypeError(f"mounts holds Bind, Tmpfs, Proc ... not {type(m).__name__}")
         steps.extend(m.as_steps())
-    if (steps or pivot_root) and not new & NsType.MNT:
+    if (steps or pivot_root) and not new & _MNT:
         raise ValueError("mounts and pivot_root need a new mnt namespace")
     if root is not None:
         rootb = absolute(root, "root")
@@ -333,17 +389,18 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         raise ValueError("pivot_root needs root=")
     spec.mounts = steps
     if init:
-        if not new & NsType.PID:
+        if not new & _PID:
             raise ValueError("init needs a new pid namespace")
         spec.init = True
     if loopback:
-        if not (new & NsType.NET):
+        if not (new & _NET):
             raise ValueError("loopback=True needs a new net namespace")
         spec.loopback_up = True
     # ---- id maps
     maps = _id_maps(new, uid_map, gid_map, map_root, map_current_user, map_users, setgroups)
+    _credentials(spec, maps, uid, gid, extra_groups)
     if time_offsets:
-        if not new & NsType.TIME:
+        if not new & _TIME:
             raise ValueError("time_offsets need a new time namespace (namespaces='time')")
         if not isinstance(time_offsets, Mapping):
             raise TypeError("time_offsets is a mapping like {'monotonic': 86400}")
@@ -368,7 +425,6 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     spec.no_new_privs = bool(no_new_privs)
     if capabilities is not None:
         spec.caps_keep = _capability_mask(capabilities)
-    _credentials(spec, user, group, extra_groups)
     for what, fd in (("root_fd", root_fd), ("cwd_fd", cwd_fd)):
         if fd is not None:
             if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
@@ -377,10 +433,14 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     if root_fd is not None and (root is not None or pivot_root):
         raise ValueError("give root= or root_fd=, not both")
     spec.use_clone3 = features.clone3
-    try:
-        spec.max_fd = os.sysconf("SC_OPEN_MAX")
-    except (ValueError, OSError):
-        spec.max_fd = 65536
+    if on_created is not None and not callable(on_created):
+        raise TypeError("on_created must be callable with the child's pid")
+    if not features.close_range:
+        # only the close loop of kernels before 5.9 needs the bound
+        try:
+            spec.max_fd = os.sysconf("SC_OPEN_MAX")
+        except (ValueError, OSError):
+            spec.max_fd = 65536
 
     handles: list = []
     opened: list = []
@@ -398,12 +458,14 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         joined = NsType(0)
         if join is not None:
             joined = _join_targets(join, spec, handles)
-            spec.join_setgroups = bool(joined & NsType.USER) and os.geteuid() == 0
+            spec.join_setgroups = bool(joined & _USER) and os.geteuid() == 0
             # the groups were cleared before the user ns join: a refusal inside
             # (setgroups denied there) changes nothing, as for nsenter
-            spec.groups_best_effort = spec.join_setgroups and spec.groups == []
+            spec.groups_best_effort = spec.groups_best_effort or (
+                spec.join_setgroups and spec.groups == [])
+        joined_i = int(joined)
         if netns is not None:
-            if new & NsType.NET or joined & NsType.NET:
+            if (new | joined_i) & _NET:
                 raise ValueError("netns= conflicts with a new or joined net namespace")
             ns = _netns_target(netns, handles)
             if spec.join_pidfd:
@@ -411,26 +473,27 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
                 raise ValueError("netns= cannot be combined with join=<pid>; "
                                  "join by mapping instead")
             spec.join_fds.append(ns.fileno())
-            spec.join_kinds.append(int(NsType.NET))
+            spec.join_kinds.append(_NET)
             joined |= NsType.NET
+            joined_i |= _NET
         # a new time namespace always comes from unshare in the child: offsets
         # can only be written before any process has entered it
-        clone_new = new & ~NsType.TIME
-        if joined:
+        clone_new = new & ~_TIME
+        if joined_i:
             spec.unshare_flags = int(new)
-            spec.fork_after_unshare = bool((new | joined) & NsType.PID) and bool(fork_for_pid)
+            spec.fork_after_unshare = bool((new | joined_i) & _PID) and bool(fork_for_pid)
         else:
             spec.clone_flags = int(clone_new)
-            spec.unshare_flags = int(new & NsType.TIME)
+            spec.unshare_flags = int(new & _TIME)
         writes = []
         if maps is not None:
             writes = maps.writes
         if offsets is not None:
             writes.append(("timens_offsets", offsets))
         helper = maps.helper if maps is not None else None
-        spec.need_ready = bool(spec.unshare_flags and (writes or helper))
-        spec.need_sync = bool(writes or helper or
-                              (spec.pdeathsig and (new | joined) & NsType.PID))
+        hold = bool(writes or helper or on_created)
+        spec.need_ready = bool(spec.unshare_flags and hold)
+        spec.need_sync = hold or bool(spec.pdeathsig and (new | joined_i) & _PID)
         # ---- std fds last: nothing above may fail with pipes half made
         fds = [_std_fd(stdin, 0, opened, parent_ends), _std_fd(stdout, 1, opened, parent_ends)]
         if stderr is STDOUT:
@@ -438,18 +501,20 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         else:
             fds.append(_std_fd(stderr, 2, opened, parent_ends))
         spec.std_fds = tuple(fds)
+        raised: list = []   # what the caller's callbacks raised passes through as is
         try:
-            child = _core.spawn(spec, writes, helper)
-        except _core.SpawnFailure as f:
+            child = _core.spawn(spec, writes, _passing(helper, raised),
+                                _passing(on_created, raised))
+        except BaseException as e:
             for fd in parent_ends.values():
                 os.close(fd)
             parent_ends.clear()
-            raise _failure_to_error(f, spec, program, cwd, root, new, joined) from None
-        except OSError as e:
-            for fd in parent_ends.values():
-                os.close(fd)
-            parent_ends.clear()
-            names = [k.proc_name for k in new.kinds()]
+            if isinstance(e, _core.SpawnFailure):
+                raise _failure_to_error(e, spec, program, cwd, root, NsType(new), joined) \
+                    from None
+            if not isinstance(e, OSError) or e in raised:
+                raise
+            names = [k.proc_name for k in NsType(new).kinds()]
             raise os_error(e.errno, None, namespace_hint(e.errno, names),
                            what=f"clone({','.join(names) or 'no new namespaces'})") from None
     finally:
@@ -462,43 +527,109 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     return Process(child, argv, *streams)
 
 
-def _credentials(spec: _ChildSpec, user, group, extra_groups) -> None:
-    def one_id(value, what: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{what} must be a numeric id, not {type(value).__name__}")
-        if not 0 <= value < 2**31:
-            raise ValueError(f"{what} {value} is out of range")
-        return value
-    if user is not None:
-        spec.uid = one_id(user, "user")
-    if group is not None:
-        spec.gid = one_id(group, "group")
+def _check_id(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be a numeric id, not {type(value).__name__}")
+    if not 0 <= value < 2**31:
+        raise ValueError(f"{what} {value} is out of range")
+    return value
+
+
+def _credentials(spec: _ChildSpec, maps: Optional["_Maps"], uid, gid, extra_groups) -> None:
+    """Fill spec.uid/gid/groups: the child's setgroups, setresgid, setresuid."""
+    if uid is not None:
+        _check_id(uid, "uid")
+    if gid is not None:
+        _check_id(gid, "gid")
     if extra_groups is not None:
         if isinstance(extra_groups, (int, str, bytes)):
             raise TypeError("extra_groups is a sequence of numeric gids")
-        spec.groups = [one_id(g, "extra_groups entry") for g in extra_groups]
+        spec.groups = [_check_id(g, "extra_groups entry") for g in extra_groups]
+    if maps is not None and (maps.uids or maps.gids):
+        ids = _inside_ids(maps, uid, gid)
+        if ids is None:
+            return
+        spec.uid, spec.gid = (None if v == _KEEP_ID else v for v in ids)
+        if spec.groups is None:
+            # drop the host's supplementary groups; refused (and moot) when
+            # setgroups is denied in the new namespace
+            spec.groups, spec.groups_best_effort = [], True
+        return
+    spec.uid, spec.gid = uid, gid
+
+
+def _passing(callback: Optional[Callable[[int], None]], raised: list):
+    """callback, noting what it raises so that it is not taken for a clone error."""
+    if callback is None:
+        return None
+
+    def call(pid: int) -> None:
+        try:
+            callback(pid)
+        except BaseException as e:
+            raised.append(e)
+            raise
+    return call
 
 
 class _Maps:
-    def __init__(self, writes, helper):
+    def __init__(self, writes, helper, uids=(), gids=()):
         self.writes = writes
         self.helper = helper
+        self.uids = uids
+        self.gids = gids
 
 
-def _id_maps(new: NsType, uid_map, gid_map, map_root, map_current_user, map_users,
+def _inside_ids(maps: Optional[_Maps], uid, gid) -> Optional[tuple]:
+    """The (uid, gid) the child takes after the maps are written, or None.
+
+    Without a switch the child keeps the caller's kernel ids; when the maps
+    leave those unmapped (a range map written as root), it would run as
+    nobody inside yet as the host's root towards every file: so it becomes
+    inside root (or the lowest mapped id) instead."""
+    for what, value in (("uid", uid), ("gid", gid)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"{what} must be an int")
+    if maps is None or not (maps.uids or maps.gids):
+        if uid is not None or gid is not None:
+            raise ValueError("uid=/gid= need an id map in a new user namespace")
+        return None
+    chosen = []
+    for what, value, triples, own in (("uid", uid, maps.uids, os.geteuid()),
+                                      ("gid", gid, maps.gids, os.getegid())):
+        if value is None:
+            inside = [a for a, b, c in triples if b <= own < b + c]
+            if not triples or inside:
+                chosen.append(None)   # our own id is mapped (or no map): keep it
+                continue
+            starts = sorted(a for a, _, _ in triples)
+            value = 0 if any(a <= 0 < a + c for a, _, c in triples) else starts[0]
+        elif not any(a <= value < a + c for a, _, c in triples):
+            raise ValueError(f"{what} {value} is not mapped by the {what}_map")
+        chosen.append(value)
+    if chosen == [None, None]:
+        return None
+    # (uid_t)-1 leaves that id as it is (setresuid/setresgid semantics)
+    return tuple(_KEEP_ID if v is None else v for v in chosen)
+
+
+def _id_maps(new: int, uid_map, gid_map, map_root, map_current_user, map_users,
              setgroups) -> Optional[_Maps]:
     asked = [x for x in (uid_map is not None or gid_map is not None, map_root,
                          map_current_user, map_users is not None) if x]
-    if not asked:
-        if setgroups is not None:
-            raise ValueError("setgroups= goes with an id map")
-        return None
-    if len(asked) > 1:
-        raise ValueError("choose one of uid_map/gid_map, map_root, map_current_user, map_users")
-    if not new & NsType.USER:
-        raise ValueError("id maps need a new user namespace (namespaces='user')")
     if setgroups not in (None, "allow", "deny"):
         raise ValueError(f"setgroups must be 'allow' or 'deny', not {setgroups!r}")
+    if not asked:
+        if setgroups is None:
+            return None
+        if not new & _USER:
+            raise ValueError("setgroups= needs a new user namespace (namespaces='user')")
+        # as unshare -U --setgroups=deny: no map yet, setgroups(2) refused for good
+        return _Maps([("setgroups", setgroups.encode())], None)
+    if len(asked) > 1:
+        raise ValueError("choose one of uid_map/gid_map, map_root, map_current_user, map_users")
+    if not new & _USER:
+        raise ValueError("id maps need a new user namespace (namespaces='user')")
     euid, egid = os.geteuid(), os.getegid()
     if map_root:
         uids, gids = [(0, euid, 1)], [(0, egid, 1)]
@@ -517,9 +648,9 @@ def _id_maps(new: NsType, uid_map, gid_map, map_root, map_current_user, map_user
         uids = idmap.parse_map(uid_map, "uid_map") if uid_map is not None else []
         gids = idmap.parse_map(gid_map, "gid_map") if gid_map is not None else []
     privileged = euid == 0
-    own_only = uids in ([], [(uids[0][0], euid, 1)]) and gids in ([], [(gids[0][0], egid, 1)])
+    own_only = all(not t or t == [(t[0][0], own, 1)] for t, own in ((uids, euid), (gids, egid)))
     if not privileged and not own_only:
-        return _Maps([], lambda pid: idmap.write_with_helper(pid, uids, gids))
+        return _Maps([], lambda pid: idmap.write_with_helper(pid, uids, gids), uids, gids)
     if not privileged and gids:
         setgroups = setgroups or "deny"
         if setgroups != "deny":
@@ -531,7 +662,7 @@ def _id_maps(new: NsType, uid_map, gid_map, map_root, map_current_user, map_user
         writes.append(("setgroups", setgroups.encode()))
     if gids:
         writes.append(("gid_map", idmap.render(gids)))
-    return _Maps(writes, None)
+    return _Maps(writes, None, uids, gids)
 
 
 def _failure_to_error(f: "_core.SpawnFailure", spec: _ChildSpec, program: bytes, cwd, root,

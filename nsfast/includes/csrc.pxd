@@ -89,6 +89,7 @@ cdef extern from "spawn.h" nogil:
         int errpipe_r
         int sync_w
         int exit_signal
+        int keep_stack
         void *stack
     int nsf_spawn_clone(const nsf_spawn *sp, nsf_spawn_state *st)
     int nsf_spawn_wait_ready(nsf_spawn_state *st, nsf_record *rec)

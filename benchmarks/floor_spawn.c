@@ -1,0 +1,130 @@
+/* The C floor of spawn-and-wait: what nsfast.spawn does, with nothing else.
+ *
+ *   floor_spawn N CLONE_FLAGS UNSHARE_FLAGS MAP_ROOT
+ *
+ * Each sample: clone(CLONE_VM | CLONE_PIDFD | CLONE_FLAGS) onto a child stack;
+ * with MAP_ROOT the child waits on a pipe while the parent writes uid_map,
+ * setgroups and gid_map into /proc/<pid>/ (uid 0 -> our uid); the child runs
+ * unshare(UNSHARE_FLAGS) (a time namespace: offsets go in before it is used),
+ * makes / private recursively in a new mount namespace (nsfast's default)
+ * and execs /bin/true with this environment (nsfast.spawn passes the
+ * caller's by default, and ld.so's start-up cost depends on it); the parent
+ * reads the CLOEXEC error pipe to EOF and waits.  Prints N samples in ns. */
+#include "floor_common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+
+#define STACK_SIZE (64 * 1024)
+
+struct child_args {
+    int sync_r, sync_w, err_w;
+    int unshare_flags;
+    int private_root;
+    char *const *argv;
+};
+
+static int child(void *p)
+{
+    struct child_args *a = p;
+    char byte;
+    if (a->sync_r >= 0) {
+        close(a->sync_w);
+        if (read(a->sync_r, &byte, 1) != 1)
+            _exit(127);
+    }
+    if (a->unshare_flags && unshare(a->unshare_flags) < 0)
+        goto fail;
+    /* as nsfast (and unshare(1)) by default: a new mount namespace gets a
+     * private / so that nothing propagates back */
+    if (a->private_root && mount("none", "/", 0, MS_REC | MS_PRIVATE, 0) < 0)
+        goto fail;
+    execve("/bin/true", a->argv, environ);
+fail:;
+    int e = errno;
+    if (write(a->err_w, &e, sizeof e) < 0)
+        _exit(126);
+    _exit(127);
+}
+
+static void write_file(pid_t pid, const char *name, const char *text)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        floor_die(path);
+    if (write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+        floor_die(path);
+    close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    int n = floor_count(argc, argv);
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s N CLONE_FLAGS UNSHARE_FLAGS MAP_ROOT\n", argv[0]);
+        return 2;
+    }
+    int clone_flags = (int)strtol(argv[2], 0, 0);
+    int unshare_flags = (int)strtol(argv[3], 0, 0);
+    int map_root = atoi(argv[4]);
+    char uid_map[64], gid_map[64];
+    snprintf(uid_map, sizeof uid_map, "0 %d 1\n", (int)geteuid());
+    snprintf(gid_map, sizeof gid_map, "0 %d 1\n", (int)getegid());
+    char *const child_argv[] = {"true", NULL};
+    char *stack = mmap(0, STACK_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED)
+        floor_die("mmap");
+    long long *samples = calloc((size_t)n, sizeof *samples);
+
+    for (int i = 0; i < n; i++) {
+        long long t0 = floor_now_ns();
+        int errp[2], syncp[2] = {-1, -1}, pidfd = -1;
+        if (pipe2(errp, O_CLOEXEC) < 0 || (map_root && pipe2(syncp, O_CLOEXEC) < 0))
+            floor_die("pipe2");
+        struct child_args a = {syncp[0], syncp[1], errp[1], unshare_flags,
+                               (clone_flags & CLONE_NEWNS) != 0, child_argv};
+        pid_t pid = clone(child, stack + STACK_SIZE,
+                          CLONE_VM | CLONE_PIDFD | clone_flags | SIGCHLD, &a, &pidfd);
+        if (pid < 0)
+            floor_die("clone");
+        close(errp[1]);
+        if (map_root) {
+            close(syncp[0]);
+            write_file(pid, "uid_map", uid_map);
+            write_file(pid, "setgroups", "deny");
+            write_file(pid, "gid_map", gid_map);
+            if (write(syncp[1], "x", 1) != 1)
+                floor_die("release");
+            close(syncp[1]);
+        }
+        int err = 0;
+        if (read(errp[0], &err, sizeof err) > 0) {
+            errno = err;
+            floor_die("child");
+        }
+        close(errp[0]);
+        int status;
+        if (waitpid(pid, &status, 0) < 0 || status != 0)
+            floor_die("waitpid");
+        close(pidfd);
+        samples[i] = floor_now_ns() - t0;
+    }
+    for (int i = 0; i < n; i++)
+        printf("%lld\n", samples[i]);
+    return 0;
+}

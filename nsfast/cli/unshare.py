@@ -1,0 +1,359 @@
+"""nsfast unshare: run a program in new namespaces, with the flags of unshare(1).
+
+util-linux 2.38+ flags, plus nsfast's own --hostname, --init, --bind, --ro-bind
+and --tmpfs.  Options end at the first non-option word (as getopt's "+"), so
+`nsfast unshare -m ls -l` runs `ls -l`.  A namespace takes a FILE only in the
+long form with "=" (`--uts=FILE`), never as the next word; `-Ur` is -U -r.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import grp
+import signal
+import sys
+from typing import NoReturn, Optional, Sequence
+
+from .common import Parser, UsageError, exit_status
+
+# namespace flags: (short, long, kind, the /proc/PID/ns entry to persist)
+NAMESPACE_FLAGS = [
+    ("m", "mount", "mnt", "mnt"),
+    ("u", "uts", "uts", "uts"),
+    ("i", "ipc", "ipc", "ipc"),
+    ("n", "net", "net", "net"),
+    ("p", "pid", "pid", "pid_for_children"),
+    ("U", "user", "user", "user"),
+    ("C", "cgroup", "cgroup", "cgroup"),
+    ("T", "time", "time", "time_for_children"),
+]
+
+# option name -> (short letter or None, how many values: 0, "?" attached only, 1, 2)
+OPTIONS = {long: (short, "?") for short, long, _, _ in NAMESPACE_FLAGS}
+OPTIONS.update({
+    "fork": ("f", 0),
+    "map-root-user": ("r", 0),
+    "map-current-user": ("c", 0),
+    "map-user": (None, 1),
+    "map-group": (None, 1),
+    "map-users": (None, 1),
+    "map-groups": (None, 1),
+    "setgroups": (None, 1),
+    "mount-proc": (None, "?"),
+    "propagation": (None, 1),
+    "kill-child": (None, "?"),
+    "setuid": ("S", 1),
+    "setgid": ("G", 1),
+    "root": ("R", 1),
+    "wd": ("w", 1),
+    "monotonic": (None, 1),
+    "boottime": (None, 1),
+    "hostname": (None, 1),
+    "init": (None, 0),
+    "bind": (None, 2),
+    "ro-bind": (None, 2),
+    "tmpfs": (None, 1),
+    "help": ("h", 0),
+    "version": ("V", 0),
+})
+SHORT = {short: long for long, (short, _) in OPTIONS.items() if short}
+REPEATABLE = {"bind", "ro-bind", "tmpfs"}
+
+USAGE = """usage: {prog} [options] [--] [PROGRAM [ARGS...]]
+
+Run PROGRAM (default $SHELL) in new namespaces.
+
+ -m, --mount[=FILE]        new mount namespace (FILE: persist it by a bind mount)
+ -u, --uts[=FILE]          new UTS namespace (hostname, domain name)
+ -i, --ipc[=FILE]          new System V IPC namespace
+ -n, --net[=FILE]          new network namespace
+ -p, --pid[=FILE]          new pid namespace
+ -U, --user[=FILE]         new user namespace
+ -C, --cgroup[=FILE]       new cgroup namespace
+ -T, --time[=FILE]         new time namespace
+ -f, --fork                accepted: the program always runs as a child
+ -r, --map-root-user       map your uid and gid to root (implies -U, setgroups deny)
+ -c, --map-current-user    map your uid and gid to themselves (implies -U)
+     --map-user=UID        map your uid to UID (implies -U)
+     --map-group=GID       map your gid to GID (implies -U, setgroups deny)
+     --map-users=INNER:OUTER:COUNT|auto   map a range of uids (implies -U)
+     --map-groups=INNER:OUTER:COUNT|auto  map a range of gids (implies -U)
+     --setgroups=allow|deny
+     --mount-proc[=DIR]    mount a fresh proc on DIR (default /proc; implies -m)
+     --propagation=slave|shared|private|unchanged   (default private)
+     --kill-child[=SIG]    send SIG (default KILL) to the program when we die
+ -S, --setuid=UID          the uid to run as inside (must be mapped)
+ -G, --setgid=GID          the gid to run as inside (must be mapped)
+ -R, --root=DIR            chroot into DIR
+ -w, --wd=DIR              working directory
+     --monotonic=SECONDS   CLOCK_MONOTONIC offset in the time namespace (needs -T)
+     --boottime=SECONDS    CLOCK_BOOTTIME offset in the time namespace (needs -T)
+     --hostname=NAME       hostname inside (implies -u)
+     --init                a C init as pid 1 (implies -p)
+     --bind SRC DST        bind-mount SRC on DST (needs -m)
+     --ro-bind SRC DST     read-only bind mount (needs -m)
+     --tmpfs DST           a fresh tmpfs on DST (needs -m)
+ -h, --help, -V, --version
+"""
+
+
+class UnshareParser(Parser):
+    """getopt-style parsing (optional values attached only), as unshare(1) does."""
+
+    def parse_args(self, args: Optional[Sequence[str]] = None,  # type: ignore[override]
+                   namespace=None) -> argparse.Namespace:
+        opts: dict = {}
+        args = list(sys.argv[1:] if args is None else args)
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a == "--":
+                i += 1
+                break
+            if not a.startswith("-") or a == "-":
+                break
+            i += 1
+            if a.startswith("--"):
+                name, eq, value = a[2:].partition("=")
+                i = self._take(opts, name, value if eq else None, args, i, a)
+                continue
+            j = 1
+            while j < len(a):
+                name = SHORT.get(a[j])
+                if name is None:
+                    self.error(f"invalid option -- '{a[j]}'")
+                rest = a[j + 1:]
+                if OPTIONS[name][1] in (0, "?"):
+                    # as getopt_long in unshare(1): -m takes no FILE, only --mount=FILE
+                    i = self._take(opts, name, None, args, i, "-" + a[j])
+                    j += 1
+                    continue
+                i = self._take(opts, name, rest or None, args, i, "-" + a[j])
+                break
+        if "help" in opts:
+            sys.stdout.write(USAGE.format(prog=self.prog))
+            raise SystemExit(0)
+        return argparse.Namespace(opts=opts, command=args[i:])
+
+    def _take(self, opts: dict, name: str, value: Optional[str], args: list, i: int,
+              shown: str) -> int:
+        if name not in OPTIONS:
+            self.error(f"unrecognized option '{shown.partition('=')[0]}'")
+        arity = OPTIONS[name][1]
+        if arity == 0:
+            if value is not None:
+                self.error(f"option '--{name}' doesn't allow an argument")
+            opts[name] = True
+            return i
+        if arity == "?":
+            if value is not None or name not in opts:
+                opts[name] = value
+            return i
+        values = [] if value is None else [value]
+        while len(values) < arity:
+            if i >= len(args):
+                self.error(f"option '{shown}' requires {arity} argument(s)")
+            values.append(args[i])
+            i += 1
+        got = values[0] if arity == 1 else tuple(values)
+        if name in REPEATABLE:
+            opts.setdefault(name, []).append(got)
+        else:
+            opts[name] = got
+        return i
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser(prog: str) -> Parser:
+    return UnshareParser(prog=prog, add_help=False)
+
+
+def _user_id(text: str, lookup, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return lookup(text)
+    except KeyError:
+        raise UsageError(f"unknown {what} {text!r}") from None
+
+
+def _range(text: str, kind: str) -> list:
+    """--map-users/--map-groups: INNER:OUTER:COUNT, util-linux 2.38's
+    OUTER,INNER,COUNT, or auto (the first range of /etc/subuid or subgid)."""
+    from .. import idmap
+    if text == "auto":
+        start, count = idmap.subordinate_range(kind)
+        return [(0, start, count)]
+    try:
+        if ":" in text:
+            inner, outer, count = (int(x) for x in text.split(":"))
+        else:
+            outer, inner, count = (int(x) for x in text.split(","))
+    except ValueError:
+        option = "--map-users" if kind == "uid" else "--map-groups"
+        raise UsageError(f"{option} takes INNER:OUTER:COUNT or auto, not {text!r}") from None
+    return [(inner, outer, count)]
+
+
+def _seconds(text: str, what: str) -> float:
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        raise UsageError(f"--{what} takes seconds, not {text!r}") from None
+
+
+def _signal_number(text: Optional[str]) -> int:
+    if text is None:
+        return signal.SIGKILL
+    if text.isdigit():
+        return int(text)
+    name = text.upper()
+    try:
+        return int(signal.Signals[name if name.startswith("SIG") else "SIG" + name])
+    except KeyError:
+        raise UsageError(f"unknown signal {text!r}") from None
+
+
+def _persist(files: dict):
+    """An on_created hook that bind-mounts each new namespace onto its FILE."""
+    from .. import _core
+
+    def bind(pid: int) -> None:
+        done = []
+        try:
+            for entry, path in files.items():
+                fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o444)
+                os.close(fd)
+                source = f"/proc/{pid}/ns/{entry}".encode()
+                _core.mount(source, os.fsencode(path), None, 0x1000, None)  # MS_BIND
+                done.append(path)
+        except OSError as e:
+            for path in done:
+                _core.umount2(os.fsencode(path), 2)  # MNT_DETACH
+            raise OSError(e.errno, f"persisting the namespace: {e.strerror}"
+                          + (" (hint: FILE must not be on a shared mount; see "
+                             "findmnt -o+PROPAGATION)" if e.errno == 22 else ""),
+                          e.filename) from None
+    return bind
+
+
+def spawn_options(opts: dict) -> dict:
+    """The nsfast.spawn keywords for parsed unshare options."""
+    kinds, persist = set(), {}
+    for _, long, kind, entry in NAMESPACE_FLAGS:
+        if long in opts:
+            kinds.add(kind)
+            if opts[long]:
+                persist[entry] = opts[long]
+    kw: dict = {"pdeathsig": None}
+    euid, egid = os.geteuid(), os.getegid()
+    uids: list = []
+    gids: list = []
+    setgroups = opts.get("setgroups")
+    if opts.get("map-root-user"):
+        uids, gids, setgroups = [(0, euid, 1)], [(0, egid, 1)], setgroups or "deny"
+    if opts.get("map-current-user"):
+        uids, gids = [(euid, euid, 1)], [(egid, egid, 1)]
+    if "map-user" in opts:
+        uids = [(_user_id(opts["map-user"], lambda n: pwd.getpwnam(n).pw_uid, "user"),
+                 euid, 1)]
+    if "map-group" in opts:
+        gids = [(_user_id(opts["map-group"], lambda n: grp.getgrnam(n).gr_gid, "group"),
+                 egid, 1)]
+        setgroups = setgroups or "deny"
+    if "map-users" in opts:
+        uids = uids + _range(opts["map-users"], "uid")
+    if "map-groups" in opts:
+        gids = gids + _range(opts["map-groups"], "gid")
+    if uids or gids:
+        kinds.add("user")
+        if uids:
+            kw["uid_map"] = uids
+        if gids:
+            kw["gid_map"] = gids
+    if setgroups is not None:
+        if setgroups not in ("allow", "deny"):
+            raise UsageError(f"--setgroups takes allow or deny, not {setgroups!r}")
+        kw["setgroups"] = setgroups
+    if "hostname" in opts:
+        kinds.add("uts")
+        kw["hostname"] = opts["hostname"]
+    if opts.get("init"):
+        kinds.add("pid")
+        kw["init"] = True
+    if "mount-proc" in opts:
+        kinds.add("mnt")
+        target = opts["mount-proc"] or "/proc"
+        if "pid" in kinds:
+            kw["mount_proc"] = target
+        else:  # unshare(1) allows it: the proc of the current pid namespace
+            from ..mounts import Proc
+            kw["mounts"] = [Proc(target)]
+    if "propagation" in opts:
+        kw["propagation"] = opts["propagation"]
+    mounts = _mount_steps(opts)
+    if mounts:
+        if "mnt" not in kinds:
+            raise UsageError("--bind, --ro-bind and --tmpfs need -m/--mount")
+        kw["mounts"] = kw.get("mounts", []) + mounts
+    for option, key in (("setuid", "uid"), ("setgid", "gid")):
+        if option in opts:
+            try:
+                kw[key] = int(opts[option])
+            except ValueError:
+                raise UsageError(f"--{option} takes a number, not {opts[option]!r}") from None
+    if "kill-child" in opts:
+        kw["pdeathsig"] = _signal_number(opts["kill-child"])
+    if "root" in opts:
+        kw["root"] = os.path.abspath(opts["root"])
+    if "wd" in opts:
+        kw["cwd"] = opts["wd"]
+    offsets = {clock: _seconds(opts[clock], clock) for clock in ("monotonic", "boottime")
+               if clock in opts}
+    if offsets:
+        if "time" not in kinds:
+            raise UsageError("options --monotonic and --boottime require unsharing of a "
+                             "time namespace (-T)")
+        kw["time_offsets"] = offsets
+    kw["namespaces"] = ",".join(sorted(kinds))
+    if persist:
+        kw["on_created"] = _persist(persist)
+    return kw
+
+
+def _mount_steps(opts: dict) -> list:
+    from ..mounts import Bind, Tmpfs
+    steps = []
+    for src, dst in opts.get("bind", []):
+        steps.append(Bind(os.path.abspath(src), dst))
+    for src, dst in opts.get("ro-bind", []):
+        steps.append(Bind(os.path.abspath(src), dst, readonly=True))
+    for dst in opts.get("tmpfs", []):
+        steps.append(Tmpfs(dst))
+    return steps
+
+
+def run(args: argparse.Namespace) -> int:
+    """Spawn the program and wait; its exit status, or 128+N for signal N."""
+    opts = args.opts
+    if opts.get("version"):
+        from nsfast import __version__
+        print(f"nsfast unshare {__version__}")
+        return 0
+    import nsfast
+    command = args.command or [os.environ.get("SHELL") or "/bin/sh"]
+    kw = spawn_options(opts)
+    # as unshare(1): the terminal's ^C and a TERM go to the program, and we
+    # report how it ended
+    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        proc = nsfast.spawn(command, **kw)
+        return exit_status(proc.wait())
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
