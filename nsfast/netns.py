@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from . import _core
 from .errors import os_error
@@ -80,6 +80,15 @@ def path_of(name: str) -> str:
     return f"{RUN_DIR}/{check_name(name)}"
 
 
+PRIVILEGED_HINT = ("named network namespaces live in /run/netns and need root "
+                   "(CAP_SYS_ADMIN); unprivileged, use spawn(namespaces='user,net') "
+                   "or a NetnsPool inside a user namespace")
+
+
+def _privilege_hint(err: int) -> Optional[str]:
+    return PRIVILEGED_HINT if err in (errno.EPERM, errno.EACCES) else None
+
+
 def _prepare_run_dir() -> None:
     """Make RUN_DIR exist and be a shared mount, once, whoever else is racing.
 
@@ -90,7 +99,8 @@ def _prepare_run_dir() -> None:
     except FileExistsError:
         pass
     except OSError as e:
-        raise os_error(e.errno, RUN_DIR, what="creating the netns run directory") from None
+        raise os_error(e.errno, RUN_DIR, _privilege_hint(e.errno),
+                       what="creating the netns run directory") from None
     fd = os.open(RUN_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -103,13 +113,13 @@ def _prepare_run_dir() -> None:
             except OSError as e:
                 # EINVAL: not a mount point yet; make it one, then retry once
                 if e.errno != errno.EINVAL or made_mount:
-                    raise os_error(e.errno, RUN_DIR, what="making the run directory shared") \
-                        from None
+                    raise os_error(e.errno, RUN_DIR, _privilege_hint(e.errno),
+                                   what="making the run directory shared") from None
             try:
                 _core.mount(target, target, b"none", MS_BIND | MS_REC, None)
             except OSError as e:
-                raise os_error(e.errno, RUN_DIR, what="bind-mounting the run directory") \
-                    from None
+                raise os_error(e.errno, RUN_DIR, _privilege_hint(e.errno),
+                               what="bind-mounting the run directory") from None
             made_mount = True
     finally:
         os.close(fd)  # releases the flock
@@ -128,7 +138,8 @@ def _create_mount_point(name: str) -> tuple[str, int]:
         raise os_error(errno.EEXIST, path, "a network namespace of that name already exists",
                        what="creating the namespace file") from None
     except OSError as e:
-        raise os_error(e.errno, path, what="creating the namespace file") from None
+        raise os_error(e.errno, path, _privilege_hint(e.errno),
+                       what="creating the namespace file") from None
     return path, fd
 
 
@@ -142,8 +153,7 @@ def _bind_or_undo(path: str, fd: int, bind) -> None:
             os.unlink(path)
         except OSError:
             pass
-        raise os_error(e.errno, path, "a new network namespace needs CAP_SYS_ADMIN"
-                       if e.errno == errno.EPERM else None,
+        raise os_error(e.errno, path, _privilege_hint(e.errno),
                        what="bind-mounting the namespace") from None
     finally:
         os.close(fd)
@@ -195,13 +205,15 @@ def remove(name: str) -> None:
         if e.errno == errno.ENOENT:
             raise _missing(path) from None
         if e.errno != errno.EINVAL:  # EINVAL: not mounted, unlink what is there
-            raise os_error(e.errno, path, what="unmounting the namespace") from None
+            raise os_error(e.errno, path, _privilege_hint(e.errno),
+                           what="unmounting the namespace") from None
     try:
         os.unlink(path)
     except FileNotFoundError:
         raise _missing(path) from None
     except OSError as e:
-        raise os_error(e.errno, path, what="removing the namespace file") from None
+        raise os_error(e.errno, path, _privilege_hint(e.errno),
+                       what="removing the namespace file") from None
 
 
 def _missing(path: str) -> FileNotFoundError:

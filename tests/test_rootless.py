@@ -130,3 +130,24 @@ def test_unprivileged_foreign_range_is_refused_with_a_hint():
     """)
     assert seen != "no error"
     assert seen[0] in ("PermissionError", "FileNotFoundError")
+
+
+def test_privileged_only_operations_fail_cleanly_with_a_hint():
+    """Named netns live under /run and need root: PermissionError, a hint, no crash."""
+    seen = run_unprivileged("""
+        import json, nsfast
+        out = {}
+        for what, call in (("add", lambda: nsfast.netns.add("rootless-probe")),
+                           ("remove", lambda: nsfast.netns.remove("rootless-probe"))):
+            try:
+                call()
+                out[what] = "no error"
+            except OSError as e:
+                out[what] = [type(e).__name__, str(e)]
+        print(json.dumps(out))
+    """)
+    kind, message = seen["add"]
+    assert kind == "PermissionError"
+    assert "hint" in message and "/run/netns" in message
+    assert seen["remove"][0] in ("PermissionError", "FileNotFoundError")
+    assert "rootless-probe" not in nsfast.netns.list()
