@@ -312,3 +312,18 @@ def test_help_and_option_end():
     # the program's own options are not ours, and -- ends ours
     assert ok("echo", "-m", "--bogus").strip() == "-m --bogus"
     assert ok("-u", "--", "echo", "-n", "x") == "x"
+
+
+def test_netns_flag_joins_a_named_network_namespace(cli):
+    import nsfast
+    name = f"cliunshare{os.getpid()}"
+    nsfast.netns.add(name)
+    try:
+        want = os.stat(f"/run/netns/{name}").st_ino
+        r = cli("unshare", f"--netns={name}", "-u", "readlink", "/proc/self/ns/net")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.decode().strip() == f"net:[{want}]"
+        bad = cli("unshare", "--netns", name, "-n", "true")
+        assert bad.returncode == 1 and len(bad.stderr.splitlines()) == 1
+    finally:
+        nsfast.netns.remove(name)

@@ -50,6 +50,7 @@ OPTIONS.update({
     "monotonic": (None, 1),
     "boottime": (None, 1),
     "hostname": (None, 1),
+    "netns": (None, 1),
     "init": (None, 0),
     "bind": (None, 2),
     "ro-bind": (None, 2),
@@ -90,6 +91,7 @@ Run PROGRAM (default $SHELL) in new namespaces.
      --monotonic=SECONDS   CLOCK_MONOTONIC offset in the time namespace (needs -T)
      --boottime=SECONDS    CLOCK_BOOTTIME offset in the time namespace (needs -T)
      --hostname=NAME       hostname inside (implies -u)
+     --netns=NAME          join the named network namespace /run/netns/NAME
      --init                a C init as pid 1 (implies -p)
      --bind SRC DST        bind-mount SRC on DST (needs -m)
      --ro-bind SRC DST     read-only bind mount (needs -m)
@@ -283,6 +285,10 @@ def spawn_options(opts: dict) -> dict:
     if "hostname" in opts:
         kinds.add("uts")
         kw["hostname"] = opts["hostname"]
+    if "netns" in opts:
+        if "net" in kinds:
+            raise UsageError("--netns joins a network namespace: it cannot go with -n")
+        kw["netns"] = opts["netns"]
     if opts.get("init"):
         kinds.add("pid")
         kw["init"] = True
