@@ -345,6 +345,13 @@ int nsf_spawn_finish(struct nsf_spawn_state *st, struct nsf_record *rec, int *st
         }
         if (rec->step == NSF_MSG_READY)
             continue;
+        /* A failure.  After a fork step the grandchild can fail before the
+         * intermediate has sent its pid: read on to EOF (both writers end
+         * now) so that the grandchild is reaped too. */
+        struct nsf_record more;
+        while (read_record(st->errpipe_r, &more) == (long)sizeof more)
+            if (more.step == NSF_MSG_PID && st->pid == st->first_pid)
+                st->pid = more.value;
         finish_failed(st, status);
         return 1;
     }

@@ -226,3 +226,19 @@ def test_pool_refill_hitting_enospc_surfaces_on_take_and_recovers():
     """)
     assert lines == ["ready 2", f"take {errno.ENOSPC} True", "last_error OSError",
                      "recovered 2", "kind net"]
+
+
+def test_failing_grandchild_of_a_pid_join_is_reaped(sleeper):
+    """With a joined pid namespace the child forks; when the grandchild fails
+    fast, its record can overtake the intermediate's pid message: both must
+    still be reaped, every time."""
+    target = sleeper(namespaces="pid")
+    before = system_state()
+    for _ in range(200):
+        with pytest.raises(FileNotFoundError) as info:
+            nsfast.spawn(["true"], join={"pid": target.pid}, cwd="/nonexistent-cwd")
+        assert info.value.filename == "/nonexistent-cwd"
+    assert children_of(os.getpid()) == [target.pid]
+    after = system_state()
+    for key in ("fds", "children", "mountinfo"):
+        assert after[key] == before[key], key
