@@ -41,7 +41,7 @@ def _soak(op, n: int, capsys, what: str, around=None) -> None:
     ctx: dict = {}
     run(min(50, n // 10))  # warm-up: fault in code and caches
     tenth = max(1, n // 10)
-    for attempt in (1, 2):
+    for attempt in (1, 2, 3):
         before = system_state()
         lat = run(n)
         after = system_state()
@@ -51,7 +51,7 @@ def _soak(op, n: int, capsys, what: str, around=None) -> None:
             print(f"\nsoak {what}: {n} ops, median {statistics.median(lat) / 1000:.0f} us, "
                   f"last 10% / first 10% = {drift:.2f}")
         # a slowdown that comes from what we leave behind shows again in a
-        # second run; one from a noisy neighbour on this shared machine does not
+        # later run; one from a noisy neighbour on this shared machine does not
         if drift < MAX_DRIFT:
             break
     assert drift < MAX_DRIFT
