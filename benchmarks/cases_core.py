@@ -13,7 +13,7 @@ from nsfast import Namespace, NsType, _core
 
 from nsfast.inplace import _refuse_if_threaded
 
-from .harness import Case, Floor, Measured, Peer, which_or_none
+from .harness import Case, Floor, Measured, Peer, stdlib_setns, which_or_none
 
 UNSHARE_KINDS = ["mnt", "uts", "ipc", "user", "pid", "net", "cgroup", "time"]
 PER_THREAD_KINDS = ["net", "uts", "ipc", "cgroup"]
@@ -142,12 +142,10 @@ def _setns_case(kind: str, targets: _Targets, via_fd: bool = False) -> Case:
 
     peers = []
     if not via_fd:
-        if hasattr(os, "setns"):
-            flag = NsType.parse(kind).value
-            peers.append(Peer("os.setns", lambda: (os.setns(state["there"].fileno(), flag),
-                                                   os.setns(state["home"].fileno(), flag))))
-        else:
-            peers.append(Peer("os.setns", None, "Python 3.12+"))
+        flag = NsType.parse(kind).value
+        peer_name, setns = stdlib_setns()
+        peers.append(Peer(peer_name, lambda: (setns(state["there"].fileno(), flag),
+                                              setns(state["home"].fileno(), flag))))
     name = f"setns-{kind}-fd" if via_fd else f"setns-{kind}"
     return Case(name=name, op=op, floor=floor, peers=peers, check=check, setup=setup,
                 teardown=teardown, target=("floor", 1.5), samples=2000, warmup=50,

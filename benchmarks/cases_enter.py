@@ -18,7 +18,7 @@ from nsfast import _core
 from nsfast.flags import NsType
 from nsfast.handles import Namespace
 
-from .harness import Case, Floor, Peer
+from .harness import Case, Floor, Peer, stdlib_setns
 
 PER_THREAD = ("net", "uts", "ipc", "cgroup")
 THREE = "net,uts,ipc"
@@ -108,11 +108,9 @@ def _kind_case(kind: str, cfg) -> Case:
 
     peers.append(Peer("_core.setns x2", raw_setns))
     peers.append(Peer("bare Python with-block", bare))
-    if hasattr(os, "setns"):
-        peers.append(Peer("os.setns x2", lambda: (os.setns(target.handles[kind].fileno(), flag),
-                                                  os.setns(home_fd[0], flag))))
-    else:
-        peers.append(Peer("os.setns x2", None, "Python 3.12+"))
+    peer_name, setns = stdlib_setns()
+    peers.append(Peer(f"{peer_name} x2", lambda: (setns(target.handles[kind].fileno(), flag),
+                                                  setns(home_fd[0], flag))))
     floor = Floor("floor_enter.c", ["pair", kind, "(set in setup)"])
     return Case(
         name=f"enter-{kind}", op=op, floor=floor, peers=peers,

@@ -490,3 +490,19 @@ def which_or_none(name: str) -> Optional[str]:
 
 def python_version() -> str:
     return sys.version.split()[0]
+
+
+def stdlib_setns() -> tuple:
+    """(peer name, setns(fd, nstype)) from the standard library: os.setns on
+    Python 3.12+, libc's setns through ctypes before that."""
+    if hasattr(os, "setns"):
+        return "os.setns", os.setns
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+
+    def setns(fd: int, nstype: int) -> None:
+        if libc.setns(fd, nstype) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+    return "ctypes setns", setns
