@@ -20,7 +20,29 @@ def _check_pid(pid: object) -> int:
     return pid
 
 
-class Namespace:
+class Closeable:
+    """close() on leaving a with block and on garbage collection; subclasses
+    define an idempotent close()."""
+
+    __slots__ = ()
+
+    def close(self) -> None:  # pragma: no cover - always overridden
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Namespace(Closeable):
     """A handle on one namespace, equal to another when both name the same one.
 
     >>> with Namespace.of(os.getpid(), "net") as ns:
@@ -110,18 +132,6 @@ class Namespace:
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
-
-    def __enter__(self) -> "Namespace":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def _related(self, ioctl, what: str) -> "Namespace":
         try:

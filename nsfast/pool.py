@@ -15,12 +15,12 @@ from typing import Callable, Optional
 
 from . import _core
 from .errors import namespace_hint, os_error
-from .handles import Namespace
+from .handles import Closeable, Namespace
 
 Setup = Callable[[Namespace], object]
 
 
-class NetnsPool:
+class NetnsPool(Closeable):
     """Keep `size` fresh network namespaces ready; setup(handle) configures each one
     as it is made, off the caller's path.
 
@@ -167,18 +167,6 @@ class NetnsPool:
     def closed(self) -> bool:
         """True once close() has run."""
         return self._closed
-
-    def __enter__(self) -> "NetnsPool":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         s = self.stats()
