@@ -13,7 +13,8 @@ from nsfast import Namespace, NsType, _core
 
 from nsfast.inplace import _refuse_if_threaded
 
-from .harness import Case, Floor, Measured, Peer, stdlib_setns, which_or_none
+from .harness import (Case, Floor, Measured, Peer, stdlib_setns, stdlib_unshare,
+                      which_or_none)
 
 UNSHARE_KINDS = ["mnt", "uts", "ipc", "user", "pid", "net", "cgroup", "time"]
 PER_THREAD_KINDS = ["net", "uts", "ipc", "cgroup"]
@@ -61,6 +62,14 @@ def _unshare_case(kind: str) -> Case:
         nsfast.unshare(flag)
         return time.perf_counter_ns() - t0
 
+    peer_name, stdlib = stdlib_unshare()
+
+    def stdlib_timed() -> int:
+        stdlib(0)  # the same warm-up as ours: the call's own pages, a no-op syscall
+        t0 = time.perf_counter_ns()
+        stdlib(flag.value)
+        return time.perf_counter_ns() - t0
+
     def op():
         return Measured(_in_child(timed))
 
@@ -76,6 +85,7 @@ def _unshare_case(kind: str) -> Case:
             raise AssertionError(f"unshare({kind}) made no new namespace")
 
     return Case(name=f"unshare-{kind}", op=op, check=check, samples=100, warmup=3,
+                peers=[Peer(peer_name, lambda: Measured(_in_child(stdlib_timed)))],
                 floor=Floor("floor_core.c", ["unshare", hex(flag.value)]),
                 note="timed inside a forked child, both sides; Python's pages warmed there")
 

@@ -506,3 +506,19 @@ def stdlib_setns() -> tuple:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
     return "ctypes setns", setns
+
+
+def stdlib_unshare() -> tuple:
+    """(peer name, unshare(flags)): os.unshare on Python 3.12+, libc's through ctypes
+    before that."""
+    if hasattr(os, "unshare"):
+        return "os.unshare", os.unshare
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.unshare.argtypes = [ctypes.c_int]
+
+    def unshare(flags: int) -> None:
+        if libc.unshare(flags) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+    return "ctypes unshare", unshare
