@@ -9,7 +9,10 @@
  * makes / private recursively in a new mount namespace (nsfast's default)
  * and execs /bin/true with this environment (nsfast.spawn passes the
  * caller's by default, and ld.so's start-up cost depends on it); the parent
- * reads the CLOEXEC error pipe to EOF and waits.  Prints N samples in ns. */
+ * reads the CLOEXEC error pipe to EOF and waits.  As nsfast, the parent blocks
+ * signals around the clone and the child resets every disposition, unblocks
+ * and closes the fds above 2 before exec: the same work, done from C.
+ * Prints N samples in ns. */
 #include "floor_common.h"
 
 #include <errno.h>
@@ -18,6 +21,8 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <pthread.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +30,10 @@ extern char **environ;
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
+#endif
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
 #endif
 
 #define STACK_SIZE (64 * 1024)
@@ -35,6 +44,25 @@ struct child_args {
     int private_root;
     char *const *argv;
 };
+
+/* What any correct spawner does between clone and exec, as nsfast's child
+ * does: no handler of the parent may survive, no signal stays blocked, no fd
+ * but 0-2 (and the CLOEXEC error pipe) leaks into the program. */
+static void child_hygiene(int err_w)
+{
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < 65; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &dfl, 0);
+    if (err_w > 3)
+        syscall(SYS_close_range, 3, err_w - 1, 0);
+    syscall(SYS_close_range, err_w + 1, ~0U, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, 0);
+}
 
 static int child(void *p)
 {
@@ -51,6 +79,7 @@ static int child(void *p)
      * private / so that nothing propagates back */
     if (a->private_root && mount("none", "/", 0, MS_REC | MS_PRIVATE, 0) < 0)
         goto fail;
+    child_hygiene(a->err_w);
     execve("/bin/true", a->argv, environ);
 fail:;
     int e = errno;
@@ -98,8 +127,13 @@ int main(int argc, char **argv)
             floor_die("pipe2");
         struct child_args a = {syncp[0], syncp[1], errp[1], unshare_flags,
                                (clone_flags & CLONE_NEWNS) != 0, child_argv};
+        /* as nsfast: nothing of ours may run in the child sharing our memory */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
         pid_t pid = clone(child, stack + STACK_SIZE,
                           CLONE_VM | CLONE_PIDFD | clone_flags | SIGCHLD, &a, &pidfd);
+        pthread_sigmask(SIG_SETMASK, &old, 0);
         if (pid < 0)
             floor_die("clone");
         close(errp[1]);
