@@ -77,7 +77,7 @@ def thread_moved(kinds: KindsLike) -> None:
     >>> os.unshare(os.CLONE_NEWUTS); nsfast.enter.thread_moved("uts")  # doctest: +SKIP
     """
     k = NsType.parse(kinds)
-    slots = getattr(_local, "slots", {})
+    slots = _local.__dict__.get("slots", {})
     for kind in list(slots):
         if kind & k and not slots[kind][1]:
             os.close(slots.pop(kind)[0])
@@ -86,7 +86,9 @@ def thread_moved(kinds: KindsLike) -> None:
 def thread_moved_here() -> None:
     """nsfast.setns/unshare moved this thread: outside enter() blocks, read its
     namespaces again on the next enter().  Cheap when enter() was never used."""
-    slots = getattr(_local, "slots", None)
+    # the thread's own dict: getattr with a default would raise and catch an
+    # AttributeError inside, most of a microsecond when enter() was never used
+    slots = _local.__dict__.get("slots")
     if slots:
         for kind in [k for k, slot in slots.items() if not slot[1]]:
             os.close(slots.pop(kind)[0])

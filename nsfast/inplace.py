@@ -26,7 +26,6 @@ def thread_count() -> int:
 # joining or creating these applies to the whole process (or its children), which
 # the kernel allows only in a single-threaded process; plain ints so that the hot
 # path tests them without IntFlag arithmetic
-_WHOLE_PROCESS = frozenset([NsType.USER, NsType.PID])
 _WHOLE_PROCESS_MASK = int(NsType.USER | NsType.PID)
 _ALL_KINDS = NsType.all()._value_
 
@@ -118,15 +117,19 @@ def setns(target: Target, kinds: KindsLike = None) -> None:
         if kinds is not None and _single_kind(kinds) is not kind:
             raise ValueError(f"{target!r} is a {kind.proc_name} namespace, not {kinds!r}")
         fd = target.fileno()
-        if kind in _WHOLE_PROCESS:
-            _refuse_if_threaded(kind._value_, "setns into")
+        value = kind._value_  # plain ints: IntFlag's hashing and & cost most of a microsecond
         try:
-            _core.setns(fd, kind._value_)  # a plain int converts faster than the IntFlag
+            if value & _WHOLE_PROCESS_MASK:
+                _refuse_if_threaded(value, "setns into")
+                _core.setns(fd, value)
+            else:
+                # a per-thread setns is short and never blocks: keep the GIL
+                _core.setns_held(fd, value)
         except OSError as e:
             raise _setns_error(e, fd, kind, target.path) from None
     elif cls is Fd:
         kind = _single_kind(kinds) if kinds is not None else _kind_of_fd(target)
-        if kind in _WHOLE_PROCESS:
+        if kind._value_ & _WHOLE_PROCESS_MASK:
             _refuse_if_threaded(kind._value_, "setns into")
         try:
             _core.setns(target, kind._value_)
