@@ -10,24 +10,24 @@ import os
 import signal
 from typing import Optional
 
+from . import getopt
 from .common import Parser, UsageError, exit_status
+from .getopt import Opt
 
 # letter -> (long name, kind name); order as nsenter enters them
 NAMESPACE_FLAGS = {
     "U": ("user", "user"), "C": ("cgroup", "cgroup"), "i": ("ipc", "ipc"), "u": ("uts", "uts"),
     "n": ("net", "net"), "p": ("pid", "pid"), "m": ("mount", "mnt"), "T": ("time", "time"),
 }
-# long name -> (short letter or key, argument: "none" | "required" | "optional")
-LONG = {
-    "all": ("a", "none"), "target": ("t", "required"), "setuid": ("S", "required"),
-    "setgid": ("G", "required"), "preserve-credentials": ("preserve", "none"),
-    "root": ("r", "optional"), "wd": ("w", "optional"), "no-fork": ("F", "none"),
-    "help": ("h", "none"), "version": ("V", "none"),
-    **{name: (letter, "optional") for letter, (name, _) in NAMESPACE_FLAGS.items()},
-}
-SHORT = {"a": "none", "t": "required", "S": "required", "G": "required", "r": "optional",
-         "w": "optional", "F": "none", "h": "none", "V": "none",
-         **{letter: "optional" for letter in NAMESPACE_FLAGS}}
+# nsenter's options: an optional value (FILE, DIR) may be attached to the letter too
+GETOPT = [
+    Opt("all", "a"), Opt("target", "t", 1), Opt("setuid", "S", 1), Opt("setgid", "G", 1),
+    Opt("preserve-credentials"), Opt("root", "r", "?", True), Opt("wd", "w", "?", True),
+    Opt("no-fork", "F"), Opt("help", "h"), Opt("version", "V"),
+    *(Opt(name, letter, "?", True) for letter, (name, _) in NAMESPACE_FLAGS.items()),
+]
+# long name -> the key _apply() knows it by
+KEY = {o.name: (o.short or "preserve") for o in GETOPT}
 
 HELP = """usage: {prog} [options] [<program> [<argument>...]]
 
@@ -109,55 +109,11 @@ def _apply(opts: Options, key: str, value: Optional[str]) -> None:
 
 
 def parse(argv: list, prog: str) -> Options:
-    """getopt_long with "+" semantics over nsenter's flags."""
+    """nsenter's command line, parsed as its getopt_long does."""
     opts = Options()
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--":
-            i += 1
-            break
-        if arg.startswith("--"):
-            name, eq, value = arg[2:].partition("=")
-            matches = [n for n in LONG if n.startswith(name)]
-            if name in LONG:
-                matches = [name]
-            if len(matches) != 1:
-                raise UsageError(f"{'ambiguous' if matches else 'unrecognized'} option '--{name}'")
-            key, kind = LONG[matches[0]]
-            if kind == "none" and eq:
-                raise UsageError(f"option '--{matches[0]}' doesn't allow an argument")
-            if kind == "required" and not eq:
-                i += 1
-                if i >= len(argv):
-                    raise UsageError(f"option '--{matches[0]}' requires an argument")
-                value = argv[i]
-            _handle(opts, key, value if (eq or kind == "required") else None, prog)
-            i += 1
-            continue
-        if arg.startswith("-") and arg != "-":
-            j = 1
-            while j < len(arg):
-                letter = arg[j]
-                kind = SHORT.get(letter)
-                if kind is None:
-                    raise UsageError(f"invalid option -- '{letter}'")
-                rest = arg[j + 1:]
-                if kind == "none":
-                    _handle(opts, letter, None, prog)
-                    j += 1
-                    continue
-                if kind == "required" and not rest:
-                    i += 1
-                    if i >= len(argv):
-                        raise UsageError(f"option requires an argument -- '{letter}'")
-                    rest = argv[i]
-                _handle(opts, letter, rest or None, prog)
-                break
-            i += 1
-            continue
-        break  # the program
-    opts.program = argv[i:]
+    found, opts.program = getopt.parse(argv, GETOPT)
+    for name, value in found:
+        _handle(opts, KEY[name], value, prog)
     return opts
 
 

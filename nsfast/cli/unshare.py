@@ -13,9 +13,11 @@ import pwd
 import grp
 import signal
 import sys
-from typing import NoReturn, Optional, Sequence
+from typing import Optional, Sequence
 
+from . import getopt
 from .common import Parser, UsageError, exit_status
+from .getopt import Opt
 
 # namespace flags: (short, long, kind, the /proc/PID/ns entry to persist)
 NAMESPACE_FLAGS = [
@@ -58,7 +60,6 @@ OPTIONS.update({
     "help": ("h", 0),
     "version": ("V", 0),
 })
-SHORT = {short: long for long, (short, _) in OPTIONS.items() if short}
 REPEATABLE = {"bind", "ro-bind", "tmpfs"}
 
 USAGE = """usage: {prog} [options] [--] [PROGRAM [ARGS...]]
@@ -100,73 +101,31 @@ Run PROGRAM (default $SHELL) in new namespaces.
 """
 
 
+GETOPT = [Opt(name, short, arity) for name, (short, arity) in OPTIONS.items()]
+
+
 class UnshareParser(Parser):
-    """getopt-style parsing (optional values attached only), as unshare(1) does."""
+    """unshare(1)'s getopt_long: an optional FILE only on the long form."""
 
     def parse_args(self, args: Optional[Sequence[str]] = None,  # type: ignore[override]
                    namespace=None) -> argparse.Namespace:
+        found, command = getopt.parse(sys.argv[1:] if args is None else args, GETOPT)
         opts: dict = {}
-        args = list(sys.argv[1:] if args is None else args)
-        i = 0
-        while i < len(args):
-            a = args[i]
-            if a == "--":
-                i += 1
-                break
-            if not a.startswith("-") or a == "-":
-                break
-            i += 1
-            if a.startswith("--"):
-                name, eq, value = a[2:].partition("=")
-                i = self._take(opts, name, value if eq else None, args, i, a)
-                continue
-            j = 1
-            while j < len(a):
-                name = SHORT.get(a[j])
-                if name is None:
-                    self.error(f"invalid option -- '{a[j]}'")
-                rest = a[j + 1:]
-                if OPTIONS[name][1] in (0, "?"):
-                    # as getopt_long in unshare(1): -m takes no FILE, only --mount=FILE
-                    i = self._take(opts, name, None, args, i, "-" + a[j])
-                    j += 1
-                    continue
-                i = self._take(opts, name, rest or None, args, i, "-" + a[j])
-                break
+        for name, value in found:
+            arity = OPTIONS[name][1]
+            if arity == 0:
+                opts[name] = True
+            elif arity == "?":
+                if value is not None or name not in opts:
+                    opts[name] = value
+            elif name in REPEATABLE:
+                opts.setdefault(name, []).append(value)
+            else:
+                opts[name] = value
         if "help" in opts:
             sys.stdout.write(USAGE.format(prog=self.prog))
             raise SystemExit(0)
-        return argparse.Namespace(opts=opts, command=args[i:])
-
-    def _take(self, opts: dict, name: str, value: Optional[str], args: list, i: int,
-              shown: str) -> int:
-        if name not in OPTIONS:
-            self.error(f"unrecognized option '{shown.partition('=')[0]}'")
-        arity = OPTIONS[name][1]
-        if arity == 0:
-            if value is not None:
-                self.error(f"option '--{name}' doesn't allow an argument")
-            opts[name] = True
-            return i
-        if arity == "?":
-            if value is not None or name not in opts:
-                opts[name] = value
-            return i
-        values = [] if value is None else [value]
-        while len(values) < arity:
-            if i >= len(args):
-                self.error(f"option '{shown}' requires {arity} argument(s)")
-            values.append(args[i])
-            i += 1
-        got = values[0] if arity == 1 else tuple(values)
-        if name in REPEATABLE:
-            opts.setdefault(name, []).append(got)
-        else:
-            opts[name] = got
-        return i
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
+        return argparse.Namespace(opts=opts, command=command)
 
 
 def build_parser(prog: str) -> Parser:
