@@ -96,9 +96,6 @@ def thread_moved_here() -> None:
 
 # ---------------------------------------------------------------- targets
 
-_KINDS_CACHE: dict = {}
-
-
 _SINGLES_CACHE: dict = {}
 
 
@@ -109,17 +106,6 @@ def _singles(kinds: NsType) -> tuple:
     except KeyError:
         t = _SINGLES_CACHE[kinds] = tuple(kinds.kinds())
         return t
-
-
-def _parse_kinds(kinds: KindsLike) -> NsType:
-    try:
-        return _KINDS_CACHE[kinds]
-    except (KeyError, TypeError):
-        pass
-    k = NsType.parse(kinds)
-    if isinstance(kinds, (str, int)):
-        _KINDS_CACHE[kinds] = k
-    return k
 
 
 def _open_named_netns(name: str) -> Namespace:
@@ -274,7 +260,7 @@ class enter:
                         raise _setns_error(e.errno, k, target.path) from None
                     raise
                 return self
-        kinds = _parse_kinds(self._kinds) if self._kinds is not None else None
+        kinds = NsType.parse(self._kinds) if self._kinds is not None else None
         pid = _pid_of(target)
         if pid is None and not isinstance(target, PidFd):
             ns = _open_file_target(target, kinds or NsType(0))

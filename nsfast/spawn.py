@@ -30,20 +30,14 @@ HOST_NAME_MAX = 64
 # plain ints: IntFlag arithmetic costs microseconds per spawn
 _UTS, _MNT, _PID, _NET, _TIME, _USER = (int(k) for k in (
     NsType.UTS, NsType.MNT, NsType.PID, NsType.NET, NsType.TIME, NsType.USER))
-_kinds_cache: dict = {}
 _KEEP_ID = 0xFFFFFFFF
 
 
 def _kinds(namespaces: KindsLike) -> int:
-    """NsType.parse as an int, cached for the strings callers repeat."""
-    if isinstance(namespaces, str):
-        value = _kinds_cache.get(namespaces)
-        if value is None:
-            value = int(NsType.parse(namespaces))
-            if len(_kinds_cache) < 256:
-                _kinds_cache[namespaces] = value
-        return value
+    """NsType.parse as a plain int (NsType.parse caches the strings callers repeat)."""
     return int(NsType.parse(namespaces))
+
+
 TIME_CLOCKS = ("monotonic", "boottime")
 
 
