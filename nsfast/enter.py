@@ -113,11 +113,6 @@ def _open_named_netns(name: str) -> Namespace:
     return netns.open(name)
 
 
-def _wrong_kind(ns: Namespace, want: NsType) -> OSError:
-    return os_error(errno.EINVAL, ns.path, f"it is a {ns.kind.proc_name} namespace, not "
-                    f"{','.join(k.proc_name for k in want.kinds())}")
-
-
 def _pid_of(target: Any) -> Optional[int]:
     """The pid a target names, or None when it names a namespace file."""
     if isinstance(target, bool):
@@ -148,10 +143,7 @@ def _open_file_target(target: Any, kinds: NsType) -> Namespace:
     else:
         raise TypeError(f"cannot enter {type(target).__name__} (give a pid, a path, a "
                         "Namespace, a netns name, Fd(n) or PidFd(n))")
-    if kinds and ns.kind != kinds:
-        ns.close()
-        raise _wrong_kind(ns, kinds)
-    return ns
+    return ns.require(kinds) if kinds else ns
 
 
 def _pidfd_for(target: Any, pid: Optional[int]) -> tuple[int, bool]:

@@ -80,13 +80,7 @@ class Namespace(Closeable):
         except OSError as e:
             raise os_error(e.errno, p) from None
         ns = cls(fd, p)
-        if kind is not None:
-            want = NsType.parse(kind)
-            if ns.kind != want:
-                ns.close()
-                raise os_error(errno.EINVAL, p,
-                               f"it is a {ns.kind.proc_name} namespace, not {want.proc_name}")
-        return ns
+        return ns.require(kind) if kind is not None else ns
 
     @classmethod
     def of(cls, pid: int, kind) -> "Namespace":
@@ -116,6 +110,20 @@ class Namespace(Closeable):
         except OSError as e:
             raise os_error(e.errno, path) from None
         return cls(fd, path)
+
+    def require(self, kind) -> "Namespace":
+        """self, if it is of the given kind(s); else closed, and OSError(EINVAL)
+        naming the path and both kinds.
+
+        >>> Namespace.open("/proc/self/ns/uts").require("net")  # doctest: +SKIP
+        """
+        want = NsType.parse(kind)
+        if self.kind != want:
+            self.close()
+            names = ",".join(k.proc_name for k in want.kinds())
+            raise os_error(errno.EINVAL, self.path,
+                           f"it is a {self.kind.proc_name} namespace, not {names}")
+        return self
 
     def fileno(self) -> int:
         """The fd; ValueError once closed."""

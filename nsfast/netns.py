@@ -248,11 +248,7 @@ def open(name: str) -> Namespace:  # noqa: A001 - the handle of a named namespac
     except OSError as e:
         raise os_error(e.errno, path, "the name is a symlink, not a namespace"
                        if e.errno == errno.ELOOP else None) from None
-    ns = Namespace(fd, path)
-    if ns.kind != NsType.NET:
-        ns.close()
-        raise os_error(errno.EINVAL, path, f"it is a {ns.kind.proc_name} namespace, not net")
-    return ns
+    return Namespace(fd, path).require(NsType.NET)
 
 
 def _identity(path: str) -> tuple[int, int]:
