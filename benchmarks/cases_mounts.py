@@ -68,44 +68,53 @@ def _propagation_cases(n: int) -> list[Case]:
     """Two cases: against the C floor and the mount(2) fallback (all warm), and
     against mount(8).  Apart because the op timed right after a command pays
     for the cache and TLB the command's process evicted (3 us -> 20 us here),
-    which is the harness's interleaving, not the cost of the call."""
-    box = MountSandbox(n)
-    flip = [0]
+    which is the harness's interleaving, not the cost of the call.
 
-    def toggled(method: str):
+    One sample is a round trip, the tree made shared and then private again,
+    by every contender: the two changes cost differently (shared allocates a
+    peer group per mount), so contenders taking single changes in turn would
+    each be timed on whichever transition the order dealt them."""
+    box = MountSandbox(n)
+
+    def round_trip(method: str):
         # the loop a caller would write: one call per change, nothing else
-        change, top, modes = mounts.set_propagation, box.top, ("private", "shared")
+        change, top = mounts.set_propagation, box.top
         if method == "auto":
             def op():
-                flip[0] ^= 1
-                change(top, modes[flip[0]])
+                change(top, "shared")
+                change(top, "private")
         else:
             def op():
-                flip[0] ^= 1
-                change(top, modes[flip[0]], method=method)
+                change(top, "shared", method=method)
+                change(top, "private", method=method)
         return op
 
     def mount_cmd():
-        flip[0] ^= 1
-        _run([mount, "--make-rshared" if flip[0] else "--make-rprivate", box.top])
+        _run([mount, "--make-rshared", box.top])
+        _run([mount, "--make-rprivate", box.top])
+
+    def tree_modes() -> set:
+        return {e.propagation for e in mounts.mountinfo() if e.mount_point.startswith(box.top)}
 
     def check():
+        mounts.set_propagation(box.top, "shared")
+        assert tree_modes() == {"shared"}, f"tree of {n} is {tree_modes()}, expected shared"
         op()
-        modes = {e.propagation for e in mounts.mountinfo() if e.mount_point.startswith(box.top)}
-        want = "shared" if flip[0] else "private"
-        assert modes == {want}, f"tree of {n} is {modes}, expected all {want}"
+        assert tree_modes() == {"private"}, f"tree of {n} is {tree_modes()}, expected private"
 
     mount = which_or_none("mount")
-    op = toggled("auto")
-    common = dict(op=op, floor=Floor("floor_mounts.c", ["setattr", box.top]), check=check,
-                  setup=box.enter, teardown=box.leave, samples=200 if n < 1000 else 100)
-    note = "toggles the whole tree between shared and private"
+    op = round_trip("auto")
+    common = dict(op=op, check=check, setup=box.enter, teardown=box.leave,
+                  samples=200 if n < 1000 else 100)
+    note = "makes the whole tree shared, then private"
     return [
         Case(name=f"set_propagation recursive, {n} mounts",
-             peers=[Peer("mount(2) MS_REC", toggled("mount"))], target=("floor", 1.2),
+             floor=Floor("floor_mounts.c", ["setattr", box.top]),
+             peers=[Peer("mount(2) MS_REC", round_trip("mount"))], target=("floor", 1.2),
              note=note + "; mount_setattr(AT_RECURSIVE), floor the same syscall in C",
              **common),
         Case(name=f"set_propagation vs mount(8), {n} mounts",
+             floor=Floor("floor_mounts.c", ["setattr", box.top], served=True),
              peers=[Peer("mount --make-r*", mount_cmd if mount else None,
                          "apt-get install mount")],
              target=("mount --make-r*", 1.0),
@@ -123,14 +132,15 @@ def _new_namespace_cases(n: int) -> list[Case]:
         assert os.stat("/proc/self/ns/mnt").st_ino != before[0]
 
     tool = which_or_none("unshare")
-    common = dict(op=lambda: unshare("mnt"), floor=Floor("floor_mounts.c", ["unshare"]),
-                  check=check, setup=box.enter, teardown=box.leave,
-                  samples=200 if n < 1000 else 100)
+    common = dict(op=lambda: unshare("mnt"), check=check, setup=box.enter,
+                  teardown=box.leave, samples=200 if n < 1000 else 100)
     note = (f"unshare(CLONE_NEWNS) copies the table ({n} mounts + the host's) and frees "
             "the previous copy: the cost grows with the table")
     return [
-        Case(name=f"new mount namespace, {n}-mount tree", note=note, **common),
+        Case(name=f"new mount namespace, {n}-mount tree", note=note,
+             floor=Floor("floor_mounts.c", ["unshare"]), **common),
         Case(name=f"new mount namespace vs unshare(1), {n}-mount tree",
+             floor=Floor("floor_mounts.c", ["unshare"], served=True),
              peers=[Peer("unshare -m true", (lambda: _run([tool, "-m", "true"])) if tool
                          else None, "apt-get install util-linux")],
              note=note + "; the peer also forks and execs", **common),
@@ -146,7 +156,7 @@ def _mountinfo_case(n: int) -> Case:
 
     return Case(
         name=f"mountinfo parse, {n}-mount tree", op=mounts.mountinfo,
-        floor=Floor("floor_mounts.c", ["read"]),
+        floor=Floor("floor_mounts.c", ["read"], served=True),
         peers=[Peer("findmnt -J", (lambda: _run([findmnt, "-J"])) if findmnt else None,
                     "apt-get install util-linux")],
         check=check, setup=box.enter, teardown=box.leave, target=("findmnt -J", 1.0),

@@ -46,13 +46,14 @@ def nsfast_op(names: str, map_root: bool):
     return op
 
 
-def floor_for(names: str, map_root: bool) -> Floor:
+def floor_for(names: str, map_root: bool, served: bool) -> Floor:
     """The same flags as nsfast.spawn: clone makes all but time, which the
-    child unshares (its offsets must go in before anyone enters it)."""
+    child unshares (its offsets must go in before anyone enters it).
+    served: for a case with command peers (see Floor)."""
     kinds = _kinds(names)
     clone = int(kinds & ~NsType.TIME)
     unshare = int(kinds & NsType.TIME)
-    return Floor("floor_spawn.c", [hex(clone), hex(unshare), int(map_root)])
+    return Floor("floor_spawn.c", [hex(clone), hex(unshare), int(map_root)], served=served)
 
 
 def unshare_peer(names: str, map_root: bool) -> Peer:
@@ -173,14 +174,15 @@ def check_for(names: str, map_root: bool):
 
 
 def spawn_case(label: str, names: str, map_root: bool, cfg) -> Case:
-    """nsfast against the floor and the peers, samples interleaved; the
-    target is against unshare (0.5x): a sample taken right after a peer also
-    pays the kernel's deferred teardown of that peer's namespaces."""
+    """nsfast against the floor and the peers, every contender sampled in turn
+    (the floor is served): a sample taken right after a peer pays the
+    kernel's deferred teardown of that peer's namespaces and cold caches,
+    whoever takes it."""
     fork = ForkPeer(names, map_root)
     return Case(
         name=f"spawn-{label}",
         op=nsfast_op(names, map_root),
-        floor=floor_for(names, map_root),
+        floor=floor_for(names, map_root, served=True),
         peers=[unshare_peer(names, map_root), Peer("fork+unshare", fork),
                bwrap_peer(names, map_root)],
         check=check_for(names, map_root),
@@ -192,12 +194,12 @@ def spawn_case(label: str, names: str, map_root: bool, cfg) -> Case:
 
 
 def solo_case(label: str, names: str, map_root: bool) -> Case:
-    """nsfast alone against the floor: both run back to back, as the floor
-    does, so that neither pays for another contender's teardown."""
+    """nsfast alone against the floor (in rounds: there is no peer whose
+    leftovers need sharing out)."""
     return Case(
         name=f"spawn-{label}-solo",
         op=nsfast_op(names, map_root),
-        floor=floor_for(names, map_root),
+        floor=floor_for(names, map_root, served=False),
         check=check_for(names, map_root),
         target=("floor", 1.10),
         samples=400,
@@ -235,7 +237,7 @@ def flat_case(names: str = "user,mnt,uts,ipc,pid,cgroup,time", map_root: bool = 
               ) -> Case:
     flat = FlatCase(names, map_root, warmup=10)
     flat.case = Case(name="spawn-flat-5000", op=flat.op, teardown=flat.teardown,
-                     floor=floor_for(names, map_root),
+                     floor=floor_for(names, map_root, served=False),
                      samples=5000, warmup=flat.warmup, check=check_for(names, map_root))
     return flat.case
 

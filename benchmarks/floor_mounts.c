@@ -1,10 +1,11 @@
 /* C floors for the mounts cases, run inside the benchmark's throwaway mount
  * namespace:
- *   floor_mounts N setattr PATH   recursive propagation toggle (shared/private)
- *                                 with one mount_setattr(AT_RECURSIVE) call
+ *   floor_mounts N setattr PATH   recursive propagation round trip (shared, then
+ *                                 private), mount_setattr(AT_RECURSIVE) calls
  *   floor_mounts N mount PATH     the same with mount(2) and MS_REC
  *   floor_mounts N unshare        a new mount namespace (copy of the table)
  *   floor_mounts N read           read /proc/self/mountinfo whole (no parsing)
+ * N may be `serve` (floor_common.h).
  */
 #include "floor_common.h"
 
@@ -26,63 +27,67 @@ struct attr {
     uint64_t set, clr, propagation, userns_fd;
 };
 
-static unsigned long mode_of(int i) { return (i & 1) ? MS_SHARED : MS_PRIVATE; }
-
-static void propagation(int n, const char *path, int use_setattr)
+/* One sample is a round trip, as in the Python case: the tree made shared,
+ * then private again (the two transitions cost differently). */
+static long long setattr_one(void *p)
 {
-    for (int i = 0; i < n; i++) {
-        long long t0 = floor_now_ns();
-        if (use_setattr) {
-            struct attr a = {0, 0, mode_of(i), 0};
-            if (syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &a, sizeof a) < 0)
-                floor_die("mount_setattr");
-        } else if (mount("none", path, NULL, mode_of(i) | MS_REC, NULL) < 0) {
+    const char *path = p;
+    long long t0 = floor_now_ns();
+    for (int i = 0; i < 2; i++) {
+        struct attr a = {0, 0, i ? MS_PRIVATE : MS_SHARED, 0};
+        if (syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &a, sizeof a) < 0)
+            floor_die("mount_setattr");
+    }
+    return floor_now_ns() - t0;
+}
+
+static long long mount_one(void *p)
+{
+    const char *path = p;
+    long long t0 = floor_now_ns();
+    for (int i = 0; i < 2; i++)
+        if (mount("none", path, NULL, (i ? MS_PRIVATE : MS_SHARED) | MS_REC, NULL) < 0)
             floor_die("mount");
-        }
-        printf("%lld\n", floor_now_ns() - t0);
-    }
+    return floor_now_ns() - t0;
 }
 
-static void new_namespace(int n)
+static long long unshare_one(void *p)
 {
-    for (int i = 0; i < n; i++) {
-        long long t0 = floor_now_ns();
-        if (unshare(CLONE_NEWNS) < 0)
-            floor_die("unshare");
-        printf("%lld\n", floor_now_ns() - t0);
-    }
+    (void)p;
+    long long t0 = floor_now_ns();
+    if (unshare(CLONE_NEWNS) < 0)
+        floor_die("unshare");
+    return floor_now_ns() - t0;
 }
 
-static void read_mountinfo(int n)
+static long long read_one(void *p)
 {
     static char buf[1 << 20];
-    for (int i = 0; i < n; i++) {
-        long long t0 = floor_now_ns();
-        int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            floor_die("open");
-        while (read(fd, buf, sizeof buf) > 0)
-            ;
-        close(fd);
-        printf("%lld\n", floor_now_ns() - t0);
-    }
+    (void)p;
+    long long t0 = floor_now_ns();
+    int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        floor_die("open");
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+    close(fd);
+    return floor_now_ns() - t0;
 }
 
 int main(int argc, char **argv)
 {
     int n = floor_count(argc, argv);
     const char *what = argc > 2 ? argv[2] : "";
-    if (!strcmp(what, "setattr") && argc > 3)
-        propagation(n, argv[3], 1);
-    else if (!strcmp(what, "mount") && argc > 3)
-        propagation(n, argv[3], 0);
-    else if (!strcmp(what, "unshare"))
-        new_namespace(n);
-    else if (!strcmp(what, "read"))
-        read_mountinfo(n);
-    else {
-        fprintf(stderr, "usage: %s N setattr|mount PATH | N unshare | N read\n", argv[0]);
-        return 2;
-    }
-    return 0;
+    char *path = argc > 3 ? argv[3] : NULL;
+    if (!strcmp(what, "setattr") && path)
+        return floor_emit(n, setattr_one, path);
+    if (!strcmp(what, "mount") && path)
+        return floor_emit(n, mount_one, path);
+    if (!strcmp(what, "unshare"))
+        return floor_emit(n, unshare_one, NULL);
+    if (!strcmp(what, "read"))
+        return floor_emit(n, read_one, NULL);
+    fprintf(stderr, "usage: %s N|serve setattr|mount PATH | N|serve unshare | N|serve read\n",
+            argv[0]);
+    return 2;
 }

@@ -1,6 +1,6 @@
 /* The C floor of spawn-and-wait: what nsfast.spawn does, with nothing else.
  *
- *   floor_spawn N CLONE_FLAGS UNSHARE_FLAGS MAP_ROOT
+ *   floor_spawn N|serve CLONE_FLAGS UNSHARE_FLAGS MAP_ROOT
  *
  * Each sample: clone(CLONE_VM | CLONE_PIDFD | CLONE_FLAGS) onto a child stack;
  * with MAP_ROOT the child waits on a pipe while the parent writes uid_map,
@@ -12,7 +12,7 @@
  * reads the CLOEXEC error pipe to EOF and waits.  As nsfast, the parent blocks
  * signals around the clone and the child resets every disposition, unblocks
  * and closes the fds above 2 before exec: the same work, done from C.
- * Prints N samples in ns. */
+ * Prints N samples in ns, or serves them one at a time (floor_common.h). */
 #include "floor_common.h"
 
 #include <errno.h>
@@ -100,65 +100,73 @@ static void write_file(pid_t pid, const char *name, const char *text)
     close(fd);
 }
 
+struct floor_spawn {
+    int clone_flags, unshare_flags, map_root;
+    char uid_map[64], gid_map[64];
+    char *const *argv;
+    char *stack;
+};
+
+static long long spawn_one(void *p)
+{
+    struct floor_spawn *f = p;
+    long long t0 = floor_now_ns();
+    int errp[2], syncp[2] = {-1, -1}, pidfd = -1;
+    if (pipe2(errp, O_CLOEXEC) < 0 || (f->map_root && pipe2(syncp, O_CLOEXEC) < 0))
+        floor_die("pipe2");
+    struct child_args a = {syncp[0], syncp[1], errp[1], f->unshare_flags,
+                           (f->clone_flags & CLONE_NEWNS) != 0, f->argv};
+    /* as nsfast: nothing of ours may run in the child sharing our memory */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = clone(child, f->stack + STACK_SIZE,
+                      CLONE_VM | CLONE_PIDFD | f->clone_flags | SIGCHLD, &a, &pidfd);
+    pthread_sigmask(SIG_SETMASK, &old, 0);
+    if (pid < 0)
+        floor_die("clone");
+    close(errp[1]);
+    if (f->map_root) {
+        close(syncp[0]);
+        write_file(pid, "uid_map", f->uid_map);
+        write_file(pid, "setgroups", "deny");
+        write_file(pid, "gid_map", f->gid_map);
+        if (write(syncp[1], "x", 1) != 1)
+            floor_die("release");
+        close(syncp[1]);
+    }
+    int err = 0;
+    if (read(errp[0], &err, sizeof err) > 0) {
+        errno = err;
+        floor_die("child");
+    }
+    close(errp[0]);
+    int status;
+    if (waitpid(pid, &status, 0) < 0 || status != 0)
+        floor_die("waitpid");
+    close(pidfd);
+    return floor_now_ns() - t0;
+}
+
 int main(int argc, char **argv)
 {
     int n = floor_count(argc, argv);
     if (argc < 5) {
-        fprintf(stderr, "usage: %s N CLONE_FLAGS UNSHARE_FLAGS MAP_ROOT\n", argv[0]);
+        fprintf(stderr, "usage: %s N|serve CLONE_FLAGS UNSHARE_FLAGS MAP_ROOT\n", argv[0]);
         return 2;
     }
-    int clone_flags = (int)strtol(argv[2], 0, 0);
-    int unshare_flags = (int)strtol(argv[3], 0, 0);
-    int map_root = atoi(argv[4]);
-    char uid_map[64], gid_map[64];
-    snprintf(uid_map, sizeof uid_map, "0 %d 1\n", (int)geteuid());
-    snprintf(gid_map, sizeof gid_map, "0 %d 1\n", (int)getegid());
-    char *const child_argv[] = {"true", NULL};
-    char *stack = mmap(0, STACK_SIZE, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED)
+    static char *const child_argv[] = {"true", NULL};
+    struct floor_spawn f = {
+        .clone_flags = (int)strtol(argv[2], 0, 0),
+        .unshare_flags = (int)strtol(argv[3], 0, 0),
+        .map_root = atoi(argv[4]),
+        .argv = child_argv,
+    };
+    snprintf(f.uid_map, sizeof f.uid_map, "0 %d 1\n", (int)geteuid());
+    snprintf(f.gid_map, sizeof f.gid_map, "0 %d 1\n", (int)getegid());
+    f.stack = mmap(0, STACK_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (f.stack == MAP_FAILED)
         floor_die("mmap");
-    long long *samples = calloc((size_t)n, sizeof *samples);
-
-    for (int i = 0; i < n; i++) {
-        long long t0 = floor_now_ns();
-        int errp[2], syncp[2] = {-1, -1}, pidfd = -1;
-        if (pipe2(errp, O_CLOEXEC) < 0 || (map_root && pipe2(syncp, O_CLOEXEC) < 0))
-            floor_die("pipe2");
-        struct child_args a = {syncp[0], syncp[1], errp[1], unshare_flags,
-                               (clone_flags & CLONE_NEWNS) != 0, child_argv};
-        /* as nsfast: nothing of ours may run in the child sharing our memory */
-        sigset_t all, old;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        pid_t pid = clone(child, stack + STACK_SIZE,
-                          CLONE_VM | CLONE_PIDFD | clone_flags | SIGCHLD, &a, &pidfd);
-        pthread_sigmask(SIG_SETMASK, &old, 0);
-        if (pid < 0)
-            floor_die("clone");
-        close(errp[1]);
-        if (map_root) {
-            close(syncp[0]);
-            write_file(pid, "uid_map", uid_map);
-            write_file(pid, "setgroups", "deny");
-            write_file(pid, "gid_map", gid_map);
-            if (write(syncp[1], "x", 1) != 1)
-                floor_die("release");
-            close(syncp[1]);
-        }
-        int err = 0;
-        if (read(errp[0], &err, sizeof err) > 0) {
-            errno = err;
-            floor_die("child");
-        }
-        close(errp[0]);
-        int status;
-        if (waitpid(pid, &status, 0) < 0 || status != 0)
-            floor_die("waitpid");
-        close(pidfd);
-        samples[i] = floor_now_ns() - t0;
-    }
-    for (int i = 0; i < n; i++)
-        printf("%lld\n", samples[i]);
-    return 0;
+    return floor_emit(n, spawn_one, &f);
 }

@@ -1,9 +1,12 @@
 """Timing machinery: interleaved samples, the compiled C floors, statistics, targets.
 
 A Case times one operation done by nsfast, by each peer and by a C floor
-program.  Samples are taken A B A B after a warm-up, so that drift on this
-shared machine hits every contender alike; the floor program runs in rounds
-between the Python rounds for the same reason.  Every case must prove, through
+program.  Samples are taken in passes after a warm-up, one sample of each contender
+per pass in a shuffled order (A B C, C A B, B C A, ...), so that drift on this
+shared machine, and whatever one contender leaves behind for the next, hits
+every contender alike; the floor program runs in rounds
+between the Python rounds for the same reason, or, when it is served, as one
+more contender in that order.  Every case must prove, through
 its check(), that the operation really happened; run_case refuses a case
 without one.  The result records are described in benchmarks/SCHEMA.md.
 
@@ -26,6 +29,7 @@ import gc
 import importlib
 import math
 import os
+import random
 import shutil
 import signal
 import statistics
@@ -64,9 +68,18 @@ CASE_TIME_LIMIT_S = {True: 60.0, False: 600.0}
 @dataclass
 class Floor:
     """A C floor: benchmarks/<source> compiled with cc, run as `prog N ARGS...`;
-    it prints one sample in nanoseconds per line."""
+    it prints one sample in nanoseconds per line.
+
+    served: the program also takes `prog serve ARGS...` (floor_emit in
+    floor_common.h) and is sampled as one more contender, in the passes with
+    nsfast and the peers, instead of in rounds of its own between theirs.  A
+    case whose peers are commands needs this for a like-for-like ratio: a
+    command leaves work behind (namespace teardown, evicted caches) for
+    whichever sample comes next.  Without such peers a floor in rounds is the
+    fairer one: nsfast's samples are then warm back-to-back calls too."""
     source: str
     args: list = field(default_factory=list)
+    served: bool = False
 
 
 @dataclass
@@ -137,7 +150,7 @@ REQUIRED_TARGETS = {
     "pool-nonet": ("spawn from the pool", within(1.15, "spawn no netns", key="pool-nonet"),
                    ("*pool*",)),
     "propagation-floor": ("propagation change", within(1.2, key="propagation-floor"),
-                          ("*propagation*",)),
+                          ("set_propagation recursive*",)),
 }
 
 
@@ -313,9 +326,26 @@ class Measured(int):
     through a pipe): this many ns is the sample, not the wall time around op."""
 
 
-class Measured(int):
-    """Returned by an op that timed itself (e.g. inside a forked child, reporting
-    through a pipe): this many ns is the sample, not the wall time around op."""
+class ServedFloor:
+    """A floor program running in serve mode: each call takes one sample."""
+
+    def __init__(self, floor: Floor):
+        self.proc = subprocess.Popen([build_floor(floor.source), "serve", *map(str, floor.args)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+
+    def __call__(self) -> Measured:
+        os.write(self.proc.stdin.fileno(), b"x")
+        got = os.read(self.proc.stdout.fileno(), 8)
+        if len(got) != 8:
+            self.close()
+            raise RuntimeError(f"served floor {self.proc.args} stopped (exit {self.proc.returncode})")
+        return Measured(int.from_bytes(got, sys.byteorder, signed=True))
+
+    def close(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.stdin.close()
+            self.proc.wait()
+            self.proc.stdout.close()
 
 
 def time_op(op: Op) -> int:
@@ -347,29 +377,41 @@ def sample_case(case: Case, cfg: Config) -> dict:
     if case.setup:
         case.setup()
     gc_was = gc.isenabled()
+    served: Optional[ServedFloor] = None
     try:
         case.check()
+        if case.floor and case.floor.served:
+            served = ServedFloor(case.floor)   # after setup: it may fill in the args
+            contenders.append(("floor", served))
+            samples["floor"] = floor_samples
         for _ in range(warmup):
             for _, op in contenders:
                 op()
         gc.collect()
         gc.disable()   # a collection inside one sample is noise that belongs to nobody
+        # each pass takes the contenders in a fresh order, so that each
+        # follows every other about equally often: what the one before leaves
+        # behind (cold caches, namespace teardown) is shared out fairly.  The
+        # seed makes a run's order reproducible.
+        order = random.Random(case.name)
         for _ in range(rounds):
             taken = 0
             for _ in range(per_round):
-                for name, op in contenders:
+                for name, op in order.sample(contenders, len(contenders)):
                     samples[name].append(time_op(op))
                 taken += 1
                 if (time.monotonic() - start > budget
                         and len(samples["nsfast"]) >= min_n):
                     break
-            if case.floor:
+            if case.floor and not served:
                 floor_samples.extend(run_floor(case.floor, max(taken, min_n // 2 + 1)))
             if time.monotonic() - start > budget and len(samples["nsfast"]) >= min_n:
                 break
     finally:
         if gc_was:
             gc.enable()
+        if served:
+            served.close()
         if case.teardown:
             case.teardown()
     if floor_samples:

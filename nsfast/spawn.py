@@ -9,7 +9,7 @@ import errno
 import os
 import signal
 import subprocess
-from dataclasses import dataclass, field
+import sys
 from typing import IO, Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 from . import _core, idmap
@@ -31,29 +31,37 @@ HOST_NAME_MAX = 64
 _UTS, _MNT, _PID, _NET, _TIME, _USER = (int(k) for k in (
     NsType.UTS, NsType.MNT, NsType.PID, NsType.NET, NsType.TIME, NsType.USER))
 _KEEP_ID = 0xFFFFFFFF
+_NO_KINDS = NsType(0)
 
 
 def _kinds(namespaces: KindsLike) -> int:
     """NsType.parse as a plain int (NsType.parse caches the strings callers repeat)."""
+    if namespaces is None:
+        return 0
     return int(NsType.parse(namespaces))
 
 
 TIME_CLOCKS = ("monotonic", "boottime")
+# what spawn(propagation=) takes: "unbindable" would make / unusable as a bind source
+_SPAWN_PROPAGATIONS = frozenset(["private", "slave", "shared", "unchanged"])
 
 
-@dataclass
 class _ChildSpec:
-    """Everything the C child reads, already converted (see csrc/spawn.h)."""
-    exec_paths: list = field(default_factory=list)
-    argv: list = field(default_factory=list)
-    envp: list = field(default_factory=list)
+    """Everything the C child reads, already converted (see csrc/spawn.h).
+
+    The defaults are class attributes, so that a spawn sets only what it
+    changes: building this object is on every spawn's path.  Sequences
+    default to a shared empty tuple and are replaced, never appended to."""
+    exec_paths: Sequence = ()
+    argv: Sequence = ()
+    envp: Sequence = ()
     cwd: Optional[bytes] = None
     root: Optional[bytes] = None
     clone_flags: int = 0
     unshare_flags: int = 0
     fork_after_unshare: bool = False
-    join_fds: list = field(default_factory=list)
-    join_kinds: list = field(default_factory=list)
+    join_fds: Sequence = ()
+    join_kinds: Sequence = ()
     join_pidfd: bool = False
     join_setgroups: bool = False
     need_ready: bool = False
@@ -61,11 +69,11 @@ class _ChildSpec:
     hostname: Optional[bytes] = None
     domainname: Optional[bytes] = None
     propagation: int = 0
-    mounts: list = field(default_factory=list)
+    mounts: Sequence = ()
     proc_target: Optional[bytes] = None
     loopback_up: bool = False
     std_fds: tuple = (-1, -1, -1)
-    keep_fds: list = field(default_factory=list)
+    keep_fds: Sequence = ()
     max_fd: int = 1024
     new_session: bool = False
     pdeathsig: int = 0
@@ -83,8 +91,14 @@ class _ChildSpec:
     cwd_fd: int = -1
 
 
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
+
+
 def _bytes_arg(value: Any, what: str) -> bytes:
-    if isinstance(value, bytes):
+    if type(value) is str:   # the common case, without os.fsencode's indirection
+        b = value.encode(_FS_ENCODING, _FS_ERRORS)
+    elif isinstance(value, bytes):
         b = value
     elif isinstance(value, (str, os.PathLike)):
         b = os.fsencode(value)
@@ -95,13 +109,22 @@ def _bytes_arg(value: Any, what: str) -> bytes:
     return b
 
 
+# (copy of os.environ's store, the envp made from it): most spawns pass the
+# caller's environment unchanged, and comparing two dicts is cheaper than
+# joining every entry again.
+_environ_envp: list = [None, []]
+
+
 def _environment(env: Optional[Mapping]) -> list[bytes]:
+    """The child's envp (callers must not modify the list: it may be shared)."""
     if env is None:
         # os.environ's own store already holds bytes that putenv accepted
         # (no NUL, no '=' in a name): joining them needs no check.
         data = getattr(os.environ, "_data", None)
         if isinstance(data, dict):
-            return [k + b"=" + v for k, v in data.items()]
+            if _environ_envp[0] != data:
+                _environ_envp[:] = [dict(data), [k + b"=" + v for k, v in data.items()]]
+            return _environ_envp[1]
         env = os.environb
     out = []
     for k, v in env.items():
@@ -252,8 +275,8 @@ def _join_targets(join: Any, spec: _ChildSpec, handles: list) -> NsType:
             raise ValueError(f"join names the {kind.proc_name} namespace twice")
         ns = open_target(target, kind)
         handles.append(ns)
-        spec.join_fds.append(ns.fileno())
-        spec.join_kinds.append(int(kind))
+        spec.join_fds = [*spec.join_fds, ns.fileno()]
+        spec.join_kinds = [*spec.join_kinds, int(kind)]
         kinds |= kind
     return kinds
 
@@ -332,7 +355,8 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     """
     spec = _ChildSpec()
     # ---- argv, program, env, cwd
-    if isinstance(argv, (str, bytes, os.PathLike)):
+    # hasattr, not isinstance(os.PathLike): an ABC check costs microseconds
+    if isinstance(argv, (str, bytes)) or hasattr(argv, "__fspath__"):
         argv = [argv]
     argv = list(argv)
     if not argv:
@@ -356,7 +380,7 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
                 raise ValueError(f"{what} is {len(b)} bytes; the kernel takes at most "
                                  f"{HOST_NAME_MAX}")
             setattr(spec, what, b)
-    if propagation not in (*PROPAGATION_FLAGS, "unchanged") or propagation == "unbindable":
+    if propagation not in _SPAWN_PROPAGATIONS:
         raise ValueError(f"propagation must be private, slave, shared or unchanged, "
                          f"not {propagation!r}")
     if new & _MNT and propagation != "unchanged":
@@ -404,12 +428,13 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     # ---- fds, process
     if isinstance(pass_fds, (int, str, bytes)):
         raise TypeError("pass_fds is a sequence of fds")
-    keep = set()
-    for fd in pass_fds:
-        if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
-            raise ValueError(f"bad fd in pass_fds: {fd!r}")
-        keep.add(fd)
-    spec.keep_fds = sorted(fd for fd in keep if fd > 2)
+    if pass_fds:
+        keep = set()
+        for fd in pass_fds:
+            if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
+                raise ValueError(f"bad fd in pass_fds: {fd!r}")
+            keep.add(fd)
+        spec.keep_fds = sorted(fd for fd in keep if fd > 2)
     if pdeathsig is not None:
         if isinstance(pdeathsig, bool) or not 0 < int(pdeathsig) < signal.NSIG:
             raise ValueError(f"bad pdeathsig {pdeathsig!r}")
@@ -449,7 +474,7 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
             except OSError as e:
                 raise os_error(e.errno, cg) from None
             opened.append(spec.cgroup_fd)
-        joined = NsType(0)
+        joined = _NO_KINDS
         if join is not None:
             joined = _join_targets(join, spec, handles)
             spec.join_setgroups = bool(joined & _USER) and os.geteuid() == 0
@@ -466,8 +491,8 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
                 # a pidfd join cannot be mixed with fds: join all per fd
                 raise ValueError("netns= cannot be combined with join=<pid>; "
                                  "join by mapping instead")
-            spec.join_fds.append(ns.fileno())
-            spec.join_kinds.append(_NET)
+            spec.join_fds = [*spec.join_fds, ns.fileno()]
+            spec.join_kinds = [*spec.join_kinds, _NET]
             joined |= NsType.NET
             joined_i |= _NET
         # a new time namespace always comes from unshare in the child: offsets
@@ -489,12 +514,14 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         spec.need_ready = bool(spec.unshare_flags and hold)
         spec.need_sync = hold or bool(spec.pdeathsig and (new | joined_i) & _PID)
         # ---- std fds last: nothing above may fail with pipes half made
-        fds = [_std_fd(stdin, 0, opened, parent_ends), _std_fd(stdout, 1, opened, parent_ends)]
-        if stderr is STDOUT:
-            fds.append(fds[1] if fds[1] >= 0 else 1)
-        else:
-            fds.append(_std_fd(stderr, 2, opened, parent_ends))
-        spec.std_fds = tuple(fds)
+        if stdin is not None or stdout is not None or stderr is not None:
+            fds = [_std_fd(stdin, 0, opened, parent_ends),
+                   _std_fd(stdout, 1, opened, parent_ends)]
+            if stderr is STDOUT:
+                fds.append(fds[1] if fds[1] >= 0 else 1)
+            else:
+                fds.append(_std_fd(stderr, 2, opened, parent_ends))
+            spec.std_fds = tuple(fds)
         raised: list = []   # what the caller's callbacks raised passes through as is
         try:
             child = _core.spawn(spec, writes, _passing(helper, raised),
@@ -516,6 +543,8 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
             os.close(fd)
         for h in handles:
             h.close()
+    if not parent_ends:
+        return Process(child, argv)
     streams = [os.fdopen(parent_ends[i], "wb" if i == 0 else "rb") if i in parent_ends else None
                for i in range(3)]
     return Process(child, argv, *streams)

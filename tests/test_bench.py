@@ -209,13 +209,44 @@ def test_run_case_refuses_a_case_without_check():
 
 
 def test_contenders_are_interleaved_after_warmup():
+    """Warm-up passes in order, then passes that take every contender once, in
+    an order shuffled per pass (the same for every run of the case)."""
+    def sequence():
+        calls = []
+        case = Case("order", lambda: calls.append("A"), check=lambda: None, warmup=3,
+                    peers=[Peer("b", lambda: calls.append("B")),
+                           Peer("c", lambda: calls.append("C"))], samples=60)
+        r = run_case(case, Config())
+        n = r["nsfast"]["n"]
+        assert n == r["peers"]["b"]["n"] == r["peers"]["c"]["n"] >= 20
+        # the kept run is the last one (a run that came out noisy is taken again)
+        return [tuple(calls[i:i + 3]) for i in range(0, len(calls), 3)][-(3 + n):]
+    passes = sequence()
+    assert passes[:3] == [("A", "B", "C")] * 3
+    assert all(sorted(p) == ["A", "B", "C"] for p in passes[3:])
+    assert len(set(passes[3:])) == 6          # every order occurs
+    # each contender comes right after each other one, across passes
+    flat = [c for p in passes[3:] for c in p]
+    follows = {(a, b) for a, b in zip(flat, flat[1:]) if a != b}
+    assert len(follows) == 6
+    assert sequence()[3:] == passes[3:]
+
+
+def test_a_served_floor_is_sampled_in_turn_with_the_contenders():
+    """Floor(served=True): the floor program answers one sample per request, so
+    it has exactly as many samples as nsfast and each peer, and its process is
+    gone when the case ends (also the served spawn floor really spawns: a
+    sample of clone+exec+wait of /bin/true takes well over a microsecond)."""
+    from conftest import children_of
+    before = set(children_of(os.getpid()))
     calls = []
-    case = Case("order", lambda: calls.append("A"), check=lambda: None, warmup=3,
+    case = Case("served", lambda: calls.append("A"), check=lambda: None, warmup=2,
+                floor=Floor("floor_spawn.c", ["0", "0", "0"], served=True),
                 peers=[Peer("b", lambda: calls.append("B"))], samples=40)
     r = run_case(case, Config())
-    assert calls == ["A", "B"] * (len(calls) // 2)
-    runs = 1 + r["reruns"]   # a run that came out noisy is taken again
-    assert r["nsfast"]["n"] == r["peers"]["b"]["n"] == len(calls) // 2 // runs - 3
+    assert r["floor"]["n"] == r["nsfast"]["n"] == r["peers"]["b"]["n"] >= 20
+    assert r["floor"]["min"] > 1000, r["floor"]
+    assert set(children_of(os.getpid())) <= before
 
 
 def test_check_failure_stops_the_case():
@@ -256,7 +287,7 @@ def test_targets_table_lists_every_promise():
     # a limit nothing misses, and one nothing meets
     assert [t["status"] for t in r["targets"]] == ["PASS", "MISS"]
     # a case the suite judges by its name alone; its own identical target is not repeated
-    judged = run_case(Case("net propagation", _net_inode, check=lambda: None, floor=floor,
+    judged = run_case(Case("set_propagation recursive, net", _net_inode, check=lambda: None, floor=floor,
                            target=("floor", 1.2)), _quick())
     rows = report.target_rows([r, judged])
     by_key = {}
@@ -265,7 +296,7 @@ def test_targets_table_lists_every_promise():
     assert [x["case"] for x in by_key["spawn-floor"]] == ["spawn-x"]
     assert by_key["spawn-floor"][0]["status"] == "PASS"
     [prop] = by_key["propagation-floor"]
-    assert prop["case"] == "net propagation" and prop["ratio"] == judged["ratio_floor"]
+    assert prop["case"] == "set_propagation recursive, net" and prop["ratio"] == judged["ratio_floor"]
     assert prop["status"] in ("PASS", "MISS")
     # spawn-x has no unshare peer: judged N/A, with the reason
     [uns] = by_key["spawn-unshare"]
@@ -276,7 +307,7 @@ def test_targets_table_lists_every_promise():
     assert [x["case"] for x in by_key[""]] == ["spawn-x"]   # its other, unclaimed target
     table = report.targets_markdown([r, judged])
     assert "| spawn | within 1e+09x of the floor | spawn-x |" in table
-    assert table.count("net propagation") == 1
+    assert table.count("set_propagation recursive, net") == 1
 
 
 def test_noisy_case_is_rerun_and_noted():
