@@ -46,14 +46,14 @@ def nsfast_op(names: str, map_root: bool):
     return op
 
 
-def floor_for(names: str, map_root: bool, served: bool) -> Floor:
+def floor_for(names: str, map_root: bool) -> Floor:
     """The same flags as nsfast.spawn: clone makes all but time, which the
-    child unshares (its offsets must go in before anyone enters it).
-    served: for a case with command peers (see Floor)."""
+    child unshares (its offsets must go in before anyone enters it).  Served
+    (see Floor): every sample runs programs."""
     kinds = _kinds(names)
     clone = int(kinds & ~NsType.TIME)
     unshare = int(kinds & NsType.TIME)
-    return Floor("floor_spawn.c", [hex(clone), hex(unshare), int(map_root)], served=served)
+    return Floor("floor_spawn.c", [hex(clone), hex(unshare), int(map_root)], served=True)
 
 
 def unshare_peer(names: str, map_root: bool) -> Peer:
@@ -182,7 +182,7 @@ def spawn_case(label: str, names: str, map_root: bool, cfg) -> Case:
     return Case(
         name=f"spawn-{label}",
         op=nsfast_op(names, map_root),
-        floor=floor_for(names, map_root, served=True),
+        floor=floor_for(names, map_root),
         peers=[unshare_peer(names, map_root), Peer("fork+unshare", fork),
                bwrap_peer(names, map_root)],
         check=check_for(names, map_root),
@@ -194,12 +194,11 @@ def spawn_case(label: str, names: str, map_root: bool, cfg) -> Case:
 
 
 def solo_case(label: str, names: str, map_root: bool) -> Case:
-    """nsfast alone against the floor (in rounds: there is no peer whose
-    leftovers need sharing out)."""
+    """nsfast alone against the floor, sampled in turn."""
     return Case(
         name=f"spawn-{label}-solo",
         op=nsfast_op(names, map_root),
-        floor=floor_for(names, map_root, served=False),
+        floor=floor_for(names, map_root),
         check=check_for(names, map_root),
         target=("floor", 1.10),
         samples=400,
@@ -237,7 +236,7 @@ def flat_case(names: str = "user,mnt,uts,ipc,pid,cgroup,time", map_root: bool = 
               ) -> Case:
     flat = FlatCase(names, map_root, warmup=10)
     flat.case = Case(name="spawn-flat-5000", op=flat.op, teardown=flat.teardown,
-                     floor=floor_for(names, map_root, served=False),
+                     floor=floor_for(names, map_root),
                      samples=5000, warmup=flat.warmup, check=check_for(names, map_root))
     return flat.case
 

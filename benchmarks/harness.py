@@ -73,10 +73,11 @@ class Floor:
     served: the program also takes `prog serve ARGS...` (floor_emit in
     floor_common.h) and is sampled as one more contender, in the passes with
     nsfast and the peers, instead of in rounds of its own between theirs.  A
-    case whose peers are commands needs this for a like-for-like ratio: a
-    command leaves work behind (namespace teardown, evicted caches) for
-    whichever sample comes next.  Without such peers a floor in rounds is the
-    fairer one: nsfast's samples are then warm back-to-back calls too."""
+    case whose samples run programs (command peers, or an op that starts a
+    child) needs this for a like-for-like ratio: a program leaves work behind
+    (namespace teardown, evicted caches) for whichever sample comes next.  For
+    a call that runs no program a floor in rounds is the fairer one: nsfast's
+    samples are then warm back-to-back calls too."""
     source: str
     args: list = field(default_factory=list)
     served: bool = False
