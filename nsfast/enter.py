@@ -130,20 +130,12 @@ def _pid_of(target: Any) -> Optional[int]:
 
 
 def _open_file_target(target: Any, kinds: NsType) -> Namespace:
-    """A Namespace (owned by the caller) for a target naming one namespace file."""
+    """A Namespace (owned by the caller) for a target naming one namespace:
+    a named netns, or whatever open_target takes."""
     if isinstance(target, str) and "/" not in target:
         ns = _open_named_netns(target)
-    elif isinstance(target, Namespace):
-        ns = Namespace(os.dup(target.fileno()), target.path)
-    elif isinstance(target, (str, bytes, os.PathLike)):
-        ns = Namespace.open(target)
-    elif isinstance(target, Fd) or hasattr(target, "fileno"):
-        fd = int(target) if isinstance(target, Fd) else target.fileno()
-        ns = Namespace.open(f"/proc/self/fd/{fd}")
-    else:
-        raise TypeError(f"cannot enter {type(target).__name__} (give a pid, a path, a "
-                        "Namespace, a netns name, Fd(n) or PidFd(n))")
-    return ns.require(kinds) if kinds else ns
+        return ns.require(kinds) if kinds else ns
+    return open_target(target, kinds or None)
 
 
 def _pidfd_for(target: Any, pid: Optional[int]) -> tuple[int, bool]:

@@ -7,7 +7,7 @@ as it is.
 from __future__ import annotations
 
 import os
-from typing import Union
+from typing import Optional, Union
 
 from .flags import NsType
 from .handles import Namespace, _check_pid
@@ -48,28 +48,33 @@ def differing_kinds(pid: int, kinds: NsType) -> NsType:
     return result
 
 
-def open_target(target: Target, kind: NsType) -> Namespace:
+def open_target(target: Target, kind: Optional[NsType]) -> Namespace:
     """A Namespace of one kind for a target that names a single namespace or a pid.
 
-    The caller closes the result."""
+    kind None takes a namespace file of any kind (a pid then needs a kind).
+    A file or handle of another kind is OSError(EINVAL) naming both kinds.
+    The caller closes the result.
+
+    >>> open_target(os.getpid(), NsType.NET).kind.proc_name
+    'net'
+    """
     if isinstance(target, Namespace):
-        if target.kind != kind:
-            raise ValueError(f"{target!r} is a {target.kind.proc_name} namespace, "
-                             f"not {kind.proc_name}")
-        return Namespace(os.dup(target.fileno()), target.path)
+        ns = Namespace(os.dup(target.fileno()), target.path)
+        return ns.require(kind) if kind is not None else ns
     if isinstance(target, PidFd):
         raise TypeError("a pidfd joins through setns(pidfd, mask), not per kind")
     if isinstance(target, Fd):
         return Namespace.open(f"/proc/self/fd/{int(target)}", kind)
     if isinstance(target, bool):
         raise TypeError("a namespace target cannot be a bool")
-    if isinstance(target, int):
-        return Namespace.of(_check_pid(target), kind)
     if isinstance(target, (str, bytes, os.PathLike)):
         return Namespace.open(target, kind)
-    if hasattr(target, "pid") and isinstance(getattr(target, "pid"), int):
-        return Namespace.of(target.pid, kind)
-    if hasattr(target, "fileno"):
+    if hasattr(target, "fileno") and not hasattr(target, "pid"):
         return Namespace.open(f"/proc/self/fd/{target.fileno()}", kind)
+    pid = target if isinstance(target, int) else getattr(target, "pid", None)
+    if isinstance(pid, int):
+        if kind is None:
+            raise ValueError("a pid names several namespaces: say which kind")
+        return Namespace.of(_check_pid(pid), kind)
     raise TypeError(f"cannot use {type(target).__name__} as a namespace target "
                     "(give a pid, a path, a Namespace, Fd(n) or PidFd(n))")

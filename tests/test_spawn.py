@@ -3,6 +3,7 @@ findmnt, hostname and ps.  The same scenarios through the CLI are in
 test_cli_unshare.py."""
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -386,6 +387,17 @@ def test_join_by_pid_mapping_and_handles(sleeper):
         assert (got["uts"], got["ipc"]) == (want["uts"], want["ipc"])
         got, _ = joined(join=uts)
         assert got["uts"] == want["uts"]
+
+
+def test_join_with_a_handle_of_the_wrong_kind_names_both_kinds():
+    """The same error as enter() and Namespace.open give: OSError naming both."""
+    before = children_of(os.getpid())
+    with nsfast.Namespace.open("/proc/self/ns/uts") as uts:
+        with pytest.raises(OSError) as e:
+            nsfast.spawn(["true"], join={"net": uts})
+    assert e.value.errno == errno.EINVAL
+    assert "uts namespace, not net" in str(e.value)
+    assert children_of(os.getpid()) == before   # refused before any clone
 
 
 def test_join_a_user_namespace_with_the_others(sleeper):
