@@ -4,6 +4,7 @@
 #define NSFAST_CLI_H
 
 #include <stdarg.h>
+#include <sys/types.h>
 
 #include "kinds.h"
 
@@ -33,10 +34,27 @@ struct nsf_enter_opts {
     char **program;                 /* NULL-terminated, maybe empty */
 };
 
+/* What nsf_enter_run chose, for the messages about a child that failed. */
+struct nsf_enter_plan {
+    const char *prog;
+    const char *program;            /* what is exec'd: argv[0], or the shell */
+    const char *root, *cwd;         /* the directories asked for, or NULL */
+    char root_path[64], cwd_path[64];
+    int joined;                     /* CLONE_NEW* of every kind joined */
+    long long uid, gid;             /* after the user namespace defaults */
+};
+
 /* `nsfast enter ARGS`: argv[0] is "enter" or "nsenter".  Returns the exit
  * status (the program's, 128+N for signal N, 1 for an error). */
 int nsf_enter_main(int argc, char **argv);
 /* Join, exec and wait for the program; the exit status. */
 int nsf_enter_run(struct nsf_enter_opts *o);
+
+struct nsf_record;
+/* A failure the spawn child reported, as one line; the exit status (127 or
+ * 126 for a program that cannot be executed, else 1). */
+int nsf_enter_report(const struct nsf_enter_plan *p, const struct nsf_record *rec);
+/* Wait for the program, passing TERM/HUP/USR1/USR2 on; its exit status. */
+int nsf_enter_wait(const char *prog, int pidfd, pid_t pid);
 
 #endif
