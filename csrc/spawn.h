@@ -34,10 +34,15 @@ enum nsf_step {
     NSF_STEP_GROUPS,        /* setgroups after joining (nsenter -G, user ns) */
     NSF_STEP_SETGID,
     NSF_STEP_SETUID,
+    NSF_STEP_COUNT,         /* not a step: how many there are */
     /* not failures: messages from the child */
     NSF_MSG_READY = 100,    /* child made its namespaces; parent may write maps */
     NSF_MSG_PID = 101,      /* value = pid of the grandchild that will exec */
 };
+
+/* The name a step is reported by ("join", "exec", ...), for the Python layer
+ * and the nsfast command alike; NULL for a number that is no step. */
+const char *nsf_step_name(int step);
 
 struct nsf_record {
     int32_t step;

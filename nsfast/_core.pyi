@@ -2,6 +2,7 @@
 from typing import Any, Callable, Optional, Sequence
 
 STEP_NAMES: dict[int, str]
+KIND_NAMES: dict[int, str]
 
 def unshare(flags: int) -> None: ...
 def setns(fd: int, nstype: int) -> None: ...

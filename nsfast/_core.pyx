@@ -16,6 +16,11 @@ cdef object _err(int err, object path=None):
     return OSError(err, os.strerror(err), path) if path is not None else OSError(err, os.strerror(err))
 
 
+# CLONE_NEW* flag -> /proc/PID/ns name; the table lives in csrc/kinds.c, which
+# the nsfast command reads too
+KIND_NAMES = {nsf_kinds[i].flag: nsf_kinds[i].proc.decode() for i in range(NSF_KINDS)}
+
+
 def unshare(int flags):
     """unshare(2) on the calling thread's task."""
     cdef int r
@@ -165,13 +170,8 @@ def mount_setattr(bytes path, unsigned int at_flags, uint64_t attr_set, uint64_t
 
 # ---------------------------------------------------------------- spawn
 
-STEP_NAMES = {
-    0: "none", 1: "pdeathsig", 2: "sync", 3: "join", 4: "unshare", 5: "fork",
-    6: "hostname", 7: "domainname", 8: "propagation", 9: "mount", 10: "mount_proc",
-    11: "loopback", 12: "root", 13: "cwd", 14: "fds", 15: "setsid",
-    16: "no_new_privs", 17: "capabilities", 18: "init", 19: "exec",
-    20: "groups", 21: "setgid", 22: "setuid",
-}
+# the table lives in csrc/spawn_steps.c, which the nsfast command reads too
+STEP_NAMES = {i: nsf_step_name(i).decode() for i in range(NSF_STEP_COUNT)}
 
 
 class SpawnFailure(Exception):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import enum
 from typing import Iterable, Union
 
+from . import _core
+
 KindsLike = Union["NsType", int, str, Iterable[Union[str, "NsType"]], None]
 
 
@@ -109,10 +111,8 @@ LSNS_ORDER = [NsType.MNT, NsType.NET, NsType.PID, NsType.USER, NsType.UTS, NsTyp
 # parsed kind strings: the same few ("net", "net,uts") come back on hot paths
 _PARSED: dict = {}
 
-_PROC_NAMES = {
-    NsType.MNT: "mnt", NsType.UTS: "uts", NsType.IPC: "ipc", NsType.USER: "user",
-    NsType.PID: "pid", NsType.NET: "net", NsType.CGROUP: "cgroup", NsType.TIME: "time",
-}
+# the names come from the C table the nsfast command reads too (csrc/kinds.c)
+_PROC_NAMES = {NsType(flag): name for flag, name in _core.KIND_NAMES.items()}
 _BY_NAME = {v: k for k, v in _PROC_NAMES.items()}
 _BY_NAME.update({"mount": NsType.MNT, "ns": NsType.MNT, "network": NsType.NET})
 

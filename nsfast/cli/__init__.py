@@ -1,11 +1,15 @@
 """The nsfast command: sub-commands that speak unshare, nsenter, lsns and ip netns.
 
 Each sub-command is a module here with build_parser(prog) and run(args) -> int;
-they are imported only when used, so that start-up stays short.
+they are imported only when used, so that start-up stays short.  `enter` (alias
+`nsenter`) is C: the nsfast command itself is a C launcher (csrc/cli_main.c)
+that runs it without starting Python, and this module hands it over to the
+copy of that launcher in the package, so both ways run the same code.
 """
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -13,13 +17,16 @@ from .common import fail, run_guarded
 
 COMMANDS = {
     "unshare": "unshare",
-    "enter": "enter",
-    "nsenter": "enter",
     "ls": "ls",
     "ps": "ps",
     "netns": "netns",
     "bench": "bench",
 }
+
+# the sub-commands the C launcher runs itself
+C_COMMANDS = ("enter", "nsenter")
+# the launcher as setup.py builds it into the package directory
+LAUNCHER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_nsfast")
 
 USAGE = """usage: nsfast COMMAND [ARGS]
 
@@ -46,12 +53,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from nsfast import __version__
         print(f"nsfast {__version__}")
         return 0
+    if args[0] in C_COMMANDS:
+        return _exec_launcher(args)
     name = COMMANDS.get(args[0])
     if name is None:
         return fail("nsfast", f"unknown command {args[0]!r} (see nsfast --help)")
     module = importlib.import_module(f"nsfast.cli.{name}")
     prog = f"nsfast {args[0]}"
     return run_guarded(prog, lambda: module.run(module.build_parser(prog).parse_args(args[1:])))
+
+
+def _exec_launcher(args: list) -> int:
+    """Replace this process with the C launcher running `nsfast ARGS`."""
+    sys.stdout.flush()
+    try:
+        os.execv(LAUNCHER, [LAUNCHER, *args])
+    except OSError as e:
+        return fail(f"nsfast {args[0]}", f"cannot run {LAUNCHER}: {e.strerror} "
+                    "(reinstall nsfast: the build makes it)")
+    return 1  # not reached
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""getopt_long with a leading '+', the way util-linux's unshare and nsenter parse:
-options end at the first non-option or '--', long options may be abbreviated,
-and an optional value must be attached (--net=FILE)."""
+"""getopt_long with a leading '+', the way util-linux's unshare parses: options
+end at the first non-option or '--', long options may be abbreviated, and an
+optional value must be attached to the long form (--net=FILE); a letter never
+takes one (-nf is -n -f).  (`nsfast enter` is C and uses glibc's getopt_long.)"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,14 +14,10 @@ Arity = Union[int, str]  # 0, 1, 2, or "?" (optional, attached only)
 
 @dataclass(frozen=True)
 class Opt:
-    """One option: its long name, its letter, how many values it takes.
-
-    short_optional: the letter takes an attached optional value too (nsenter's
-    -nFILE); otherwise only the long form does (unshare's -n never has FILE)."""
+    """One option: its long name, its letter, how many values it takes."""
     name: str
     short: Optional[str] = None
     arity: Arity = 0
-    short_optional: bool = False
 
 
 def parse(argv: Sequence[str], options: Sequence[Opt]) -> tuple[list, list]:
@@ -63,15 +60,12 @@ def parse(argv: Sequence[str], options: Sequence[Opt]) -> tuple[list, list]:
             if opt is None:
                 raise UsageError(f"invalid option -- '{arg[j]}'")
             rest = arg[j + 1:]
-            if opt.arity == 0 or (opt.arity == "?" and not opt.short_optional):
+            if opt.arity in (0, "?"):
                 found.append((opt.name, None))
                 j += 1
                 continue
-            if opt.arity == "?":
-                found.append((opt.name, rest or None))
-            else:
-                i = _take(found, opt, [rest] if rest else [], argv, i,
-                          f"option requires {{}} -- '{arg[j]}'")
+            i = _take(found, opt, [rest] if rest else [], argv, i,
+                      f"option requires {{}} -- '{arg[j]}'")
             break
     return found, argv[i:]
 

@@ -31,6 +31,8 @@ cdef extern from "compat.h" nogil:
     unsigned long NS_GET_NSTYPE
 
 cdef extern from "spawn.h" nogil:
+    enum: NSF_STEP_COUNT
+    const char *nsf_step_name(int step)
     struct nsf_record:
         int32_t step
         int32_t err
@@ -107,3 +109,11 @@ cdef extern from "netns_thread.h" nogil:
     int nsf_netns_new_bound(const char *target)
     int nsf_netns_new_fd()
     int nsf_netns_socket(int nsfd, int family, int type, int proto)
+
+cdef extern from "kinds.h" nogil:
+    struct nsf_kind:
+        int flag
+        const char *proc
+        char letter
+    enum: NSF_KINDS
+    const nsf_kind nsf_kinds[]

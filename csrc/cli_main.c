@@ -1,0 +1,71 @@
+/* The nsfast command.  `nsfast enter` (alias nsenter) runs here, in C, so that
+ * it starts as fast as nsenter(1) does; every other command line is the
+ * Python CLI's, started as `<python> -m nsfast.cli ARGS...`.
+ *
+ * <python> is python3 (then python) in the directory this program is in
+ * (a virtual environment's bin/, or a prefix's), else $NSFAST_PYTHON, else
+ * the interpreter that built it (NSFAST_BUILD_PYTHON, set by setup.py). */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef NSFAST_BUILD_PYTHON
+#define NSFAST_BUILD_PYTHON "/usr/bin/python3"
+#endif
+
+/* python3 or python beside this program, in buf; 0 when neither is there. */
+static const char *python_beside_us(char *buf, size_t size, char *dir, size_t dirsize)
+{
+    static const char *const names[] = {"python3", "python"};
+    ssize_t n = readlink("/proc/self/exe", dir, dirsize - 1);
+    if (n <= 0)
+        return 0;
+    dir[n] = 0;
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return 0;
+    *slash = 0;
+    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(buf, size, "%s/%s", dir, names[i]);
+        if (access(buf, X_OK) == 0)
+            return buf;
+    }
+    return 0;
+}
+
+static int run_python(int argc, char **argv)
+{
+    char buf[PATH_MAX + 16], dir[PATH_MAX] = "?";
+    const char *python = python_beside_us(buf, sizeof buf, dir, sizeof dir);
+    const char *fallback = getenv("NSFAST_PYTHON");
+    if (!fallback || !*fallback)
+        fallback = NSFAST_BUILD_PYTHON;
+    if (!python) {
+        if (access(fallback, X_OK) < 0)
+            nsf_cli_die("nsfast", "no Python to run this command with: no python3 or python "
+                        "in %s, and %s: %s (set NSFAST_PYTHON to an interpreter that has "
+                        "nsfast installed)", dir, fallback, strerror(errno));
+        python = fallback;
+    }
+    char **args = calloc((size_t)argc + 3, sizeof *args);
+    if (!args)
+        nsf_cli_die("nsfast", "out of memory");
+    args[0] = (char *)python;
+    args[1] = "-m";
+    args[2] = "nsfast.cli";
+    memcpy(args + 3, argv + 1, (size_t)(argc - 1) * sizeof *args);
+    execv(python, args);
+    nsf_cli_die("nsfast", "cannot run %s: %s", python, strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && (strcmp(argv[1], "enter") == 0 || strcmp(argv[1], "nsenter") == 0))
+        return nsf_enter_main(argc - 1, argv + 1);
+    return run_python(argc, argv);
+}

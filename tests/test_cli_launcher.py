@@ -1,0 +1,120 @@
+"""The installed nsfast command: a C launcher (csrc/cli_main.c) that runs
+`nsfast enter` itself and hands every other command line to Python."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import nsfast
+
+from conftest import children_of, need, need_tool, run_cli
+from enter_helpers import start_unshare_sleep, stop_all, unshare_cli_exists
+
+INSTALLED = os.path.join(os.path.dirname(sys.executable), "nsfast")
+
+
+@pytest.fixture
+def launcher() -> str:
+    """The nsfast command pip installed beside this interpreter."""
+    need(os.access(INSTALLED, os.X_OK) and not _is_script(INSTALLED),
+         f"the C nsfast command at {INSTALLED} (pip install the package)")
+    return INSTALLED
+
+
+def _is_script(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"#!"
+
+
+def run(*argv: str, env: dict | None = None, input: bytes | None = None):
+    return subprocess.run(list(argv), capture_output=True, timeout=60, env=env, input=input)
+
+
+def test_enter_net_of_an_unshare_target_matches_nsenter(launcher):
+    need(unshare_cli_exists(), "nsfast unshare")
+    ip = need_tool("ip")
+    procs: list = []
+    try:
+        pid = str(start_unshare_sleep(["-fn"], "net", procs))
+        ours = run(launcher, "enter", "-t", pid, "-n", ip, "addr")
+        theirs = run(need_tool("nsenter"), "-t", pid, "-n", ip, "addr")
+    finally:
+        stop_all(procs)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+    links = [line for line in ours.stdout.decode().splitlines() if line[:1].isdigit()]
+    assert len(links) == 1 and ": lo:" in links[0] and "state DOWN" in links[0]
+
+
+def test_other_commands_reach_python(launcher):
+    version = run(launcher, "--version")
+    assert version.returncode == 0 and version.stdout == f"nsfast {nsfast.__version__}\n".encode()
+    ls = run(launcher, "ls", "-t", "net")
+    assert ls.returncode == 0, ls.stderr
+    assert ls.stdout.split()[:2] == [b"NS", b"TYPE"]
+    usage = run(launcher)
+    assert usage.returncode == 1 and usage.stderr.startswith(b"usage: nsfast")
+
+
+def test_unknown_command_is_one_line(launcher):
+    r = run(launcher, "bogus-command")
+    assert r.returncode == 1
+    assert r.stderr.count(b"\n") == 1 and r.stderr.startswith(b"nsfast: ")
+
+
+def test_signalled_program_is_128_plus_n(launcher, sleeper):
+    pid = str(sleeper(namespaces="uts").pid)
+    r = run(launcher, "enter", "-t", pid, "-u", "sh", "-c", "kill -KILL $$")
+    assert r.returncode == 128 + signal.SIGKILL
+    r = run(launcher, "enter", "-t", pid, "-u", "sh", "-c", "exit 7")
+    assert r.returncode == 7
+
+
+def test_term_is_passed_on_and_interrupt_ignored(launcher, sleeper):
+    pid = str(sleeper(namespaces="uts").pid)
+    p = subprocess.Popen([launcher, "enter", "-t", pid, "-u", "sleep", "30"])
+    try:
+        deadline = time.monotonic() + 10
+        while not children_of(p.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (child,) = children_of(p.pid)
+        p.send_signal(signal.SIGINT)    # the terminal's ^C reaches the program itself
+        time.sleep(0.1)
+        assert p.poll() is None and os.path.exists(f"/proc/{child}")
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=10) == 128 + signal.SIGTERM
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_python_m_nsfast_cli_enter_runs_the_launcher(launcher):
+    for args in (["enter", "--help"], ["nsenter", "-V"], ["enter", "-t", "0"]):
+        ours = run(launcher, *args)
+        through_python = run_cli(*args)
+        assert (ours.returncode, ours.stdout, ours.stderr) == \
+            (through_python.returncode, through_python.stdout, through_python.stderr)
+
+
+def test_no_python_is_one_line_and_enter_still_works(launcher, tmp_path, sleeper):
+    alone = tmp_path / "nsfast"
+    shutil.copy2(launcher, alone)
+    env = dict(os.environ, NSFAST_PYTHON=str(tmp_path / "no-such-python"))
+    r = run(str(alone), "ls", env=env)
+    assert r.returncode == 1 and r.stdout == b""
+    assert r.stderr.count(b"\n") == 1 and r.stderr.startswith(b"nsfast: ")
+    assert b"NSFAST_PYTHON" in r.stderr and b"no-such-python" in r.stderr
+    # NSFAST_PYTHON names the interpreter when none stands beside the command
+    r = run(str(alone), "--version", env=dict(env, NSFAST_PYTHON=sys.executable))
+    assert r.returncode == 0 and r.stdout == f"nsfast {nsfast.__version__}\n".encode()
+    # enter needs no Python at all
+    p = sleeper(namespaces="uts", hostname="alone")
+    r = run(str(alone), "enter", "-t", str(p.pid), "-u", "hostname", env=env)
+    assert r.returncode == 0 and r.stdout == b"alone\n"
