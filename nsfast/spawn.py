@@ -330,7 +330,10 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     namespaces exist and its id maps are written, before the child does
     anything inside them: the place to persist a namespace by bind-mounting
     /proc/<pid>/ns/<kind> (pid_for_children and time_for_children for those
-    two kinds).  If it raises, the child is killed and reaped.
+    two kinds).  If it raises, the child is killed and reaped.  A mount
+    namespace file binds only into an older mount namespace, and on 6.x kernels
+    "older" is by ids handed out per CPU: `nsfast unshare --mount=FILE` shows
+    how to retry from each CPU (cli/unshare.py, _spawn_persisting).
 
     uid/gid: the ids the child takes (setresuid/setresgid, ids as seen inside
     its namespaces) after its namespaces are made or joined.  In a new user

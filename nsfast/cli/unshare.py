@@ -180,11 +180,44 @@ def _signal_number(text: Optional[str]) -> int:
         raise UsageError(f"unknown signal {text!r}") from None
 
 
-def _persist(files: dict):
-    """An on_created hook that bind-mounts each new namespace onto its FILE."""
+# _IOR(0xb7, 5, __u64): a mount namespace's 64-bit id (Linux 6.8+)
+_NS_GET_MNTNS_ID = 0x8008B705
+
+
+def _mntns_id(path: str) -> Optional[int]:
+    """The id of the mount namespace at path; None where the kernel has no ids."""
+    import fcntl
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        buf = bytearray(8)
+        fcntl.ioctl(fd, _NS_GET_MNTNS_ID, buf)
+        return int.from_bytes(buf, sys.byteorder)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+class _OlderMountNamespace(Exception):
+    """The new mount namespace's id is not above ours: the bind would be refused."""
+
+
+def _persist(files: dict, affinity: Optional[set] = None):
+    """An on_created hook that bind-mounts each new namespace onto its FILE.
+
+    affinity: the CPUs to give the child back (the caller pinned itself, and
+    so the child, to one CPU to make the namespace; see _spawn_persisting)."""
     from .. import _core
 
     def bind(pid: int) -> None:
+        if "mnt" in files:
+            # The kernel binds a mount namespace file only into an older mount
+            # namespace (its loop check compares ids), and since 6.x the ids
+            # come from per-CPU batches: a namespace made now on another CPU
+            # may have a lower id than ours.
+            ours, theirs = _mntns_id("/proc/self/ns/mnt"), _mntns_id(f"/proc/{pid}/ns/mnt")
+            if ours is not None and theirs is not None and theirs <= ours:
+                raise _OlderMountNamespace
         done = []
         try:
             for entry, path in files.items():
@@ -200,11 +233,42 @@ def _persist(files: dict):
                           + (" (hint: FILE must not be on a shared mount; see "
                              "findmnt -o+PROPAGATION)" if e.errno == 22 else ""),
                           e.filename) from None
+        if affinity is not None:
+            os.sched_setaffinity(pid, affinity)
     return bind
 
 
-def spawn_options(opts: dict) -> dict:
-    """The nsfast.spawn keywords for parsed unshare options."""
+def _spawn_persisting(command: list, kw: dict, files: dict):
+    """nsfast.spawn, persisting the new namespaces onto their files.
+
+    A new mount namespace takes its id from the CPU that makes it, so when
+    its id comes out below our own namespace's (see _persist) the child is
+    dropped and made again from each of our CPUs in turn: the CPU that made
+    our namespace hands out higher ids than ours from then on."""
+    import nsfast
+    try:
+        return nsfast.spawn(command, on_created=_persist(files), **kw)
+    except _OlderMountNamespace:
+        pass
+    mask = os.sched_getaffinity(0)
+    try:
+        for cpu in sorted(mask):
+            os.sched_setaffinity(0, {cpu})
+            try:
+                return nsfast.spawn(command, on_created=_persist(files, mask), **kw)
+            except _OlderMountNamespace:
+                continue
+    finally:
+        os.sched_setaffinity(0, mask)
+    raise OSError(22, "persisting the namespace: the kernel refuses to bind a mount "
+                  "namespace whose id is below the caller's own, and no CPU of ours "
+                  "gave a higher one (hint: run from a mount namespace made earlier, "
+                  "or with more CPUs allowed)", files["mnt"])
+
+
+def spawn_options(opts: dict) -> tuple[dict, dict]:
+    """The nsfast.spawn keywords for parsed unshare options, and the files to
+    persist new namespaces on (/proc/PID/ns entry -> FILE)."""
     kinds, persist = set(), {}
     for _, long, kind, entry in NAMESPACE_FLAGS:
         if long in opts:
@@ -286,9 +350,7 @@ def spawn_options(opts: dict) -> dict:
                              "time namespace (-T)")
         kw["time_offsets"] = offsets
     kw["namespaces"] = ",".join(sorted(kinds))
-    if persist:
-        kw["on_created"] = _persist(persist)
-    return kw
+    return kw, persist
 
 
 def _mount_steps(opts: dict) -> list:
@@ -312,12 +374,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     import nsfast
     command = args.command or [os.environ.get("SHELL") or "/bin/sh"]
-    kw = spawn_options(opts)
+    kw, persist = spawn_options(opts)
     # as unshare(1): the terminal's ^C and a TERM go to the program, and we
     # report how it ended
     old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        proc = nsfast.spawn(command, **kw)
+        proc = (_spawn_persisting(command, kw, persist) if persist
+                else nsfast.spawn(command, **kw))
         return exit_status(proc.wait())
     finally:
         for s, h in old.items():
