@@ -52,6 +52,19 @@ def test_enter_net_of_an_unshare_target_matches_nsenter(launcher):
     assert len(links) == 1 and ": lo:" in links[0] and "state DOWN" in links[0]
 
 
+def test_python_commands_ignore_the_working_directory(launcher, tmp_path):
+    """A root command must not import modules lying in the directory it is run
+    from (python -m would put it first on sys.path)."""
+    marker = tmp_path / "hijacked"
+    for name in ("nsfast/__init__.py", "pyroute2.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(f"open({str(marker)!r}, 'w').close()\n")
+    r = subprocess.run([launcher, "ls", "-t", "net"], cwd=tmp_path, capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert not marker.exists()
+
+
 def test_other_commands_reach_python(launcher):
     version = run(launcher, "--version")
     assert version.returncode == 0 and version.stdout == f"nsfast {nsfast.__version__}\n".encode()
