@@ -396,12 +396,15 @@ def sample_case(case: Case, cfg: Config) -> dict:
         # each pass takes the contenders in a fresh order, so that each
         # follows every other about equally often: what the one before leaves
         # behind (cold caches, namespace teardown) is shared out fairly.  The
-        # seed makes a run's order reproducible.
+        # seed makes a run's order reproducible; the orders are drawn before
+        # the round, since running the random module between two samples
+        # would cool the caches of a microsecond-scale op.
         order = random.Random(case.name)
         for _ in range(rounds):
             taken = 0
-            for _ in range(per_round):
-                for name, op in order.sample(contenders, len(contenders)):
+            passes = [order.sample(contenders, len(contenders)) for _ in range(per_round)]
+            for this_pass in passes:
+                for name, op in this_pass:
                     samples[name].append(time_op(op))
                 taken += 1
                 if (time.monotonic() - start > budget
