@@ -221,6 +221,9 @@ class FlatCase:
                      pdeathsig=None).wait()
         self.times.append(time.perf_counter_ns() - t0)
 
+    def setup(self):
+        self.times = []   # each run of the case (--repeat) is judged on its own
+
     def teardown(self):
         runs = self.times[self.warmup:]
         fifth = max(1, len(runs) // 5)
@@ -235,7 +238,8 @@ class FlatCase:
 def flat_case(names: str = "user,mnt,uts,ipc,pid,cgroup,time", map_root: bool = True
               ) -> Case:
     flat = FlatCase(names, map_root, warmup=10)
-    flat.case = Case(name="spawn-flat-5000", op=flat.op, teardown=flat.teardown,
+    flat.case = Case(name="spawn-flat-5000", op=flat.op, setup=flat.setup,
+                     teardown=flat.teardown,
                      floor=floor_for(names, map_root),
                      samples=5000, warmup=flat.warmup, check=check_for(names, map_root))
     return flat.case
