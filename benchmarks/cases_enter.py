@@ -69,8 +69,8 @@ def _check_enter(target: _Target, kinds: str, make):
 def _kind_case(kind: str, cfg) -> Case:
     target = _Target(namespaces=kind)
 
-    def op() -> None:
-        with nsfast.enter(target.handles[kind]):
+    def op() -> None:   # the call the target names: with enter(ns, "net")
+        with nsfast.enter(target.handles[kind], kind):
             pass
 
     peers = []
@@ -117,7 +117,8 @@ def _kind_case(kind: str, cfg) -> Case:
         setup=setup, teardown=teardown,
         target=("floor", 1.5) if kind == "net" else None,
         samples=2000, warmup=50,
-        note="with nsfast.enter(Namespace): pass -- enter and restore in the calling thread")
+        note="with nsfast.enter(Namespace, kind): pass -- enter and restore in the calling "
+             "thread")
 
 
 def _pidfd_case(cfg) -> Case:

@@ -220,10 +220,12 @@ class enter:
         if self._undo is not None:
             raise RuntimeError("this enter() is already active; nest a new enter() instead")
         target = self._target
-        # the fast path, kept flat: a Namespace handle of a per-thread kind,
+        # the fast path, kept flat: a Namespace handle of a per-thread kind
+        # (kinds not given, or naming the handle's kind: the parse is cached),
         # outside any other enter() of that kind in this thread; the undo
         # record is the thread's slot itself
-        if type(target) is Namespace and self._kinds is None:
+        if type(target) is Namespace and (self._kinds is None
+                                          or NsType.parse(self._kinds) == target.kind):
             k = target.kind
             try:
                 slot = _local.slots[k]
