@@ -16,6 +16,7 @@ import pytest
 
 import nsfast
 from nsfast.enter import RemoteTraceback
+from nsfast.flags import NsType
 from nsfast.handles import Namespace
 
 from conftest import need_tool, ns_inode, open_fds
@@ -69,6 +70,25 @@ def test_enter_namespace_handle_and_path(sleeper):
     with nsfast.enter(p, "net,uts"):  # a Process: its pidfd, one setns
         assert (here("net"), here("uts")) == (ns_inode(p.pid, "net"), ns_inode(p.pid, "uts"))
     assert (here("net"), here("uts")) == (home_net, home_uts)
+
+
+def test_enter_handle_with_its_kind_named(sleeper):
+    """enter(ns, kind): the kind may be given (as the docs' examples do); it must
+    match the handle's, and a mismatch changes nothing."""
+    p = sleeper(namespaces="net,uts", hostname="box2")
+    home_net, home_uts = here("net"), here("uts")
+    with Namespace.of(p.pid, "net") as net:
+        for kinds in ("net", NsType.NET, ["net"]):
+            with nsfast.enter(net, kinds):
+                assert here("net") == net.inode and here("uts") == home_uts
+            assert here("net") == home_net
+        with pytest.raises(OSError) as e:
+            nsfast.enter(net, "uts").__enter__()
+        assert "net namespace, not uts" in str(e.value)
+        assert (here("net"), here("uts")) == (home_net, home_uts)
+        with nsfast.enter(net, "net"), nsfast.enter(net, "net"):  # nested
+            assert here("net") == net.inode
+        assert here("net") == home_net
 
 
 def test_enter_named_netns():
