@@ -1,4 +1,5 @@
-/* C floor for the core cases.  `floor_core N MODE ARGS...` prints N samples in ns.
+/* C floor for the core cases.  `floor_core N MODE ARGS...` prints N samples in ns;
+ * `floor_core serve MODE ARGS...` serves them one at a time (floor_common.h).
  *   unshare FLAG          fork a child per sample; the child times unshare(FLAG) and
  *                         reports through a pipe (the same method as the Python side)
  *   setns PATH KIND       setns into PATH's namespace and back to the thread's own
@@ -19,8 +20,9 @@
 static const char *const ns_names[] = {"mnt", "net", "pid", "user", "uts", "ipc", "cgroup",
                                        "time"};
 
-static long long unshare_once(int flag)
+static long long unshare_one(void *ctx)
 {
+    int flag = *(int *)ctx;
     int fds[2];
     long long dt = -1;
     pid_t pid;
@@ -82,15 +84,26 @@ static void scan_once(void)
     closedir(proc);
 }
 
-/* setns there and back, the sample being the pair, as the Python side does it */
-static void setns_pairs(int n, int there, int back, int nstype)
+static long long scan_one(void *ctx)
 {
-    for (int i = 0; i < n; i++) {
-        long long t0 = floor_now_ns();
-        if (setns(there, nstype) < 0 || setns(back, nstype) < 0)
-            floor_die("setns");
-        printf("%lld\n", floor_now_ns() - t0);
-    }
+    (void)ctx;
+    long long t0 = floor_now_ns();
+    scan_once();
+    return floor_now_ns() - t0;
+}
+
+struct pair {
+    int there, back, nstype;
+};
+
+/* setns there and back, the sample being the pair, as the Python side does it */
+static long long setns_pair_one(void *ctx)
+{
+    struct pair *p = ctx;
+    long long t0 = floor_now_ns();
+    if (setns(p->there, p->nstype) < 0 || setns(p->back, p->nstype) < 0)
+        floor_die("setns");
+    return floor_now_ns() - t0;
 }
 
 int main(int argc, char **argv)
@@ -100,33 +113,29 @@ int main(int argc, char **argv)
 
     if (strcmp(mode, "unshare") == 0 && argc == 4) {
         int flag = (int)strtol(argv[3], NULL, 0);
-        for (int i = 0; i < n; i++)
-            printf("%lld\n", unshare_once(flag));
+        return floor_emit(n, unshare_one, &flag);
     } else if (strcmp(mode, "setns") == 0 && argc == 5) {
-        int flag = kind_flag(argv[4]);
+        struct pair p = {.nstype = kind_flag(argv[4])};
         char own[64];
         snprintf(own, sizeof own, "/proc/thread-self/ns/%s", argv[4]);
-        int there = open(argv[3], O_RDONLY | O_CLOEXEC), back = open(own, O_RDONLY | O_CLOEXEC);
-        if (there < 0 || back < 0)
+        p.there = open(argv[3], O_RDONLY | O_CLOEXEC);
+        p.back = open(own, O_RDONLY | O_CLOEXEC);
+        if (p.there < 0 || p.back < 0)
             floor_die("open");
-        setns_pairs(n, there, back, flag);
+        return floor_emit(n, setns_pair_one, &p);
     } else if (strcmp(mode, "pidfd") == 0 && argc == 6) {
-        int there = (int)syscall(SYS_pidfd_open, atoi(argv[3]), 0);
-        int back = (int)syscall(SYS_pidfd_open, atoi(argv[4]), 0);
-        int mask = (int)strtol(argv[5], NULL, 0);
-        if (there < 0 || back < 0)
+        struct pair p = {
+            .there = (int)syscall(SYS_pidfd_open, atoi(argv[3]), 0),
+            .back = (int)syscall(SYS_pidfd_open, atoi(argv[4]), 0),
+            .nstype = (int)strtol(argv[5], NULL, 0),
+        };
+        if (p.there < 0 || p.back < 0)
             floor_die("pidfd_open");
-        setns_pairs(n, there, back, mask);
+        return floor_emit(n, setns_pair_one, &p);
     } else if (strcmp(mode, "scan") == 0) {
-        for (int i = 0; i < n; i++) {
-            long long t0 = floor_now_ns();
-            scan_once();
-            printf("%lld\n", floor_now_ns() - t0);
-        }
-    } else {
-        fprintf(stderr, "usage: %s N unshare FLAG | setns PATH KIND | pidfd THERE BACK MASK"
-                        " | scan\n", argv[0]);
-        return 2;
+        return floor_emit(n, scan_one, NULL);
     }
-    return 0;
+    fprintf(stderr, "usage: %s N|serve unshare FLAG | setns PATH KIND | pidfd THERE BACK MASK"
+                    " | scan\n", argv[0]);
+    return 2;
 }
