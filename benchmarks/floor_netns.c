@@ -4,6 +4,11 @@
  *   floor_netns N named PREFIX         add+del of /run/netns/PREFIX<i> as iproute2 does
  *   floor_netns N veth NS_A NS_B PREFIX a veth pair in NS_A with its peer created in NS_B
  *   floor_netns N spawn-joined         vfork+setns into a made-ahead netns+exec /bin/true
+ *   floor_netns N paced BURST RATE     BURST spawns into made-ahead netns, RATE per second
+ *
+ * N may be `serve` (floor_common.h), except for paced: its sample is a whole
+ * burst paced over time, not one operation to interleave with the others'
+ * samples, so `serve paced` is refused (exit 2) and that mode runs in rounds.
  */
 #include "floor_common.h"
 
@@ -187,8 +192,9 @@ static long long paced_burst(int burst, double rate)
     return dt;
 }
 
-static long long spawn_joined_once(void)
+static long long spawn_joined_one(void *ctx)
 {
+    (void)ctx;
     int ns = on_helper_thread(NULL); /* made ahead, as a pool does: not timed */
     if (ns < 0)
         floor_die("unshare");
@@ -197,6 +203,38 @@ static long long spawn_joined_once(void)
     long long dt = floor_now_ns() - t0;
     close(ns);
     return dt;
+}
+
+/* named and veth number their names; the count goes on across samples (and
+ * across a served floor's whole run) */
+struct netns_ctx {
+    const char *prefix;
+    int i;
+    int peer_ns; /* veth */
+    int burst;   /* paced */
+    double rate;
+};
+
+static long long named_one(void *ctx)
+{
+    struct netns_ctx *c = ctx;
+    long long t0 = floor_now_ns();
+    named_once(c->prefix, c->i++);
+    return floor_now_ns() - t0;
+}
+
+static long long veth_one(void *ctx)
+{
+    struct netns_ctx *c = ctx;
+    long long t0 = floor_now_ns();
+    veth_once(c->peer_ns, c->prefix, c->i++);
+    return floor_now_ns() - t0;
+}
+
+static long long paced_one(void *ctx)
+{
+    struct netns_ctx *c = ctx;
+    return paced_burst(c->burst, c->rate);
 }
 
 int main(int argc, char **argv)
@@ -208,31 +246,28 @@ int main(int argc, char **argv)
     /* names carry this run's pid: the harness runs the floor in several rounds */
     char prefix[64];
     snprintf(prefix, sizeof prefix, "%s%d", argc > 3 ? argv[argc - 1] : "fl", getpid() % 10000);
-    for (int i = 0; i < n; i++) {
-        long long t0 = floor_now_ns(), dt;
-        if (!strcmp(mode, "named")) {
-            named_once(prefix, i);
-            dt = floor_now_ns() - t0;
-        } else if (!strcmp(mode, "veth") && argc == 6) {
-            static int a = -1, b = -1;
-            if (a < 0) {
-                a = open(argv[3], O_RDONLY | O_CLOEXEC);
-                b = open(argv[4], O_RDONLY | O_CLOEXEC);
-                if (a < 0 || b < 0 || setns(a, CLONE_NEWNET) < 0)
-                    floor_die("veth namespaces");
-            }
-            t0 = floor_now_ns();
-            veth_once(b, prefix, i);
-            dt = floor_now_ns() - t0;
-        } else if (!strcmp(mode, "spawn-joined")) {
-            dt = spawn_joined_once();
-        } else if (!strcmp(mode, "paced") && argc >= 5) {
-            dt = paced_burst(atoi(argv[3]), atof(argv[4]));
-        } else {
-            fprintf(stderr, "unknown mode %s\n", mode);
+    struct netns_ctx c = {.prefix = prefix, .i = 0, .peer_ns = -1};
+    if (!strcmp(mode, "named"))
+        return floor_emit(n, named_one, &c);
+    if (!strcmp(mode, "veth") && argc == 6) {
+        /* the thread sits in NS_A, as the Python side's does; not timed */
+        int a = open(argv[3], O_RDONLY | O_CLOEXEC);
+        c.peer_ns = open(argv[4], O_RDONLY | O_CLOEXEC);
+        if (a < 0 || c.peer_ns < 0 || setns(a, CLONE_NEWNET) < 0)
+            floor_die("veth namespaces");
+        return floor_emit(n, veth_one, &c);
+    }
+    if (!strcmp(mode, "spawn-joined"))
+        return floor_emit(n, spawn_joined_one, &c);
+    if (!strcmp(mode, "paced") && argc >= 5) {
+        if (n == FLOOR_SERVE) {
+            fprintf(stderr, "%s: paced cannot be served: a sample is a whole burst\n", argv[0]);
             return 2;
         }
-        printf("%lld\n", dt);
+        c.burst = atoi(argv[3]);
+        c.rate = atof(argv[4]);
+        return floor_emit(n, paced_one, &c);
     }
-    return 0;
+    fprintf(stderr, "unknown mode %s\n", mode);
+    return 2;
 }
