@@ -446,3 +446,89 @@ def setns_held(int fd, int nstype):
     cdef int r = nsf_setns(fd, nstype)
     if r < 0:
         raise _err(-r)
+
+
+# ---------------------------------------------------------------- enter() fast path
+
+# nsfast.enter's hot case, compiled so that `with enter(ns, "net")` runs no
+# Python frame: a Namespace handle of a per-thread kind, outside any other
+# enter() of that kind in this thread.  Everything else, and the wording of
+# every error, stays in nsfast/enter.py, which binds these at import.
+cdef object _enter_namespace_type = None   # nsfast.handles.Namespace
+cdef object _enter_local = None            # enter.py's threading.local (.slots)
+cdef object _enter_fast_slot = None        # enter._fast_slot(kind): slot or None
+cdef dict _enter_kind_by_name = {}         # "net" -> NsType.NET, ...
+cdef object _enter_setns_error = None      # enter._setns_error(err, kind, path)
+cdef object _enter_restore_error = None    # enter._restore_error(err, kind)
+
+
+def enter_bind(namespace_type, local, fast_slot, dict kind_by_name, setns_error,
+               restore_error):
+    """Give EnterBase what it reads from nsfast.enter (called once, at its import)."""
+    global _enter_namespace_type, _enter_local, _enter_fast_slot, _enter_kind_by_name
+    global _enter_setns_error, _enter_restore_error
+    _enter_namespace_type, _enter_local, _enter_fast_slot = namespace_type, local, fast_slot
+    _enter_kind_by_name = kind_by_name
+    _enter_setns_error, _enter_restore_error = setns_error, restore_error
+
+
+cdef inline bint _names_only(object kinds, object kind):
+    """kinds (as given to enter()) is None or names exactly kind; False also
+    when it cannot tell cheaply (the slow path parses it)."""
+    if kinds is None or kinds is kind:
+        return True
+    if type(kinds) is str:
+        return _enter_kind_by_name.get(kinds) is kind
+    return False
+
+
+cdef class EnterBase:
+    """The state and the fast path of nsfast.enter (see there); a subclass
+    supplies _enter_slow() and _restore() for every other case."""
+    cdef public object _target, _kinds, _undo, _dirs
+    cdef public bint _allow
+
+    def __init__(self, target, kinds=None, *, bint allow_process_wide=False):
+        self._target = target
+        self._kinds = kinds
+        self._allow = allow_process_wide
+        self._undo = None
+        self._dirs = None
+
+    def __enter__(self):
+        cdef int r
+        if self._undo is not None:
+            raise RuntimeError("this enter() is already active; nest a new enter() instead")
+        target = self._target
+        if type(target) is _enter_namespace_type:
+            kind = target.kind
+            if _names_only(self._kinds, kind):
+                try:
+                    slot = _enter_local.slots[kind]
+                except (AttributeError, KeyError):
+                    slot = _enter_fast_slot(kind)
+                if slot is not None and not slot[1]:
+                    slot[1] = 1
+                    self._undo = slot
+                    r = nsf_setns(target._fd, kind)
+                    if r < 0:
+                        slot[1] = 0
+                        self._undo = None
+                        if target.closed:
+                            raise ValueError("namespace handle is closed")
+                        raise _enter_setns_error(-r, kind, target.path)
+                    return self
+        return self._enter_slow()
+
+    def __exit__(self, exc_type, exc, tb):
+        cdef int r
+        slot = self._undo
+        if type(slot) is list:  # the fast path's record: the thread's slot
+            self._undo = None
+            slot[1] = 0
+            r = nsf_setns(slot[0], slot[2])
+            if r < 0:
+                raise _enter_restore_error(-r, slot[2])
+            return None
+        self._restore()
+        return None

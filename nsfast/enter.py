@@ -186,7 +186,7 @@ class _Undo(list):
     __slots__ = ()
 
 
-class enter:
+class enter(_core.EnterBase):
     """Enter namespaces in the calling thread; leave them on exit.
 
     target: a pid, a Process, a path to a namespace file, a Namespace, Fd(n),
@@ -205,47 +205,15 @@ class enter:
     ...     socket.create_server(("127.0.0.1", 8080))   # listens inside netns blue
     """
 
-    __slots__ = ("_target", "_kinds", "_allow", "_undo", "_dirs")
+    __slots__ = ()
     thread_moved = staticmethod(thread_moved)  # nsfast.enter.thread_moved(kinds)
 
-    def __init__(self, target: Any, kinds: KindsLike = None, *,
-                 allow_process_wide: bool = False):
-        self._target = target
-        self._kinds = kinds
-        self._allow = allow_process_wide
-        self._undo: Optional[list] = None
-        # _dirs (saved root and cwd) is set only when a mount ns is entered
+    # __init__, __enter__ and __exit__ are _core.EnterBase's: the common case
+    # (a Namespace handle of a per-thread kind, not nested in that kind) runs
+    # there without a Python frame; every other case comes here.
 
-    def __enter__(self) -> "enter":
-        if self._undo is not None:
-            raise RuntimeError("this enter() is already active; nest a new enter() instead")
+    def _enter_slow(self) -> "enter":
         target = self._target
-        # the fast path, kept flat: a Namespace handle of a per-thread kind
-        # (kinds not given, or naming the handle's kind: the parse is cached),
-        # outside any other enter() of that kind in this thread; the undo
-        # record is the thread's slot itself
-        if type(target) is Namespace and (self._kinds is None
-                                          or NsType.parse(self._kinds) == target.kind):
-            k = target.kind
-            try:
-                slot = _local.slots[k]
-            except (AttributeError, KeyError):
-                slot = _fast_slot(k)
-            if slot is not None and not slot[1]:
-                slot[1] = 1
-                self._undo = slot
-                try:
-                    # the slot, not fileno(): one call less on the hot path
-                    _setns(target._fd, k)
-                except BaseException as e:
-                    slot[1] = 0
-                    self._undo = None
-                    if target.closed:
-                        raise ValueError("namespace handle is closed") from None
-                    if isinstance(e, OSError):
-                        raise _setns_error(e.errno, k, target.path) from None
-                    raise
-                return self
         kinds = NsType.parse(self._kinds) if self._kinds is not None else None
         pid = _pid_of(target)
         if pid is None and not isinstance(target, PidFd):
@@ -297,18 +265,6 @@ class enter:
             self._dirs = (os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC),
                           os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        slot = self._undo
-        if type(slot) is list:  # the fast path
-            self._undo = None
-            slot[1] = 0
-            try:
-                _setns(slot[0], slot[2])
-            except OSError as e:
-                raise _restore_error(e.errno, slot[2]) from None
-            return
-        self._restore()
-
     def _restore(self, skip_setns: bool = False) -> None:
         undo, self._undo = self._undo or [], None
         failed = None
@@ -326,7 +282,7 @@ class enter:
             raise _restore_error(failed[1], failed[0])
 
     def _restore_dirs(self) -> None:
-        dirs = getattr(self, "_dirs", None)
+        dirs = self._dirs
         if dirs is None:
             return
         root, cwd = dirs
@@ -619,3 +575,8 @@ def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
         if isinstance(join, list):
             for ns in join:
                 ns.close()
+
+
+# the compiled fast path of enter() reads these (see _core.EnterBase)
+_core.enter_bind(Namespace, _local, _fast_slot,
+                 {k.proc_name: k for k in NsType.all().kinds()}, _setns_error, _restore_error)

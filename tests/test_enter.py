@@ -165,8 +165,9 @@ def test_eight_threads_enter_and_leave_a_thousand_times(sleeper):
         try:
             start.wait()
             mine = here("net")
-            for _ in range(1000):
-                with nsfast.enter(handles[i]):
+            for n in range(1000):
+                # both forms of the compiled fast path: kind implied, kind named
+                with nsfast.enter(handles[i], "net" if n % 2 else None):
                     if here("net") != inodes[i]:
                         errors.append(f"thread {i}: wrong namespace inside")
                 if here("net") != mine:
@@ -192,6 +193,21 @@ def test_eight_threads_enter_and_leave_a_thousand_times(sleeper):
     for h in handles:
         h.close()
     assert errors == []
+    assert here("net") == home
+
+
+def test_closed_handle_is_value_error_and_changes_nothing(sleeper):
+    p = sleeper(namespaces="net")
+    ns = Namespace.of(p.pid, "net")
+    ns.close()
+    home = here("net")
+    for kinds in (None, "net"):
+        e = nsfast.enter(ns, kinds)
+        with pytest.raises(ValueError, match="closed"):
+            e.__enter__()
+        assert here("net") == home
+    with Namespace.of(p.pid, "net") as again, nsfast.enter(again):  # state intact
+        assert here("net") == ns_inode(p.pid, "net")
     assert here("net") == home
 
 
