@@ -102,6 +102,18 @@ def test_empty_argv():
 
 # ---------------------------------------------------------------- fds
 
+def _fds_once_asleep(pid: int) -> set:
+    """The fds of a just-started `sleep`, read once it sleeps: right after exec
+    the dynamic loader and locale set-up hold fds of their own for a moment."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "S":
+                break
+        time.sleep(0.005)
+    return {int(x) for x in os.listdir(f"/proc/{pid}/fd")}
+
+
 def test_child_sees_only_std_fds_and_pass_fds(sleeper):
     leaked = os.open("/dev/null", os.O_RDONLY)     # not CLOEXEC: the trap
     os.set_inheritable(leaked, True)
@@ -109,10 +121,9 @@ def test_child_sees_only_std_fds_and_pass_fds(sleeper):
     high = os.dup2(passed, 200)
     try:
         p = sleeper(pass_fds=[passed, high])
-        fds = {int(x) for x in os.listdir(f"/proc/{p.pid}/fd")}
-        assert fds == {0, 1, 2, passed, high}
+        assert _fds_once_asleep(p.pid) == {0, 1, 2, passed, high}
         p2 = sleeper(namespaces="user,pid,mnt", map_root=True, mount_proc=True)
-        assert {int(x) for x in os.listdir(f"/proc/{p2.pid}/fd")} == {0, 1, 2}
+        assert _fds_once_asleep(p2.pid) == {0, 1, 2}
     finally:
         for fd in (leaked, passed, high):
             os.close(fd)
