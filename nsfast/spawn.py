@@ -9,7 +9,6 @@ import errno
 import os
 import signal
 import subprocess
-import sys
 from typing import IO, Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 from . import _core, idmap
@@ -17,7 +16,8 @@ from .errors import map_hint, namespace_hint, os_error
 from .features import features
 from .flags import KindsLike, NsType
 from .handles import Namespace
-from .mounts import PROPAGATION_FLAGS, MS_REC, Proc, absolute, pivot_step, step_path
+from .mounts import (_FS_ENCODING, _FS_ERRORS, MS_REC, PROPAGATION_FLAGS, Proc, absolute,
+                     pivot_step, step_path)
 from .process import Process
 from .targets import PidFd, differing_kinds, open_target
 
@@ -43,7 +43,8 @@ def _kinds(namespaces: KindsLike) -> int:
 
 TIME_CLOCKS = ("monotonic", "boottime")
 # what spawn(propagation=) takes: "unbindable" would make / unusable as a bind source
-_SPAWN_PROPAGATIONS = frozenset(["private", "slave", "shared", "unchanged"])
+# (a tuple: `in` must answer for unhashable values too, with the ValueError below)
+_SPAWN_PROPAGATIONS = ("private", "slave", "shared", "unchanged")
 
 
 class _ChildSpec:
@@ -89,10 +90,6 @@ class _ChildSpec:
     uid: Optional[int] = None
     root_fd: int = -1
     cwd_fd: int = -1
-
-
-_FS_ENCODING = sys.getfilesystemencoding()
-_FS_ERRORS = sys.getfilesystemencodeerrors()
 
 
 def _bytes_arg(value: Any, what: str) -> bytes:
