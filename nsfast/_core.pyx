@@ -457,28 +457,29 @@ def setns_held(int fd, int nstype):
 cdef object _enter_namespace_type = None   # nsfast.handles.Namespace
 cdef object _enter_local = None            # enter.py's threading.local (.slots)
 cdef object _enter_fast_slot = None        # enter._fast_slot(kind): slot or None
-cdef dict _enter_kind_by_name = {}         # "net" -> NsType.NET, ...
+cdef dict _enter_parsed = {}               # NsType.parse's cache: "net" -> NsType.NET
 cdef object _enter_setns_error = None      # enter._setns_error(err, kind, path)
 cdef object _enter_restore_error = None    # enter._restore_error(err, kind)
 
 
-def enter_bind(namespace_type, local, fast_slot, dict kind_by_name, setns_error,
+def enter_bind(namespace_type, local, fast_slot, dict parsed, setns_error,
                restore_error):
     """Give EnterBase what it reads from nsfast.enter (called once, at its import)."""
-    global _enter_namespace_type, _enter_local, _enter_fast_slot, _enter_kind_by_name
+    global _enter_namespace_type, _enter_local, _enter_fast_slot, _enter_parsed
     global _enter_setns_error, _enter_restore_error
     _enter_namespace_type, _enter_local, _enter_fast_slot = namespace_type, local, fast_slot
-    _enter_kind_by_name = kind_by_name
+    _enter_parsed = parsed
     _enter_setns_error, _enter_restore_error = setns_error, restore_error
 
 
 cdef inline bint _names_only(object kinds, object kind):
     """kinds (as given to enter()) is None or names exactly kind; False also
-    when it cannot tell cheaply (the slow path parses it)."""
+    when it cannot tell cheaply: the slow path parses it, which caches a
+    string for the next call."""
     if kinds is None or kinds is kind:
         return True
     if type(kinds) is str:
-        return _enter_kind_by_name.get(kinds) is kind
+        return _enter_parsed.get(kinds) is kind
     return False
 
 

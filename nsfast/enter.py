@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 from . import _core
 from .errors import os_error
 from .features import features
-from .flags import KindsLike, NsType
+from .flags import _PARSED, KindsLike, NsType
 from .handles import Namespace
 from .targets import Fd, PidFd, current_inode, differing_kinds, open_target
 
@@ -578,5 +578,4 @@ def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
 
 
 # the compiled fast path of enter() reads these (see _core.EnterBase)
-_core.enter_bind(Namespace, _local, _fast_slot,
-                 {k.proc_name: k for k in NsType.all().kinds()}, _setns_error, _restore_error)
+_core.enter_bind(Namespace, _local, _fast_slot, _PARSED, _setns_error, _restore_error)
