@@ -92,6 +92,20 @@ class _ChildSpec:
     cwd_fd: int = -1
 
 
+def _bytes_args(values: list, what: str) -> list[bytes]:
+    """[_bytes_arg(v, what) for v in values], with str encoded in line."""
+    out = []
+    for v in values:
+        if type(v) is str:
+            b = v.encode(_FS_ENCODING, _FS_ERRORS)
+            if b"\0" in b:
+                raise ValueError(f"embedded null byte in {what}")
+            out.append(b)
+        else:
+            out.append(_bytes_arg(v, what))
+    return out
+
+
 def _bytes_arg(value: Any, what: str) -> bytes:
     if type(value) is str:   # the common case, without os.fsencode's indirection
         b = value.encode(_FS_ENCODING, _FS_ERRORS)
@@ -355,13 +369,17 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     """
     spec = _ChildSpec()
     # ---- argv, program, env, cwd
-    # hasattr, not isinstance(os.PathLike): an ABC check costs microseconds
-    if isinstance(argv, (str, bytes)) or hasattr(argv, "__fspath__"):
-        argv = [argv]
-    argv = list(argv)
+    # Each call and each object touched here costs a microsecond or more in
+    # a caller whose caches the last exec emptied, so the common case (a
+    # list of str) takes the fewest steps.
+    if type(argv) is not list:
+        # hasattr, not isinstance(os.PathLike): an ABC check costs microseconds
+        if isinstance(argv, (str, bytes)) or hasattr(argv, "__fspath__"):
+            argv = [argv]
+        argv = list(argv)
     if not argv:
         raise ValueError("argv must not be empty")
-    spec.argv = [_bytes_arg(a, "argv") for a in argv]
+    spec.argv = _bytes_args(argv, "argv")
     program = _bytes_arg(executable, "executable") if executable is not None else spec.argv[0]
     spec.exec_paths = _exec_paths(program, env)
     spec.envp = _environment(env)
@@ -508,7 +526,7 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         if maps is not None:
             writes = maps.writes
         if offsets is not None:
-            writes.append(("timens_offsets", offsets))
+            writes = [*writes, ("timens_offsets", offsets)]
         helper = maps.helper if maps is not None else None
         hold = bool(writes or helper or on_created)
         spec.need_ready = bool(spec.unshare_flags and hold)
@@ -524,8 +542,9 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
             spec.std_fds = tuple(fds)
         raised: list = []   # what the caller's callbacks raised passes through as is
         try:
-            child = _core.spawn(spec, writes, _passing(helper, raised),
-                                _passing(on_created, raised))
+            child = _core.spawn(spec, writes,
+                                None if helper is None else _passing(helper, raised),
+                                None if on_created is None else _passing(on_created, raised))
         except BaseException as e:
             for fd in parent_ends.values():
                 os.close(fd)
@@ -569,7 +588,12 @@ def _credentials(spec: _ChildSpec, maps: Optional["_Maps"], uid, gid, extra_grou
             raise TypeError("extra_groups is a sequence of numeric gids")
         spec.groups = [_check_id(g, "extra_groups entry") for g in extra_groups]
     if maps is not None and (maps.uids or maps.gids):
-        ids = _inside_ids(maps, uid, gid)
+        if uid is None and gid is None:
+            if maps.default_ids is _NOT_YET:
+                maps.default_ids = _inside_ids(maps, None, None)
+            ids = maps.default_ids
+        else:
+            ids = _inside_ids(maps, uid, gid)
         if ids is None:
             return
         spec.uid, spec.gid = (None if v == _KEEP_ID else v for v in ids)
@@ -583,9 +607,6 @@ def _credentials(spec: _ChildSpec, maps: Optional["_Maps"], uid, gid, extra_grou
 
 def _passing(callback: Optional[Callable[[int], None]], raised: list):
     """callback, noting what it raises so that it is not taken for a clone error."""
-    if callback is None:
-        return None
-
     def call(pid: int) -> None:
         try:
             callback(pid)
@@ -596,11 +617,18 @@ def _passing(callback: Optional[Callable[[int], None]], raised: list):
 
 
 class _Maps:
+    """The writes (or helper) that set a new user namespace's id maps.
+
+    Shared between spawns (see _shortcut_maps): nothing may modify one."""
     def __init__(self, writes, helper, uids=(), gids=()):
-        self.writes = writes
+        self.writes = tuple(writes)
         self.helper = helper
         self.uids = uids
         self.gids = gids
+        self.default_ids = _NOT_YET   # _inside_ids(self, None, None), once asked
+
+
+_NOT_YET = object()
 
 
 def _inside_ids(maps: Optional[_Maps], uid, gid) -> Optional[tuple]:
@@ -638,8 +666,8 @@ def _inside_ids(maps: Optional[_Maps], uid, gid) -> Optional[tuple]:
 
 def _id_maps(new: int, uid_map, gid_map, map_root, map_current_user, map_users,
              setgroups) -> Optional[_Maps]:
-    asked = [x for x in (uid_map is not None or gid_map is not None, map_root,
-                         map_current_user, map_users is not None) if x]
+    asked = ((uid_map is not None or gid_map is not None) + bool(map_root)
+             + bool(map_current_user) + (map_users is not None))
     if setgroups not in (None, "allow", "deny"):
         raise ValueError(f"setgroups must be 'allow' or 'deny', not {setgroups!r}")
     if not asked:
@@ -649,11 +677,29 @@ def _id_maps(new: int, uid_map, gid_map, map_root, map_current_user, map_users,
             raise ValueError("setgroups= needs a new user namespace (namespaces='user')")
         # as unshare -U --setgroups=deny: no map yet, setgroups(2) refused for good
         return _Maps([("setgroups", setgroups.encode())], None)
-    if len(asked) > 1:
+    if asked > 1:
         raise ValueError("choose one of uid_map/gid_map, map_root, map_current_user, map_users")
     if not new & _USER:
         raise ValueError("id maps need a new user namespace (namespaces='user')")
     euid, egid = os.geteuid(), os.getegid()
+    if map_root or map_current_user:
+        # these two depend on nothing else: render them once
+        key = (bool(map_root), euid, egid, setgroups)
+        maps = _shortcut_maps.get(key)
+        if maps is None:
+            maps = _shortcut_maps[key] = _new_maps(map_root, map_current_user, None, None,
+                                                   None, setgroups, euid, egid)
+        return maps
+    return _new_maps(map_root, map_current_user, map_users, uid_map, gid_map, setgroups,
+                     euid, egid)
+
+
+# map_root/map_current_user maps by (map_root, euid, egid, setgroups)
+_shortcut_maps: dict = {}
+
+
+def _new_maps(map_root, map_current_user, map_users, uid_map, gid_map, setgroups,
+              euid: int, egid: int) -> _Maps:
     if map_root:
         uids, gids = [(0, euid, 1)], [(0, egid, 1)]
         setgroups = setgroups or "deny"

@@ -333,6 +333,23 @@ def test_time_offsets_shift_the_clocks():
     assert real_boot - 1.5 - 30 < boot < real_boot - 1.5 + 0.001
 
 
+def test_map_root_writes_are_not_carried_into_the_next_spawn(sleeper):
+    """map_root's writes are rendered once and shared: the time offsets of one
+    spawn, and the setgroups of another, must not stick to the next one."""
+    need(nsfast.features.time_namespaces, "time namespaces")
+    text = output([sys.executable, "-c", MONO], namespaces="user,time", map_root=True,
+                  time_offsets={"monotonic": 86400})
+    assert float(text.split()[0]) >= time.clock_gettime(time.CLOCK_MONOTONIC) + 86000
+    # a user namespace without a time one: an offsets write would fail it
+    p = sleeper(namespaces="user", map_root=True)
+    assert ns_inode(p.pid, "time") == ns_inode(os.getpid(), "time")
+    assert open(f"/proc/{p.pid}/setgroups").read().strip() == "deny"
+    q = sleeper(namespaces="user", map_root=True, setgroups="allow")
+    assert open(f"/proc/{q.pid}/setgroups").read().strip() == "allow"
+    r = sleeper(namespaces="user", map_root=True)
+    assert open(f"/proc/{r.pid}/setgroups").read().strip() == "deny"
+
+
 def test_cgroup_namespace_and_clone_into_cgroup():
     root = "/sys/fs/cgroup/unified"
     need(os.path.exists(f"{root}/cgroup.procs") and os.access(root, os.W_OK),
