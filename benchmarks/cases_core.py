@@ -114,7 +114,7 @@ def _thread_inode(kind: str) -> int:
 
 
 def _setns_case(kind: str, targets: _Targets, via_fd: bool = False) -> Case:
-    floor = Floor("floor_core.c", [])
+    floor = Floor("floor_core.c", [], in_process=True)
     state: dict = {}
 
     def setup():
@@ -164,7 +164,7 @@ def _setns_case(kind: str, targets: _Targets, via_fd: bool = False) -> Case:
 
 
 def _pidfd_case(targets: _Targets) -> Case:
-    floor = Floor("floor_core.c", [])
+    floor = Floor("floor_core.c", [], in_process=True)
     mask = NsType.parse(",".join(PER_THREAD_KINDS))
     state: dict = {}
 

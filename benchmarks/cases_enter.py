@@ -110,7 +110,7 @@ def _kind_case(kind: str, cfg) -> Case:
     peer_name, setns = stdlib_setns()
     peers.append(Peer(f"{peer_name} x2", lambda: (setns(target.handles[kind].fileno(), flag),
                                                   setns(home_fd[0], flag))))
-    floor = Floor("floor_enter.c", ["pair", kind, "(set in setup)"])
+    floor = Floor("floor_enter.c", ["pair", kind, "(set in setup)"], in_process=True)
     return Case(
         name=f"enter-{kind}", op=op, floor=floor, peers=peers,
         check=_check_enter(target, kind, lambda: nsfast.enter(target.handles[kind])),
@@ -138,14 +138,15 @@ def _pidfd_case(cfg) -> Case:
         target.start()
         floor.args[1] = str(target.pid)
 
-    floor = Floor("floor_enter.c", ["pidfd", "(pid)", hex(mask), *THREE.split(",")])
+    floor = Floor("floor_enter.c", ["pidfd", "(pid)", hex(mask), *THREE.split(",")],
+                  in_process=True)
     return Case(
         name="enter-pidfd-net+uts+ipc", op=op, floor=floor,
         peers=[Peer("per-kind fds (3 nested enter)", per_kind)],
         check=_check_enter(target, THREE, lambda: nsfast.enter(target.pid, THREE)),
         setup=setup, teardown=target.stop, samples=1000, warmup=20,
         note="enter(pid, kinds): pidfd_open + one setns(pidfd, mask), back per kind; "
-             "floor: setns(pidfd, mask) + 3 setns back")
+             "floor: the same syscalls, pidfd_open + setns(pidfd, mask) + close + 3 setns back")
 
 
 def _fds_case(cfg) -> Case:
@@ -182,7 +183,7 @@ def _fds_case(cfg) -> Case:
         if inside != os.stat(f"/proc/{target.pid}/ns/net").st_ino or _inside("net") != before:
             raise AssertionError("the setns loop did not enter and come back")
 
-    floor = Floor("floor_enter.c", ["fds", "(pid)", *THREE.split(",")])
+    floor = Floor("floor_enter.c", ["fds", "(pid)", *THREE.split(",")], in_process=True)
     return Case(
         name="enter-fds-net+uts+ipc", op=op, floor=floor, check=check, setup=setup,
         teardown=teardown, samples=1000, warmup=20,

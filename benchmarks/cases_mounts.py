@@ -109,7 +109,7 @@ def _propagation_cases(n: int) -> list[Case]:
     note = "makes the whole tree shared, then private"
     return [
         Case(name=f"set_propagation recursive, {n} mounts",
-             floor=Floor("floor_mounts.c", ["setattr", box.top]),
+             floor=Floor("floor_mounts.c", ["setattr", box.top], in_process=True),
              peers=[Peer("mount(2) MS_REC", round_trip("mount"))], target=("floor", 1.2),
              note=note + "; mount_setattr(AT_RECURSIVE), floor the same syscall in C",
              **common),
@@ -138,7 +138,7 @@ def _new_namespace_cases(n: int) -> list[Case]:
             "the previous copy: the cost grows with the table")
     return [
         Case(name=f"new mount namespace, {n}-mount tree", note=note,
-             floor=Floor("floor_mounts.c", ["unshare"]), **common),
+             floor=Floor("floor_mounts.c", ["unshare"], in_process=True), **common),
         Case(name=f"new mount namespace vs unshare(1), {n}-mount tree",
              floor=Floor("floor_mounts.c", ["unshare"], served=True),
              peers=[Peer("unshare -m true", (lambda: _run([tool, "-m", "true"])) if tool

@@ -19,14 +19,37 @@ static inline long long floor_now_ns(void)
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+#ifdef FLOOR_LIBRARY
+/* Built as a shared library (Floor.in_process in benchmarks/harness.py):
+ * the benchmark process loads it and calls floor_prepare(argc, argv), which
+ * runs this program's main (renamed floor_program_main) with N = "inproc",
+ * then floor_sample() once per sample.  A failure must not end the benchmark
+ * process: floor_die returns to the exported function, which reports -errno.
+ * The sample context must outlive main: static, or a pointer into argv,
+ * which the caller keeps. */
+#include <errno.h>
+#include <setjmp.h>
+static jmp_buf floor_failed;
+static int floor_failed_errno;
+
+static inline void floor_die(const char *what)
+{
+    (void)what;
+    floor_failed_errno = errno ? errno : EIO;
+    longjmp(floor_failed, 1);
+}
+#else
 static inline void floor_die(const char *what)
 {
     perror(what);
     exit(1);
 }
+#endif
 
-/* N from `prog N ARGS...`, or FLOOR_SERVE for `prog serve ARGS...`. */
+/* N from `prog N ARGS...`, FLOOR_SERVE for `prog serve ARGS...`, and
+ * FLOOR_IN_PROCESS for `inproc` in the library build. */
 #define FLOOR_SERVE (-1)
+#define FLOOR_IN_PROCESS (-2)
 
 static inline int floor_count(int argc, char **argv)
 {
@@ -34,6 +57,8 @@ static inline int floor_count(int argc, char **argv)
         fprintf(stderr, "usage: %s N|serve ARGS...\n", argv[0]);
         exit(2);
     }
+    if (strcmp(argv[1], "inproc") == 0)
+        return FLOOR_IN_PROCESS;
     return strcmp(argv[1], "serve") == 0 ? FLOOR_SERVE : atoi(argv[1]);
 }
 
@@ -44,8 +69,20 @@ typedef long long (*floor_sample_fn)(void *ctx);
  * stdout, until EOF.  Served, a floor is sampled in turn with the Python
  * contenders (A B floor A B floor ...), so it meets the same machine state
  * as they do: the deferred teardown of a peer's namespaces, cold caches. */
+#ifdef FLOOR_LIBRARY
+static floor_sample_fn floor_in_process_fn;
+static void *floor_in_process_ctx;
+#endif
+
 static inline int floor_emit(int n, floor_sample_fn one, void *ctx)
 {
+#ifdef FLOOR_LIBRARY
+    if (n == FLOOR_IN_PROCESS) {
+        floor_in_process_fn = one;
+        floor_in_process_ctx = ctx;
+        return 0;
+    }
+#endif
     if (n == FLOOR_SERVE) {
         char byte;
         while (read(0, &byte, 1) == 1) {
@@ -65,5 +102,26 @@ static inline int floor_emit(int n, floor_sample_fn one, void *ctx)
     free(samples);
     return 0;
 }
+
+#ifdef FLOOR_LIBRARY
+int main(int argc, char **argv);   /* floor_program_main: -Dmain=... */
+
+__attribute__((visibility("default"))) int floor_prepare(int argc, char **argv)
+{
+    floor_in_process_fn = 0;
+    if (setjmp(floor_failed))
+        return -floor_failed_errno;
+    int r = main(argc, argv);
+    return r == 0 && floor_in_process_fn ? 0 : -EINVAL;
+}
+
+/* One sample in ns, or -errno if it failed. */
+__attribute__((visibility("default"))) long long floor_sample(void)
+{
+    if (setjmp(floor_failed))
+        return -floor_failed_errno;
+    return floor_in_process_fn(floor_in_process_ctx);
+}
+#endif
 
 #endif

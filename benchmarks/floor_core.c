@@ -112,10 +112,12 @@ int main(int argc, char **argv)
     const char *mode = argc > 2 ? argv[2] : "";
 
     if (strcmp(mode, "unshare") == 0 && argc == 4) {
-        int flag = (int)strtol(argv[3], NULL, 0);
+        static int flag;   /* static: an in-process floor samples after main returns */
+        flag = (int)strtol(argv[3], NULL, 0);
         return floor_emit(n, unshare_one, &flag);
     } else if (strcmp(mode, "setns") == 0 && argc == 5) {
-        struct pair p = {.nstype = kind_flag(argv[4])};
+        static struct pair p;
+        p.nstype = kind_flag(argv[4]);
         char own[64];
         snprintf(own, sizeof own, "/proc/thread-self/ns/%s", argv[4]);
         p.there = open(argv[3], O_RDONLY | O_CLOEXEC);
@@ -124,11 +126,10 @@ int main(int argc, char **argv)
             floor_die("open");
         return floor_emit(n, setns_pair_one, &p);
     } else if (strcmp(mode, "pidfd") == 0 && argc == 6) {
-        struct pair p = {
-            .there = (int)syscall(SYS_pidfd_open, atoi(argv[3]), 0),
-            .back = (int)syscall(SYS_pidfd_open, atoi(argv[4]), 0),
-            .nstype = (int)strtol(argv[5], NULL, 0),
-        };
+        static struct pair p;
+        p.there = (int)syscall(SYS_pidfd_open, atoi(argv[3]), 0);
+        p.back = (int)syscall(SYS_pidfd_open, atoi(argv[4]), 0);
+        p.nstype = (int)strtol(argv[5], NULL, 0);
         if (p.there < 0 || p.back < 0)
             floor_die("pidfd_open");
         return floor_emit(n, setns_pair_one, &p);

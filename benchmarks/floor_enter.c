@@ -50,7 +50,7 @@ static void must_setns(int fd, int flag)
 
 struct enter {
     int home[MAX_KINDS], there[MAX_KINDS], flags[MAX_KINDS], nk;
-    int pidfd, mask;
+    int pidfd, mask, pid;
 };
 
 static long long pair_one(void *ctx)
@@ -62,15 +62,20 @@ static long long pair_one(void *ctx)
     return floor_now_ns() - t0;
 }
 
-/* pidfd and fds: into the namespaces (one setns of the pidfd when there is
- * one, else one per kind), then back per kind, in reverse order */
+/* pidfd and fds: into the namespaces (one setns of a pidfd opened for the
+ * sample, as enter(pid, kinds) must, when there is a pid; else one per
+ * kind), then back per kind, in reverse order */
 static long long enter_one(void *ctx)
 {
     struct enter *e = ctx;
     long long t0 = floor_now_ns();
-    if (e->pidfd >= 0)
-        must_setns(e->pidfd, e->mask);
-    else
+    if (e->pid > 0) {
+        int pidfd = (int)syscall(SYS_pidfd_open, e->pid, 0);
+        if (pidfd < 0)
+            floor_die("pidfd_open");
+        must_setns(pidfd, e->mask);
+        close(pidfd);
+    } else
         for (int k = 0; k < e->nk; k++)
             must_setns(e->there[k], e->flags[k]);
     for (int k = e->nk - 1; k >= 0; k--)
@@ -114,7 +119,9 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *mode = argv[2];
-    struct enter e = {.nk = 0, .pidfd = -1, .mask = 0};
+    /* static: an in-process floor samples after main returns */
+    static struct enter e;
+    e = (struct enter){.nk = 0, .pidfd = -1, .mask = 0, .pid = 0};
 
     if (strcmp(mode, "pair") == 0 && argc == 5) {
         e.flags[0] = kind_flag(argv[3]);
@@ -132,9 +139,7 @@ int main(int argc, char **argv)
             e.there[e.nk] = first == 4 ? open_ns(argv[3], argv[a]) : -1;
         }
         if (first == 5) {
-            e.pidfd = (int)syscall(SYS_pidfd_open, atoi(argv[3]), 0);
-            if (e.pidfd < 0)
-                floor_die("pidfd_open");
+            e.pid = atoi(argv[3]);
             e.mask = (int)strtol(argv[4], NULL, 0);
         }
         return floor_emit(n, enter_one, &e);

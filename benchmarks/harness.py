@@ -4,9 +4,10 @@ A Case times one operation done by nsfast, by each peer and by a C floor
 program.  Samples are taken in passes after a warm-up, one sample of each contender
 per pass in a shuffled order (A B C, C A B, B C A, ...), so that drift on this
 shared machine, and whatever one contender leaves behind for the next, hits
-every contender alike; the floor program runs in rounds
-between the Python rounds for the same reason, or, when it is served, as one
-more contender in that order.  Every case must prove, through
+every contender alike.  The floor is one more contender in that order, as a
+program answering one sample per request (served) or as a library loaded
+into this process (in process); a few floors still run in rounds of their
+own between the passes (Floor says which and why).  Every case must prove, through
 its check(), that the operation really happened; run_case refuses a case
 without one.  The result records are described in benchmarks/SCHEMA.md.
 
@@ -25,6 +26,8 @@ is sampled interleaved with nsfast.  A module may also define `curves(cfg)`.
 """
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import gc
 import importlib
 import math
@@ -40,7 +43,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.join(HERE, ".build")
@@ -77,10 +80,20 @@ class Floor:
     child) needs this for a like-for-like ratio: a program leaves work behind
     (namespace teardown, evicted caches) for whichever sample comes next.  For
     a call that runs no program a floor in rounds is the fairer one: nsfast's
-    samples are then warm back-to-back calls too."""
+    samples are then warm back-to-back calls too.
+
+    in_process: for such a call, better still: the floor is built as a shared
+    library too and sampled inside the benchmark process, as one more
+    contender in the passes (floor_prepare/floor_sample in floor_common.h).
+    It then meets the same process and the same moment as nsfast's samples.
+    A floor program of its own has its own caches and page tables, and runs
+    at another moment: on a shared machine a microsecond call's cost drifts
+    by 20-30% over seconds, which moved a ratio in rounds from 0.9 to 1.35
+    between runs of the same code."""
     source: str
     args: list = field(default_factory=list)
     served: bool = False
+    in_process: bool = False
 
 
 @dataclass
@@ -281,18 +294,23 @@ def summarize(samples: list) -> dict:
 _built: dict = {}
 
 
-def build_floor(source: str) -> str:
-    """Compile benchmarks/<source> once per run; return the binary's path."""
-    if source in _built:
-        return _built[source]
+def build_floor(source: str, library: bool = False) -> str:
+    """Compile benchmarks/<source> once per run; return the binary's path.
+    library: build it as a shared library for Floor.in_process instead (its
+    main renamed, floor_prepare and floor_sample exported: floor_common.h)."""
+    key = (source, library)
+    if key in _built:
+        return _built[key]
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         raise RuntimeError("no C compiler: the floors need cc (apt-get install gcc)")
     os.makedirs(BUILD, exist_ok=True)
-    out = os.path.join(BUILD, os.path.splitext(source)[0])
+    out = os.path.join(BUILD, os.path.splitext(source)[0] + (".so" if library else ""))
     src = os.path.join(HERE, source)
     if not os.path.exists(src):
         raise RuntimeError(f"floor source {src} does not exist")
+    mode = ["-shared", "-fPIC", "-fvisibility=hidden", "-DFLOOR_LIBRARY",
+            "-Dmain=floor_program_main"] if library else []
     if not os.path.exists(out) or os.path.getmtime(out) < max(
             os.path.getmtime(src), os.path.getmtime(os.path.join(HERE, "floor_common.h"))):
         # compile to a private name and rename, so that two suites running at once
@@ -300,8 +318,8 @@ def build_floor(source: str) -> str:
         fd, tmp = tempfile.mkstemp(dir=BUILD, prefix=os.path.basename(out) + ".")
         os.close(fd)
         try:
-            r = subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-D_GNU_SOURCE", "-o", tmp, src],
-                               capture_output=True, text=True)
+            r = subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-D_GNU_SOURCE", *mode,
+                                "-o", tmp, src], capture_output=True, text=True)
             if r.returncode != 0:
                 raise RuntimeError(f"cannot compile {source}: {r.stderr.strip()}")
             if r.stderr.strip():   # a floor must build without warnings: show them
@@ -310,7 +328,7 @@ def build_floor(source: str) -> str:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    _built[source] = out
+    _built[key] = out
     return out
 
 
@@ -352,6 +370,52 @@ class ServedFloor:
             self.proc.stdout.close()
 
 
+def _open_fds() -> set:
+    """This process's open fds, without the one the listing itself used."""
+    listed = {int(fd) for fd in os.listdir("/proc/self/fd")}
+    for fd in list(listed):
+        try:
+            fcntl.fcntl(fd, fcntl.F_GETFD)
+        except OSError:
+            listed.discard(fd)
+    return listed
+
+
+class InProcessFloor:
+    """A floor built as a shared library and sampled inside this process
+    (Floor.in_process): each call takes one sample, timed in C."""
+
+    def __init__(self, floor: Floor):
+        self.what = f"{floor.source} {' '.join(map(str, floor.args))}"
+        lib = ctypes.CDLL(build_floor(floor.source, library=True))
+        # the library keeps pointers into argv (its sample context): hold it
+        self._argv = [b"floor", b"inproc", *(str(a).encode() for a in floor.args)]
+        self._c_argv = (ctypes.c_char_p * (len(self._argv) + 1))(*self._argv, None)
+        lib.floor_prepare.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_char_p)]
+        lib.floor_sample.argtypes = []
+        lib.floor_sample.restype = ctypes.c_longlong
+        # the fds the floor opens while preparing are its own (nothing else
+        # runs meanwhile): close() closes exactly those
+        before = _open_fds()
+        r = lib.floor_prepare(len(self._argv), self._c_argv)
+        self._fds = sorted(_open_fds() - before)
+        if r != 0:
+            self.close()
+            raise RuntimeError(f"in-process floor {self.what}: {os.strerror(-r)}")
+        self._sample = lib.floor_sample
+
+    def __call__(self) -> Measured:
+        ns = self._sample()
+        if ns < 0:
+            raise RuntimeError(f"in-process floor {self.what} failed: {os.strerror(-ns)}")
+        return Measured(ns)
+
+    def close(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+
+
 def time_op(op: Op) -> int:
     """One sample in ns; the op's result (and any printing) is outside the timing."""
     t0 = time.perf_counter_ns()
@@ -381,11 +445,12 @@ def sample_case(case: Case, cfg: Config) -> dict:
     if case.setup:
         case.setup()
     gc_was = gc.isenabled()
-    served: Optional[ServedFloor] = None
+    served: Optional[Union[ServedFloor, InProcessFloor]] = None
     try:
         case.check()
-        if case.floor and case.floor.served:
-            served = ServedFloor(case.floor)   # after setup: it may fill in the args
+        if case.floor and (case.floor.served or case.floor.in_process):
+            # after setup: it may fill in the args
+            served = (InProcessFloor if case.floor.in_process else ServedFloor)(case.floor)
             contenders.append(("floor", served))
             samples["floor"] = floor_samples
         for _ in range(warmup):

@@ -115,6 +115,10 @@ def _open_named_netns(name: str) -> Namespace:
 
 def _pid_of(target: Any) -> Optional[int]:
     """The pid a target names, or None when it names a namespace file."""
+    if type(target) is int:   # the common case first, by exact type
+        if target <= 0:
+            raise ValueError(f"pid must be positive, not {target}")
+        return target
     if isinstance(target, bool):
         raise TypeError("a namespace target cannot be a bool")
     if isinstance(target, (Fd, PidFd)):
@@ -140,11 +144,12 @@ def _open_file_target(target: Any, kinds: NsType) -> Namespace:
 
 def _pidfd_for(target: Any, pid: Optional[int]) -> tuple[int, bool]:
     """(pidfd, owned) for a pid, a PidFd or a Process."""
-    if isinstance(target, PidFd):
-        return int(target), False
-    own = getattr(target, "pidfd", -1)
-    if isinstance(own, int) and own >= 0 and not isinstance(target, int):
-        return own, False
+    if type(target) is not int:
+        if isinstance(target, PidFd):
+            return int(target), False
+        own = getattr(target, "pidfd", -1)
+        if isinstance(own, int) and own >= 0 and not isinstance(target, int):
+            return own, False
     try:
         return _core.pidfd_open(pid), True
     except OSError as e:
@@ -162,7 +167,7 @@ def _own_user_ns_is(pid: int) -> bool:
 # ---------------------------------------------------------------- enter()
 
 def _check_process_wide(kinds: NsType, allow: bool) -> None:
-    if not int(kinds) & _WIDE:
+    if not kinds._value_ & _WIDE:
         return
     wide = kinds & PROCESS_WIDE
     names = ",".join(k.proc_name for k in wide.kinds())
@@ -228,24 +233,30 @@ class enter(_core.EnterBase):
             return self
         if not kinds:
             raise ValueError("say which kinds to enter of a process, e.g. kinds='net,uts'")
-        if pid is not None and int(kinds) & _USER and _own_user_ns_is(pid):
+        if pid is not None and kinds._value_ & _USER and _own_user_ns_is(pid):
             kinds &= ~NsType.USER  # already in it; joining it again is EINVAL
-        _check_process_wide(kinds, self._allow)
+        value = kinds._value_
+        if value & _WIDE:
+            _check_process_wide(kinds, self._allow)
         pidfd, owned = _pidfd_for(target, pid)
         try:
-            self._save_dirs(kinds)
+            if value & _MNT:
+                self._save_dirs(kinds)
             self._undo = _Undo()
-            self._switch(kinds, pidfd, f"/proc/{pid}/ns" if pid else None, pidfd=True)
+            self._switch(kinds, pidfd, None, pidfd=True, pid=pid)
         finally:
             if owned:
                 os.close(pidfd)
         return self
 
-    def _switch(self, kinds: NsType, fd: int, path: Optional[str], pidfd: bool = False) -> None:
-        """setns into fd for kinds, first noting how to come back."""
+    def _switch(self, kinds: NsType, fd: int, path: Optional[str], pidfd: bool = False,
+                pid: Optional[int] = None) -> None:
+        """setns into fd for kinds, first noting how to come back (path, or
+        the pid's /proc/PID/ns, names the target in an error)."""
         undo = self._undo
+        slots = _local.__dict__.get("slots") or {}   # (one thread-local lookup, not three)
         for k in (_singles(kinds) if pidfd else (kinds,)):
-            slot = _slot(k)
+            slot = slots.get(k) or _slot(k)
             if slot[1]:
                 # inside an outer enter(): come back to where that one put us
                 back = os.open(f"/proc/thread-self/ns/{k.proc_name}", os.O_RDONLY | os.O_CLOEXEC)
@@ -254,14 +265,16 @@ class enter(_core.EnterBase):
             undo.append((k, back, slot[1], slot))
             slot[1] += 1
         try:
-            _core.setns(fd, int(kinds))
+            _core.setns(fd, kinds._value_)
         except OSError as e:
             self._restore(skip_setns=True)
+            if pid:
+                path = f"/proc/{pid}/ns"
             raise _setns_error(e.errno, kinds, path) from None
 
     def _save_dirs(self, kinds: NsType) -> None:
         # joining a mount namespace moves root and cwd to its root
-        if int(kinds) & _MNT:
+        if kinds._value_ & _MNT:
             self._dirs = (os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC),
                           os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
 
@@ -271,13 +284,14 @@ class enter(_core.EnterBase):
         for k, back, depth, slot in reversed(undo):
             if not skip_setns and failed is None:
                 try:
-                    (_setns if k in _PER_THREAD_KINDS else _core.setns)(back, int(k))
+                    (_setns if k in _PER_THREAD_KINDS else _core.setns)(back, k._value_)
                 except OSError as e:
                     failed = (k, e.errno)
             if depth:
                 os.close(back)
             slot[1] -= 1
-        self._restore_dirs()
+        if self._dirs is not None:
+            self._restore_dirs()
         if failed is not None:
             raise _restore_error(failed[1], failed[0])
 

@@ -11,7 +11,8 @@ from .features import features
 from .flags import KindsLike, NsType
 from .handles import Namespace, _check_pid
 from .targets import Fd, PidFd, Target, differing_kinds
-from .enter import thread_moved_here
+from .enter import PER_THREAD, thread_moved_here
+from .enter import _local as enter_local
 
 
 def thread_count() -> int:
@@ -99,15 +100,8 @@ def _single_kind(kinds: KindsLike) -> NsType:
     return k
 
 
-def setns(target: Target, kinds: KindsLike = None) -> None:
-    """Join namespaces of a target in place (the calling thread for net, uts,
-    ipc, cgroup; the whole process for the rest).
-
-    target: a pid (int), a path, a Namespace, Fd(n), PidFd(n) or a Process.
-    kinds: which kinds; default all that differ (pid) or the file's own kind.
-
-    >>> nsfast.setns("/run/netns/blue", "net")  # doctest: +SKIP
-    """
+def _setns(target: Target, kinds: KindsLike = None) -> None:
+    """setns (compiled: _core.setns_target) for every case but its common one."""
     # The hot paths come first, by exact type, with the syscall inline: a handle
     # knows its kind, so nothing is opened or asked; for an Fd with its kind
     # given, the kernel checks that the fd is of that kind (EINVAL otherwise).
@@ -149,12 +143,12 @@ def setns(target: Target, kinds: KindsLike = None) -> None:
             raise os_error(e.errno, None, hint, what="setns(pidfd)") from None
     elif isinstance(target, Namespace):  # a subclass: through a plain handle on it
         with Namespace(os.dup(target.fileno()), target.path) as ns:
-            setns(ns, kinds)
+            _setns(ns, kinds)
     elif isinstance(target, (Fd, PidFd)):  # a subclass: as its base
-        setns(Fd(target) if isinstance(target, Fd) else PidFd(target), kinds)
+        _setns(Fd(target) if isinstance(target, Fd) else PidFd(target), kinds)
     elif isinstance(target, (str, bytes, os.PathLike)):
         with Namespace.open(target, _single_kind(kinds) if kinds is not None else None) as ns:
-            setns(ns)
+            _setns(ns)
     else:
         pid = target.pid if hasattr(target, "pid") and not isinstance(target, int) else target
         if isinstance(pid, bool) or not isinstance(pid, int):
@@ -162,6 +156,12 @@ def setns(target: Target, kinds: KindsLike = None) -> None:
                             "(give a pid, a path, a Namespace, Fd(n) or PidFd(n))")
         _setns_pid(_check_pid(pid), NsType.parse(kinds) if kinds is not None else None)
     thread_moved_here()  # enter() must come back here, not to the old namespaces
+
+
+_core.setns_bind(Namespace, Fd, _ONE_KIND, _setns, _setns_error, enter_local,
+                 thread_moved_here, int(PER_THREAD))
+setns = _core.setns_target
+setns.__module__, setns.__name__, setns.__qualname__ = "nsfast", "setns", "setns"
 
 
 def _kind_of_fd(fd: int) -> NsType:

@@ -287,44 +287,38 @@ def _error(e: OSError, path: bytes, what: str, hint: Optional[str] = None) -> OS
     return os_error(e.errno, os.fsdecode(path), hint, what=what)
 
 
-def set_propagation(path: PathArg, mode: str, recursive: bool = True, *,
-                    method: str = "auto") -> None:
-    """Make the mount at path (and, recursively, every mount under it) private,
-    shared, slave or unbindable, in the caller's mount namespace.
-
-    Uses mount_setattr(AT_RECURSIVE) (Linux 5.12+), one call for the whole
-    tree, and mount(2) with MS_REC where it is missing.  method="mount_setattr"
-    or "mount" forces one of the two (for tests and benchmarks).
-
-    >>> set_propagation("/run/netns", "shared", recursive=False)  # doctest: +SKIP
-    """
-    key = (path, mode, recursive, method)
+def _set_propagation(path, mode, recursive, method) -> None:
+    """set_propagation (compiled: _core.set_propagation) for arguments not
+    seen before: validate them, remember them, change."""
+    args = _check_propagation(path, mode, recursive, method)
+    # only str and bytes: a PathLike's __fspath__ may answer differently next time
+    if type(path) in (str, bytes) and type(mode) is str and type(method) is str \
+            and type(recursive) is bool:
+        if len(_checked_propagation) >= 256:
+            _checked_propagation.clear()
+        _checked_propagation[(path, mode, recursive, method)] = args
     try:
-        args = _checked_propagation[key]
-    except (KeyError, TypeError):  # TypeError: an unhashable argument
-        args = _check_propagation(path, mode, recursive, method)
-        # only str and bytes: a PathLike's __fspath__ may answer differently next time
-        if type(path) in (str, bytes) and type(mode) is str and type(method) is str \
-                and type(recursive) is bool:
-            if len(_checked_propagation) >= 256:
-                _checked_propagation.clear()
-            _checked_propagation[key] = args
-    try:
-        _core.set_propagation(*args)
+        _core.change_propagation(*args)
     except OSError as e:
-        p = args[0]
-        if e.errno == errno.EINVAL and os.path.lexists(p) and not _is_mount_point(p):
-            raise os_error(errno.EINVAL, os.fsdecode(p),
-                           "only a mount point has a propagation mode; bind-mount the "
-                           "directory onto itself first: bind(path, path)",
-                           what="not a mount point") from None
-        raise _error(e, p, f"making {mode}") from None
+        raise _propagation_error(e.errno, args[0], mode) from None
+
+
+def _propagation_error(err: int, p: bytes, mode: str) -> OSError:
+    if err == errno.EINVAL and os.path.lexists(p) and not _is_mount_point(p):
+        return os_error(errno.EINVAL, os.fsdecode(p),
+                        "only a mount point has a propagation mode; bind-mount the "
+                        "directory onto itself first: bind(path, path)",
+                        what="not a mount point")
+    return os_error(err, os.fsdecode(p), what=f"making {mode}")
 
 
 # Validated (path, flag, recursive, method) by call arguments: a sandbox
 # server changes the same few paths over and over, and validation would cost
 # a third of a small tree's mount_setattr.
 _checked_propagation: dict = {}
+_core.propagation_bind(_checked_propagation, _set_propagation, _propagation_error)
+set_propagation = _core.set_propagation
+set_propagation.__module__ = __name__   # documented and used as nsfast.mounts'
 
 
 def _check_propagation(path, mode, recursive, method) -> tuple:
@@ -480,5 +474,5 @@ def pivot_root(new_root: PathArg) -> None:
 
 def _make_private_if_shared(entry: Optional[MountEntry]) -> None:
     if entry is not None and entry.peer_group is not None:
-        _core.set_propagation(os.fsencode(entry.mount_point), PROPAGATION_FLAGS["private"],
+        _core.change_propagation(os.fsencode(entry.mount_point), PROPAGATION_FLAGS["private"],
                               False, 0)

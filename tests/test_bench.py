@@ -249,6 +249,53 @@ def test_a_served_floor_is_sampled_in_turn_with_the_contenders():
     assert set(children_of(os.getpid())) <= before
 
 
+def _read_syscalls() -> int:
+    with open("/proc/self/io") as f:
+        return int(next(line for line in f if line.startswith("syscr:")).split()[1])
+
+
+def test_an_in_process_floor_runs_in_this_process_in_turn_with_the_contenders():
+    """Floor(in_process=True): the floor is loaded as a library and each sample
+    is taken here, in the passes: as many samples as nsfast's, no child, and
+    this process's own read count grows by the floor's reads of mountinfo."""
+    from conftest import children_of
+    before = set(children_of(os.getpid()))
+    reads = _read_syscalls()
+    case = Case("in-process", lambda: None, check=lambda: None, warmup=2,
+                floor=Floor("floor_mounts.c", ["read"], in_process=True), samples=40)
+    r = run_case(case, Config())
+    n = r["floor"]["n"]
+    assert n == r["nsfast"]["n"] >= 20
+    assert r["floor"]["min"] > 1000, r["floor"]   # a whole mountinfo read, in ns
+    assert _read_syscalls() - reads >= 2 * n      # read until EOF: two reads or more each
+    assert set(children_of(os.getpid())) <= before
+
+
+def test_an_in_process_floor_closes_the_fds_it_opened():
+    """floor_core's setns floor opens two namespace fds when prepared; they
+    are closed with the case, and the thread ends where it started."""
+    fds = sorted(os.listdir("/proc/self/fd"), key=int)
+    uts = os.stat("/proc/thread-self/ns/uts").st_ino
+    case = Case("in-process-fds", lambda: None, check=lambda: None, samples=20,
+                floor=Floor("floor_core.c", ["setns", "/proc/thread-self/ns/uts", "uts"],
+                            in_process=True))
+    r = run_case(case, _quick())
+    assert r["floor"]["n"] == r["nsfast"]["n"]
+    assert r["floor"]["min"] > 100   # two setns syscalls, in ns
+    assert sorted(os.listdir("/proc/self/fd"), key=int) == fds
+    assert os.stat("/proc/thread-self/ns/uts").st_ino == uts
+
+
+def test_an_in_process_floor_that_fails_raises_instead_of_exiting():
+    """floor_die in the library build returns to the caller: a RuntimeError
+    with the errno's text, and the benchmark process goes on."""
+    case = Case("in-process-fails", lambda: None, check=lambda: None,
+                floor=Floor("floor_mounts.c", ["setattr", "/nonexistent-nsfast-floor"],
+                            in_process=True), samples=20)
+    with pytest.raises(RuntimeError, match="No such file or directory"):
+        run_case(case, _quick())
+
+
 def test_check_failure_stops_the_case():
     def bad():
         raise AssertionError("namespace inode unchanged")

@@ -345,6 +345,46 @@ def test_a_file_that_is_not_a_namespace_is_a_clear_oserror(tmp_path):
         os.close(fd)
 
 
+def test_compiled_setns_keeps_enter_and_closed_handles_right(sleeper):
+    """nsfast.setns's compiled common case (a handle, or an Fd with its kind):
+    an enter() afterwards comes back to where setns put the thread, not to
+    where the thread was before; a closed handle is a ValueError that changes
+    nothing."""
+    a, b = sleeper(namespaces="uts"), sleeper(namespaces="uts")
+    out: dict = {}
+
+    def worker():
+        try:
+            with Namespace.open("/proc/thread-self/ns/uts") as saved, \
+                    Namespace.of(a.pid, "uts") as there, Namespace.of(b.pid, "uts") as other:
+                with nsfast.enter(other):   # enter() now holds this thread's home fd
+                    pass
+                nsfast.setns(there)
+                with nsfast.enter(other):
+                    out["inside"] = ns_inode("thread-self", "uts")
+                out["back"] = ns_inode("thread-self", "uts")
+                nsfast.setns(Fd(saved.fileno()), "uts")
+                out["home"] = ns_inode("thread-self", "uts")
+                there.close()
+                try:
+                    nsfast.setns(there)
+                except ValueError as e:
+                    out["closed"] = str(e)
+                out["still"] = ns_inode("thread-self", "uts")
+        except BaseException as e:  # reported below
+            out["error"] = e
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join(30)
+    assert "error" not in out, out["error"]
+    home = ns_inode(os.getpid(), "uts")
+    assert out["inside"] == ns_inode(b.pid, "uts")
+    assert out["back"] == ns_inode(a.pid, "uts")
+    assert out["home"] == out["still"] == home
+    assert "closed" in out["closed"]
+
+
 def test_setns_with_the_wrong_kind_for_the_fd_is_oserror():
     # our own uts namespace: even a wrongly accepted call would change nothing
     with Namespace.of(os.getpid(), "uts") as uts:

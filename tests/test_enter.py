@@ -224,6 +224,26 @@ def test_exited_pid_is_process_lookup_error():
         nsfast.enter_and_exec(pid, ["true"], "net")
 
 
+def test_zombie_pid_setns_refusal_names_its_ns_dir_and_changes_nothing():
+    """A zombie still has its pid (pidfd_open works) but no namespaces any
+    more: the kernel refuses the setns, and the error names /proc/PID/ns."""
+    p = nsfast.spawn(["true"], namespaces="net")
+    try:
+        for _ in range(500):   # wait until it is a zombie, without reaping it
+            with open(f"/proc/{p.pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            threading.Event().wait(0.01)
+        home = here("net")
+        with pytest.raises(OSError) as err:
+            with nsfast.enter(p.pid, "net"):
+                pass  # pragma: no cover
+        assert err.value.filename == f"/proc/{p.pid}/ns"
+        assert here("net") == home
+    finally:
+        p.wait()
+
+
 def test_process_wide_kinds_refused_in_a_threaded_process(sleeper):
     p = sleeper(namespaces="user,mnt", map_root=True)
     hold = threading.Event()

@@ -237,6 +237,27 @@ def test_not_a_mount_point_is_a_clear_error(workdir, agents):
     assert "not a mount point" in err["msg"]
 
 
+def test_repeated_arguments_fail_as_clearly_as_new_ones(workdir, agents):
+    """A second call with the same arguments skips validation (the compiled
+    path): once the mount is gone it must fail with the same error, and it
+    must really change the mode while the mount is there."""
+    a = agents("mnt")
+    m = f"{workdir}/m"
+    os.mkdir(m)
+    a.run(f"mounts.tmpfs({m!r}); mounts.set_propagation({m!r}, 'shared');"
+          f"mounts.set_propagation({m!r}, 'private'); mounts.set_propagation({m!r}, 'shared')")
+    assert [e.propagation for e in mounts.mountinfo(a.pid) if e.mount_point == m] == ["shared"]
+    a.run(f"_core.umount2({os.fsencode(m)!r}, 0)")
+    err = a.fails(f"mounts.set_propagation({m!r}, 'shared')")
+    assert (err["errno"], err["filename"]) == (errno.EINVAL, m)
+    assert "not a mount point" in err["msg"]
+    gone = f"{workdir}/gone"
+    a.run(f"os.mkdir({gone!r}); mounts.tmpfs({gone!r}); mounts.set_propagation({gone!r}, 'slave');"
+          f"_core.umount2({os.fsencode(gone)!r}, 0); os.rmdir({gone!r})")
+    err = a.fails(f"mounts.set_propagation({gone!r}, 'slave')")
+    assert (err["type"], err["filename"]) == ("FileNotFoundError", gone)
+
+
 # ---------------------------------------------------------------- seed scenario
 
 @pytest.fixture

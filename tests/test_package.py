@@ -37,7 +37,7 @@ def test_stub_signatures_match():
                 sig = inspect.signature(fn)
             except (TypeError, ValueError):
                 continue
-            stub_params = [a.arg for a in node.args.args]
+            stub_params = [a.arg for a in node.args.args + node.args.kwonlyargs]
             assert list(sig.parameters) == stub_params, node.name
 
 
