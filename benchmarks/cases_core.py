@@ -212,7 +212,7 @@ def _listing_case() -> Case:
             raise AssertionError("the listing has no network namespace with processes")
 
     return Case(name="list-namespaces", op=nsfast.list_namespaces, check=check,
-                floor=Floor("floor_core.c", ["scan"], served=True),   # lsns: a program per sample
+                floor=Floor("floor_core.c", ["scan"], in_process=True),
                 peers=[Peer("lsns -J", run_lsns if lsns else None, "apt-get install util-linux")],
                 samples=40, warmup=2,
                 note="floor: reading every process's ns links only; lsns timed as a command")

@@ -133,7 +133,7 @@ def curves(cfg: Config) -> list:
 def cases(cfg: Config) -> list:
     return [Case(
         "curves/spawn-true", w._spawn_wait,
-        floor=Floor("floor_curves.c", [w.TRUE], served=True),   # every contender spawns
+        floor=Floor("floor_curves.c", [w.TRUE], served=True),   # no target rides on it
         peers=[Peer("os.fork+exec", w._fork_exec_wait), Peer("subprocess", w._subprocess_wait)],
         check=check_spawn_execs, area="curves",
         note="spawn+exec+wait of /bin/true; the base point of curve/spawn-rss")]

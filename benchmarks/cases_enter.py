@@ -216,7 +216,7 @@ def _cli_case(cfg) -> Case:
         if out != b"bench\n":
             raise AssertionError(f"nsfast enter -a did not reach the target: {out!r}")
 
-    floor = Floor("floor_enter.c", ["exec", "(pid)", "(mask)"], served=True)   # programs per sample
+    floor = Floor("floor_enter.c", ["exec", "(pid)", "(mask)"], served=True)   # forks
 
     def setup() -> None:
         target.start()

@@ -114,7 +114,7 @@ def _propagation_cases(n: int) -> list[Case]:
              note=note + "; mount_setattr(AT_RECURSIVE), floor the same syscall in C",
              **common),
         Case(name=f"set_propagation vs mount(8), {n} mounts",
-             floor=Floor("floor_mounts.c", ["setattr", box.top], served=True),
+             floor=Floor("floor_mounts.c", ["setattr", box.top], in_process=True),
              peers=[Peer("mount --make-r*", mount_cmd if mount else None,
                          "apt-get install mount")],
              target=("mount --make-r*", 1.0),
@@ -140,7 +140,7 @@ def _new_namespace_cases(n: int) -> list[Case]:
         Case(name=f"new mount namespace, {n}-mount tree", note=note,
              floor=Floor("floor_mounts.c", ["unshare"], in_process=True), **common),
         Case(name=f"new mount namespace vs unshare(1), {n}-mount tree",
-             floor=Floor("floor_mounts.c", ["unshare"], served=True),
+             floor=Floor("floor_mounts.c", ["unshare"], in_process=True),
              peers=[Peer("unshare -m true", (lambda: _run([tool, "-m", "true"])) if tool
                          else None, "apt-get install util-linux")],
              note=note + "; the peer also forks and execs", **common),
@@ -156,7 +156,7 @@ def _mountinfo_case(n: int) -> Case:
 
     return Case(
         name=f"mountinfo parse, {n}-mount tree", op=mounts.mountinfo,
-        floor=Floor("floor_mounts.c", ["read"], served=True),
+        floor=Floor("floor_mounts.c", ["read"], in_process=True),
         peers=[Peer("findmnt -J", (lambda: _run([findmnt, "-J"])) if findmnt else None,
                     "apt-get install util-linux")],
         check=check, setup=box.enter, teardown=box.leave, target=("findmnt -J", 1.0),

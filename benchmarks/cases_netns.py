@@ -67,7 +67,7 @@ def _named_case(cfg: Config) -> Case:
     return Case(
         name="netns named add+del",
         op=ours,
-        floor=Floor("floor_netns.c", ["named", f"{prefix}f"], served=True),   # ip netns peer
+        floor=Floor("floor_netns.c", ["named", f"{prefix}f"], served=True),   # threads unshare
         peers=[Peer("ip netns", with_ip, "apt-get install iproute2"),
                Peer("pyroute2", with_pyroute2, "pip install pyroute2")],
         check=check,
@@ -146,7 +146,7 @@ def _veth_case(cfg: Config) -> Case:
         name="veth with the peer in a netns",
         op=ours,
         floor=Floor("floor_netns.c", ["veth", f"/run/netns/{bench.a}", f"/run/netns/{bench.b}",
-                                      "xf"], served=True),   # ip link peer
+                                      "xf"], served=True),   # moves its thread
         peers=[Peer("ip link", with_ip if ip else None, "apt-get install iproute2"),
                Peer("pyroute2", with_pyroute2 if IPRoute else None, "pip install pyroute2")],
         check=check,
@@ -196,7 +196,7 @@ def _spawn_case(cfg: Config) -> Case:
     case = Case(
         name="spawn /bin/true from a warm netns pool",
         op=from_pool,
-        floor=Floor("floor_netns.c", ["spawn-joined"], served=True),   # every contender spawns
+        floor=Floor("floor_netns.c", ["spawn-joined"], served=True),   # makes netns on threads
         peers=[Peer("spawn no netns", no_netns), Peer("spawn new netns", new_netns)],
         check=check, setup=setup, teardown=teardown,
         target=("spawn no netns", 1.15),

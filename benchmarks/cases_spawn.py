@@ -48,12 +48,12 @@ def nsfast_op(names: str, map_root: bool):
 
 def floor_for(names: str, map_root: bool) -> Floor:
     """The same flags as nsfast.spawn: clone makes all but time, which the
-    child unshares (its offsets must go in before anyone enters it).  Served
-    (see Floor): every sample runs programs."""
+    child unshares (its offsets must go in before anyone enters it).  In
+    process (see Floor): its clone, like nsfast's, runs in this process."""
     kinds = _kinds(names)
     clone = int(kinds & ~NsType.TIME)
     unshare = int(kinds & NsType.TIME)
-    return Floor("floor_spawn.c", [hex(clone), hex(unshare), int(map_root)], served=True)
+    return Floor("floor_spawn.c", [hex(clone), hex(unshare), int(map_root)], in_process=True)
 
 
 def unshare_peer(names: str, map_root: bool) -> Peer:
@@ -175,7 +175,7 @@ def check_for(names: str, map_root: bool):
 
 def spawn_case(label: str, names: str, map_root: bool, cfg) -> Case:
     """nsfast against the floor and the peers, every contender sampled in turn
-    (the floor is served): a sample taken right after a peer pays the
+    (the floor too, in process): a sample taken right after a peer pays the
     kernel's deferred teardown of that peer's namespaces and cold caches,
     whoever takes it."""
     fork = ForkPeer(names, map_root)

@@ -156,7 +156,9 @@ int main(int argc, char **argv)
         return 2;
     }
     static char *const child_argv[] = {"true", NULL};
-    struct floor_spawn f = {
+    /* static: an in-process floor samples after main returns */
+    static struct floor_spawn f;
+    f = (struct floor_spawn){
         .clone_flags = (int)strtol(argv[2], 0, 0),
         .unshare_flags = (int)strtol(argv[3], 0, 0),
         .map_root = atoi(argv[4]),
@@ -164,9 +166,15 @@ int main(int argc, char **argv)
     };
     snprintf(f.uid_map, sizeof f.uid_map, "0 %d 1\n", (int)geteuid());
     snprintf(f.gid_map, sizeof f.gid_map, "0 %d 1\n", (int)getegid());
-    f.stack = mmap(0, STACK_SIZE, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (f.stack == MAP_FAILED)
-        floor_die("mmap");
+    static char *stack;   /* one for the life of the process, prepared again or not */
+    if (!stack) {
+        stack = mmap(0, STACK_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (stack == MAP_FAILED) {
+            stack = 0;
+            floor_die("mmap");
+        }
+    }
+    f.stack = stack;
     return floor_emit(n, spawn_one, &f);
 }

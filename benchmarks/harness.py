@@ -71,25 +71,28 @@ CASE_TIME_LIMIT_S = {True: 60.0, False: 600.0}
 @dataclass
 class Floor:
     """A C floor: benchmarks/<source> compiled with cc, run as `prog N ARGS...`;
-    it prints one sample in nanoseconds per line.
+    it prints one sample in nanoseconds per line.  Where its samples are
+    taken, in this order of preference:
 
-    served: the program also takes `prog serve ARGS...` (floor_emit in
-    floor_common.h) and is sampled as one more contender, in the passes with
-    nsfast and the peers, instead of in rounds of its own between theirs.  A
-    case whose samples run programs (command peers, or an op that starts a
-    child) needs this for a like-for-like ratio: a program leaves work behind
-    (namespace teardown, evicted caches) for whichever sample comes next.  For
-    a call that runs no program a floor in rounds is the fairer one: nsfast's
-    samples are then warm back-to-back calls too.
+    in_process: the floor is built as a shared library too and sampled inside
+    the benchmark process, as one more contender in the passes with nsfast
+    and the peers (floor_prepare/floor_sample in floor_common.h).  It then
+    meets the same process, the same CPU and the same moment as nsfast's
+    samples, and what the sample before left behind (a command's namespace
+    teardown, evicted caches) falls on it as on them.  A floor program of its
+    own has its own caches and page tables, and on a shared machine a
+    microsecond call's cost drifts by 20-30% over seconds: in rounds, the
+    ratio of the same code moved from 0.9 to 1.35 between runs.  Only for a
+    floor that leaves this process as it found it: it may not move the
+    calling thread's namespaces for good, start threads, nor fork (a fork
+    leaves this process's pages copy-on-write, and the next sample pays the
+    faults; clone with CLONE_VM, as nsfast's own spawn, shares them).
 
-    in_process: for such a call, better still: the floor is built as a shared
-    library too and sampled inside the benchmark process, as one more
-    contender in the passes (floor_prepare/floor_sample in floor_common.h).
-    It then meets the same process and the same moment as nsfast's samples.
-    A floor program of its own has its own caches and page tables, and runs
-    at another moment: on a shared machine a microsecond call's cost drifts
-    by 20-30% over seconds, which moved a ratio in rounds from 0.9 to 1.35
-    between runs of the same code."""
+    served: otherwise the program takes `prog serve ARGS...` (floor_emit) and
+    answers one sample per request, in the passes.
+
+    Neither: in rounds of its own between the passes, for samples that are
+    not one operation (a paced burst) or are taken in a forked child."""
     source: str
     args: list = field(default_factory=list)
     served: bool = False
