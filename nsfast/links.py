@@ -1,11 +1,16 @@
 """Links, addresses and routes inside a network namespace, through pyroute2.
 
-nsfast does not speak netlink itself: it hands pyroute2 a netlink socket that
+nsfast does not encode netlink itself: it hands pyroute2 a netlink socket that
 a helper thread created *inside* the target namespace (csrc/netns_thread.c:
 setns on a fresh pthread, socket(), the thread ends).  A netlink socket
 belongs to the namespace it was created in, whichever thread uses it later,
 so the returned IPRoute acts on that namespace.  No process is forked, unlike
 IPRoute(netns=...), which forks a child to open the socket.
+
+One request is on a hot path, a veth pair's creation: there building an
+IPRoute costs about as much as the kernel's work, so a message encoded by
+pyroute2 goes out on a plain socket and only the kernel's acknowledgement is
+read back (_request).
 
 Using nsfast as the backend of another tool:
 
@@ -25,6 +30,7 @@ import errno
 import ipaddress
 import os
 import socket
+import struct
 from typing import Any, Optional
 
 from . import _core
@@ -123,6 +129,78 @@ def iproute(netns: Any = None, **options: Any):
         raise
 
 
+def _socket(ns: Optional[Namespace]) -> socket.socket:
+    """A NETLINK_ROUTE socket in ns (None: the calling thread's namespace)."""
+    if ns is None:
+        return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC,
+                             NETLINK_ROUTE)
+    try:
+        fd = _core.netns_socket(ns.fileno(), socket.AF_NETLINK, socket.SOCK_DGRAM,
+                                NETLINK_ROUTE)
+    except OSError as e:
+        raise os_error(e.errno, ns.path, what="opening a netlink socket in the namespace") \
+            from None
+    return socket.socket(fileno=fd)
+
+
+_NLMSG_ERROR = 2
+_NLM_F_REQUEST, _NLM_F_ACK = 0x1, 0x4
+
+
+def _request(ns: Optional[Namespace], msg) -> None:
+    """Send one request (a pyroute2 message, not yet encoded) on a fresh socket
+    in ns and raise pyroute2's NetlinkError if the kernel refuses it.  For a
+    single request this skips IPRoute's set-up (0.4 ms, as much as a veth)."""
+    from pyroute2 import NetlinkError
+    msg["header"]["flags"] |= _NLM_F_REQUEST | _NLM_F_ACK
+    msg["header"]["sequence_number"] = 1
+    msg.encode()
+    with _socket(ns) as s:
+        s.send(msg.data)
+        reply = s.recv(65536)
+    # struct nlmsghdr (len u32, type u16, flags u16, seq u32, pid u32), then
+    # struct nlmsgerr's error (s32): 0 is the acknowledgement
+    if len(reply) < 20 or struct.unpack_from("=H", reply, 4)[0] != _NLMSG_ERROR:
+        raise NetlinkError(errno.EIO, "no acknowledgement from the kernel")
+    err = struct.unpack_from("=i", reply, 16)[0]
+    if err:
+        raise NetlinkError(-err, os.strerror(-err))
+
+
+def _deletion(name: str):
+    """RTM_DELLINK for the interface of that name."""
+    from pyroute2.netlink.rtnl import RTM_DELLINK
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+    msg = ifinfmsg()
+    msg["family"] = socket.AF_UNSPEC
+    msg["attrs"] = [("IFLA_IFNAME", name)]
+    msg["header"]["type"] = RTM_DELLINK
+    msg["header"]["flags"] = 0
+    return msg
+
+
+def _veth_message(name: str, peer: str, peer_fd: Optional[int]):
+    """RTM_NEWLINK for a veth pair, the peer made in peer_fd's namespace."""
+    from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL
+    from pyroute2.netlink.rtnl import RTM_NEWLINK
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+    peer_attrs: list = [("IFLA_IFNAME", peer)]
+    if peer_fd is not None:
+        peer_attrs.append(("IFLA_NET_NS_FD", peer_fd))
+    msg = ifinfmsg()
+    msg["family"] = socket.AF_UNSPEC
+    msg["attrs"] = [
+        ("IFLA_IFNAME", name),
+        ("IFLA_LINKINFO", {"attrs": [
+            ("IFLA_INFO_KIND", "veth"),
+            ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", {"attrs": peer_attrs})]}),
+        ]}),
+    ]
+    msg["header"]["type"] = RTM_NEWLINK
+    msg["header"]["flags"] = NLM_F_CREATE | NLM_F_EXCL
+    return msg
+
+
 def _index(ipr, ifname: str) -> int:
     found = ipr.link_lookup(ifname=ifname)
     if not found:
@@ -161,37 +239,37 @@ def veth(name: str, peer: str, peer_netns: Any = None, netns: Any = None,
     cidr = parse_cidr(addr, "addr") if addr is not None else None
     peer_cidr = parse_cidr(peer_addr, "peer_addr") if peer_addr is not None else None
     pns = _namespace(peer_netns)
+    ns = None
     try:
-        with iproute(netns) as ipr:
-            spec: dict = {"ifname": peer}
-            if pns is not None:
-                spec["net_ns_fd"] = pns.fileno()
-            try:
-                ipr.link("add", ifname=name, kind="veth", peer=spec)
-            except NetlinkError as e:
-                raise _netlink_error(e, name, f"creating veth {name}/{peer}", {
-                    errno.EEXIST: "an interface of one of these names exists in its namespace",
-                    errno.EOPNOTSUPP: "this kernel lacks veth (modprobe veth)",
-                }) from None
-            if cidr is None and peer_cidr is None and not up:
-                return
-            try:
+        ns = _namespace(netns)
+        try:
+            _request(ns, _veth_message(name, peer, None if pns is None else pns.fileno()))
+        except NetlinkError as e:
+            raise _netlink_error(e, name, f"creating veth {name}/{peer}", {
+                errno.EEXIST: "an interface of one of these names exists in its namespace",
+                errno.EOPNOTSUPP: "this kernel lacks veth (modprobe veth)",
+            }) from None
+        if cidr is None and peer_cidr is None and not up:
+            return
+        try:
+            with iproute(ns) as ipr:
                 _configure(ipr, name, cidr, up)
                 if pns is None:
                     _configure(ipr, peer, peer_cidr, up)
                 else:
                     with iproute(pns) as pipr:
                         _configure(pipr, peer, peer_cidr, up)
-            except BaseException:
-                # deleting one end destroys the pair: leave nothing half made
-                try:
-                    ipr.link("del", index=_index(ipr, name))
-                except Exception:
-                    pass
-                raise
+        except BaseException:
+            # deleting one end destroys the pair: leave nothing half made
+            try:
+                _request(ns, _deletion(name))
+            except Exception:
+                pass
+            raise
     finally:
-        if pns is not None:
-            pns.close()
+        for handle in (ns, pns):
+            if handle is not None:
+                handle.close()
 
 
 def move(ifname: str, netns: Any, source: Any = None) -> None:

@@ -345,6 +345,22 @@ def test_veth_name_in_use_raises_fileexists(names):
     assert "other0" not in ip("-n", b, "-o", "link").stdout
 
 
+def test_veth_whose_configuration_fails_leaves_no_pair(names):
+    """The pair is made by one request, then configured: when the kernel
+    refuses an address (IPv6 disabled in that namespace), the pair is deleted
+    again and the error says what failed."""
+    a, b = names("vr"), names("vs")
+    subprocess.run(["ip", "netns", "exec", a, "sysctl", "-qw",
+                    "net.ipv6.conf.default.disable_ipv6=1"], check=True)
+    end, peer = f"vr{PID}"[:15], f"vs{PID}"[:15]
+    with pytest.raises(OSError):
+        netns.veth(end, peer, netns=a, peer_netns=b, addr="fd00:9::1/64")
+    assert end not in ip("-n", a, "-o", "link").stdout
+    assert peer not in ip("-n", b, "-o", "link").stdout
+    netns.veth(end, peer, netns=a, peer_netns=b, up=False)   # the names are free again
+    assert f" {peer}@" in ip("-n", b, "-o", "link").stdout
+
+
 @pytest.mark.parametrize("kw", [
     dict(name="x" * 16, peer="p0"), dict(name="a/b", peer="p0"), dict(name="v0", peer=""),
     dict(name="v0", peer="p0", addr="10.0.0.1"), dict(name="v0", peer="p0", addr="10.0.0.300/24"),
