@@ -1,8 +1,10 @@
 """NetnsPool: network namespaces made ahead of time, so a spawn only has to join one.
 
 Creating a network namespace costs the kernel about half a millisecond or
-more; joining one is a setns.  A background thread keeps `size` fresh
-namespaces ready, each held only as an fd (no name, no mount).  A namespace
+more; joining one is a setns.  A background thread keeps up to `size` fresh
+namespaces ready, each held only as an fd (no name, no mount).  It tops the
+pool up once takes have drained it to half, not after every take: a
+namespace made beside each spawn would compete with it for the CPU.  A namespace
 leaves the pool once and is never given back: the caller's handle (or the
 spawned child) is the last thing holding it, so it is destroyed after use.
 """
@@ -21,7 +23,7 @@ Setup = Callable[[Namespace], object]
 
 
 class NetnsPool(Closeable):
-    """Keep `size` fresh network namespaces ready; setup(handle) configures each one
+    """Keep up to `size` fresh network namespaces ready; setup(handle) configures each one
     as it is made, off the caller's path.
 
     >>> with nsfast.NetnsPool(size=8, setup=nsfast.netns.loopback_up) as pool:
@@ -37,6 +39,7 @@ class NetnsPool(Closeable):
         if setup is not None and not callable(setup):
             raise TypeError("setup is a callable taking a Namespace")
         self.size = size
+        self._low = size // 2
         self._setup = setup
         self._ready: collections.deque[Namespace] = collections.deque()
         self._cond = threading.Condition()
@@ -72,8 +75,10 @@ class NetnsPool(Closeable):
         namespace does not have over the host's."""
         while True:
             with self._cond:
-                while not self._closed and len(self._ready) >= self.size:
-                    self._cond.wait()
+                if len(self._ready) >= self.size:
+                    # full: sleep until take() drains it to the low-water mark
+                    while not self._closed and len(self._ready) > self._low:
+                        self._cond.wait()
                 if self._closed:
                     return
             try:
@@ -121,7 +126,8 @@ class NetnsPool(Closeable):
             if self._ready:
                 ns = self._ready.popleft()
                 self._hits += 1
-                self._cond.notify()
+                if len(self._ready) == self._low:
+                    self._cond.notify()
                 self._wait_ns += time.perf_counter_ns() - t0
                 return ns
             self._misses += 1

@@ -69,6 +69,25 @@ def test_take_gives_distinct_fresh_net_namespaces(pool_factory):
     assert os.stat("/proc/thread-self/ns/net").st_ino == host_net()
 
 
+def test_refill_waits_for_the_low_water_mark_then_fills_up(pool_factory):
+    """The background thread does not wake for every take (its namespace
+    creation would then run beside each spawn): it tops up once the pool is
+    down to half, and then fills it completely."""
+    pool = pool_factory(size=4)
+    wait_ready(pool, 4)
+    made = pool.stats()["made"]
+    taken = [pool.take()]
+    try:
+        time.sleep(0.3)
+        assert (pool.stats()["ready"], pool.stats()["made"]) == (3, made)
+        taken.append(pool.take())   # down to 2 = size // 2
+        wait_ready(pool, 4)
+        assert pool.stats()["made"] == made + 2
+    finally:
+        for h in taken:
+            h.close()
+
+
 def test_spawn_from_pool_joins_one_configured_namespace_never_reused(pool_factory, sleeper):
     nsenter = need_tool("nsenter")
     pool = pool_factory(size=2, setup=nsfast.netns.loopback_up)
