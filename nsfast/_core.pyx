@@ -1,13 +1,17 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """Thin layer over csrc/: converts Python values to C, calls C, raises OSError.
 
-No policy lives here: validation, defaults and hints are in the Python modules.
+No policy lives here: validation, defaults and hints are in the Python
+modules.  Four hot calls have their common case compiled here as well
+(enter, setns, set_propagation, spawn): each reads what the Python module
+decided (its caches and defaults, handed over once by a *_bind call at
+import) and gives every other case, and every error, back to that module.
 """
 import os
 
 from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memchr, memcpy, memset
 
 from nsfast.includes.csrc cimport *
 
@@ -265,28 +269,54 @@ cdef class Child:
             nsf_spawn_free_stack(&self.st)
 
 
+cdef extern from "<unistd.h>":
+    char **environ
+
+
+cdef char **_environ_copy(_Pack pk) except NULL:
+    """This process's environment as the child's envp (env=None, as subprocess):
+    a copy of the pointer array, taken under the GIL, so that a putenv from
+    another Python thread cannot move it while the child reads it.  The
+    strings stay valid: glibc's setenv and unsetenv never free them."""
+    cdef Py_ssize_t n = 0
+    while environ[n] != NULL:
+        n += 1
+    cdef char **v = <char **>pk.alloc((n + 1) * sizeof(char *))
+    memcpy(v, environ, (n + 1) * sizeof(char *))
+    return v
+
+
+cdef void _spec_defaults(nsf_spawn *sp):
+    """A spawn that changes nothing: every optional step off."""
+    memset(sp, 0, sizeof(nsf_spawn))
+    sp.std_fds[0] = sp.std_fds[1] = sp.std_fds[2] = -1
+    sp.max_fd = 1024
+    sp.cgroup_fd = -1
+    sp.use_clone3 = 1
+    sp.n_groups = -1
+    sp.gid = -1
+    sp.uid = -1
+    sp.root_fd = -1
+    sp.cwd_fd = -1
+
+
 def spawn(spec, map_writes, map_helper=None, on_created=None):
     """Clone, set up and exec a child described by spec (a nsfast.spawn
-    _ChildSpec).  map_writes is a list of (proc file name, bytes) written into
-    /proc/<pid>/ by the parent while the child waits; map_helper, if set, is
-    called with the pid instead to write maps with newuidmap; on_created, if
-    set, is called with the pid after the maps, before the child is released
-    (spec.need_sync must be set for either).  Returns a Child or raises
-    SpawnFailure / OSError."""
+    _ChildSpec; envp None is this process's environment).  map_writes is a
+    list of (proc file name, bytes) written into /proc/<pid>/ by the parent
+    while the child waits; map_helper, if set, is called with the pid instead
+    to write maps with newuidmap; on_created, if set, is called with the pid
+    after the maps, before the child is released (spec.need_sync must be set
+    for either).  Returns a Child or raises SpawnFailure / OSError."""
     cdef _Pack pk = _Pack()
     cdef nsf_spawn sp
     cdef nsf_mount_step *ms
-    cdef Child child = Child()
-    cdef nsf_record rec
-    cdef int r, status = 0, i
-    cdef const char *name
-    cdef const char *text
-    cdef size_t length
+    cdef int i
 
-    memset(&sp, 0, sizeof(sp))
+    _spec_defaults(&sp)
     sp.exec_paths = <const char *const *>pk.strv(spec.exec_paths)
     sp.argv = pk.strv(spec.argv)
-    sp.envp = pk.strv(spec.envp)
+    sp.envp = _environ_copy(pk) if spec.envp is None else pk.strv(spec.envp)
     sp.cwd = pk.cstr(spec.cwd)
     sp.root = pk.cstr(spec.root)
     sp.clone_flags = spec.clone_flags
@@ -337,9 +367,21 @@ def spawn(spec, map_writes, map_helper=None, on_created=None):
     sp.uid = -1 if spec.uid is None else spec.uid
     sp.root_fd = spec.root_fd
     sp.cwd_fd = spec.cwd_fd
+    return _run(&sp, pk, map_writes, map_helper, on_created)
+
+
+cdef Child _run(nsf_spawn *sp, _Pack pk, map_writes, map_helper, on_created):
+    """Clone, write the maps, run the callbacks, release the child and read
+    its report: the parent's side of every spawn, whoever filled sp."""
+    cdef Child child = Child()
+    cdef nsf_record rec
+    cdef int r, status = 0
+    cdef const char *name
+    cdef const char *text
+    cdef size_t length
 
     with nogil:
-        r = nsf_spawn_clone(&sp, &child.st)
+        r = nsf_spawn_clone(sp, &child.st)
     if r < 0:
         raise _err(-r)
     child.pid = child.st.pid
@@ -381,6 +423,184 @@ def spawn(spec, map_writes, map_helper=None, on_created=None):
         raise SpawnFailure(STEP_NAMES.get(rec.step, rec.step), rec.err, rec.index, status)
     child.pid = child.st.pid
     return child
+
+
+# ---------------------------------------------------------------- nsfast.spawn fast path
+
+cdef extern from "<unistd.h>":
+    int getpid()
+    unsigned int geteuid()
+    unsigned int getegid()
+
+# What nsfast.spawn gives spawn_entry (spawn_bind, at its import)
+cdef object _sp_slow = None         # the Python spawn(): every case, and every error
+cdef dict _sp_defaults = None       # its keyword defaults
+cdef dict _sp_parsed = None         # NsType.parse's cache: kinds string -> NsType
+cdef dict _sp_maps = None           # map_root/map_current_user maps, made by the slow path
+cdef object _sp_process = None      # Process
+cdef object _sp_error = None        # (exception, program, new kinds) -> the error to raise
+cdef object _sp_no_ids = None       # _Maps.default_ids when the child keeps its ids
+cdef object _sp_pool_type = None    # NetnsPool: netns=pool joins one of its namespaces
+cdef bint _sp_on = False            # the fast path may run (utf-8 file names, ...)
+cdef int _sp_use_clone3 = 1, _sp_max_fd = 1024, _sp_nsig = 65
+cdef int _sp_user = 0, _sp_mnt = 0, _sp_pid = 0, _sp_time = 0, _sp_net = 0
+cdef unsigned long _sp_private = 0  # MS_PRIVATE | MS_REC
+cdef long _sp_hits = 0
+cdef object _MISSING = object()
+
+
+def spawn_bind(slow, dict defaults, dict parsed, dict maps, process, error, no_ids, pool_type,
+               bint on, bint use_clone3, int max_fd, int nsig, int user, int mnt, int pid,
+               int time, int net, unsigned long private):
+    """Give spawn_entry what it reads from nsfast.spawn (called once, at its import)."""
+    global _sp_slow, _sp_defaults, _sp_parsed, _sp_maps, _sp_process, _sp_error, _sp_no_ids
+    global _sp_pool_type, _sp_on, _sp_use_clone3, _sp_max_fd, _sp_nsig, _sp_user, _sp_mnt
+    global _sp_pid, _sp_time, _sp_net, _sp_private
+    _sp_slow, _sp_defaults, _sp_parsed, _sp_maps = slow, defaults, parsed, maps
+    _sp_process, _sp_error, _sp_no_ids, _sp_pool_type = process, error, no_ids, pool_type
+    _sp_on, _sp_use_clone3, _sp_max_fd, _sp_nsig = on, use_clone3, max_fd, nsig
+    _sp_user, _sp_mnt, _sp_pid, _sp_time, _sp_net = user, mnt, pid, time, net
+    _sp_private = private
+
+
+def spawn_fast_hits():
+    """How many spawns took spawn_entry's compiled path (for tests)."""
+    return _sp_hits
+
+
+def spawn_entry(argv, **options):
+    """nsfast.spawn (see there).  Its common case runs here without a Python
+    frame: a list of str or bytes with a path (a '/') as program, and of the
+    options only namespaces (as a string seen before), map_root or
+    map_current_user (maps seen before), pdeathsig, netns=<a NetnsPool>, and
+    any other option at its default.  On a cold cache every Python step of the general path costs
+    a microsecond or more, which made a spawn 10-20% slower than the same
+    clone in C.  Everything else, and every error, goes to the Python spawn()."""
+    global _sp_hits
+    cdef _Pack pk
+    cdef nsf_spawn sp
+    cdef Py_ssize_t i, n
+    cdef int new = 0, sig = 9, hold, joined = 0
+    cdef int *join_fd
+    cdef int *join_kind
+    cdef char **v
+    cdef char **paths
+    cdef bytes b
+    if not _sp_on or type(argv) is not list:
+        return _sp_slow(argv, **options)
+    n = len(argv)
+    if n == 0:
+        return _sp_slow(argv, **options)
+    namespaces = None
+    map_root = map_current_user = False
+    pdeathsig = _MISSING
+    pool = None
+    for key, value in options.items():
+        if key == "namespaces":
+            namespaces = value
+        elif key == "map_root":
+            map_root = value
+        elif key == "map_current_user":
+            map_current_user = value
+        elif key == "pdeathsig":
+            pdeathsig = value
+        elif key == "netns" and value is not None:
+            pool = value
+        elif value is not _sp_defaults.get(key, _MISSING):
+            return _sp_slow(argv, **options)
+    # ---- namespaces and maps, from what the slow path has already checked
+    if namespaces is not None:
+        if type(namespaces) is not str:
+            return _sp_slow(argv, **options)
+        kinds = _sp_parsed.get(namespaces)
+        if kinds is None:
+            return _sp_slow(argv, **options)
+        new = kinds
+    writes = ()
+    if map_root is True or map_current_user is True:
+        if map_root is map_current_user or not new & _sp_user:
+            return _sp_slow(argv, **options)
+        maps = _sp_maps.get((map_root is True, geteuid(), getegid(), None))
+        if maps is None or maps.helper is not None or maps.default_ids is not _sp_no_ids:
+            return _sp_slow(argv, **options)
+        writes = maps.writes
+    elif map_root is not False or map_current_user is not False:
+        return _sp_slow(argv, **options)
+    if pool is not None:
+        if type(pool) is not _sp_pool_type or new & _sp_net:
+            return _sp_slow(argv, **options)
+        joined = _sp_net
+    if pdeathsig is None:
+        sig = 0
+    elif pdeathsig is not _MISSING:
+        if type(pdeathsig) is bool or not isinstance(pdeathsig, int) or \
+                not 0 < pdeathsig < _sp_nsig:
+            return _sp_slow(argv, **options)
+        sig = pdeathsig
+    # ---- argv: str encoded as the file system encoding (utf-8, surrogateescape)
+    pk = _Pack()
+    v = <char **>pk.alloc((n + 1) * sizeof(char *))
+    for i in range(n):
+        a = argv[i]
+        if type(a) is str:
+            b = (<str>a).encode("utf-8", "surrogateescape")
+        elif type(a) is bytes:
+            b = <bytes>a
+        else:
+            return _sp_slow(argv, **options)
+        if memchr(<const char *>b, 0, len(b)) != NULL:
+            return _sp_slow(argv, **options)
+        pk.keep.append(b)
+        v[i] = <char *>b
+    v[n] = NULL
+    program = pk.keep[0]
+    if memchr(<const char *>program, 47, len(program)) == NULL:   # no '/': a PATH search
+        return _sp_slow(argv, **options)
+    # ---- the spec, as spawn() would fill it for these options
+    _spec_defaults(&sp)
+    hold = len(writes) > 0
+    if joined:
+        # as spawn() with a joined namespace: join first, then unshare the new
+        # kinds; a new pid namespace needs the extra fork then
+        sp.unshare_flags = new
+        sp.fork_after_unshare = (new & _sp_pid) != 0
+        join_fd = <int *>pk.alloc(sizeof(int))
+        join_kind = <int *>pk.alloc(sizeof(int))
+        join_kind[0] = _sp_net
+        sp.join.count = 1
+        sp.join.fds = join_fd
+        sp.join.kinds = join_kind
+    else:
+        sp.clone_flags = new & ~_sp_time
+        sp.unshare_flags = new & _sp_time
+    sp.need_ready = sp.unshare_flags != 0 and hold
+    sp.need_sync = hold or (sig != 0 and ((new | joined) & _sp_pid) != 0)
+    sp.argv = v
+    paths = <char **>pk.alloc(2 * sizeof(char *))   # the one candidate: the program
+    paths[0] = v[0]
+    sp.exec_paths = <const char *const *>paths
+    sp.envp = _environ_copy(pk)
+    if new & _sp_mnt:
+        sp.propagation = _sp_private
+    sp.pdeathsig = sig
+    sp.parent_pid = getpid()
+    sp.use_clone3 = _sp_use_clone3
+    sp.max_fd = _sp_max_fd
+    ns = None
+    try:
+        if pool is not None:
+            ns = pool.take()   # used once, then closed: the child holds it
+            join_fd[0] = ns.fileno()
+        child = _run(&sp, pk, writes, None, None)
+    except (OSError, SpawnFailure) as e:
+        if ns is None and pool is not None:
+            raise   # the pool's own error, as spawn() lets it through
+        raise _sp_error(e, program, new, joined) from None
+    finally:
+        if ns is not None:
+            ns.close()
+    _sp_hits += 1
+    return _sp_process(child, argv)
 
 
 # ---------------------------------------------------------------- mounts (in place)

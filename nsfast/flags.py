@@ -58,8 +58,11 @@ class NsType(enum.IntFlag):
             cached = _PARSED.get(value)
             if cached is None:
                 cached = cls._parse(value)
-                if len(_PARSED) < 256:
-                    _PARSED[value] = cached
+                # bounded, and never closed to new strings: the compiled
+                # enter() and spawn() find their kinds only through it
+                if len(_PARSED) >= 256:
+                    _PARSED.clear()
+                _PARSED[value] = cached
             return cached
         return cls._parse(value)
 

@@ -6,18 +6,21 @@ and exec without running any Python.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import signal
 import subprocess
-from typing import IO, Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+from typing import (IO, TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Sequence,
+                    Union)
 
 from . import _core, idmap
 from .errors import map_hint, namespace_hint, os_error
 from .features import features
-from .flags import KindsLike, NsType
+from .flags import _PARSED, KindsLike, NsType
 from .handles import Namespace
 from .mounts import (_FS_ENCODING, _FS_ERRORS, MS_REC, PROPAGATION_FLAGS, Proc, absolute,
                      pivot_step, step_path)
+from .pool import NetnsPool
 from .process import Process
 from .targets import PidFd, differing_kinds, open_target
 
@@ -55,7 +58,7 @@ class _ChildSpec:
     default to a shared empty tuple and are replaced, never appended to."""
     exec_paths: Sequence = ()
     argv: Sequence = ()
-    envp: Sequence = ()
+    envp: Optional[Sequence] = None   # None: this process's environment
     cwd: Optional[bytes] = None
     root: Optional[bytes] = None
     clone_flags: int = 0
@@ -120,23 +123,9 @@ def _bytes_arg(value: Any, what: str) -> bytes:
     return b
 
 
-# (copy of os.environ's store, the envp made from it): most spawns pass the
-# caller's environment unchanged, and comparing two dicts is cheaper than
-# joining every entry again.
-_environ_envp: list = [None, []]
-
-
-def _environment(env: Optional[Mapping]) -> list[bytes]:
-    """The child's envp (callers must not modify the list: it may be shared)."""
-    if env is None:
-        # os.environ's own store already holds bytes that putenv accepted
-        # (no NUL, no '=' in a name): joining them needs no check.
-        data = getattr(os.environ, "_data", None)
-        if isinstance(data, dict):
-            if _environ_envp[0] != data:
-                _environ_envp[:] = [dict(data), [k + b"=" + v for k, v in data.items()]]
-            return _environ_envp[1]
-        env = os.environb
+def _environment(env: Mapping) -> list[bytes]:
+    """The child's envp for an env= mapping (env=None is the process's
+    environment, which _core passes as it is, as subprocess does)."""
     out = []
     for k, v in env.items():
         kb, vb = _bytes_arg(k, "env key"), _bytes_arg(v, "env value")
@@ -382,7 +371,8 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     spec.argv = _bytes_args(argv, "argv")
     program = _bytes_arg(executable, "executable") if executable is not None else spec.argv[0]
     spec.exec_paths = _exec_paths(program, env)
-    spec.envp = _environment(env)
+    if env is not None:
+        spec.envp = _environment(env)
     if cwd is not None:
         spec.cwd = _bytes_arg(cwd, "cwd")
     # ---- namespaces
@@ -549,14 +539,9 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
             for fd in parent_ends.values():
                 os.close(fd)
             parent_ends.clear()
-            if isinstance(e, _core.SpawnFailure):
-                raise _failure_to_error(e, spec, program, cwd, root, NsType(new), joined) \
-                    from None
-            if not isinstance(e, OSError) or e in raised:
+            if not isinstance(e, (OSError, _core.SpawnFailure)) or e in raised:
                 raise
-            names = [k.proc_name for k in NsType(new).kinds()]
-            raise os_error(e.errno, None, namespace_hint(e.errno, names),
-                           what=f"clone({','.join(names) or 'no new namespaces'})") from None
+            raise _spawn_error(e, spec, program, cwd, root, new, joined) from None
     finally:
         for fd in opened:
             os.close(fd)
@@ -734,6 +719,23 @@ def _new_maps(map_root, map_current_user, map_users, uid_map, gid_map, setgroups
     return _Maps(writes, None, uids, gids)
 
 
+def _spawn_error(e: Exception, spec: _ChildSpec, program: bytes, cwd, root, new: int,
+                 joined: NsType) -> OSError:
+    """The error spawn raises for a SpawnFailure or OSError of _core.spawn: a
+    child's failure as the error of its step; a refused clone with a hint."""
+    if isinstance(e, _core.SpawnFailure):
+        return _failure_to_error(e, spec, program, cwd, root, NsType(new), joined)
+    names = [k.proc_name for k in NsType(new).kinds()]
+    return os_error(e.errno, None, namespace_hint(e.errno, names),
+                    what=f"clone({','.join(names) or 'no new namespaces'})")
+
+
+def _fast_error(e: Exception, program: bytes, new: int, joined: int) -> OSError:
+    """_spawn_error for the compiled path (_core.spawn_entry), whose spawns set
+    nothing that the error of a step could name but the program."""
+    return _spawn_error(e, _ChildSpec(), program, None, None, new, NsType(joined))
+
+
 def _failure_to_error(f: "_core.SpawnFailure", spec: _ChildSpec, program: bytes, cwd, root,
                       new: NsType, joined: NsType) -> OSError:
     step, err = f.step, f.errno
@@ -768,3 +770,16 @@ def _failure_to_error(f: "_core.SpawnFailure", spec: _ChildSpec, program: bytes,
     if step in ("hostname", "domainname"):
         return os_error(err, None, what=f"setting {step}")
     return os_error(err, None, what=f"child step {step}")
+
+
+# The common case runs compiled, without a Python frame (_core.spawn_entry);
+# it reads these, and hands everything else to the spawn() above.
+_core.spawn_bind(spawn, spawn.__kwdefaults__, _PARSED, _shortcut_maps, Process, _fast_error,
+                 None,   # _Maps.default_ids when the child keeps its ids
+                 NetnsPool,
+                 (_FS_ENCODING, _FS_ERRORS) == ("utf-8", "surrogateescape")
+                 and features.close_range,   # else max_fd depends on the rlimit
+                 features.clone3, 1024, signal.NSIG, _USER, _MNT, _PID, _TIME, _NET,
+                 PROPAGATION_FLAGS["private"] | MS_REC)
+if not TYPE_CHECKING:
+    spawn = functools.update_wrapper(_core.spawn_entry, spawn)

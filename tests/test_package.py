@@ -34,10 +34,11 @@ def test_stub_signatures_match():
         if isinstance(node, ast.FunctionDef):
             fn = getattr(_core, node.name)
             try:
-                sig = inspect.signature(fn)
+                sig = inspect.signature(fn, follow_wrapped=False)
             except (TypeError, ValueError):
                 continue
-            stub_params = [a.arg for a in node.args.args + node.args.kwonlyargs]
+            a = node.args
+            stub_params = [p.arg for p in [*a.args, a.vararg, *a.kwonlyargs, a.kwarg] if p]
             assert list(sig.parameters) == stub_params, node.name
 
 
