@@ -646,10 +646,14 @@ def set_propagation(path, mode, recursive=True, *, method="auto"):
     cdef unsigned long flag
     cdef bint rec
     cdef int how
-    try:
-        checked = _propagation_checked.get((path, mode, recursive, method))
-    except TypeError:   # an unhashable argument: the slow path says which
-        checked = None
+    if recursive is True and method == "auto" and type(mode) is str and \
+            (type(path) is str or type(path) is bytes):
+        checked = _propagation_checked.get((path, mode))   # the usual call's shorter key
+    else:
+        try:
+            checked = _propagation_checked.get((path, mode, recursive, method))
+        except TypeError:   # an unhashable argument: the slow path says which
+            checked = None
     if checked is None:
         return _propagation_slow(path, mode, recursive, method)
     p, flag, rec, how = <tuple>checked

@@ -296,7 +296,10 @@ def _set_propagation(path, mode, recursive, method) -> None:
             and type(recursive) is bool:
         if len(_checked_propagation) >= 256:
             _checked_propagation.clear()
-        _checked_propagation[(path, mode, recursive, method)] = args
+        # the usual call (recursive, method auto) under a shorter key
+        key = (path, mode) if recursive is True and method == "auto" else \
+            (path, mode, recursive, method)
+        _checked_propagation[key] = args
     try:
         _core.change_propagation(*args)
     except OSError as e:
@@ -312,9 +315,10 @@ def _propagation_error(err: int, p: bytes, mode: str) -> OSError:
     return os_error(err, os.fsdecode(p), what=f"making {mode}")
 
 
-# Validated (path, flag, recursive, method) by call arguments: a sandbox
-# server changes the same few paths over and over, and validation would cost
-# a third of a small tree's mount_setattr.
+# Validated (path, flag, recursive, method) by call arguments, (path, mode)
+# for the usual recursive "auto" call: a sandbox server changes the same few
+# paths over and over, and validation would cost a third of a small tree's
+# mount_setattr.
 _checked_propagation: dict = {}
 _core.propagation_bind(_checked_propagation, _set_propagation, _propagation_error)
 set_propagation = _core.set_propagation

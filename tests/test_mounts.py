@@ -247,6 +247,12 @@ def test_repeated_arguments_fail_as_clearly_as_new_ones(workdir, agents):
     a.run(f"mounts.tmpfs({m!r}); mounts.set_propagation({m!r}, 'shared');"
           f"mounts.set_propagation({m!r}, 'private'); mounts.set_propagation({m!r}, 'shared')")
     assert [e.propagation for e in mounts.mountinfo(a.pid) if e.mount_point == m] == ["shared"]
+    for args, mode in ((f"{m!r}, 'private', method='mount'", "private"),
+                       (f"{m!r}, 'shared', recursive=False", "shared"),
+                       (f"{m!r}, 'private', method='mount'", "private"),
+                       (f"{m!r}, 'shared', recursive=False", "shared")):
+        a.run(f"mounts.set_propagation({args})")   # the second round: arguments seen
+        assert [e.propagation for e in mounts.mountinfo(a.pid) if e.mount_point == m] == [mode]
     a.run(f"_core.umount2({os.fsencode(m)!r}, 0)")
     err = a.fails(f"mounts.set_propagation({m!r}, 'shared')")
     assert (err["errno"], err["filename"]) == (errno.EINVAL, m)
