@@ -116,12 +116,7 @@ def iproute(netns: Any = None, **options: Any):
     if ns is None:
         return IPRoute(**options)
     with ns:
-        try:
-            fd = _core.netns_socket(ns.fileno(), socket.AF_NETLINK, socket.SOCK_DGRAM,
-                                    NETLINK_ROUTE)
-        except OSError as e:
-            raise os_error(e.errno, ns.path, what="opening a netlink socket in the namespace") \
-                from None
+        fd = _netlink_fd(ns)
     try:
         return IPRoute(fileno=fd, **options)  # it owns fd from here
     except BaseException:
@@ -129,18 +124,22 @@ def iproute(netns: Any = None, **options: Any):
         raise
 
 
+def _netlink_fd(ns: Namespace) -> int:
+    """A NETLINK_ROUTE socket made inside ns by a helper thread, as an fd."""
+    try:
+        return _core.netns_socket(ns.fileno(), socket.AF_NETLINK, socket.SOCK_DGRAM,
+                                  NETLINK_ROUTE)
+    except OSError as e:
+        raise os_error(e.errno, ns.path, what="opening a netlink socket in the namespace") \
+            from None
+
+
 def _socket(ns: Optional[Namespace]) -> socket.socket:
     """A NETLINK_ROUTE socket in ns (None: the calling thread's namespace)."""
     if ns is None:
         return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC,
                              NETLINK_ROUTE)
-    try:
-        fd = _core.netns_socket(ns.fileno(), socket.AF_NETLINK, socket.SOCK_DGRAM,
-                                NETLINK_ROUTE)
-    except OSError as e:
-        raise os_error(e.errno, ns.path, what="opening a netlink socket in the namespace") \
-            from None
-    return socket.socket(fileno=fd)
+    return socket.socket(fileno=_netlink_fd(ns))
 
 
 _NLMSG_ERROR = 2
