@@ -438,7 +438,7 @@ cdef dict _sp_defaults = None       # its keyword defaults
 cdef dict _sp_parsed = None         # NsType.parse's cache: kinds string -> NsType
 cdef dict _sp_maps = None           # map_root/map_current_user maps, made by the slow path
 cdef object _sp_process = None      # Process
-cdef object _sp_error = None        # (exception, program, new kinds) -> the error to raise
+cdef object _sp_error = None        # (exception, program, new, joined) -> the error to raise
 cdef object _sp_no_ids = None       # _Maps.default_ids when the child keeps its ids
 cdef object _sp_pool_type = None    # NetnsPool: netns=pool joins one of its namespaces
 cdef bint _sp_on = False            # the fast path may run (utf-8 file names, ...)
@@ -473,14 +473,15 @@ def spawn_entry(argv, **options):
     frame: a list of str or bytes with a path (a '/') as program, and of the
     options only namespaces (as a string seen before), map_root or
     map_current_user (maps seen before), pdeathsig, netns=<a NetnsPool>, and
-    any other option at its default.  On a cold cache every Python step of the general path costs
-    a microsecond or more, which made a spawn 10-20% slower than the same
-    clone in C.  Everything else, and every error, goes to the Python spawn()."""
+    any other option at its default.  On a cold cache every Python step of
+    the general path costs a microsecond or more, which made a spawn 10-20%
+    slower than the same clone in C.  Everything else, and every error, goes
+    to the Python spawn()."""
     global _sp_hits
     cdef _Pack pk
     cdef nsf_spawn sp
     cdef Py_ssize_t i, n
-    cdef int new = 0, sig = 9, hold, joined = 0
+    cdef int new = 0, sig, hold, joined = 0
     cdef int *join_fd
     cdef int *join_kind
     cdef char **v
@@ -530,9 +531,11 @@ def spawn_entry(argv, **options):
         if type(pool) is not _sp_pool_type or new & _sp_net:
             return _sp_slow(argv, **options)
         joined = _sp_net
+    if pdeathsig is _MISSING:
+        pdeathsig = _sp_defaults["pdeathsig"]
     if pdeathsig is None:
         sig = 0
-    elif pdeathsig is not _MISSING:
+    else:
         if type(pdeathsig) is bool or not isinstance(pdeathsig, int) or \
                 not 0 < pdeathsig < _sp_nsig:
             return _sp_slow(argv, **options)
