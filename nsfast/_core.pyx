@@ -625,6 +625,18 @@ cdef object _propagation_slow = None    # validates, caches and changes
 cdef object _propagation_error = None   # (errno, path bytes, mode) -> OSError
 
 
+cdef inline tuple _propagation_key(path, mode, recursive, method):
+    # the usual call (recursive, method "auto") under a shorter key
+    if recursive is True and method == "auto":
+        return (path, mode)
+    return (path, mode, recursive, method)
+
+
+def propagation_key(path, mode, recursive, method):
+    """The key of set_propagation's cache of validated arguments."""
+    return _propagation_key(path, mode, recursive, method)
+
+
 def propagation_bind(dict checked, slow, error):
     """Give set_propagation what it reads from nsfast.mounts (called once, at its import)."""
     global _propagation_checked, _propagation_slow, _propagation_error
@@ -649,14 +661,10 @@ def set_propagation(path, mode, recursive=True, *, method="auto"):
     cdef unsigned long flag
     cdef bint rec
     cdef int how
-    if recursive is True and method == "auto" and type(mode) is str and \
-            (type(path) is str or type(path) is bytes):
-        checked = _propagation_checked.get((path, mode))   # the usual call's shorter key
-    else:
-        try:
-            checked = _propagation_checked.get((path, mode, recursive, method))
-        except TypeError:   # an unhashable argument: the slow path says which
-            checked = None
+    try:
+        checked = _propagation_checked.get(_propagation_key(path, mode, recursive, method))
+    except TypeError:   # an unhashable argument: the slow path says which
+        checked = None
     if checked is None:
         return _propagation_slow(path, mode, recursive, method)
     p, flag, rec, how = <tuple>checked

@@ -296,10 +296,7 @@ def _set_propagation(path, mode, recursive, method) -> None:
             and type(recursive) is bool:
         if len(_checked_propagation) >= 256:
             _checked_propagation.clear()
-        # the usual call (recursive, method auto) under a shorter key
-        key = (path, mode) if recursive is True and method == "auto" else \
-            (path, mode, recursive, method)
-        _checked_propagation[key] = args
+        _checked_propagation[_core.propagation_key(path, mode, recursive, method)] = args
     try:
         _core.change_propagation(*args)
     except OSError as e:
@@ -478,5 +475,5 @@ def pivot_root(new_root: PathArg) -> None:
 
 def _make_private_if_shared(entry: Optional[MountEntry]) -> None:
     if entry is not None and entry.peer_group is not None:
-        _core.change_propagation(os.fsencode(entry.mount_point), PROPAGATION_FLAGS["private"],
-                              False, 0)
+        _core.change_propagation(os.fsencode(entry.mount_point),
+                                 PROPAGATION_FLAGS["private"], False, 0)
