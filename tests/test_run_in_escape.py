@@ -151,6 +151,10 @@ for entry in os.listdir("/proc"):
         # where each fd leads must not
         r["fd"] = attempt("fd", lambda: [os.readlink(base + "/fd/" + n)
                                          for n in os.listdir(base + "/fd")])
+        r["fdinfo"] = attempt("fdinfo", lambda: [read(base + "/fdinfo/" + n).decode()
+                                                 for n in os.listdir(base + "/fdinfo")])
+        # without a mount namespace of its own the child's root is the host's /
+        r["root"] = attempt("root", lambda: os.listdir(base + "/root/"))
         r["cmdline"] = attempt("cmdline", lambda: read(base + "/cmdline").decode("latin-1"))
     else:  # inject: write a result of our own into every fd we can open
         forged = bytes.fromhex(mode.split(":")[1])
@@ -240,8 +244,8 @@ def planted(monkeypatch):
 @pytest.mark.parametrize("kinds", ["user,pid", None], ids=["user-pid", "default"])
 def test_the_target_cannot_read_the_run_in_child(hostile, planted, tmp_path, kinds):
     """The run_in child is not dumpable before it joins anything: the target's
-    root cannot read its environ, maps, memory or fds.  The same attacker does
-    read the target's own pid 1, so its reads are real."""
+    root cannot read its environ, maps, memory, fds or root directory.  The
+    same attacker does read the target's own pid 1, so its reads are real."""
     target = hostile()
     report, pid = while_held(target, kinds, tmp_path, lambda pid: (attack(target, "scan",
                                                                           *planted), pid))[0]
@@ -252,11 +256,11 @@ def test_the_target_cannot_read_the_run_in_child(hostile, planted, tmp_path, kin
                 found = found if what == "environ" else found["found"]
                 assert found == [], f"{what} of pid {seen_pid} in the target holds {found}"
     child = report[str(pid)]
-    for what in ("environ", "maps", "mem", "fd"):
+    for what in ("environ", "maps", "mem", "fd", "fdinfo", "root"):
         assert not child[what]["ok"], (what, child[what])
         assert child[what]["errno"] in ("EACCES", "EPERM"), (what, child[what])
     # the witness: the same attacker reads what the target owns
-    assert report["1"]["environ"]["ok"] and report["1"]["mem"]["ok"]
+    assert all(report["1"][what]["ok"] for what in ("environ", "mem", "fd", "fdinfo", "root"))
     assert report["1"]["mem"]["value"]["scanned"] > 0
 
 
