@@ -415,6 +415,24 @@ def _hide_command_line() -> None:
         pass
 
 
+def _drop_controlling_terminal() -> None:
+    """Give up the caller's controlling terminal (TIOCNOTTY), for this child
+    and all it starts: a process of the target that shared it could type
+    into the caller's terminal with TIOCSTI.  Still in the caller's process
+    group, so ^C reaches fn as before.  Opened before any join (/dev/tty of
+    the target's /dev is another file)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return  # no controlling terminal
+    try:
+        fcntl.ioctl(fd, termios.TIOCNOTTY)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 # ---- the result channel
 #
 # An AF_UNIX socketpair: unlike a pipe, it cannot be opened again through
@@ -522,6 +540,7 @@ def _run_child(sock: socket.socket, fds: list, kinds: list, use_pidfd: bool, joi
         # caller nor read its /proc files (runc, CVE-2016-9962)
         _core.set_dumpable(0)
         _hide_command_line()
+        _drop_controlling_terminal()
         try:
             _core.join(fds, kinds, use_pidfd, joined & NsType.USER and os.geteuid() == 0)
         except _core.JoinError as e:
@@ -569,9 +588,10 @@ def run_in(target: Any, fn: Callable, *args: Any, kinds: KindsLike = None, **kwa
 
     Against a hostile target (its root included), run_in guarantees:
     - the child is not dumpable from before its first join, so the target
-      cannot ptrace it nor read its memory, environ, maps or fds through
-      /proc; its command line (which anyone may read) no longer shows the
-      caller's;
+      cannot ptrace it nor read its memory, environ, maps, fds or root
+      through /proc; its command line (which anyone may read) no longer
+      shows the caller's; it gives up the caller's controlling terminal
+      (no TIOCSTI into it from anything the child starts);
     - the result comes back over a socket that cannot be reopened through
       /proc, and is unpickled only when run_in's child (or the grandchild
       it forked) wrote all of it; anything else raises RuntimeError;
@@ -579,7 +599,8 @@ def run_in(target: Any, fn: Callable, *args: Any, kinds: KindsLike = None, **kwa
       mount namespace may be the target's).
     What fn itself does is not covered: modules it imports late come from
     the target's files, and programs it starts are ordinary processes of
-    the target that inherit the caller's environment (pass env=).
+    the target that inherit the caller's environment and stdio (pass env=
+    and stdin/stdout/stderr).
 
     >>> nsfast.run_in(pid, socket.gethostname, kinds="uts")  # doctest: +SKIP
     'box'
@@ -634,8 +655,10 @@ def _child_imports() -> None:
     """Import, here and before the fork, what the child needs: an import in
     the child after the join would run the target's copy of the module.
     Kept out of module import: the nsfast command starts without them."""
-    global pickle, traceback
+    global fcntl, pickle, termios, traceback
+    import fcntl
     import pickle
+    import termios
     import traceback
 
 

@@ -8,6 +8,7 @@ through the target's own /proc while fn waits for it.
 """
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 import os
@@ -451,3 +452,46 @@ def test_remote_traceback_does_not_hang_on_a_fifo_of_the_target(hostile, tmp_pat
     assert not hung, "run_in's child blocked on the target's FIFO"
     assert isinstance(outcome.get("error"), Boom)
     assert "THE LINE THE TRACEBACK SHOWS" in str(outcome["error"].__cause__)
+
+
+TIOCSTI_SCRIPT = r"""
+import fcntl, json, os, subprocess, sys, termios
+import nsfast
+fcntl.ioctl(0, termios.TIOCSCTTY, 0)   # the pty on stdin becomes our terminal
+TYPE = ("import fcntl, termios\ntry:\n    fcntl.ioctl(0, termios.TIOCSTI, b'#')\n"
+        "    print('typed')\nexcept OSError as e:\n    print(e.errno)")
+
+def type_into_stdin():
+    return subprocess.run([sys.executable, "-I", "-c", TYPE], stdout=subprocess.PIPE,
+                          text=True, timeout=30).stdout.strip()
+
+print(json.dumps({"caller": type_into_stdin(),
+                  "child": nsfast.run_in(int(sys.argv[1]), type_into_stdin)}))
+"""
+
+
+def test_programs_of_the_child_cannot_type_into_the_callers_terminal(hostile):
+    """A program that fn starts in the target shares the caller's stdio; once
+    the target's root ptraces it, TIOCSTI would type commands into the
+    caller's terminal.  The child gives up the controlling terminal first."""
+    try:
+        with open("/proc/sys/dev/tty/legacy_tiocsti") as f:
+            legacy = f.read().strip() == "1"
+    except FileNotFoundError:
+        legacy = True  # before 6.2 TIOCSTI is always there
+    if not legacy:
+        pytest.skip("TIOCSTI is disabled on this kernel (dev.tty.legacy_tiocsti=0)")
+    target = hostile()
+    master, slave = os.openpty()
+    try:
+        env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(nsfast.__file__)))
+        r = subprocess.run([sys.executable, "-c", TIOCSTI_SCRIPT, str(target)], stdin=slave,
+                           capture_output=True, text=True, timeout=WAIT, env=env,
+                           start_new_session=True)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert r.returncode == 0, r.stderr
+    seen = json.loads(r.stdout)
+    assert seen["caller"] == "typed"  # the witness: the terminal takes TIOCSTI from its owner
+    assert seen["child"] == str(errno.EPERM)
