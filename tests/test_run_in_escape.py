@@ -23,6 +23,7 @@ import time
 import pytest
 
 import nsfast
+from nsfast import _core
 from nsfast.enter import RemoteTraceback
 
 from conftest import need_tool
@@ -248,8 +249,10 @@ def test_the_target_cannot_read_the_run_in_child(hostile, planted, tmp_path, kin
     root cannot read its environ, maps, memory, fds or root directory.  The
     same attacker does read the target's own pid 1, so its reads are real."""
     target = hostile()
+    dumpable = _core.get_dumpable()
     report, pid = while_held(target, kinds, tmp_path, lambda pid: (attack(target, "scan",
                                                                           *planted), pid))[0]
+    assert _core.get_dumpable() == dumpable  # the child's prctl left the caller alone
     for seen_pid, seen in report.items():
         for what in ("mem", "environ"):
             if seen[what]["ok"]:
