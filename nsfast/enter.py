@@ -331,6 +331,15 @@ def _setns_error(err: int, kinds: NsType, path: Optional[str]) -> OSError:
 
 # ---------------------------------------------------------------- run_in()
 
+# modules only the run_in child uses, bound by _child_imports() before its
+# first fork (an import after the join would read the target's files); not
+# imported with nsfast, to keep them off the nsfast command's start-up
+fcntl: Any = None
+pickle: Any = None
+termios: Any = None
+traceback: Any = None
+
+
 class RemoteTraceback(Exception):
     """The traceback of an exception raised by run_in's callable, as text."""
 
@@ -653,8 +662,7 @@ def run_in(target: Any, fn: Callable, *args: Any, kinds: KindsLike = None, **kwa
 
 def _child_imports() -> None:
     """Import, here and before the fork, what the child needs: an import in
-    the child after the join would run the target's copy of the module.
-    Kept out of module import: the nsfast command starts without them."""
+    the child after the join would run the target's copy of the module."""
     global fcntl, pickle, termios, traceback
     import fcntl
     import pickle
