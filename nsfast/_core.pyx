@@ -728,6 +728,30 @@ def setns_held(int fd, int nstype):
         raise _err(-r)
 
 
+cdef extern from "<sys/prctl.h>":
+    int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4,
+              unsigned long arg5)
+    int PR_SET_DUMPABLE
+    int PR_GET_DUMPABLE
+
+from libc.errno cimport errno as c_errno
+
+
+def set_dumpable(int on):
+    """prctl(PR_SET_DUMPABLE, on): 0 keeps processes of other users, and the
+    root of a joined user namespace, out of this one's memory and /proc files."""
+    if prctl(PR_SET_DUMPABLE, on, 0, 0, 0) < 0:
+        raise _err(c_errno)
+
+
+def get_dumpable():
+    """prctl(PR_GET_DUMPABLE): 1 when dumpable, 0 or 2 when not."""
+    cdef int r = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)
+    if r < 0:
+        raise _err(c_errno)
+    return r
+
+
 # ---------------------------------------------------------------- nsfast.setns fast path
 
 # What nsfast.inplace gives setns_target (setns_bind, at its import)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
+import struct
 import sys
 import threading
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -329,6 +331,15 @@ def _setns_error(err: int, kinds: NsType, path: Optional[str]) -> OSError:
 
 # ---------------------------------------------------------------- run_in()
 
+# modules only the run_in child uses, bound by _child_imports() before its
+# first fork (an import after the join would read the target's files); not
+# imported with nsfast, to keep them off the nsfast command's start-up
+fcntl: Any = None
+pickle: Any = None
+termios: Any = None
+traceback: Any = None
+
+
 class RemoteTraceback(Exception):
     """The traceback of an exception raised by run_in's callable, as text."""
 
@@ -373,37 +384,172 @@ def _join_plan(target: Any, kinds: KindsLike) -> tuple[list, list, bool, NsType]
 
 
 def _become_root_inside() -> None:
-    """After joining a user namespace: uid and gid 0 where 0 is mapped, as nsenter does."""
-    def maps_zero(path: str) -> bool:
-        with open(path) as f:
-            for line in f:
-                inside, _, count = (int(x) for x in line.split())
-                if inside <= 0 < inside + count:
-                    return True
-        return False
+    """After joining a user namespace: uid and gid 0 where 0 is mapped, as
+    nsenter does.  Tried, not looked up in /proc/self/*_map: the /proc here
+    may be the target's, which does not show this process."""
     try:
         os.setgroups([])
     except OSError:
         pass  # setgroups may be denied in the namespace; the groups were cleared before
-    if maps_zero("/proc/self/gid_map"):
-        os.setgid(0)
-    if maps_zero("/proc/self/uid_map"):
-        os.setuid(0)
+    for set_id in (os.setgid, os.setuid):
+        try:
+            set_id(0)
+        except OSError as e:
+            if e.errno != errno.EINVAL:  # EINVAL: 0 is not mapped there
+                raise
 
 
-def _report(wfd: int, payload: tuple) -> None:
-    import pickle
-    data = pickle.dumps(payload)
-    view = memoryview(data)
-    while view:
-        view = view[os.write(wfd, view):]
+# the title the child shows in /proc/PID/cmdline instead of the caller's command line
+_TITLE = b"nsfast run_in"
 
 
-def _run_child(wfd: int, fds: list, kinds: list, use_pidfd: bool, joined: NsType,
-               fn: Callable, args: tuple, kwargs: dict) -> int:
-    """In the forked child: join, (fork again for pid/time), run fn, report."""
-    import traceback
+def _hide_command_line() -> None:
+    """Overwrite the command line this fork inherited from the caller:
+    /proc/PID/cmdline is readable by anyone who sees the process, dumpable
+    or not.  Read before any join, written through /proc/self/mem (a process
+    may always write its own memory).  Best effort: where /proc/self is not
+    this process's, the line stays as it was."""
     try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # fields 48, 49: arg_start, arg_end
+        fd = os.open("/proc/self/mem", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            # the last byte stays NUL: a non-NUL one makes the kernel read on
+            # into the environment (the setproctitle convention)
+            os.pwrite(fd, _TITLE[:end - start - 1].ljust(end - start, b"\0"), start)
+        finally:
+            os.close(fd)
+    except (OSError, ValueError, IndexError):
+        pass
+
+
+def _drop_controlling_terminal() -> None:
+    """Give up the caller's controlling terminal (TIOCNOTTY), for this child
+    and all it starts: a process of the target that shared it could type
+    into the caller's terminal with TIOCSTI.  Still in the caller's process
+    group, so ^C reaches fn as before.  Opened before any join (/dev/tty of
+    the target's /dev is another file)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return  # no controlling terminal
+    try:
+        fcntl.ioctl(fd, termios.TIOCNOTTY)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# ---- the result channel
+#
+# An AF_UNIX socketpair: unlike a pipe, it cannot be opened again through
+# /proc/PID/fd/N.  The caller's end has SO_PASSCRED, so each message names its
+# sender (SCM_CREDENTIALS, a pid in the caller's pid namespace), and one
+# recvmsg never mixes two senders.  What run_in's child writes:
+#   b"G" + pid   the grandchild it forked for a pid or time namespace
+#   b"R" + pickle  the outcome (from the child, or from that grandchild)
+# Data from any other sender is refused and nothing is unpickled.
+_GRANDCHILD, _RESULT = b"G", b"R"
+_PID = struct.Struct("=i")
+_UCRED = struct.Struct("=iII")  # struct ucred: pid, uid, gid
+
+
+def _receive(sock: socket.socket) -> dict:
+    """Everything written into the channel until EOF: sender pid -> [chunks]
+    (None for data without credentials, which SO_PASSCRED should never give)."""
+    parts: dict = {}
+    space = socket.CMSG_SPACE(_UCRED.size)
+    while True:
+        data, ancillary, _, _ = sock.recvmsg(1 << 16, space)
+        if not data:
+            return parts
+        sender = None
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                sender = _UCRED.unpack_from(value)[0]
+        parts.setdefault(sender, []).append(data)
+
+
+def _accepted(parts: dict, child: int) -> Optional[bytes]:
+    """The pickled outcome, if only child and the grandchild it named wrote."""
+    own = b"".join(parts.pop(child, ()))
+    grandchild = None
+    if own[:1] == _GRANDCHILD and len(own) >= 1 + _PID.size:
+        grandchild = _PID.unpack_from(own, 1)[0]
+        own = own[1 + _PID.size:]
+    theirs = b"".join(parts.pop(grandchild, ())) if grandchild else b""
+    if parts:
+        senders = ", ".join(str(p) for p in parts)
+        raise RuntimeError(f"run_in: refused the result: pid {senders} wrote into its channel, "
+                           f"where only run_in's child (pid {child}) and the grandchild it "
+                           "forked may; nothing was unpickled")
+    if own and theirs or (own or theirs)[:1] not in (b"", _RESULT):
+        raise RuntimeError("run_in: refused a malformed result; nothing was unpickled")
+    return (own or theirs)[1:] or None
+
+
+def _send(sock: socket.socket, payload: tuple) -> None:
+    sock.sendall(_RESULT + pickle.dumps(payload))
+
+
+# ---- remote tracebacks: the child sends frames, the caller reads the lines
+
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def _exception_chain(e: Optional[BaseException]) -> list:
+    """e and its causes as data, outermost first: [(frames, lines, link)],
+    frames as (file, line number, function).  No source file is read: in the
+    child that would read the target's files (a FIFO there hangs the read)."""
+    chain: list = []
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if e.__cause__ is not None:
+            inner, link = e.__cause__, _CAUSE
+        elif e.__context__ is not None and not e.__suppress_context__:
+            inner, link = e.__context__, _CONTEXT
+        else:
+            inner, link = None, ""
+        frames = [(f.f_code.co_filename, n, f.f_code.co_name)
+                  for f, n in traceback.walk_tb(e.__traceback__)]
+        # format_exception_only would look up the source lines of the whole
+        # chain: unlink it (in the child's copy, which exits after sending)
+        e.__cause__ = e.__context__ = None
+        chain.append((frames, traceback.format_exception_only(type(e), e), link))
+        e = inner
+    return chain
+
+
+def _format_chain(chain: list) -> str:
+    """The text of traceback.format_exc() for a chain from _exception_chain,
+    with source lines read here, from the caller's files (the child ran the
+    caller's code)."""
+    text = []
+    for frames, lines, link in reversed(chain):
+        text.append(link)
+        if frames:
+            text.append("Traceback (most recent call last):\n")
+            text.extend(traceback.StackSummary.from_list(
+                [(file, n, name, None) for file, n, name in frames]).format())
+        text.extend(lines)
+    return "".join(text)
+
+
+def _run_child(sock: socket.socket, fds: list, kinds: list, use_pidfd: bool, joined: NsType,
+               fn: Callable, args: tuple, kwargs: dict) -> int:
+    """In the forked child: become unreadable to the target, join, (fork again
+    for pid/time), run fn, report.  After the join nothing here reads a file
+    or imports a module: the mount namespace may be the target's."""
+    try:
+        # before any join: the target's root must not ptrace this copy of the
+        # caller nor read its /proc files (runc, CVE-2016-9962)
+        _core.set_dumpable(0)
+        _hide_command_line()
+        _drop_controlling_terminal()
         try:
             _core.join(fds, kinds, use_pidfd, joined & NsType.USER and os.geteuid() == 0)
         except _core.JoinError as e:
@@ -411,24 +557,29 @@ def _run_child(wfd: int, fds: list, kinds: list, use_pidfd: bool, joined: NsType
             raise os_error(e.errno, None, what=f"joining {names} namespace") from None
         if joined & NsType.USER:
             _become_root_inside()
+        # a credential change sets dumpable to fs.suid_dumpable, which may be 1
+        _core.set_dumpable(0)
         if joined & (NsType.PID | NsType.TIME):
             # joined pid and time namespaces apply to children only
             pid = os.fork()
             if pid:
+                sock.sendall(_GRANDCHILD + _PID.pack(pid))
                 return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xFF
         try:
             result = ("ok", fn(*args, **kwargs))
         except BaseException as e:
-            result = ("err", e, traceback.format_exc())
+            result = ("err", e, _exception_chain(e))
         try:
-            _report(wfd, result)
+            _send(sock, result)
         except Exception as e:  # the result or exception does not pickle
-            text = result[2] if result[0] == "err" else ""
-            _report(wfd, ("err", RuntimeError(f"run_in: cannot send back the {result[0] == 'ok' and 'result' or 'exception'} of {getattr(fn, '__qualname__', fn)!r}: {e}"), text))
+            what = "result" if result[0] == "ok" else "exception"
+            _send(sock, ("err", RuntimeError(f"run_in: cannot send back the {what} of "
+                                             f"{getattr(fn, '__qualname__', fn)!r}: {e}"),
+                         result[2] if result[0] == "err" else []))
         return 0
     except BaseException as e:
         try:
-            _report(wfd, ("err", e, traceback.format_exc()))
+            _send(sock, ("err", e, _exception_chain(e)))
         except Exception:
             return 70
         return 0
@@ -440,58 +591,83 @@ def run_in(target: Any, fn: Callable, *args: Any, kinds: KindsLike = None, **kwa
     A forked child joins the kinds (default: every kind in which target
     differs from the caller), forks once more when a pid or time namespace is
     joined, runs fn and sends back the pickled result or exception, which is
-    raised here.  Works from a threaded caller: the child only joins, runs fn,
+    raised here with the remote traceback (source lines read here) as its
+    cause.  Works from a threaded caller: the child only joins, runs fn,
     reports and _exits.
+
+    Against a hostile target (its root included), run_in guarantees:
+    - the child is not dumpable from before its first join, so the target
+      cannot ptrace it nor read its memory, environ, maps, fds or root
+      through /proc; its command line (which anyone may read) no longer
+      shows the caller's; it gives up the caller's controlling terminal
+      (no TIOCSTI into it from anything the child starts);
+    - the result comes back over a socket that cannot be reopened through
+      /proc, and is unpickled only when run_in's child (or the grandchild
+      it forked) wrote all of it; anything else raises RuntimeError;
+    - after the join the child reads no file and imports no module (the
+      mount namespace may be the target's).
+    What fn itself does is not covered: modules it imports late come from
+    the target's files, and programs it starts are ordinary processes of
+    the target that inherit the caller's environment and stdio (pass env=
+    and stdin/stdout/stderr).
 
     >>> nsfast.run_in(pid, socket.gethostname, kinds="uts")  # doctest: +SKIP
     'box'
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+    _child_imports()
     fds, join_kinds, use_pidfd, joined = _join_plan(target, kinds)
     try:
-        rfd, wfd = os.pipe2(os.O_CLOEXEC)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
             sys.stdout.flush()
             sys.stderr.flush()
             child = os.fork()
             if child == 0:  # pragma: no cover - runs in the child
                 code = 70
                 try:
-                    os.close(rfd)
-                    code = _run_child(wfd, fds, join_kinds, use_pidfd, joined, fn, args, kwargs)
+                    ours.close()
+                    code = _run_child(theirs, fds, join_kinds, use_pidfd, joined, fn, args,
+                                      kwargs)
                     sys.stdout.flush()
                     sys.stderr.flush()
                 finally:
                     os._exit(code)
         except BaseException:
-            os.close(rfd)
+            ours.close()
             raise
         finally:
-            os.close(wfd)
+            theirs.close()
     finally:
         for fd in fds:
             os.close(fd)
-    chunks = []
     try:
-        while True:
-            chunk = os.read(rfd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
+        parts = _receive(ours)
     finally:
-        os.close(rfd)
+        ours.close()
         status = os.waitpid(child, 0)[1]
-    if not chunks:
+    data = _accepted(parts, child)
+    if data is None:
         raise ChildProcessError(f"run_in: the child died without a result "
                                 f"(exit code {os.waitstatus_to_exitcode(status)})")
-    import pickle  # run_in only: kept off the start-up path of the nsfast command
-    outcome = pickle.loads(b"".join(chunks))
+    outcome = pickle.loads(data)
     if outcome[0] == "ok":
         return outcome[1]
     exc = outcome[1]
-    exc.__cause__ = RemoteTraceback(outcome[2])
+    exc.__cause__ = RemoteTraceback(_format_chain(outcome[2]))
     raise exc
+
+
+def _child_imports() -> None:
+    """Import, here and before the fork, what the child needs: an import in
+    the child after the join would run the target's copy of the module."""
+    global fcntl, pickle, termios, traceback
+    import fcntl
+    import pickle
+    import termios
+    import traceback
 
 
 # ---------------------------------------------------------------- enter_and_exec()
