@@ -385,8 +385,9 @@ def test_not_utf8_name_through_the_cli(raw_name):
     assert raw_name in ip_list()
     assert raw_name in cli(b"netns", b"list").split(b"\n")
     inode = os.stat(f"{RUN}/".encode() + raw_name).st_ino
-    assert cli(b"netns", b"exec", raw_name, b"readlink", b"/proc/self/ns/net") == \
-        f"net:[{inode}]\n".encode()
+    want = f"net:[{inode}]\n".encode()
+    assert cli(b"netns", b"exec", raw_name, b"readlink", b"/proc/self/ns/net") == want
+    assert cli(b"unshare", b"--netns=" + raw_name, b"readlink", b"/proc/self/ns/net") == want
     p = netns.exec(raw_name, ["sleep", "100"])
     try:
         assert cli(b"netns", b"identify", str(p.pid).encode()) == raw_name + b"\n"

@@ -84,7 +84,7 @@ def run(args) -> int:
         _print_lines(name if nsid is None else f"{name} (id: {nsid})"
                      for name, nsid in netns.list_ids().items())
         for name in netns.stale():
-            fail("nsfast netns list", f"{netns.path_of(name)}: an empty file, not a network "
+            fail("nsfast netns", f"{netns.path_of(name)}: an empty file, not a network "
                  f"namespace (an add was killed); `nsfast netns del` or the next add of "
                  f"that name removes it")
     elif verb == "pids":
