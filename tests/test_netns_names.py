@@ -448,6 +448,7 @@ print(json.dumps({"mnt": [i.inode for i in infos if i.kind == nsfast.NsType.MNT]
 def test_list_namespaces_and_ls_with_a_mount_point_that_is_not_utf8(odd_mounts):
     pid, point = odd_mounts
     mnt, net = ns_inode(pid, "mnt"), ns_inode(pid, "net")
+    assert os.fsdecode(point) in [e.mount_point for e in nsfast.mounts.mountinfo(pid)]
     r = in_mounts_of(pid, sys.executable, "-c", LISTER)
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
