@@ -164,6 +164,19 @@ def test_cli_exec_unshare_identify_list_pids_use_the_symlink(docker, target):
     assert r.stdout == want
 
 
+def test_links_act_in_the_symlinked_namespace(docker, target):
+    name, _ = docker
+    need_tool("nsenter")
+
+    def lo_flags() -> bytes:
+        r = subprocess.run(["nsenter", "-t", str(target), "-n", "ip", "-o", "link", "show", "lo"],
+                           capture_output=True, check=True, timeout=30)
+        return r.stdout.split(b"<", 1)[1].split(b">", 1)[0]
+    assert b"UP" not in lo_flags().split(b",")
+    netns.loopback_up(name)
+    assert b"UP" in lo_flags().split(b",")
+
+
 def test_remove_unlinks_the_symlink_and_leaves_its_namespace(docker, target):
     name, inode = docker
     before = mount_points()
@@ -293,6 +306,33 @@ def test_a_file_that_is_not_stale_is_kept(paths, kind):
     if kind == "in progress":  # the lock is gone with its holder: now it is stale
         netns.add(name)
         assert is_namespace_mount(path)
+
+
+def test_racing_adds_of_one_name_never_clean_each_other_away(paths):
+    """8 threads add one name at once, 30 times: the cleanup of a killed add's file
+    must never take the file of an add in progress (exactly one wins, one mount)."""
+    path = paths("race")
+    name = os.path.basename(path)
+    for _ in range(30):
+        start = threading.Barrier(8)
+        results = []
+
+        def racer():
+            start.wait()
+            try:
+                netns.add(name)
+                results.append("made")
+            except FileExistsError:
+                results.append("exists")
+        threads = [threading.Thread(target=racer) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == ["exists"] * 7 + ["made"]
+        assert mount_points().count(os.fsencode(path)) == 1
+        netns.remove(name)
+        assert not os.path.lexists(path)
 
 
 ADDER = """
