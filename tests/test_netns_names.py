@@ -415,6 +415,13 @@ def test_not_utf8_name_made_by_ip_is_removed_by_nsfast(raw_name):
     assert raw_name not in ip_list()
 
 
+def test_not_utf8_name_made_by_nsfast_is_removed_by_ip(raw_name):
+    netns.add(raw_name)
+    subprocess.run([b"ip", b"netns", b"del", raw_name], check=True, timeout=30)
+    assert TEXT not in netns.list()
+    assert os.fsencode(f"{RUN}/{TEXT}") not in mount_points()
+
+
 def test_not_utf8_name_through_the_cli(raw_name):
     def cli(*args):
         r = subprocess.run([sys.executable, "-m", "nsfast.cli", *args], capture_output=True,
