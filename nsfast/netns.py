@@ -187,8 +187,10 @@ def _is_stale(path: str, fd: int) -> bool:
 
 
 def _open_plain(path: str) -> int:
-    """fd on path itself (never a symlink's target; a FIFO does not block)."""
-    return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    """fd on path itself (never a symlink's target; a FIFO does not block, a
+    terminal does not become ours)."""
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK |
+                   os.O_NOCTTY)
 
 
 def _remove_if_stale(path: str) -> bool:
