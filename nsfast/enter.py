@@ -22,7 +22,8 @@ from .errors import os_error
 from .features import features
 from .flags import _PARSED, KindsLike, NsType
 from .handles import Namespace
-from .targets import Fd, PidFd, current_inode, differing_kinds, open_target
+from .targets import (Fd, PidFd, current_inode, differing_kinds, open_net_target,
+                      open_target)
 
 PER_THREAD = NsType.NET | NsType.UTS | NsType.IPC | NsType.CGROUP
 PROCESS_WIDE = NsType.USER | NsType.MNT | NsType.PID | NsType.TIME
@@ -110,11 +111,6 @@ def _singles(kinds: NsType) -> tuple:
         return t
 
 
-def _open_named_netns(name: str) -> Namespace:
-    from . import netns  # imported late: nsfast.netns imports the spawn layer
-    return netns.open(name)
-
-
 def _pid_of(target: Any) -> Optional[int]:
     """The pid a target names, or None when it names a namespace file."""
     if type(target) is int:   # the common case first, by exact type
@@ -138,10 +134,7 @@ def _pid_of(target: Any) -> Optional[int]:
 def _open_file_target(target: Any, kinds: NsType) -> Namespace:
     """A Namespace (owned by the caller) for a target naming one namespace:
     a named netns, or whatever open_target takes."""
-    if isinstance(target, str) and "/" not in target:
-        ns = _open_named_netns(target)
-        return ns.require(kinds) if kinds else ns
-    return open_target(target, kinds or None)
+    return open_net_target(target, kinds or None)
 
 
 def _pidfd_for(target: Any, pid: Optional[int]) -> tuple[int, bool]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 from typing import Any, Optional, Sequence
 
 from . import _core
@@ -43,7 +44,7 @@ UMOUNT_NOFOLLOW = 8
 __all__ = [
     "RUN_DIR", "add", "add_address", "add_route", "attach", "check_name", "exec", "identify",
     "iproute", "list", "list_ids", "loopback_up", "move", "open", "path_of", "pids", "remove",
-    "veth",
+    "stale", "veth",
 ]
 
 _builtin_list = list
@@ -51,13 +52,21 @@ _builtin_open = open
 
 
 def check_name(name: Any) -> str:
-    """name, if it is a valid netns name; ValueError/TypeError before anything is touched.
+    """name as a str, if it is a valid netns name; ValueError/TypeError before
+    anything is touched.
+
+    bytes are decoded as os.listdir decodes names (surrogateescape), so a name
+    that is not UTF-8 round-trips: b"ns-\\xff" and "ns-\\udcff" are one name.
 
     >>> nsfast.netns.check_name("blue")
     'blue'
+    >>> nsfast.netns.check_name(b"ns-\\xff")
+    'ns-\\udcff'
     """
-    if not isinstance(name, str):
-        raise TypeError(f"a netns name is a str, not {type(name).__name__}")
+    if isinstance(name, bytes):
+        name = os.fsdecode(name)
+    elif not isinstance(name, str):
+        raise TypeError(f"a netns name is a str or bytes, not {type(name).__name__}")
     if name in ("", ".", ".."):
         raise ValueError(f"{name!r} is not a usable netns name")
     if "/" in name or "\0" in name:
@@ -71,7 +80,7 @@ def check_name(name: Any) -> str:
     return name
 
 
-def path_of(name: str) -> str:
+def path_of(name: str | bytes) -> str:
     """/run/netns/NAME after checking NAME.
 
     >>> nsfast.netns.path_of("blue")
@@ -89,8 +98,27 @@ def _privilege_hint(err: int) -> Optional[str]:
     return PRIVILEGED_HINT if err in (errno.EPERM, errno.EACCES) else None
 
 
-def _prepare_run_dir() -> None:
-    """Make RUN_DIR exist and be a shared mount, once, whoever else is racing.
+def _lock_run_dir(mode: int) -> Optional[int]:
+    """An fd on RUN_DIR holding its flock in mode (LOCK_EX or LOCK_SH); None when
+    there is no run directory.  Closing the fd releases the lock."""
+    try:
+        fd = os.open(RUN_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise os_error(e.errno, RUN_DIR, _privilege_hint(e.errno),
+                       what="opening the netns run directory") from None
+    try:
+        fcntl.flock(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _prepare_run_dir() -> int:
+    """Make RUN_DIR exist and be a shared mount, whoever else is racing; an fd
+    on it that still holds the exclusive flock (the caller closes it).
 
     Without the lock, parallel creators each bind the directory on itself and
     the mounts stack without bound (iproute2 learnt this the hard way)."""
@@ -101,15 +129,16 @@ def _prepare_run_dir() -> None:
     except OSError as e:
         raise os_error(e.errno, RUN_DIR, _privilege_hint(e.errno),
                        what="creating the netns run directory") from None
-    fd = os.open(RUN_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = _lock_run_dir(fcntl.LOCK_EX)
+    if fd is None:  # removed under us: report it as the mkdir would have
+        raise os_error(errno.ENOENT, RUN_DIR, what="opening the netns run directory")
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         target = RUN_DIR.encode()
         made_mount = False
         while True:
             try:
                 _core.mount(None, target, b"none", MS_SHARED | MS_REC, None)
-                return
+                return fd
             except OSError as e:
                 # EINVAL: not a mount point yet; make it one, then retry once
                 if e.errno != errno.EINVAL or made_mount:
@@ -121,26 +150,102 @@ def _prepare_run_dir() -> None:
                 raise os_error(e.errno, RUN_DIR, _privilege_hint(e.errno),
                                what="bind-mounting the run directory") from None
             made_mount = True
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _same_file(fd: int, path: str) -> bool:
+    """Whether path (not followed) still names the file fd is open on."""
+    try:
+        st, now = os.fstat(fd), os.lstat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)
+
+
+def _is_stale(path: str, fd: int) -> bool:
+    """Whether the file fd (opened at path) is what a killed add leaves: an empty
+    regular file, no namespace mounted on it, and no add holding its flock.
+
+    Call it with the run directory's flock held: an nsfast add takes the file's
+    flock before it lets go of the directory's, so the two together tell that
+    no nsfast add is between creating the file and binding the namespace."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size != 0:
+        return False
+    try:
+        _core.ns_get_nstype(fd)
+        return False  # a namespace is mounted there
+    except OSError:
+        pass
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # an add is binding it right now
+    return _same_file(fd, path)
+
+
+def _open_plain(path: str) -> int:
+    """fd on path itself (never a symlink's target; a FIFO does not block, a
+    terminal does not become ours)."""
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK |
+                   os.O_NOCTTY)
+
+
+def _remove_if_stale(path: str) -> bool:
+    """Unlink path if _is_stale says so (the run directory's flock held)."""
+    try:
+        fd = _open_plain(path)
+    except OSError:
+        return False  # gone, or a symlink: the user's, not ours to remove
+    try:
+        if not _is_stale(path, fd):
+            return False
+        os.unlink(path)
+        return True
     finally:
-        os.close(fd)  # releases the flock
+        os.close(fd)
 
 
-def _create_mount_point(name: str) -> tuple[str, int]:
-    """Create the empty file /run/netns/NAME; an fd on it that the bind goes through.
+def _create_file(path: str) -> int:
+    """O_EXCL-create path; an fd on it holding the file's flock.  An empty file
+    that a killed add left behind (see _is_stale) is removed first.  The run
+    directory's flock must be held."""
+    flags = os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for first in (True, False):
+        try:
+            fd = os.open(path, flags, 0)
+        except FileExistsError:
+            if first and _remove_if_stale(path):
+                continue
+            raise os_error(errno.EEXIST, path, "a network namespace of that name already exists",
+                           what="creating the namespace file") from None
+        except OSError as e:
+            raise os_error(e.errno, path, _privilege_hint(e.errno),
+                           what="creating the namespace file") from None
+        try:
+            # taken before the directory's flock is let go: a later add sees it held
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+    raise AssertionError("unreachable")
+
+
+def _create_mount_point(name: str | bytes) -> tuple[str, int]:
+    """Create the empty file /run/netns/NAME; an fd on it that the bind goes through,
+    holding the file's flock until the caller closes it.
 
     O_EXCL never follows a symlink, so one planted at the name makes this
     EEXIST instead of creating (or mounting on) something elsewhere."""
     path = path_of(name)
-    _prepare_run_dir()
+    lock = _prepare_run_dir()
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0)
-    except FileExistsError:
-        raise os_error(errno.EEXIST, path, "a network namespace of that name already exists",
-                       what="creating the namespace file") from None
-    except OSError as e:
-        raise os_error(e.errno, path, _privilege_hint(e.errno),
-                       what="creating the namespace file") from None
-    return path, fd
+        return path, _create_file(path)
+    finally:
+        os.close(lock)
 
 
 def _bind_or_undo(path: str, fd: int, bind) -> None:
@@ -149,18 +254,28 @@ def _bind_or_undo(path: str, fd: int, bind) -> None:
         # the magic link names the very file we created, even if the name is swapped
         bind(f"/proc/self/fd/{fd}".encode())
     except OSError as e:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+        if _same_file(fd, path):  # not a file someone made after removing ours
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
         raise os_error(e.errno, path, _privilege_hint(e.errno),
                        what="bind-mounting the namespace") from None
     finally:
         os.close(fd)
 
 
-def add(name: str) -> None:
+def add(name: str | bytes) -> None:
     """Create a network namespace named NAME, as `ip netns add NAME` does, without forking.
+
+    An add that is killed between creating /run/netns/NAME and binding the
+    namespace on it leaves an empty file (`ip netns add` does too).  The next
+    add of that name removes such a file and goes on, but only when no
+    namespace is mounted there and no nsfast add is in progress on it (an add
+    holds the file's flock until the bind is done).  An `ip netns add` holds no
+    such lock: one racing an nsfast add of the same name can lose its file.
+    list() shows such a name, as `ip netns list` does; stale() names them and
+    remove() deletes them.
 
     >>> nsfast.netns.add("blue")  # doctest: +SKIP
     """
@@ -168,7 +283,7 @@ def add(name: str) -> None:
     _bind_or_undo(path, fd, _core.netns_new_bound)
 
 
-def attach(name: str, pid: Any) -> None:
+def attach(name: str | bytes, pid: Any) -> None:
     """Name the network namespace of a running process (`ip netns attach NAME PID`).
 
     pid is a pid, a Process, or a Namespace handle of a net namespace.
@@ -190,17 +305,20 @@ def attach(name: str, pid: Any) -> None:
         _bind_or_undo(path, fd, lambda target: _core.mount(src, target, b"none", MS_BIND, None))
 
 
-def remove(name: str) -> None:
+def remove(name: str | bytes) -> None:
     """Delete a named network namespace (`ip netns del NAME`): detach the mount, unlink.
 
     The namespace itself ends when nothing else holds it.  FileNotFoundError
-    when there is no such name.
+    when there is no such name.  What is not a mount is unlinked as it is, as
+    `ip netns del` does: an empty file left by a killed add, or a symlink (the
+    docker recipe `ln -s /proc/PID/ns/net /run/netns/NAME`), whose target is
+    left alone, never unmounted.
 
     >>> nsfast.netns.remove("blue")  # doctest: +SKIP
     """
     path = path_of(name)
     try:
-        _core.umount2(path.encode(), MNT_DETACH | UMOUNT_NOFOLLOW)
+        _core.umount2(os.fsencode(path), MNT_DETACH | UMOUNT_NOFOLLOW)
     except OSError as e:
         if e.errno == errno.ENOENT:
             raise _missing(path) from None
@@ -222,7 +340,11 @@ def _missing(path: str) -> FileNotFoundError:
 
 
 def list() -> "_builtin_list[str]":  # noqa: A001 - the verb of `ip netns list`
-    """The names under /run/netns, sorted (what `ip netns list` shows).
+    """The names under /run/netns, sorted (what `ip netns list` shows), decoded as
+    os.listdir decodes them (a name that is not UTF-8 keeps its bytes as
+    surrogates: os.fsencode gives them back).  Like `ip netns list` it shows
+    every entry, also a symlink and an empty file left by a killed add (see
+    stale()).
 
     >>> "blue" in nsfast.netns.list()  # doctest: +SKIP
     True
@@ -233,8 +355,42 @@ def list() -> "_builtin_list[str]":  # noqa: A001 - the verb of `ip netns list`
         return []
 
 
-def open(name: str) -> Namespace:  # noqa: A001 - the handle of a named namespace
+def stale() -> "_builtin_list[str]":
+    """The names under /run/netns that a killed add left as an empty file: no
+    namespace is mounted there and no add is in progress on it.  The next add
+    of such a name removes the file; remove() deletes it now.
+
+    >>> nsfast.netns.stale()  # doctest: +SKIP
+    []
+    """
+    lock = _lock_run_dir(fcntl.LOCK_SH)  # no add is between its create and its flock
+    if lock is None:
+        return []
+    try:
+        found = []
+        for name in list():
+            path = f"{RUN_DIR}/{name}"
+            try:
+                fd = _open_plain(path)
+            except OSError:
+                continue  # gone, or a symlink
+            try:
+                if _is_stale(path, fd):
+                    found.append(name)
+            finally:
+                os.close(fd)  # releases the flock _is_stale took
+        return found
+    finally:
+        os.close(lock)
+
+
+def open(name: str | bytes) -> Namespace:  # noqa: A001 - the handle of a named namespace
     """A Namespace handle on the named network namespace.
+
+    A symlink at the name is followed, as `ip netns exec` follows it (docker's
+    `ln -s /proc/PID/ns/net /run/netns/NAME`), but only to a network namespace
+    file: a link to anything else (a regular file, a directory, another kind
+    of namespace, nothing) is an OSError naming /run/netns/NAME and the target.
 
     >>> with nsfast.netns.open("blue") as ns:  # doctest: +SKIP
     ...     ns.kind
@@ -242,13 +398,56 @@ def open(name: str) -> Namespace:  # noqa: A001 - the handle of a named namespac
     """
     path = path_of(name)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = _open_plain(path)
     except FileNotFoundError:
         raise _missing(path) from None
     except OSError as e:
-        raise os_error(e.errno, path, "the name is a symlink, not a namespace"
-                       if e.errno == errno.ELOOP else None) from None
-    return Namespace(fd, path).require(NsType.NET)
+        if e.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink
+            return _open_symlink(path)
+        raise os_error(e.errno, path, _privilege_hint(e.errno)) from None
+    return _as_netns(fd, path, None)
+
+
+def _open_symlink(path: str) -> Namespace:
+    """open() of a name that is a symlink: its target, if that is an nsfs file
+    of a network namespace (opened O_PATH first, so that no FIFO or device is
+    ever opened for reading)."""
+    try:
+        where = f"the name is a symlink to {os.readlink(path)}"
+    except OSError as e:
+        raise os_error(e.errno, path) from None
+    try:
+        pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError as e:
+        raise os_error(e.errno, path, f"{where}, which does not exist"
+                       if e.errno == errno.ENOENT else where) from None
+    try:
+        if not stat.S_ISREG(os.fstat(pfd).st_mode):
+            raise os_error(errno.EINVAL, path, f"{where}, which is not a namespace file",
+                           what="opening the network namespace")
+        fd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(pfd)
+    return _as_netns(fd, path, where)
+
+
+def _as_netns(fd: int, path: str, link: Optional[str]) -> Namespace:
+    """A Namespace on fd (taken over) if it is a network namespace; else fd
+    closed and OSError(EINVAL) naming path.  link: the hint's account of the
+    symlink that led to fd, None when the name is not one."""
+    try:
+        ns = Namespace(fd, path)
+    except OSError:  # fd closed by Namespace
+        raise os_error(errno.EINVAL, path, f"{link}, which is not a namespace file" if link else
+                       "not a namespace file: an add that was killed leaves an empty one; "
+                       "nsfast netns del removes it", what="opening the network namespace") \
+            from None
+    if ns.kind != NsType.NET:
+        kind = ns.kind.proc_name
+        ns.close()
+        raise os_error(errno.EINVAL, path, f"{link}, a {kind} namespace, not net" if link else
+                       f"a {kind} namespace, not net", what="opening the network namespace")
+    return ns
 
 
 def _identity(path: str) -> tuple[int, int]:
@@ -256,7 +455,7 @@ def _identity(path: str) -> tuple[int, int]:
     return (st.st_dev, st.st_ino)
 
 
-def pids(name: str) -> "_builtin_list[int]":
+def pids(name: str | bytes) -> "_builtin_list[int]":
     """Pids of the processes in the named namespace (`ip netns pids NAME`).
 
     >>> nsfast.netns.pids("blue")  # doctest: +SKIP
@@ -297,7 +496,7 @@ def identify(pid: int | None = None) -> "_builtin_list[str]":
     return names
 
 
-def etc_binds(name: str) -> "_builtin_list[Bind]":
+def etc_binds(name: str | bytes) -> "_builtin_list[Bind]":
     """The /etc/netns/NAME/X -> /etc/X binds that `ip netns exec` makes (X must exist).
 
     >>> nsfast.netns.etc_binds("blue")  # doctest: +SKIP
@@ -312,7 +511,7 @@ def etc_binds(name: str) -> "_builtin_list[Bind]":
             if os.path.lexists(f"/etc/{e}")]
 
 
-def exec(name: str, argv: Sequence, **spawn_options: Any) -> Process:  # noqa: A001
+def exec(name: str | bytes, argv: Sequence, **spawn_options: Any) -> Process:  # noqa: A001
     """Run argv in the named namespace as `ip netns exec NAME argv` does: in a new
     mount namespace (slave propagation) with a fresh /sys for that netns and the
     files of /etc/netns/NAME bound over /etc.  Other options go to nsfast.spawn.

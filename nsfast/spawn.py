@@ -22,7 +22,7 @@ from .mounts import (_FS_ENCODING, _FS_ERRORS, MS_REC, PROPAGATION_FLAGS, Proc, 
                      pivot_step, step_path)
 from .pool import NetnsPool
 from .process import Process
-from .targets import PidFd, differing_kinds, open_target
+from .targets import PidFd, differing_kinds, open_net_target, open_target
 
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
@@ -299,12 +299,7 @@ def _netns_target(netns: Any, handles: list) -> Namespace:
         ns = netns.take()
         handles.append(ns)  # a pool's namespace is used once, then closed
         return ns
-    if isinstance(netns, str) and "/" not in netns:
-        from . import netns as _netns  # the name rules live there
-        ns = _netns.open(netns)
-        handles.append(ns)
-        return ns
-    ns = open_target(netns, NsType.NET)
+    ns = open_net_target(netns, NsType.NET)
     handles.append(ns)
     return ns
 

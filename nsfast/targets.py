@@ -2,7 +2,8 @@
 
 An int is a pid (as for nsenter -t).  A file descriptor is wrapped in Fd, a
 pidfd in PidFd; a Namespace, a path, a Process or anything with fileno() works
-as it is.
+as it is.  Where a network namespace is wanted, a str or bytes without '/' is
+the name of one under /run/netns (open_net_target).
 """
 from __future__ import annotations
 
@@ -78,3 +79,28 @@ def open_target(target: Target, kind: Optional[NsType]) -> Namespace:
         return Namespace.of(_check_pid(pid), kind)
     raise TypeError(f"cannot use {type(target).__name__} as a namespace target "
                     "(give a pid, a path, a Namespace, Fd(n) or PidFd(n))")
+
+
+def is_netns_name(target: object) -> bool:
+    """Whether target is a name under /run/netns: a str or bytes without '/'.
+
+    >>> is_netns_name("blue"), is_netns_name(b"ns-\\xff"), is_netns_name("/run/netns/blue")
+    (True, True, False)
+    """
+    if isinstance(target, str):
+        return "/" not in target
+    return isinstance(target, bytes) and b"/" not in target
+
+
+def open_net_target(target: Target, kind: Optional[NsType]) -> Namespace:
+    """open_target, except that a netns name (is_netns_name) opens /run/netns/NAME
+    through nsfast.netns.open, symlink rules and all.  The caller closes it.
+
+    >>> open_net_target("blue", NsType.NET)  # doctest: +SKIP
+    <Namespace net:[4026532290] fd=5>
+    """
+    if is_netns_name(target):
+        from . import netns  # imported late: nsfast.netns imports the spawn layer
+        ns = netns.open(target)  # type: ignore[arg-type]
+        return ns.require(kind) if kind else ns
+    return open_target(target, kind)

@@ -19,9 +19,22 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def write_text(stream, text: str) -> None:
+    """Write text to a text stream, a path's undecodable bytes (surrogateescape,
+    as os.listdir and sys.argv give them) as those bytes, the way ip and lsns
+    print a name that is not UTF-8."""
+    raw = getattr(stream, "buffer", None)
+    if raw is None:
+        stream.write(text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+        return
+    stream.flush()
+    raw.write(text.encode("utf-8", "surrogateescape"))
+    raw.flush()
+
+
 def fail(prog: str, message: str, status: int = 1) -> int:
     """Print `prog: message` as one line on stderr; return the exit status."""
-    sys.stderr.write(f"{prog}: {' '.join(str(message).split())}\n")
+    write_text(sys.stderr, f"{prog}: {' '.join(str(message).split())}\n")
     return status
 
 

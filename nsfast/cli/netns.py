@@ -9,8 +9,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from .common import Parser, UsageError, exit_status
+from .common import Parser, UsageError, exit_status, fail, write_text
 
 VERBS = {
     "add": "add", "attach": "attach", "del": "delete", "delete": "delete",
@@ -56,6 +57,11 @@ def _pid(text: str) -> int:
     return pid
 
 
+def _print_lines(lines) -> None:
+    """One line each on stdout; a name that is not UTF-8 as its bytes, as ip prints it."""
+    write_text(sys.stdout, "".join(f"{line}\n" for line in lines))
+
+
 def run(args) -> int:
     from nsfast import netns
     verb = VERBS.get(args.verb)
@@ -75,16 +81,18 @@ def run(args) -> int:
             netns.remove(name)
     elif verb == "list":
         _want(rest, 0, "list")
-        for name, nsid in netns.list_ids().items():
-            print(name if nsid is None else f"{name} (id: {nsid})")
+        _print_lines(name if nsid is None else f"{name} (id: {nsid})"
+                     for name, nsid in netns.list_ids().items())
+        for name in netns.stale():
+            fail("nsfast netns", f"{netns.path_of(name)}: an empty file, not a network "
+                 f"namespace (an add was killed); `nsfast netns del` or the next add of "
+                 f"that name removes it")
     elif verb == "pids":
-        for pid in netns.pids(*_want(rest, 1, "pids NAME")):
-            print(pid)
+        _print_lines(str(pid) for pid in netns.pids(*_want(rest, 1, "pids NAME")))
     elif verb == "identify":
         if len(rest) > 1:
             raise UsageError("usage: nsfast netns identify [PID]")
-        for name in netns.identify(_pid(rest[0]) if rest else None):
-            print(name)
+        _print_lines(netns.identify(_pid(rest[0]) if rest else None))
     elif verb == "exec":
         if rest and rest[0] == "--":
             rest = rest[1:]
