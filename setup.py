@@ -35,7 +35,7 @@ INIT_NAME = "_nsfast_init"
 CLI = sorted(glob.glob("csrc/cli_*.c"))
 CORE = sorted(set(glob.glob("csrc/*.c")) - set(CLI) - set(CHILD) - set(INIT))
 # the part of the core the command links: the spawn path and the setns loop
-LAUNCHER = CLI + ["csrc/kinds.c", "csrc/spawn_parent.c", "csrc/spawn_steps.c"]
+LAUNCHER = CLI + ["csrc/kinds.c", "csrc/spawn_parent.c"]
 # where the linked command is kept for data_files, which installs it as
 # <prefix>/bin/nsfast (scripts= would try to read an ELF file as a script)
 LAUNCHER_OUT = os.path.join("build", "launcher", "nsfast")

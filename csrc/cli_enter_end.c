@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -15,46 +16,62 @@
 #define P_PIDFD 3
 #endif
 
-/* The child's failure as the Python command worded it; the exit status. */
+/* The child's failure, worded from the step table (spawn_child.c) as
+ * nsfast.spawn words it; the exit status. */
 int nsf_enter_report(const struct nsf_enter_plan *r, const struct nsf_record *rec)
 {
     const char *prog = r->prog, *err = strerror(rec->err);
-    const char *einval_hint = rec->err == EINVAL
-        ? " (hint: the id must be mapped in the joined user namespace)" : "";
-    const char *name = nsf_step_name(rec->step);
+    const struct nsf_step_info *info = nsf_step_row(rec->step);
+    char subject[128] = "";
     switch (rec->step) {
     case NSF_STEP_EXEC:
         if (rec->err == ENOENT || rec->err == EACCES) {
             nsf_cli_say(prog, "failed to execute %s: %s", r->program, err);
             return rec->err == ENOENT ? 127 : 126;
         }
-        nsf_cli_die(prog, "%s: %s", r->program, err);
+        snprintf(subject, sizeof subject, "%s", r->program);
+        break;
     case NSF_STEP_JOIN: {
-        char names[64] = "";
         int mask = rec->index ? rec->index : r->joined;
         for (int k = 0; k < NSF_KINDS; k++) {
             if (!(mask & nsf_kinds[k].flag))
                 continue;
-            if (names[0])
-                strcat(names, ",");
-            strcat(names, nsf_kinds[k].proc);
+            if (subject[0])
+                strcat(subject, ",");
+            strcat(subject, nsf_kinds[k].proc);
         }
-        nsf_cli_die(prog, "joining %s namespace: %s", names[0] ? names : "?", err);
+        if (!subject[0])
+            strcpy(subject, "?");
+        break;
     }
     case NSF_STEP_ROOT:
-        nsf_cli_die(prog, "%s: %s", r->root, err);
+        snprintf(subject, sizeof subject, "%s", r->root);
+        break;
     case NSF_STEP_CWD:
-        nsf_cli_die(prog, "%s: %s", r->cwd, err);
+        snprintf(subject, sizeof subject, "%s", r->cwd);
+        break;
     case NSF_STEP_GROUPS:
-        nsf_cli_die(prog, "groups([]): %s%s", err, einval_hint);
+        strcpy(subject, "[]");
+        break;
     case NSF_STEP_SETGID:
-        nsf_cli_die(prog, "setgid(%lld): %s%s", r->gid, err, einval_hint);
+        snprintf(subject, sizeof subject, "%lld", r->gid);
+        break;
     case NSF_STEP_SETUID:
-        nsf_cli_die(prog, "setuid(%lld): %s%s", r->uid, err, einval_hint);
+        snprintf(subject, sizeof subject, "%lld", r->uid);
+        break;
     }
-    if (name)
-        nsf_cli_die(prog, "child step %s: %s", name, err);
-    nsf_cli_die(prog, "child step %d: %s", rec->step, err);
+    if (!info)
+        nsf_cli_die(prog, "child step %d: %s", rec->step, err);
+    if (!info->what)
+        nsf_cli_die(prog, "%s: %s", subject, err);
+    char what[256];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(what, sizeof what, info->what, subject);
+#pragma GCC diagnostic pop
+    if (info->hint && info->hint_errno == rec->err)
+        nsf_cli_die(prog, "%s: %s (hint: %s)", what, err, info->hint);
+    nsf_cli_die(prog, "%s: %s", what, err);
 }
 
 static int forward_pidfd = -1;

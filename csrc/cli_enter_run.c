@@ -225,12 +225,9 @@ static void fill_spawn(struct nsf_spawn *sp, const struct nsf_enter_opts *o,
     sp->join.fds = fds;
     sp->join.kinds = kinds;
     sp->join.setgroups_first = (p->joined & CLONE_NEWUSER) && geteuid() == 0;
-    sp->fork_after_unshare = (p->joined & CLONE_NEWPID) && o->fork;
+    sp->no_pid_fork = !o->fork;
     sp->pdeathsig = SIGKILL;
     sp->parent_pid = getpid();
-    /* pdeathsig in a pid namespace: getppid() is 0 there, so the sync pipe
-     * tells the child that we died */
-    sp->need_sync = (p->joined & CLONE_NEWPID) != 0;
     for (int i = 0; i < 3; i++)
         sp->std_fds[i] = -1;
     sp->max_fd = 1024;
@@ -289,7 +286,7 @@ int nsf_enter_run(struct nsf_enter_opts *o)
     int status = 0, err = nsf_spawn_clone(&sp, &st);
     if (err < 0)
         nsf_cli_die(o->prog, "clone(no new namespaces): %s", strerror(-err));
-    if (sp.need_sync && (err = nsf_spawn_release(&st)) < 0) {
+    if ((err = nsf_spawn_release(&st)) < 0) {
         nsf_spawn_abort(&st);
         nsf_cli_die(o->prog, "child step sync: %s", strerror(-err));
     }

@@ -8,30 +8,42 @@
 #include <sys/types.h>
 #include "nscore.h"
 
-/* Steps of the child, in the order they run.  A failure is reported as
- * {step, errno, index}; index tells which mount or exec path. */
+/* Steps of a spawn, in the order the child runs them: each is one row of
+ * the step table in spawn_child.c (its name, what it was doing for an error
+ * message, a hint, its flags, and the function that runs it), which both
+ * _core and the nsfast command read.  A failure is reported as {step,
+ * errno, index}; index tells which mount, exec path, kind or op.
+ *
+ * A new step is: its enum line here, its row and function in spawn_child.c,
+ * its option in Python (nsfast/spawn.py), which hands its values over as an
+ * op (struct nsf_op) so that nothing in between changes. */
 enum nsf_step {
     NSF_STEP_NONE = 0,
+    /* before the parent's release */
     NSF_STEP_PDEATHSIG,
-    NSF_STEP_SYNC,          /* waiting for the parent's release */
     NSF_STEP_JOIN,          /* index = kind that failed */
     NSF_STEP_UNSHARE,
+    NSF_STEP_SYNC,          /* waiting for the parent's release */
     NSF_STEP_FORK,          /* second fork for a joined or unshared pid ns */
+    /* after it, one row each, run in this order */
+    NSF_STEP_IDS_EARLY,     /* ids from a new user namespace's maps */
     NSF_STEP_HOSTNAME,
     NSF_STEP_DOMAINNAME,
     NSF_STEP_PROPAGATION,
     NSF_STEP_MOUNT,         /* index = position in the mount list */
-    NSF_STEP_MOUNT_PROC,
     NSF_STEP_LOOPBACK,
     NSF_STEP_ROOT,
+    NSF_STEP_MOUNT_PROC,    /* after a chroot: a path inside the new root */
     NSF_STEP_CWD,
     NSF_STEP_FDS,
     NSF_STEP_SETSID,
-    NSF_STEP_NO_NEW_PRIVS,
+    NSF_STEP_IDS,           /* ids given for joined namespaces (nsenter -S -G) */
     NSF_STEP_CAPS,
+    NSF_STEP_NO_NEW_PRIVS,
     NSF_STEP_INIT,
     NSF_STEP_EXEC,          /* index = position in the exec path list */
-    NSF_STEP_GROUPS,        /* setgroups after joining (nsenter -G, user ns) */
+    /* names only: what the two ids rows report */
+    NSF_STEP_GROUPS,
     NSF_STEP_SETGID,
     NSF_STEP_SETUID,
     NSF_STEP_COUNT,         /* not a step: how many there are */
@@ -40,9 +52,30 @@ enum nsf_step {
     NSF_MSG_PID = 101,      /* value = pid of the grandchild that will exec */
 };
 
-/* The name a step is reported by ("join", "exec", ...), for the Python layer
- * and the nsfast command alike; NULL for a number that is no step. */
+/* A row of the step table, as the error messages need it. */
+struct nsf_step_info {
+    const char *name;       /* "join", "exec", ... */
+    const char *what;       /* what it was doing: a printf format with at most one
+                               %s, the subject; NULL: the subject is a path, and
+                               the message is "subject: strerror" */
+    int hint_errno;         /* the errno the hint is for, or 0 */
+    const char *hint;
+};
+
+/* The row of a step, or NULL for a number that is no step. */
+const struct nsf_step_info *nsf_step_row(int step);
+/* Its name ("join", "exec", ...), or NULL. */
 const char *nsf_step_name(int step);
+
+/* A step's values when the step has no field of its own in struct nsf_spawn
+ * (the steps added since the table): the row it belongs to and up to three
+ * numbers and a string.  The child runs a row's ops in the order given. */
+struct nsf_op {
+    int32_t step;
+    int32_t pad;
+    int64_t a, b, c;
+    const char *s;
+};
 
 struct nsf_record {
     int32_t step;
@@ -76,13 +109,14 @@ struct nsf_spawn {
     char *const *envp;
     const char *cwd;
     const char *root;                /* chroot, or NULL */
-    /* namespaces */
-    int clone_flags;                 /* CLONE_NEW* made by the clone itself */
-    int unshare_flags;               /* made by unshare() in the child */
-    int fork_after_unshare;          /* pid ns joined or unshared: fork again */
+    /* namespaces: which to make and which to join; how is decided in one
+     * place, nsf_spawn_clone (clone flags, unshare, a second fork) */
+    int new_kinds;                   /* CLONE_NEW* to make */
     struct nsf_join join;
-    int need_ready;                  /* send NSF_MSG_READY before waiting */
-    int need_sync;                   /* wait for the parent's release byte */
+    int parent_hold;                 /* the parent writes maps or calls back while
+                                        the child waits (then it must wait) */
+    int no_pid_fork;                 /* a joined pid ns without the extra fork:
+                                        only the program's children enter it */
     /* uts */
     const char *hostname;
     const char *domainname;
@@ -108,6 +142,8 @@ struct nsf_spawn {
     int init_fd;                     /* that program (a sealed memfd), or -1 */
     int ids_early;                   /* take uid/gid before the mounts: they come
                                         from a new user namespace's maps */
+    const struct nsf_op *ops;        /* values of the steps without a field */
+    int n_ops;
     /* clone */
     int cgroup_fd;                   /* CLONE_INTO_CGROUP, or -1 */
     int use_clone3;
@@ -126,6 +162,12 @@ struct nsf_spawn {
  * since the parent goes on running while the child uses it. */
 struct nsf_child_ctx {
     const struct nsf_spawn *sp;
+    /* the namespace rules, derived from sp by nsf_spawn_clone */
+    int clone_flags;                 /* CLONE_NEW* made by the clone itself */
+    int unshare_flags;               /* made by unshare() in the child */
+    int fork_after;                  /* pid or time ns joined or unshared: fork again */
+    int need_ready;                  /* send NSF_MSG_READY before waiting */
+    int need_sync;                   /* wait for the parent's release byte */
     int errpipe_w;
     int sync_r;
     int sync_w;                      /* the child closes its copy */
@@ -161,12 +203,12 @@ struct nsf_spawn_state {
 
 /* Clone the child.  Returns 0 or -errno. */
 int nsf_spawn_clone(const struct nsf_spawn *sp, struct nsf_spawn_state *st);
-/* Wait for the child's READY message.  0, -errno, or 1 with *rec filled when
- * the child failed instead. */
+/* Wait for the child's READY message (at once when it sends none).  0,
+ * -errno, or 1 with *rec filled when the child failed instead. */
 int nsf_spawn_wait_ready(struct nsf_spawn_state *st, struct nsf_record *rec);
 /* Write text into /proc/<pid>/<name> in one write.  0 or -errno. */
 int nsf_proc_write(pid_t pid, const char *name, const char *text, size_t len);
-/* Let the child go on.  0 or -errno. */
+/* Let the child go on (nothing to do when it does not wait).  0 or -errno. */
 int nsf_spawn_release(struct nsf_spawn_state *st);
 /* Read the child's report until EOF.  0 = exec happened; 1 = *rec holds the
  * failure (the child is reaped, *status has its wait status).  */

@@ -272,52 +272,6 @@ static void setup_fds(const struct nsf_child_ctx *st, const struct nsf_spawn *sp
     close_range_or_loop(lo, ~0U, sp->max_fd);
 }
 
-static void set_pdeathsig(const struct nsf_child_ctx *st, const struct nsf_spawn *sp);
-
-/* The last thing before exec.  Every credential change (a joined user
- * namespace, the ids, capabilities raised) clears the parent-death signal,
- * so it is armed once more here; and the parent may have died before any
- * arming, which getppid() cannot tell in a new pid namespace (it is 0
- * there): the caller's pidfd, readable once it has exited, tells. */
-static void before_exec(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
-{
-    if (sp->pdeathsig) {
-        set_pdeathsig(st, sp);
-        if (st->parent_pidfd >= 0) {
-            struct {
-                int fd;
-                short events, revents;
-            } pfd = {st->parent_pidfd, 1 /* POLLIN */, 0};
-            long ts[2] = {0, 0};
-            if (nsf_sys5(__NR_ppoll, &pfd, 1, ts, 0, 8) != 0)
-                child_exit(127);
-        }
-    }
-    restore_signal_mask(st);
-}
-
-static void exec_payload(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
-{
-    int index;
-    before_exec(st, sp);
-    long r = nsf_exec_candidates((char *const *)sp->exec_paths, -1UL >> 1, sp->argv,
-                                 sp->envp, &index);
-    fail(st, NSF_STEP_EXEC, r, index);
-}
-
-/* pid 1 of a new pid namespace is a program of its own (csrc/init.c), exec'd
- * from the sealed memfd the caller opened: nothing the payload can see then
- * shares the caller's memory.  It inherits the error pipe to report the
- * payload's exec. */
-static __attribute__((noreturn)) void exec_init(const struct nsf_child_ctx *st,
-                                                const struct nsf_spawn *sp)
-{
-    before_exec(st, sp);
-    CHECK(set_inheritable(st->errpipe_w), NSF_STEP_INIT, 0);
-    long r = nsf_sys5(__NR_execveat, sp->init_fd, "", st->init_argv, sp->envp, AT_EMPTY_PATH);
-    fail(st, NSF_STEP_INIT, r, 0);
-}
-
 /* chroot into a directory fd opened by the parent before any namespace was
  * joined (a path would resolve in the joined mount namespace).  As nsenter
  * does, the working directory stays where it was unless one is given. */
@@ -357,57 +311,220 @@ static void set_ids(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
         nsf_sys5(__NR_prctl, PR_SET_DUMPABLE, st->restore_dumpable, 0, 0, 0);
 }
 
-static int child_rest(void *arg)
-{
-    const struct nsf_child_ctx *st = arg;
-    const struct nsf_spawn *sp = st->sp;
+/* ---------------------------------------------------------------- the steps
+ * One function a row, run in the table's order after the parent's release;
+ * each does nothing unless the spawn asks for it, and fails through CHECK
+ * with its own step. */
 
-    /* ids from a new user namespace's maps come first: with a range map the
-     * caller's own ids are unmapped inside, and files made by the mount
-     * steps need a mapped owner (EOVERFLOW otherwise) */
+/* ids from a new user namespace's maps come first: with a range map the
+ * caller's own ids are unmapped inside, and files made by the mount steps
+ * need a mapped owner (EOVERFLOW otherwise) */
+static void step_ids_early(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
     if (sp->ids_early)
         set_ids(st, sp);
+}
+
+static void step_hostname(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
     if (sp->hostname)
         CHECK(nsf_sys2(__NR_sethostname, sp->hostname, nsf_strlen(sp->hostname)),
               NSF_STEP_HOSTNAME, 0);
+}
+
+static void step_domainname(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
     if (sp->domainname)
         CHECK(nsf_sys2(__NR_setdomainname, sp->domainname, nsf_strlen(sp->domainname)),
               NSF_STEP_DOMAINNAME, 0);
+}
+
+static void step_propagation(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
     if (sp->propagation)
         CHECK(nsf_sys5(__NR_mount, "none", "/", 0, sp->propagation, 0), NSF_STEP_PROPAGATION, 0);
+}
+
+static void step_mounts(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
     for (int i = 0; i < sp->n_mounts; i++)
         CHECK(run_mount_step(&sp->mounts[i]), NSF_STEP_MOUNT, i);
+}
+
+static void step_loopback(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
     if (sp->loopback_up)
         CHECK(loopback_up(), NSF_STEP_LOOPBACK, 0);
+}
+
+static void step_root(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
     if (sp->root) {
         CHECK(nsf_sys1(__NR_chroot, sp->root), NSF_STEP_ROOT, 0);
         CHECK(nsf_sys1(__NR_chdir, "/"), NSF_STEP_ROOT, 0);
     }
-    /* after the chroot, as unshare -R DIR --mount-proc: proc_target is a
-     * path inside the new root */
+}
+
+/* after the chroot, as unshare -R DIR --mount-proc: proc_target is a path
+ * inside the new root */
+static void step_mount_proc(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
     if (sp->proc_target)
         CHECK(nsf_sys5(__NR_mount, "proc", sp->proc_target, "proc",
                        MS_NOSUID | MS_NODEV | MS_NOEXEC, 0),
               NSF_STEP_MOUNT_PROC, 0);
     if (sp->root_fd >= 0)
         chroot_fd(st, sp);
+}
+
+static void step_cwd(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
     if (sp->cwd)
         CHECK(nsf_sys1(__NR_chdir, sp->cwd), NSF_STEP_CWD, 0);
     if (sp->cwd_fd >= 0)
         CHECK(nsf_sys1(__NR_fchdir, sp->cwd_fd), NSF_STEP_CWD, 0);
-    setup_fds(st, sp);
+}
+
+static void step_setsid(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
     if (sp->new_session)
         CHECK(nsf_sys0(__NR_setsid), NSF_STEP_SETSID, 0);
+}
+
+static void step_ids(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
     if (!sp->ids_early)
         set_ids(st, sp);
+}
+
+static void step_caps(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
     if (sp->use_caps)
         CHECK(drop_capabilities(sp->caps_keep), NSF_STEP_CAPS, 0);
+}
+
+static void step_no_new_privs(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
     if (sp->no_new_privs)
         CHECK(nsf_sys5(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), NSF_STEP_NO_NEW_PRIVS, 0);
-    if (sp->init)
-        exec_init(st, sp);
-    exec_payload(st, sp);
-    return 127;
+}
+
+static void set_pdeathsig(const struct nsf_child_ctx *st, const struct nsf_spawn *sp);
+
+/* The last thing before exec.  Every credential change (a joined user
+ * namespace, the ids, capabilities raised) clears the parent-death signal,
+ * so it is armed once more here; and the parent may have died before any
+ * arming, which getppid() cannot tell in a new pid namespace (it is 0
+ * there): the caller's pidfd, readable once it has exited, tells. */
+static void before_exec(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
+    if (sp->pdeathsig) {
+        set_pdeathsig(st, sp);
+        if (st->parent_pidfd >= 0) {
+            struct {
+                int fd;
+                short events, revents;
+            } pfd = {st->parent_pidfd, 1 /* POLLIN */, 0};
+            long ts[2] = {0, 0};
+            if (nsf_sys5(__NR_ppoll, &pfd, 1, ts, 0, 8) != 0)
+                child_exit(127);
+        }
+    }
+    restore_signal_mask(st);
+}
+
+/* pid 1 of a new pid namespace is a program of its own (csrc/init.c), exec'd
+ * from the sealed memfd the caller opened: nothing the payload can see then
+ * shares the caller's memory.  It inherits the error pipe to report the
+ * payload's exec. */
+static void step_init(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
+    if (!sp->init)
+        return;
+    before_exec(st, sp);
+    CHECK(set_inheritable(st->errpipe_w), NSF_STEP_INIT, 0);
+    long r = nsf_sys5(__NR_execveat, sp->init_fd, "", st->init_argv, sp->envp, AT_EMPTY_PATH);
+    fail(st, NSF_STEP_INIT, r, 0);
+}
+
+static void step_exec(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
+    int index;
+    before_exec(st, sp);
+    long r = nsf_exec_candidates((char *const *)sp->exec_paths, -1UL >> 1, sp->argv,
+                                 sp->envp, &index);
+    fail(st, NSF_STEP_EXEC, r, index);
+}
+
+/* ---------------------------------------------------------------- the table */
+
+struct step_row {
+    struct nsf_step_info info;
+    /* run after the parent's release, in this order: */
+    void (*run)(const struct nsf_child_ctx *, const struct nsf_spawn *);
+    void (*run_op)(const struct nsf_child_ctx *, const struct nsf_op *);
+};
+
+#define ID_HINT "the id must be mapped in the joined user namespace"
+
+static const struct step_row steps[NSF_STEP_COUNT] = {
+    [NSF_STEP_NONE] = {{"none", 0, 0, 0}, 0, 0},
+    [NSF_STEP_PDEATHSIG] = {{"pdeathsig", "setting the parent-death signal", 0, 0}, 0, 0},
+    [NSF_STEP_JOIN] = {{"join", "joining %s namespace", 0, 0}, 0, 0},
+    [NSF_STEP_UNSHARE] = {{"unshare", "unshare(%s)", 0, 0}, 0, 0},
+    [NSF_STEP_SYNC] = {{"sync", "waiting for the parent", 0, 0}, 0, 0},
+    [NSF_STEP_FORK] = {{"fork", "forking into the pid namespace", 0, 0}, 0, 0},
+    [NSF_STEP_IDS_EARLY] = {{"ids_early", "taking the ids", 0, 0}, step_ids_early, 0},
+    [NSF_STEP_HOSTNAME] = {{"hostname", "setting hostname", 0, 0}, step_hostname, 0},
+    [NSF_STEP_DOMAINNAME] = {{"domainname", "setting domainname", 0, 0}, step_domainname, 0},
+    [NSF_STEP_PROPAGATION] = {{"propagation", "changing the propagation of /", 0, 0},
+                              step_propagation, 0},
+    [NSF_STEP_MOUNT] = {{"mount", "mount step %s", 0, 0}, step_mounts, 0},
+    [NSF_STEP_LOOPBACK] = {{"loopback", "bringing lo up", 0, 0}, step_loopback, 0},
+    [NSF_STEP_ROOT] = {{"root", 0, 0, 0}, step_root, 0},
+    [NSF_STEP_MOUNT_PROC] = {{"mount_proc", "mounting proc", EPERM,
+                              "proc can be refused in a user namespace when the host's "
+                              "/proc has over-mounted paths"}, step_mount_proc, 0},
+    [NSF_STEP_CWD] = {{"cwd", 0, 0, 0}, step_cwd, 0},
+    [NSF_STEP_FDS] = {{"fds", "setting up fd %s", 0, 0}, 0, 0},   /* setup_fds, in step_fds */
+    [NSF_STEP_SETSID] = {{"setsid", "starting a new session", 0, 0}, step_setsid, 0},
+    [NSF_STEP_IDS] = {{"ids", "taking the ids", 0, 0}, step_ids, 0},
+    [NSF_STEP_CAPS] = {{"capabilities", "dropping capabilities", 0, 0}, step_caps, 0},
+    [NSF_STEP_NO_NEW_PRIVS] = {{"no_new_privs", "setting no_new_privs", 0, 0},
+                               step_no_new_privs, 0},
+    [NSF_STEP_INIT] = {{"init", "starting the init program", 0, 0}, step_init, 0},
+    [NSF_STEP_EXEC] = {{"exec", 0, 0, 0}, step_exec, 0},
+    [NSF_STEP_GROUPS] = {{"groups", "groups(%s)", EINVAL, ID_HINT}, 0, 0},
+    [NSF_STEP_SETGID] = {{"setgid", "setgid(%s)", EINVAL, ID_HINT}, 0, 0},
+    [NSF_STEP_SETUID] = {{"setuid", "setuid(%s)", EINVAL, ID_HINT}, 0, 0},
+};
+
+const struct nsf_step_info *nsf_step_row(int step)
+{
+    return step >= 0 && step < NSF_STEP_COUNT ? &steps[step].info : 0;
+}
+
+const char *nsf_step_name(int step)
+{
+    return step >= 0 && step < NSF_STEP_COUNT ? steps[step].info.name : 0;
+}
+
+/* Everything after the parent's release (and the second fork), row by row. */
+static int child_rest(void *arg)
+{
+    const struct nsf_child_ctx *st = arg;
+    const struct nsf_spawn *sp = st->sp;
+    for (int i = NSF_STEP_IDS_EARLY; i <= NSF_STEP_EXEC; i++) {
+        if (i == NSF_STEP_FDS)
+            setup_fds(st, sp);
+        if (steps[i].run)
+            steps[i].run(st, sp);
+        if (steps[i].run_op)
+            for (int k = 0; k < sp->n_ops; k++)
+                if (sp->ops[k].step == i)
+                    steps[i].run_op(st, &sp->ops[k]);
+    }
+    return 127;   /* step_exec does not return */
 }
 
 static void set_pdeathsig(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
@@ -497,11 +614,11 @@ int nsf_child_main(void *arg)
         if (r < 0)
             fail(st, NSF_STEP_JOIN, r, failed_kind);
     }
-    if (sp->unshare_flags)
-        CHECK(nsf_sys1(__NR_unshare, sp->unshare_flags), NSF_STEP_UNSHARE, 0);
-    if (sp->need_ready)
+    if (st->unshare_flags)
+        CHECK(nsf_sys1(__NR_unshare, st->unshare_flags), NSF_STEP_UNSHARE, 0);
+    if (st->need_ready)
         send_record(st->errpipe_w, NSF_MSG_READY, 0, 0, 0);
-    if (sp->need_sync) {
+    if (st->need_sync) {
         char byte;
         long r;
         do
@@ -511,7 +628,7 @@ int nsf_child_main(void *arg)
             child_exit(127); /* the parent died or gave up */
         nsf_sys1(__NR_close, st->sync_r);
     }
-    if (sp->fork_after_unshare || tj.fd >= 0) {
+    if (st->fork_after || tj.fd >= 0) {
         /* Joined or new pid and time namespaces apply to children only.
          * CLONE_PARENT makes the grandchild the caller's own child. */
         long pid = tj.fd >= 0

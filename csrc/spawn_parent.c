@@ -102,6 +102,32 @@ static int joins_lived_in(const struct nsf_join *j)
     return 0;
 }
 
+/* How the namespaces are made, for every caller alike: by the clone itself,
+ * unless some are joined first (then by unshare after the joins); a new time
+ * namespace always by unshare, since its offsets can only be written before
+ * any process is in it; a joined or new pid namespace after a join applies
+ * to children only, so a second fork follows.  The child waits for the
+ * parent while the parent writes or calls back, and when it needs the sync
+ * pipe to see its parent die (getppid() is 0 in a new pid namespace). */
+static void namespace_rules(const struct nsf_spawn *sp, struct nsf_child_ctx *ctx)
+{
+    int joined = 0;
+    for (int i = 0; i < sp->join.count; i++)
+        joined |= sp->join.kinds[i];
+    if (joined) {
+        ctx->clone_flags = 0;
+        ctx->unshare_flags = sp->new_kinds;
+        ctx->fork_after = ((sp->new_kinds | joined) & CLONE_NEWPID) && !sp->no_pid_fork;
+    } else {
+        ctx->clone_flags = sp->new_kinds & ~CLONE_NEWTIME;
+        ctx->unshare_flags = sp->new_kinds & CLONE_NEWTIME;
+        ctx->fork_after = 0;
+    }
+    ctx->need_ready = ctx->unshare_flags && sp->parent_hold;
+    ctx->need_sync = sp->parent_hold ||
+                     (sp->pdeathsig && ((sp->new_kinds | joined) & CLONE_NEWPID));
+}
+
 static long count_strings(const char *const *v)
 {
     long n = 0;
@@ -209,6 +235,7 @@ int nsf_spawn_clone(const struct nsf_spawn *sp, struct nsf_spawn_state *st)
      * SIGCHLD: it keeps a failed child and an init waitable, and the payload's
      * status comes from the pidfd (process.py). */
     st->exit_signal = caller_ignores_sigchld() ? 0 : SIGCHLD;
+    namespace_rules(sp, ctx);
 
     /* our fds go above every fd the child keeps */
     int lo = 3;
@@ -219,7 +246,7 @@ int nsf_spawn_clone(const struct nsf_spawn *sp, struct nsf_spawn_state *st)
         return (int)r;
     st->errpipe_r = errpipe[0];
     ctx->errpipe_w = errpipe[1];
-    if (sp->need_sync) {
+    if (ctx->need_sync) {
         r = make_pipe(syncpipe, lo);
         if (r < 0)
             goto fail;
@@ -269,7 +296,7 @@ int nsf_spawn_clone(const struct nsf_spawn *sp, struct nsf_spawn_state *st)
     nsf_sys4(__NR_rt_sigprocmask, SIG_SETMASK, &all, &old, 8);
     ctx->sigmask = old;
     int pidfd = -1;
-    uint64_t flags = (uint64_t)(unsigned)sp->clone_flags | CLONE_PIDFD;
+    uint64_t flags = (uint64_t)(unsigned)ctx->clone_flags | CLONE_PIDFD;
     if (!ctx->own_mm)
         flags |= CLONE_VM;
     /* CLONE_CLEAR_SIGHAND (5.5) resets the handlers in the kernel, so that
@@ -341,6 +368,8 @@ static void finish_failed(struct nsf_spawn_state *st, int *status)
 
 int nsf_spawn_wait_ready(struct nsf_spawn_state *st, struct nsf_record *rec)
 {
+    if (!st->ctx.need_ready)
+        return 0;
     long r = read_record(st->errpipe_r, rec);
     if (r == (long)sizeof *rec && rec->step == NSF_MSG_READY)
         return 0;
@@ -386,6 +415,8 @@ int nsf_proc_write(pid_t pid, const char *name, const char *text, size_t len)
 
 int nsf_spawn_release(struct nsf_spawn_state *st)
 {
+    if (st->sync_w < 0)
+        return 0;
     /* A child that failed has closed its end: the write is EPIPE, and must
      * not be a SIGPIPE that kills a caller (the nsfast command) before it
      * has read and printed the child's error. */
@@ -400,7 +431,8 @@ int nsf_spawn_release(struct nsf_spawn_state *st)
     }
     nsf_sys4(__NR_rt_sigprocmask, SIG_SETMASK, &old, 0, 8);
     close_fd(&st->sync_w);
-    return r < 0 ? (int)r : 0;
+    /* EPIPE: the child is gone, and nsf_spawn_finish reads why */
+    return r < 0 && r != -EPIPE ? (int)r : 0;
 }
 
 int nsf_spawn_finish(struct nsf_spawn_state *st, struct nsf_record *rec, int *status)

@@ -174,8 +174,17 @@ def mount_setattr(bytes path, unsigned int at_flags, uint64_t attr_set, uint64_t
 
 # ---------------------------------------------------------------- spawn
 
-# the table lives in csrc/spawn_steps.c, which the nsfast command reads too
-STEP_NAMES = {i: nsf_step_name(i).decode() for i in range(NSF_STEP_COUNT)}
+cdef tuple _step_row(int i):
+    cdef const nsf_step_info *info = nsf_step_row(i)
+    return (info.name.decode(), None if info.what == NULL else info.what.decode(),
+            info.hint_errno, None if info.hint == NULL else info.hint.decode())
+
+
+# The step table of csrc/spawn_child.c, which the nsfast command reads too:
+# number -> name, and name -> (what it was doing, errno of the hint, hint)
+STEP_NAMES = {i: _step_row(i)[0] for i in range(NSF_STEP_COUNT)}
+STEP_WORDING = {row[0]: row[1:] for row in (_step_row(i) for i in range(NSF_STEP_COUNT))}
+_STEP_NUMBERS = {name: i for i, name in STEP_NAMES.items()}
 
 
 class SpawnFailure(Exception):
@@ -318,16 +327,14 @@ def spawn(spec, map_writes, map_helper=None, on_created=None):
     sp.envp = _environ_copy(pk) if spec.envp is None else pk.strv(spec.envp)
     sp.cwd = pk.cstr(spec.cwd)
     sp.root = pk.cstr(spec.root)
-    sp.clone_flags = spec.clone_flags
-    sp.unshare_flags = spec.unshare_flags
-    sp.fork_after_unshare = spec.fork_after_unshare
+    sp.new_kinds = spec.new_kinds
+    sp.no_pid_fork = spec.no_pid_fork
+    sp.parent_hold = bool(map_writes) or map_helper is not None or on_created is not None
     sp.join.count = len(spec.join_fds)
     sp.join.use_pidfd = spec.join_pidfd
     sp.join.setgroups_first = spec.join_setgroups
     sp.join.fds = pk.intv(spec.join_fds)
     sp.join.kinds = pk.intv(spec.join_kinds)
-    sp.need_ready = spec.need_ready
-    sp.need_sync = spec.need_sync
     sp.hostname = pk.cstr(spec.hostname)
     sp.domainname = pk.cstr(spec.domainname)
     sp.propagation = spec.propagation
@@ -359,6 +366,8 @@ def spawn(spec, map_writes, map_helper=None, on_created=None):
     sp.init = spec.init
     sp.init_fd = spec.init_fd
     sp.ids_early = spec.ids_early
+    sp.ops = _pack_ops(pk, spec.ops)
+    sp.n_ops = len(spec.ops)
     sp.cgroup_fd = spec.cgroup_fd
     sp.use_clone3 = spec.use_clone3
     sp.n_groups = -1 if spec.groups is None else len(spec.groups)
@@ -369,6 +378,21 @@ def spawn(spec, map_writes, map_helper=None, on_created=None):
     sp.root_fd = spec.root_fd
     sp.cwd_fd = spec.cwd_fd
     return _run(&sp, pk, map_writes, map_helper, on_created)
+
+
+cdef nsf_op *_pack_ops(_Pack pk, ops) except? NULL:
+    """ops: (step name, a, b, c, s or None) for the steps without a field of
+    their own (struct nsf_op)."""
+    cdef Py_ssize_t i, n = len(ops)
+    if n == 0:
+        return NULL
+    cdef nsf_op *v = <nsf_op *>pk.alloc(n * sizeof(nsf_op))
+    for i in range(n):
+        name, a, b, c, text = ops[i]
+        v[i].step = _STEP_NUMBERS[name]
+        v[i].a, v[i].b, v[i].c = a, b, c
+        v[i].s = pk.cstr(text)
+    return v
 
 
 cdef Child _run(nsf_spawn *sp, _Pack pk, map_writes, map_helper, on_created):
@@ -387,11 +411,10 @@ cdef Child _run(nsf_spawn *sp, _Pack pk, map_writes, map_helper, on_created):
         raise _err(-r)
     child.pid = child.st.pid
     child.exit_signal = child.st.exit_signal
-    if sp.need_ready:
-        with nogil:
-            r = nsf_spawn_wait_ready(&child.st, &rec)
-        if r:
-            raise SpawnFailure(STEP_NAMES.get(rec.step, rec.step), rec.err, rec.index)
+    with nogil:
+        r = nsf_spawn_wait_ready(&child.st, &rec)
+    if r:
+        raise SpawnFailure(STEP_NAMES.get(rec.step, rec.step), rec.err, rec.index)
     if map_helper is not None:
         try:
             map_helper(child.pid)
@@ -413,11 +436,10 @@ cdef Child _run(nsf_spawn *sp, _Pack pk, map_writes, map_helper, on_created):
         except BaseException:
             nsf_spawn_abort(&child.st)
             raise
-    if sp.need_sync:
-        r = nsf_spawn_release(&child.st)
-        if r < 0:
-            nsf_spawn_abort(&child.st)
-            raise SpawnFailure("sync", -r)
+    r = nsf_spawn_release(&child.st)
+    if r < 0:
+        nsf_spawn_abort(&child.st)
+        raise SpawnFailure("sync", -r)
     with nogil:
         r = nsf_spawn_finish(&child.st, &rec, &status)
     if r:
@@ -563,22 +585,15 @@ def spawn_entry(argv, **options):
     # ---- the spec, as spawn() would fill it for these options
     _spec_defaults(&sp)
     hold = len(writes) > 0
+    sp.new_kinds = new
+    sp.parent_hold = hold
     if joined:
-        # as spawn() with a joined namespace: join first, then unshare the new
-        # kinds; a new pid namespace needs the extra fork then
-        sp.unshare_flags = new
-        sp.fork_after_unshare = (new & _sp_pid) != 0
         join_fd = <int *>pk.alloc(sizeof(int))
         join_kind = <int *>pk.alloc(sizeof(int))
         join_kind[0] = _sp_net
         sp.join.count = 1
         sp.join.fds = join_fd
         sp.join.kinds = join_kind
-    else:
-        sp.clone_flags = new & ~_sp_time
-        sp.unshare_flags = new & _sp_time
-    sp.need_ready = sp.unshare_flags != 0 and hold
-    sp.need_sync = hold or (sig != 0 and ((new | joined) & _sp_pid) != 0)
     sp.argv = v
     paths = <char **>pk.alloc(2 * sizeof(char *))   # the one candidate: the program
     paths[0] = v[0]

@@ -61,15 +61,12 @@ class _ChildSpec:
     envp: Optional[Sequence] = None   # None: this process's environment
     cwd: Optional[bytes] = None
     root: Optional[bytes] = None
-    clone_flags: int = 0
-    unshare_flags: int = 0
-    fork_after_unshare: bool = False
+    new_kinds: int = 0
+    no_pid_fork: bool = False
     join_fds: Sequence = ()
     join_kinds: Sequence = ()
     join_pidfd: bool = False
     join_setgroups: bool = False
-    need_ready: bool = False
-    need_sync: bool = False
     hostname: Optional[bytes] = None
     domainname: Optional[bytes] = None
     propagation: int = 0
@@ -87,6 +84,7 @@ class _ChildSpec:
     init: bool = False
     init_fd: int = -1
     ids_early: bool = False
+    ops: Sequence = ()   # (step name, a, b, c, text) for steps without a field
     cgroup_fd: int = -1
     use_clone3: bool = True
     groups: Optional[list] = None
@@ -509,24 +507,15 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
             spec.join_kinds = [*spec.join_kinds, _NET]
             joined |= NsType.NET
             joined_i |= _NET
-        # a new time namespace always comes from unshare in the child: offsets
-        # can only be written before any process has entered it
-        clone_new = new & ~_TIME
-        if joined_i:
-            spec.unshare_flags = int(new)
-            spec.fork_after_unshare = bool((new | joined_i) & _PID) and bool(fork_for_pid)
-        else:
-            spec.clone_flags = int(clone_new)
-            spec.unshare_flags = int(new & _TIME)
+        # how they are made (clone, unshare, a second fork) is decided in C
+        spec.new_kinds = int(new)
+        spec.no_pid_fork = not fork_for_pid
         writes = []
         if maps is not None:
             writes = maps.writes
         if offsets is not None:
             writes = [*writes, ("timens_offsets", offsets)]
         helper = maps.helper if maps is not None else None
-        hold = bool(writes or helper or on_created)
-        spec.need_ready = bool(spec.unshare_flags and hold)
-        spec.need_sync = hold or bool(spec.pdeathsig and (new | joined_i) & _PID)
         # ---- std fds last: nothing above may fail with pipes half made
         if stdin is not None or stdout is not None or stderr is not None:
             fds = [_std_fd(stdin, 0, opened, parent_ends),
@@ -764,38 +753,40 @@ def _fast_error(e: Exception, program: bytes, new: int, joined: int) -> OSError:
 
 def _failure_to_error(f: "_core.SpawnFailure", spec: _ChildSpec, program: bytes, cwd, root,
                       new: NsType, joined: NsType) -> OSError:
+    """A failed step as an OSError, worded by the step table of
+    csrc/spawn_child.c (_core.STEP_WORDING), as the nsfast command words it."""
     step, err = f.step, f.errno
-    if step == "exec":
-        return OSError(err, os.strerror(err), os.fsdecode(program))
-    if step == "cwd":
-        return OSError(err, os.strerror(err), os.fsdecode(spec.cwd))
-    if step == "root":
-        return OSError(err, os.strerror(err), os.fsdecode(spec.root))
-    if step in ("uid_map", "gid_map", "setgroups", "timens_offsets"):
+    if step in ("uid_map", "gid_map", "setgroups", "timens_offsets"):   # the parent's writes
         return os_error(err, f"/proc/<child>/{step}", map_hint(err, step),
                         what=f"writing {step}")
-    if step == "mount":
-        path = step_path(spec.mounts[f.index], err)
-        return os_error(err, os.fsdecode(path), what=f"mount step {f.index}")
-    if step == "mount_proc":
-        return os_error(err, os.fsdecode(spec.proc_target), what="mounting proc",
-                        hint="proc can be refused in a user namespace when the host's /proc "
-                             "has over-mounted paths" if err == errno.EPERM else None)
-    if step == "join":
-        kind = NsType(f.index) if f.index else joined
-        names = ",".join(k.proc_name for k in kind.kinds()) or "?"
-        return os_error(err, None, what=f"joining {names} namespace")
-    if step == "unshare":
-        names = [k.proc_name for k in new.kinds()]
-        return os_error(err, None, namespace_hint(err, names),
-                        what=f"unshare({','.join(names)})")
-    if step in ("groups", "setgid", "setuid"):
-        value = {"groups": spec.groups, "setgid": spec.gid, "setuid": spec.uid}[step]
-        return os_error(err, None, "the id must be mapped in the joined user namespace"
-                        if err == errno.EINVAL else None, what=f"{step}({value})")
-    if step in ("hostname", "domainname"):
-        return os_error(err, None, what=f"setting {step}")
-    return os_error(err, None, what=f"child step {step}")
+    what, hint_errno, hint = _core.STEP_WORDING.get(step, ("child step %s", 0, None))
+    path: Optional[bytes] = None
+    subject = ""
+    if step == "exec":
+        path = program
+    elif step == "cwd":
+        path = spec.cwd
+    elif step == "root":
+        path = spec.root
+    elif step == "mount":
+        path, subject = step_path(spec.mounts[f.index], err), str(f.index)
+    elif step == "mount_proc":
+        path = spec.proc_target
+    elif step in ("join", "unshare"):
+        kind = (NsType(f.index) if f.index else joined) if step == "join" else new
+        subject = ",".join(k.proc_name for k in kind.kinds()) or "?"
+        if step == "unshare":
+            hint = namespace_hint(err, subject.split(","))
+            hint_errno = err
+    elif step in ("groups", "setgid", "setuid"):
+        subject = str({"groups": spec.groups, "setgid": spec.gid, "setuid": spec.uid}[step])
+    elif what == "child step %s":
+        subject = step
+    text_path = None if path is None else os.fsdecode(path)
+    if what is None:   # the subject is the path: "path: strerror", as subprocess
+        return OSError(err, os.strerror(err), text_path)
+    return os_error(err, text_path, hint if err == hint_errno else None,
+                    what=what % subject if "%s" in what else what)
 
 
 # The common case runs compiled, without a Python frame (_core.spawn_entry);

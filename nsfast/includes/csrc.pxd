@@ -1,5 +1,5 @@
 # Declarations of the C core in csrc/, one block per header.
-from libc.stdint cimport uint32_t, uint64_t, int32_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 
 cdef extern from "nscore.h" nogil:
     struct nsf_join:
@@ -32,7 +32,19 @@ cdef extern from "compat.h" nogil:
 
 cdef extern from "spawn.h" nogil:
     enum: NSF_STEP_COUNT
+    struct nsf_step_info:
+        const char *name
+        const char *what
+        int hint_errno
+        const char *hint
+    const nsf_step_info *nsf_step_row(int step)
     const char *nsf_step_name(int step)
+    struct nsf_op:
+        int32_t step
+        int64_t a
+        int64_t b
+        int64_t c
+        const char *s
     struct nsf_record:
         int32_t step
         int32_t err
@@ -51,12 +63,10 @@ cdef extern from "spawn.h" nogil:
         char *const *envp
         const char *cwd
         const char *root
-        int clone_flags
-        int unshare_flags
-        int fork_after_unshare
+        int new_kinds
         nsf_join join
-        int need_ready
-        int need_sync
+        int parent_hold
+        int no_pid_fork
         const char *hostname
         const char *domainname
         unsigned long propagation
@@ -77,6 +87,8 @@ cdef extern from "spawn.h" nogil:
         int init
         int init_fd
         int ids_early
+        const nsf_op *ops
+        int n_ops
         int cgroup_fd
         int use_clone3
         int n_groups
