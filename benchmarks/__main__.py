@@ -1,4 +1,4 @@
-"""python -m benchmarks (or nsfast bench): run every case and curve, report them.
+"""python -m nsfast._bench (or nsfast bench): run every case and curve, report them.
 
 Cases come from every benchmarks/cases_*.py module: `cases(cfg) -> list[Case]`
 and, optionally, `curves(cfg) -> list[Curve]`.  A case that fails (or has no
@@ -41,7 +41,7 @@ def positive_int(text: str) -> int:
     return n
 
 
-def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m nsfast._bench") -> argparse.ArgumentParser:
     p = Parser(prog=prog, description="nsfast benchmark suite: every operation against the "
                                       "C floor and the peers, in one run")
     p.add_argument("--quick", action="store_true", help="fewer samples: the suite in under 60 s")
@@ -84,7 +84,7 @@ def discover(cfg: Config) -> tuple:
         if cfg.only in areas and cfg.only != area:
             continue   # --only AREA: the other areas are not even imported
         try:
-            m = importlib.import_module(f"benchmarks.{mod}")
+            m = importlib.import_module(f".{mod}", __package__)
             found = list(m.cases(cfg))
             found_curves = list(m.curves(cfg)) if hasattr(m, "curves") else []
         except Exception as e:  # one broken area must not hide the others
@@ -200,7 +200,7 @@ def run(args) -> int:
     return 1 if errors else 0
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m benchmarks") -> int:
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m nsfast._bench") -> int:
     return run_guarded(prog, lambda: run(build_parser(prog).parse_args(argv)))
 
 

@@ -11,11 +11,11 @@ import sys
 
 import pytest
 
-from benchmarks import report
-from benchmarks.__main__ import run_cases
-from benchmarks.harness import (Case, Config, Curve, Floor, Peer, at_most, command_peer,
+from nsfast._bench import report
+from nsfast._bench.__main__ import run_cases
+from nsfast._bench.harness import (Case, Config, Curve, Floor, Peer, at_most, command_peer,
                                 faster, module_peer, run_case, run_curve, within)
-from benchmarks.schema import validate
+from nsfast._bench.schema import validate
 
 from conftest import need
 
@@ -141,6 +141,32 @@ def test_plot_without_matplotlib_is_one_line(tmp_path):
     assert "pip install nsfast[bench]" in err
     assert b"curves/spawn-true" not in r.stdout   # refused before measuring anything
     assert not (tmp_path / "x.png").exists()
+
+
+def test_bench_ignores_a_benchmarks_package_in_the_working_directory(tmp_path):
+    """The suite is nsfast._bench: a `benchmarks` package where the user stands
+    is neither imported nor run, by `python -m nsfast.cli bench` or the module."""
+    rogue = tmp_path / "benchmarks"
+    rogue.mkdir()
+    touched = tmp_path / "imported"
+    for name in ("__init__.py", "__main__.py"):
+        (rogue / name).write_text(f"open({str(touched)!r}, 'w').close()\nraise SystemExit(9)\n")
+    for args in (["-m", "nsfast.cli", "bench", "--list"], ["-m", "nsfast._bench", "--list"]):
+        r = subprocess.run([sys.executable, *args], capture_output=True, cwd=tmp_path,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+        assert b"curves/spawn-true\tcurves" in r.stdout
+        assert not touched.exists(), args
+
+
+def test_the_suite_is_installed_inside_nsfast():
+    import nsfast
+    import nsfast._bench
+    from nsfast._bench import harness
+    assert nsfast._bench.__name__ == "nsfast._bench" and harness.__package__ == "nsfast._bench"
+    # its floors' sources came along (package data), wherever it was installed from
+    assert os.path.exists(os.path.join(os.path.dirname(harness.__file__), "floor_spawn.c"))
+    assert "benchmarks" not in sys.modules
 
 
 def test_compare_flags_a_regression(cli, quick_run, tmp_path):
@@ -373,7 +399,7 @@ def test_noisy_case_is_rerun_and_noted():
 
 def test_quick_budget_bounds_a_slow_case():
     import time
-    from benchmarks.harness import QUICK_MIN_SAMPLES
+    from nsfast._bench.harness import QUICK_MIN_SAMPLES
     case = Case("slow", lambda: time.sleep(0.01), check=lambda: None, samples=1000)
     r = run_case(case, Config(quick=True, case_budget_s=0.05))
     # 1000 samples asked for; the budget stops it at the minimum (a rerun replaces the run)
@@ -394,7 +420,7 @@ def test_a_failing_case_is_recorded_and_the_others_run():
 
 def test_a_case_that_blocks_is_stopped(monkeypatch):
     import time
-    from benchmarks import harness
+    from nsfast._bench import harness
     monkeypatch.setitem(harness.CASE_TIME_LIMIT_S, True, 0.3)
     r, w = os.pipe()   # nobody ever writes: the op would block for good
     try:
@@ -407,7 +433,7 @@ def test_a_case_that_blocks_is_stopped(monkeypatch):
 
 
 def test_measured_ops_report_their_own_time():
-    from benchmarks.harness import Measured, time_op
+    from nsfast._bench.harness import Measured, time_op
     assert time_op(lambda: Measured(1234)) == 1234
 
 
