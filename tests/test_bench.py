@@ -169,6 +169,79 @@ def test_the_suite_is_installed_inside_nsfast():
     assert "benchmarks" not in sys.modules
 
 
+@pytest.fixture
+def floor_cache(tmp_path, monkeypatch):
+    """A fresh $XDG_CACHE_HOME, and a build_floor that has built nothing yet."""
+    from nsfast._bench import floors
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(floors, "_built", {})
+    return tmp_path / "cache" / "nsfast" / "bench"
+
+
+def test_floors_compile_into_the_cache_not_beside_the_sources(floor_cache):
+    from nsfast._bench import floors
+    here = os.path.dirname(floors.__file__)
+    before = sorted(os.listdir(here))
+    prog = floors.build_floor("floor_core.c")
+    lib = floors.build_floor("floor_core.c", library=True)
+    assert os.path.dirname(prog) == os.path.dirname(lib) == str(floor_cache)
+    assert prog != lib and os.access(prog, os.X_OK) and lib.endswith(".so")
+    assert sorted(os.listdir(floor_cache)) == sorted([os.path.basename(prog),
+                                                      os.path.basename(lib)])
+    assert sorted(os.listdir(here)) == before   # no .build beside the sources
+    assert os.stat(floor_cache).st_mode & 0o777 == 0o700
+    # the binary runs: one sample of unshare(CLONE_NEWUTS), in its own process
+    r = subprocess.run([prog, "1", "unshare", "0x04000000"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0 and int(r.stdout.split()[0]) > 0, r.stderr
+
+
+def test_a_changed_floor_or_compiler_builds_a_new_binary(floor_cache, tmp_path, monkeypatch):
+    from nsfast._bench import floors
+    src_dir = tmp_path / "src"
+    src_dir.mkdir()
+    here = os.path.dirname(floors.__file__)
+    for name in ("floor_core.c", "floor_common.h"):
+        (src_dir / name).write_bytes(open(os.path.join(here, name), "rb").read())
+    src = str(src_dir / "floor_core.c")
+    first = floors.build_floor(src)
+    built_at = os.stat(first).st_mtime_ns
+    floors._built.clear()   # a later run: the same source finds its binary
+    assert floors.build_floor(src) == first and os.stat(first).st_mtime_ns == built_at
+    with open(src, "a") as f:
+        f.write("/* edited */\n")
+    floors._built.clear()
+    edited = floors.build_floor(src)
+    assert edited != first and os.path.exists(first)
+    header = src_dir / "floor_common.h"
+    header.write_bytes(b"/* edited */\n" + header.read_bytes())
+    floors._built.clear()
+    header_edited = floors.build_floor(src)
+    assert header_edited not in (first, edited)
+    # another compiler ($CC, as make takes it): a wrapper that adds a flag
+    cc = tmp_path / "my-cc"
+    cc.write_text('#!/bin/sh\nexec cc -DFROM_MY_CC "$@"\n')
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    floors._compiler.cache_clear()
+    floors._built.clear()
+    try:
+        other = floors.build_floor(src)
+    finally:
+        floors._compiler.cache_clear()
+    assert other not in (first, edited, header_edited)
+    assert len(os.listdir(floor_cache)) == 4
+
+
+def test_a_cache_others_can_write_is_refused(floor_cache):
+    from nsfast._bench import floors
+    floor_cache.mkdir(parents=True)
+    floor_cache.chmod(0o777)
+    with pytest.raises(RuntimeError, match="writable by another user"):
+        floors.build_floor("floor_core.c")
+    assert list(floor_cache.iterdir()) == []
+
+
 def test_compare_flags_a_regression(cli, quick_run, tmp_path):
     _, doc, _ = quick_run
     old = json.loads(json.dumps(doc))
