@@ -54,8 +54,10 @@ def build_parser(prog: str = "python -m nsfast._bench") -> argparse.ArgumentPars
                    help="bar chart of nsfast against the peers here, a PNG per curve beside it")
     p.add_argument("--repeat", type=positive_int, default=1, metavar="N",
                    help="run the cases N times and pool their samples (the curves run once)")
-    p.add_argument("--compare", metavar="OLD.json",
-                   help="ratio of each case to an earlier --json run; flags regressions > 10%%")
+    p.add_argument("--compare", metavar="OLD",
+                   help="ratio of each case to an earlier run (its --json document or its "
+                        "--markdown table, e.g. benchmarks/results/latest.md); flags "
+                        "regressions > 10%%")
     p.add_argument("--list", action="store_true", help="list the cases and curves, run nothing")
     return p
 
@@ -103,11 +105,18 @@ def _one_line(e: BaseException) -> str:
 
 
 def _load_old(path: str) -> dict:
+    """The run --compare reads: a --json document, or the table --markdown wrote
+    (what the repository keeps of a run: results/latest.md, no samples)."""
+    with open(path) as f:
+        text = f.read()
     try:
-        with open(path) as f:
-            old = json.load(f)
+        old = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not JSON: {e}") from None
+        medians = report.medians_from_markdown(text)
+        if medians is None:
+            raise ValueError(f"{path} is neither JSON ({e}) nor a table written by "
+                             f"--markdown") from None
+        return {"results": medians}
     problems = validate(old)
     if problems:
         raise ValueError(f"{path} is not an {report.SCHEMA} document: {problems[0]}")

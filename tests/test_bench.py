@@ -260,6 +260,42 @@ def test_compare_flags_a_regression(cli, quick_run, tmp_path):
     assert "regression(s) above 10%: curves/spawn-true" in r.stderr.decode()
 
 
+def test_compare_reads_a_markdown_table_like_the_committed_one(cli, quick_run, tmp_path):
+    """The repository keeps a run's table (results/latest.md), not its JSON:
+    --compare takes the table --markdown wrote."""
+    _, doc, _ = quick_run
+    old = json.loads(json.dumps(doc))
+    old["results"][0]["nsfast"]["median"] = 1000.0   # a doctored past: 1 us
+    old["results"][0]["noisy"] = True                # its name then carries a flag
+    old_md = tmp_path / "old.md"
+    old_md.write_text(report.full_markdown(old))
+    assert "| curves/spawn-true (noisy) | 1.0 |" in old_md.read_text()
+    new_path = tmp_path / "new.json"
+    r = cli("bench", "--quick", "--only", "curves/spawn-true", "--compare", str(old_md),
+            "--json", str(new_path), timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    [row] = json.loads(new_path.read_text())["compare"]
+    assert row["case"] == "curves/spawn-true" and row["old"] == 1000.0 and row["regression"]
+    assert "regression(s) above 10%: curves/spawn-true" in r.stderr.decode()
+
+
+def test_the_committed_table_reads_back_as_every_case():
+    table = os.path.join(ROOT, "benchmarks", "results", "latest.md")
+    with open(table) as f:
+        rows = report.medians_from_markdown(f.read())
+    assert len(rows) > 20 and all(r["nsfast"]["median"] > 0 for r in rows)
+    names = [r["case"] for r in rows]
+    assert len(set(names)) == len(names) and "curves/spawn-true" in names
+    assert not any("noisy" in n for n in names)   # the flags markdown() appends are off
+
+
+def test_compare_refuses_a_file_that_is_neither_json_nor_a_table(cli, tmp_path):
+    bad = tmp_path / "notes.md"
+    bad.write_text("| some | other | table |\n|---|---|---|\n| a | 1 | 2 |\n")
+    err = _one_line_error(cli("bench", "--compare", str(bad), timeout=60))
+    assert "neither JSON" in err and "--markdown" in err
+
+
 def test_compare_rules():
     new = [{"case": "a", "nsfast": {"median": 111.0}}, {"case": "b", "nsfast": {"median": 109.0}},
            {"case": "c", "nsfast": {"median": 50.0}}]
