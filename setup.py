@@ -1,17 +1,21 @@
-"""Defines the compiled extension and the nsfast command (a C launcher);
-everything else is in pyproject.toml."""
+"""Defines the compiled extension and the C programs (the nsfast launcher);
+everything else, the version included, is in pyproject.toml."""
+import atexit
 import glob
 import os
-import re
 import shutil
 import sys
+import tempfile
+from dataclasses import dataclass
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build import build
 from setuptools.command.build_ext import build_ext
 from setuptools.dist import Distribution
+# after setuptools: its own copy of distutils (none is in Python 3.12+)
+from distutils.command.install_data import install_data
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 # NSFAST_SANITIZE=1 builds the C layer with AddressSanitizer and UBSan.
 sanitize = os.environ.get("NSFAST_SANITIZE") == "1"
 flags = ["-Wall", "-Wextra", "-O2", "-fno-strict-aliasing"]
@@ -22,42 +26,87 @@ link_flags = ["-fsanitize=address,undefined"] if sanitize else []
 # csrc/cli_*.c make the nsfast command, not the extension
 CLI = sorted(glob.glob("csrc/cli_*.c"))
 CORE = sorted(set(glob.glob("csrc/*.c")) - set(CLI))
-# the part of the core the command links: the spawn path and the setns loop
-LAUNCHER = CLI + ["csrc/kinds.c", "csrc/nscore.c", "csrc/spawn_child.c",
-                  "csrc/spawn_parent.c", "csrc/spawn_steps.c"]
-# where the linked command is kept for data_files, which installs it as
-# <prefix>/bin/nsfast (scripts= would try to read an ELF file as a script)
-LAUNCHER_OUT = os.path.join("build", "launcher", "nsfast")
-# and its name in the package, where `python -m nsfast.cli enter` finds it
-PACKAGE_NAME = "_nsfast"
+
+
+@dataclass(frozen=True)
+class Program:
+    """A C program linked from csrc/ after the extension is built.
+
+    package_name: installed into the nsfast package under this name (beside
+    _core, for editable and regular installs alike); bin: also installed as
+    <prefix>/bin/<name>."""
+    name: str
+    sources: tuple
+    package_name: str
+    bin: bool = False
+    compile_args: tuple = ()
+    link_args: tuple = ()
+
+
+PROGRAMS = [
+    # the nsfast command; the part of the core it links is the spawn path and
+    # the setns loop. As nsfast/_nsfast, `python -m nsfast.cli enter` finds it.
+    Program("nsfast", tuple(CLI) + ("csrc/kinds.c", "csrc/nscore.c", "csrc/spawn_child.c",
+                                    "csrc/spawn_parent.c", "csrc/spawn_steps.c"),
+            package_name="_nsfast", bin=True),
+]
 
 
 def _c_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _version() -> str:
-    with open(os.path.join(HERE, "nsfast", "__init__.py")) as f:
-        return re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
+class build_outside_the_tree(build):
+    """build, with its directory (objects, build lib, the wheel's staging) in a
+    fresh temporary directory instead of ./build: a regular install leaves the
+    source tree as it was, and never links objects a build with other flags
+    left there (setuptools reuses them without looking at the flags).  An
+    editable install sets its own directories; --build-base still wins."""
+
+    def finalize_options(self):
+        if self.build_base == "build":   # the default, not the caller's choice
+            self.build_base = tempfile.mkdtemp(prefix="nsfast-build-")
+            atexit.register(shutil.rmtree, self.build_base, ignore_errors=True)
+        super().finalize_options()
 
 
-class build_ext_and_launcher(build_ext):
-    """build_ext, then compile and link the nsfast command into the package
-    directory (the source tree for --inplace, the build lib otherwise)."""
+class build_ext_and_programs(build_ext):
+    """build_ext, then compile and link each of PROGRAMS in build_temp and copy
+    it into the package directory (the source tree for --inplace and editable
+    installs, the build lib otherwise)."""
 
     def run(self):
         super().run()
+        for program in PROGRAMS:
+            self.build_program(program)
+
+    def program_path(self, program: Program) -> str:
+        """Where build_program links program (install_data_programs takes it from there)."""
+        return os.path.join(self.build_temp, "programs", program.name)
+
+    def build_program(self, program: Program) -> None:
+        out = self.program_path(program)
         objects = self.compiler.compile(
-            LAUNCHER, output_dir=os.path.join(self.build_temp, "launcher"),
-            include_dirs=["csrc"], extra_postargs=flags,
-            macros=[("_GNU_SOURCE", "1"), ("NSFAST_VERSION", _c_string(_version())),
+            list(program.sources), output_dir=out + ".objects", include_dirs=["csrc"],
+            extra_postargs=flags + list(program.compile_args),
+            macros=[("_GNU_SOURCE", "1"),
+                    ("NSFAST_VERSION", _c_string(self.distribution.get_version())),
                     ("NSFAST_BUILD_PYTHON", _c_string(sys.executable))])
-        out = os.path.join(HERE, LAUNCHER_OUT)
-        self.compiler.link_executable(objects, os.path.basename(out),
-                                      output_dir=os.path.dirname(out),
-                                      extra_postargs=link_flags)
+        self.compiler.link_executable(objects, program.name, output_dir=os.path.dirname(out),
+                                      extra_postargs=link_flags + list(program.link_args))
         package_dir = os.path.dirname(self.get_ext_fullpath("nsfast._core"))
-        self.copy_file(out, os.path.join(package_dir, PACKAGE_NAME))
+        self.copy_file(out, os.path.join(package_dir, program.package_name))
+
+
+class install_data_programs(install_data):
+    """Installs the programs marked bin as <prefix>/bin/<name>, from where
+    build_ext linked them: data_files, since scripts= would read an ELF file
+    as a script."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        built = self.get_finalized_command("build_ext")
+        self.data_files = [("bin", [built.program_path(p) for p in PROGRAMS if p.bin])]
 
 
 class DistributionWithData(Distribution):
@@ -79,6 +128,9 @@ core = Extension(
 )
 
 setup(ext_modules=cythonize([core], language_level=3, include_path=["."]),
-      cmdclass={"build_ext": build_ext_and_launcher},
+      cmdclass={"build": build_outside_the_tree, "build_ext": build_ext_and_programs,
+                "install_data": install_data_programs},
       distclass=DistributionWithData,
-      data_files=[("bin", [LAUNCHER_OUT])])
+      # filled in by install_data_programs once the programs are linked; not
+      # empty, so that has_data() holds and the install step runs
+      data_files=[("bin", [])])
