@@ -266,7 +266,7 @@ def test_compare_reads_a_markdown_table_like_the_committed_one(cli, quick_run, t
     _, doc, _ = quick_run
     old = json.loads(json.dumps(doc))
     old["results"][0]["nsfast"]["median"] = 1000.0   # a doctored past: 1 us
-    old["results"][0]["noisy"] = True                # its name then carries a flag
+    old["results"][0].update(noisy=True, reruns=0)   # its name then carries a flag
     old_md = tmp_path / "old.md"
     old_md.write_text(report.full_markdown(old))
     assert "| curves/spawn-true (noisy) | 1.0 |" in old_md.read_text()
