@@ -18,9 +18,9 @@ from distutils.command.install_data import install_data
 
 # NSFAST_SANITIZE=1 builds the C layer with AddressSanitizer and UBSan.
 sanitize = os.environ.get("NSFAST_SANITIZE") == "1"
-flags = ["-Wall", "-Wextra", "-O2", "-fno-strict-aliasing"]
-if sanitize:
-    flags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1"]
+plain_flags = ["-Wall", "-Wextra", "-O2", "-fno-strict-aliasing"]
+flags = plain_flags + (["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1"]
+                       if sanitize else [])
 link_flags = ["-fsanitize=address,undefined"] if sanitize else []
 
 # csrc/cli_*.c make the nsfast command, not the extension
@@ -34,13 +34,15 @@ class Program:
 
     package_name: installed into the nsfast package under this name (beside
     _core, for editable and regular installs alike); bin: also installed as
-    <prefix>/bin/<name>."""
+    <prefix>/bin/<name>.  sanitized: False for a program that cannot carry
+    the sanitizers' runtime under NSFAST_SANITIZE=1 (a -static one)."""
     name: str
     sources: tuple
     package_name: str
     bin: bool = False
     compile_args: tuple = ()
     link_args: tuple = ()
+    sanitized: bool = True
 
 
 PROGRAMS = [
@@ -86,14 +88,15 @@ class build_ext_and_programs(build_ext):
 
     def build_program(self, program: Program) -> None:
         out = self.program_path(program)
+        cflags, ldflags = (flags, link_flags) if program.sanitized else (plain_flags, [])
         objects = self.compiler.compile(
             list(program.sources), output_dir=out + ".objects", include_dirs=["csrc"],
-            extra_postargs=flags + list(program.compile_args),
+            extra_postargs=cflags + list(program.compile_args),
             macros=[("_GNU_SOURCE", "1"),
                     ("NSFAST_VERSION", _c_string(self.distribution.get_version())),
                     ("NSFAST_BUILD_PYTHON", _c_string(sys.executable))])
         self.compiler.link_executable(objects, program.name, output_dir=os.path.dirname(out),
-                                      extra_postargs=link_flags + list(program.link_args))
+                                      extra_postargs=ldflags + list(program.link_args))
         package_dir = os.path.dirname(self.get_ext_fullpath("nsfast._core"))
         self.copy_file(out, os.path.join(package_dir, program.package_name))
 
