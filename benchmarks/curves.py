@@ -219,8 +219,8 @@ WORKERS = {"spawn-threads": spawn_threads, "netns-churn": netns_churn,
 
 def run_worker(name: str, timeout: float, **kwargs) -> dict:
     """Run one worker in a fresh interpreter; its JSON result, or RuntimeError."""
-    cmd = [sys.executable, "-m", __spec__.name, name, json.dumps(kwargs)]
     import nsfast   # already imported: this module is nsfast._bench.curves
+    cmd = [sys.executable, "-m", __spec__.name, name, json.dumps(kwargs)]
     # the worker imports the nsfast this process runs, wherever the working directory is
     root = os.path.dirname(os.path.dirname(os.path.abspath(nsfast.__file__)))
     env = dict(os.environ)

@@ -153,10 +153,13 @@ def medians_from_markdown(text: str) -> Optional[list]:
     for line in lines[lines.index(TABLE_HEAD) + 2:]:
         if not line.startswith("| "):
             break
-        case, median = line[2:].split(" | ")[:2]
-        for flag in NOISE_FLAGS:
-            case = case[:-len(flag)] if case.endswith(flag) else case
-        rows.append({"case": case, "nsfast": {"median": float(median) * 1000}})
+        case, median = (line[2:].split(" | ") + [""])[:2]
+        flag = next((f for f in NOISE_FLAGS if case.endswith(f)), "")
+        try:
+            rows.append({"case": case[:len(case) - len(flag)],
+                         "nsfast": {"median": float(median) * 1000}})
+        except ValueError:
+            raise ValueError(f"no median in this row of the table: {line!r}") from None
     return rows
 
 
