@@ -1,5 +1,5 @@
-"""Defines the compiled extension and the C programs (the nsfast launcher);
-everything else, the version included, is in pyproject.toml."""
+"""Defines the compiled extension and the C programs (the nsfast launcher, the
+sandbox's init); everything else, the version included, is in pyproject.toml."""
 import atexit
 import glob
 import os
@@ -23,9 +23,20 @@ flags = plain_flags + (["-fsanitize=address,undefined", "-fno-omit-frame-pointer
                        if sanitize else [])
 link_flags = ["-fsanitize=address,undefined"] if sanitize else []
 
+# The code that runs in a spawn's child, which shares the caller's memory: it
+# is compiled so that no builtin becomes a libc call (a loop can become a
+# memset, a strlen a PLT call) and without the stack protector (its canary and
+# failure path are libc's).  tests/test_child_object.py compiles these files
+# with these flags and fails on any undefined symbol that is not nsfast's own.
+CHILD = ["csrc/nscore.c", "csrc/spawn_child.c", "csrc/spawn_clone.c"]
+CHILD_FLAGS = ["-ffreestanding", "-fno-builtin", "-fno-stack-protector",
+               "-fno-tree-loop-distribute-patterns", "-fno-sanitize=all"]
+# pid 1 of a sandbox: a static program without libc (csrc/init.c)
+INIT = ["csrc/init.c"]
+INIT_FLAGS = CHILD_FLAGS + ["-static", "-nostdlib", "-fno-asynchronous-unwind-tables"]
 # csrc/cli_*.c make the nsfast command, not the extension
 CLI = sorted(glob.glob("csrc/cli_*.c"))
-CORE = sorted(set(glob.glob("csrc/*.c")) - set(CLI))
+CORE = sorted(set(glob.glob("csrc/*.c")) - set(CLI) - set(CHILD) - set(INIT))
 
 
 @dataclass(frozen=True)
@@ -35,7 +46,8 @@ class Program:
     package_name: installed into the nsfast package under this name (beside
     _core, for editable and regular installs alike); bin: also installed as
     <prefix>/bin/<name>.  sanitized: False for a program that cannot carry
-    the sanitizers' runtime under NSFAST_SANITIZE=1 (a -static one)."""
+    the sanitizers' runtime under NSFAST_SANITIZE=1 (a -static one).  child:
+    also link the spawn child's objects (CHILD, built once with CHILD_FLAGS)."""
     name: str
     sources: tuple
     package_name: str
@@ -43,14 +55,19 @@ class Program:
     compile_args: tuple = ()
     link_args: tuple = ()
     sanitized: bool = True
+    child: bool = False
 
 
 PROGRAMS = [
     # the nsfast command; the part of the core it links is the spawn path and
     # the setns loop. As nsfast/_nsfast, `python -m nsfast.cli enter` finds it.
-    Program("nsfast", tuple(CLI) + ("csrc/kinds.c", "csrc/nscore.c", "csrc/spawn_child.c",
-                                    "csrc/spawn_parent.c", "csrc/spawn_steps.c"),
-            package_name="_nsfast", bin=True),
+    # -z now: no symbol is resolved lazily, so never in a child.
+    Program("nsfast", tuple(CLI) + ("csrc/kinds.c", "csrc/spawn_parent.c", "csrc/spawn_steps.c"),
+            package_name="_nsfast", bin=True, child=True,
+            link_args=("-Wl,-z,now", "-Wl,-z,relro")),
+    # pid 1 of a sandbox, exec'd from a sealed copy (nsfast/init_program.py)
+    Program("nsfast-init", tuple(INIT), package_name="_nsfast_init",
+            compile_args=tuple(INIT_FLAGS), link_args=tuple(INIT_FLAGS), sanitized=False),
 ]
 
 
@@ -77,6 +94,25 @@ class build_ext_and_programs(build_ext):
     it into the package directory (the source tree for --inplace and editable
     installs, the build lib otherwise)."""
 
+    def initialize_options(self):
+        super().initialize_options()
+        self._child = None   # the child's objects, once compiled for this build
+
+    def child_objects(self) -> list:
+        """The child's code, compiled once with CHILD_FLAGS for all its users."""
+        if self._child is None:
+            self._child = self.compiler.compile(
+                CHILD, output_dir=os.path.join(self.build_temp, "child"),
+                include_dirs=["csrc"],
+                extra_postargs=[f for f in flags if not f.startswith("-fsanitize")]
+                + CHILD_FLAGS,
+                macros=[("_GNU_SOURCE", "1")])
+        return self._child
+
+    def build_extension(self, ext):
+        ext.extra_objects = list(ext.extra_objects or []) + self.child_objects()
+        super().build_extension(ext)
+
     def run(self):
         super().run()
         for program in PROGRAMS:
@@ -95,6 +131,8 @@ class build_ext_and_programs(build_ext):
             macros=[("_GNU_SOURCE", "1"),
                     ("NSFAST_VERSION", _c_string(self.distribution.get_version())),
                     ("NSFAST_BUILD_PYTHON", _c_string(sys.executable))])
+        if program.child:
+            objects += self.child_objects()
         self.compiler.link_executable(objects, program.name, output_dir=os.path.dirname(out),
                                       extra_postargs=ldflags + list(program.link_args))
         package_dir = os.path.dirname(self.get_ext_fullpath("nsfast._core"))
@@ -123,7 +161,7 @@ class DistributionWithData(Distribution):
 
 core = Extension(
     "nsfast._core",
-    sources=["nsfast/_core.pyx"] + CORE,
+    sources=["nsfast/_core.pyx"] + CORE,   # + the child's objects (build_extension)
     include_dirs=["csrc"],
     extra_compile_args=flags,
     extra_link_args=link_flags,

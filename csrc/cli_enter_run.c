@@ -238,7 +238,7 @@ static void fill_spawn(struct nsf_spawn *sp, const struct nsf_enter_opts *o,
         long max = sysconf(_SC_OPEN_MAX);
         sp->max_fd = max > 0 ? (int)max : 65536;
     }
-    sp->cgroup_fd = sp->root_fd = sp->cwd_fd = -1;
+    sp->cgroup_fd = sp->root_fd = sp->cwd_fd = sp->init_fd = -1;
     sp->use_clone3 = nsf_probe_clone3();
     sp->n_groups = p->gid >= 0 ? 0 : -1;
     sp->groups = no_groups;

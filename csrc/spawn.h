@@ -104,7 +104,10 @@ struct nsf_spawn {
     int no_new_privs;
     int use_caps;
     uint64_t caps_keep;              /* bitmask of capabilities to keep */
-    int init;                        /* run a C init as pid 1 */
+    int init;                        /* exec the init program as pid 1 */
+    int init_fd;                     /* that program (a sealed memfd), or -1 */
+    int ids_early;                   /* take uid/gid before the mounts: they come
+                                        from a new user namespace's maps */
     /* clone */
     int cgroup_fd;                   /* CLONE_INTO_CGROUP, or -1 */
     int use_clone3;
@@ -126,8 +129,16 @@ struct nsf_child_ctx {
     int errpipe_w;
     int sync_r;
     int sync_w;                      /* the child closes its copy */
+    int parent_pidfd;                /* the caller, to see that it is alive, or -1 */
+    int own_mm;                      /* cloned without CLONE_VM: joins a user or
+                                        pid namespace that others live in */
+    int restore_dumpable;            /* after changing ids in the caller's mm: the
+                                        caller's dumpable flag to put back, or -1 */
+    int sighand_cleared;             /* CLONE_CLEAR_SIGHAND did the reset */
+    int use_clone3;                  /* for the child's own clones */
+    uint64_t sigmask;                /* the caller's mask, restored before exec */
+    char *const *init_argv;          /* nsfast-init ERRFD NCAND CANDIDATES... ARGV... */
     void *stack2;                    /* grandchild of a fork step */
-    void *stack3;                    /* payload under the C init */
     size_t one_stack;
 };
 
@@ -139,8 +150,11 @@ struct nsf_spawn_state {
     int errpipe_r;
     int sync_w;
     int exit_signal;                 /* SIGCHLD, or 0 when the caller ignores it */
-    int keep_stack;                  /* a C init runs on it until reaped */
-    void *stack;                     /* one mapping, three stacks */
+    int dumpable_held;               /* counted in the caller's dumpable guard */
+    char **init_argv;                /* malloc'd for an init, freed at the end */
+    char init_errfd[16];             /* its text fields */
+    char init_ncand[16];
+    void *stack;                     /* one mapping, two stacks */
     size_t stack_size;
     struct nsf_child_ctx ctx;
 };

@@ -1,10 +1,13 @@
-/* The child side of a spawn.  It runs on a stack the parent mapped, shares
- * the parent's memory (CLONE_VM) and so may only make raw syscalls and read
- * memory the parent prepared before the clone.  A failing step writes one
- * {step, errno, index} record on the CLOEXEC error pipe and exits 127.
+/* The child side of a spawn.  It runs on a stack the parent mapped, usually
+ * sharing the parent's memory (CLONE_VM), and so may only make raw syscalls
+ * and read memory the parent prepared before the clone.  A failing step
+ * writes one {step, errno, index} record on the CLOEXEC error pipe and exits
+ * 127.
  *
- * Review rule for this file: no libc call except clone(), no allocation, no
- * writes to memory outside this stack. */
+ * This file is compiled freestanding (setup.py, CHILD_FLAGS): no builtin
+ * may become a libc call, and tests/test_child_object.py fails on any
+ * undefined symbol that is not nsfast's own.  No allocation, no writes to
+ * memory outside this stack. */
 #include "spawn.h"
 #include "spawn_internal.h"
 #include "rawsys.h"
@@ -33,7 +36,11 @@ struct kernel_sigaction {
 
 static void send_record(int fd, int step, int err, int index, int value)
 {
-    struct nsf_record r = {step, err, index, value};
+    struct nsf_record r;
+    r.step = step;
+    r.err = err;
+    r.index = index;
+    r.value = value;
     nsf_sys3(__NR_write, fd, &r, sizeof r);
 }
 
@@ -57,22 +64,40 @@ static __attribute__((noreturn)) void fail(const struct nsf_child_ctx *st, int s
             fail(st, (step), r_, (index));        \
     } while (0)
 
-/* Handlers installed by the interpreter must never run here: the parent
- * blocked every signal before the clone, and we set all to SIG_DFL. */
-static void reset_signal_dispositions(void)
+/* The signals subprocess (restore_signals=True) puts back to their default,
+ * which Python ignores for itself; SIGCHLD too, so that a caller ignoring it
+ * does not make the payload's children vanish unwaited. */
+static int reset_even_if_ignored(int sig)
+{
+    return sig == SIGPIPE || sig == SIGXFSZ || sig == SIGCHLD;
+}
+
+/* As subprocess does: handlers become SIG_DFL (the interpreter's must never
+ * run here: the parent blocked every signal before the clone), ignored
+ * signals stay ignored but for the three above, so that `nohup` works.
+ * CLONE_CLEAR_SIGHAND has done the first part where the kernel has it. */
+static void reset_signal_dispositions(const struct nsf_child_ctx *st)
 {
     struct kernel_sigaction dfl = {SIG_DFL, 0, 0, 0};
     for (int sig = 1; sig < 65; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP)
             continue;
+        if (!reset_even_if_ignored(sig)) {
+            if (st->sighand_cleared)
+                continue;
+            struct kernel_sigaction old;
+            if (nsf_sys4(__NR_rt_sigaction, sig, 0, &old, 8) == 0 &&
+                (old.handler == SIG_DFL || old.handler == SIG_IGN))
+                continue;
+        }
         nsf_sys4(__NR_rt_sigaction, sig, &dfl, 0, 8);
     }
 }
 
-static void unblock_all_signals(void)
+/* The spawning thread's own mask, as subprocess leaves it to its child. */
+static void restore_signal_mask(const struct nsf_child_ctx *st)
 {
-    uint64_t none = 0;
-    nsf_sys4(__NR_rt_sigprocmask, SIG_SETMASK, &none, 0, 8);
+    nsf_sys4(__NR_rt_sigprocmask, SIG_SETMASK, &st->sigmask, 0, 8);
 }
 
 static long set_inheritable(int fd) { return nsf_sys3(__NR_fcntl, fd, F_SETFD, 0); }
@@ -185,8 +210,27 @@ static long drop_capabilities(uint64_t keep)
     return nsf_sys2(__NR_capset, &hdr, data);
 }
 
+/* The fds of nsfast's own that the child needs until exec (all CLOEXEC):
+ * the error pipe, the init program and the caller's pidfd; sorted, -1 left
+ * out.  Returns how many. */
+static int internal_fds(const struct nsf_child_ctx *st, int out[3])
+{
+    int n = 0, fds[3] = {st->errpipe_w, st->sp->init_fd, st->parent_pidfd};
+    for (int i = 0; i < 3; i++) {
+        if (fds[i] < 0)
+            continue;
+        int j = n++;
+        while (j > 0 && out[j - 1] > fds[i]) {
+            out[j] = out[j - 1];
+            j--;
+        }
+        out[j] = fds[i];
+    }
+    return n;
+}
+
 /* Put the std fds in place and close everything but them, the pass_fds and
- * the error pipe (which is CLOEXEC and so closes at exec). */
+ * nsfast's own fds (which are CLOEXEC and so close at exec). */
 static void setup_fds(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
 {
     int src[3];
@@ -208,16 +252,16 @@ static void setup_fds(const struct nsf_child_ctx *st, const struct nsf_spawn *sp
     for (int i = 0; i < sp->n_keep_fds; i++)
         CHECK(set_inheritable(sp->keep_fds[i]), NSF_STEP_FDS, 3 + i);
 
-    /* close the gaps between the sorted kept fds and the error pipe */
-    int lo = 3, k = 0, errfd = st->errpipe_w, err_done = 0;
+    /* close the gaps between the two sorted lists of fds that stay */
+    int own[3], n_own = internal_fds(st, own);
+    int lo = 3, k = 0, o = 0;
     for (;;) {
         int next;
-        if (k < sp->n_keep_fds && (err_done || sp->keep_fds[k] < errfd))
+        if (k < sp->n_keep_fds && (o >= n_own || sp->keep_fds[k] < own[o]))
             next = sp->keep_fds[k++];
-        else if (!err_done) {
-            next = errfd;
-            err_done = 1;
-        } else
+        else if (o < n_own)
+            next = own[o++];
+        else
             break;
         if (next < lo)
             continue;
@@ -228,71 +272,50 @@ static void setup_fds(const struct nsf_child_ctx *st, const struct nsf_spawn *sp
     close_range_or_loop(lo, ~0U, sp->max_fd);
 }
 
+static void set_pdeathsig(const struct nsf_child_ctx *st, const struct nsf_spawn *sp);
+
+/* The last thing before exec.  Every credential change (a joined user
+ * namespace, the ids, capabilities raised) clears the parent-death signal,
+ * so it is armed once more here; and the parent may have died before any
+ * arming, which getppid() cannot tell in a new pid namespace (it is 0
+ * there): the caller's pidfd, readable once it has exited, tells. */
+static void before_exec(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
+    if (sp->pdeathsig) {
+        set_pdeathsig(st, sp);
+        if (st->parent_pidfd >= 0) {
+            struct {
+                int fd;
+                short events, revents;
+            } pfd = {st->parent_pidfd, 1 /* POLLIN */, 0};
+            long ts[2] = {0, 0};
+            if (nsf_sys5(__NR_ppoll, &pfd, 1, ts, 0, 8) != 0)
+                child_exit(127);
+        }
+    }
+    restore_signal_mask(st);
+}
+
 static void exec_payload(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
 {
-    long saved = 0, last = -ENOENT;
-    int saved_index = 0;
-    unblock_all_signals();
-    for (int i = 0; sp->exec_paths[i]; i++) {
-        last = nsf_sys3(__NR_execve, sp->exec_paths[i], sp->argv, sp->envp);
-        /* as subprocess: report the first error that is not "not here" */
-        if (saved == 0 && last != -ENOENT && last != -ENOTDIR) {
-            saved = last;
-            saved_index = i;
-        }
-    }
-    fail(st, NSF_STEP_EXEC, saved ? saved : last, saved_index);
+    int index;
+    before_exec(st, sp);
+    long r = nsf_exec_candidates((char *const *)sp->exec_paths, -1UL >> 1, sp->argv,
+                                 sp->envp, &index);
+    fail(st, NSF_STEP_EXEC, r, index);
 }
 
-static int payload_main(void *arg)
+/* pid 1 of a new pid namespace is a program of its own (csrc/init.c), exec'd
+ * from the sealed memfd the caller opened: nothing the payload can see then
+ * shares the caller's memory.  It inherits the error pipe to report the
+ * payload's exec. */
+static __attribute__((noreturn)) void exec_init(const struct nsf_child_ctx *st,
+                                                const struct nsf_spawn *sp)
 {
-    const struct nsf_child_ctx *st = arg;
-    exec_payload(st, st->sp);
-    return 127;
-}
-
-/* pid 1 of a new pid namespace: start the payload, forward signals to it,
- * reap every orphan, and leave with the payload's status. */
-static __attribute__((noreturn)) void run_init(const struct nsf_child_ctx *st)
-{
-    static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-    uint64_t waitset = 1ULL << (SIGCHLD - 1);
-    for (unsigned i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
-        waitset |= 1ULL << (forwarded[i] - 1);
-
-    /* Our memory is the caller's, so /proc/1/cmdline shows the caller's
-     * command line; the task name at least says what this is. */
-    nsf_sys5(__NR_prctl, PR_SET_NAME, "nsfast-init", 0, 0, 0);
-
-    /* CLONE_VFORK: we sleep until the payload has exec'd or died, so the
-     * parent's memory it reads stays valid until the error pipe closes. */
-    long payload = clone(payload_main, (char *)st->stack3 + st->one_stack,
-                         CLONE_VM | CLONE_VFORK | SIGCHLD, (void *)st);
-    if (payload < 0)
-        fail(st, NSF_STEP_INIT, -ENOMEM, 0);
-    nsf_sys1(__NR_close, st->errpipe_w);
-
-    for (;;) {
-        siginfo_t info;
-        long sig = nsf_sys4(__NR_rt_sigtimedwait, &waitset, &info, 0, 8);
-        if (sig < 0)
-            continue;
-        if (sig != SIGCHLD) {
-            nsf_sys2(__NR_kill, payload, sig);
-            continue;
-        }
-        for (;;) {
-            int status = 0;
-            long r = nsf_sys4(__NR_wait4, -1, &status, WNOHANG | __WALL, 0);
-            if (r <= 0)
-                break;
-            if (r == payload) {
-                if (WIFEXITED(status))
-                    child_exit(WEXITSTATUS(status));
-                child_exit(128 + WTERMSIG(status));
-            }
-        }
-    }
+    before_exec(st, sp);
+    CHECK(set_inheritable(st->errpipe_w), NSF_STEP_INIT, 0);
+    long r = nsf_sys5(__NR_execveat, sp->init_fd, "", st->init_argv, sp->envp, AT_EMPTY_PATH);
+    fail(st, NSF_STEP_INIT, r, 0);
 }
 
 /* chroot into a directory fd opened by the parent before any namespace was
@@ -312,8 +335,6 @@ static void chroot_fd(const struct nsf_child_ctx *st, const struct nsf_spawn *sp
     }
 }
 
-static void set_pdeathsig(const struct nsf_child_ctx *st, const struct nsf_spawn *sp);
-
 /* groups, then gid, then uid: each later step needs the privilege the
  * earlier ones still have.  set*id on all three ids, so that nothing of the
  * caller's (kernel) ids is left: inside a new user namespace with a range
@@ -329,9 +350,11 @@ static void set_ids(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
         CHECK(nsf_sys3(__NR_setresgid, sp->gid, sp->gid, sp->gid), NSF_STEP_SETGID, 0);
     if (sp->uid >= 0)
         CHECK(nsf_sys3(__NR_setresuid, sp->uid, sp->uid, sp->uid), NSF_STEP_SETUID, 0);
-    /* a credential change clears the parent-death signal: set it again */
-    if ((sp->gid >= 0 || sp->uid >= 0) && sp->pdeathsig)
-        set_pdeathsig(st, sp);
+    /* A change of ids makes the mm non-dumpable, and in a CLONE_VM child
+     * that mm is the caller's: put the caller's flag back (the parent does
+     * too, once the last such child is done: spawn_parent.c). */
+    if (st->restore_dumpable >= 0)
+        nsf_sys5(__NR_prctl, PR_SET_DUMPABLE, st->restore_dumpable, 0, 0, 0);
 }
 
 static int child_rest(void *arg)
@@ -339,6 +362,11 @@ static int child_rest(void *arg)
     const struct nsf_child_ctx *st = arg;
     const struct nsf_spawn *sp = st->sp;
 
+    /* ids from a new user namespace's maps come first: with a range map the
+     * caller's own ids are unmapped inside, and files made by the mount
+     * steps need a mapped owner (EOVERFLOW otherwise) */
+    if (sp->ids_early)
+        set_ids(st, sp);
     if (sp->hostname)
         CHECK(nsf_sys2(__NR_sethostname, sp->hostname, nsf_strlen(sp->hostname)),
               NSF_STEP_HOSTNAME, 0);
@@ -349,16 +377,18 @@ static int child_rest(void *arg)
         CHECK(nsf_sys5(__NR_mount, "none", "/", 0, sp->propagation, 0), NSF_STEP_PROPAGATION, 0);
     for (int i = 0; i < sp->n_mounts; i++)
         CHECK(run_mount_step(&sp->mounts[i]), NSF_STEP_MOUNT, i);
-    if (sp->proc_target)
-        CHECK(nsf_sys5(__NR_mount, "proc", sp->proc_target, "proc",
-                       MS_NOSUID | MS_NODEV | MS_NOEXEC, 0),
-              NSF_STEP_MOUNT_PROC, 0);
     if (sp->loopback_up)
         CHECK(loopback_up(), NSF_STEP_LOOPBACK, 0);
     if (sp->root) {
         CHECK(nsf_sys1(__NR_chroot, sp->root), NSF_STEP_ROOT, 0);
         CHECK(nsf_sys1(__NR_chdir, "/"), NSF_STEP_ROOT, 0);
     }
+    /* after the chroot, as unshare -R DIR --mount-proc: proc_target is a
+     * path inside the new root */
+    if (sp->proc_target)
+        CHECK(nsf_sys5(__NR_mount, "proc", sp->proc_target, "proc",
+                       MS_NOSUID | MS_NODEV | MS_NOEXEC, 0),
+              NSF_STEP_MOUNT_PROC, 0);
     if (sp->root_fd >= 0)
         chroot_fd(st, sp);
     if (sp->cwd)
@@ -368,13 +398,14 @@ static int child_rest(void *arg)
     setup_fds(st, sp);
     if (sp->new_session)
         CHECK(nsf_sys0(__NR_setsid), NSF_STEP_SETSID, 0);
-    set_ids(st, sp);
+    if (!sp->ids_early)
+        set_ids(st, sp);
     if (sp->use_caps)
         CHECK(drop_capabilities(sp->caps_keep), NSF_STEP_CAPS, 0);
     if (sp->no_new_privs)
         CHECK(nsf_sys5(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), NSF_STEP_NO_NEW_PRIVS, 0);
     if (sp->init)
-        run_init(st);
+        exec_init(st, sp);
     exec_payload(st, sp);
     return 127;
 }
@@ -383,7 +414,8 @@ static void set_pdeathsig(const struct nsf_child_ctx *st, const struct nsf_spawn
 {
     CHECK(nsf_sys2(__NR_prctl, PR_SET_PDEATHSIG, sp->pdeathsig), NSF_STEP_PDEATHSIG, 0);
     /* The parent may have died before the prctl.  getppid() tells, except
-     * in a new pid namespace, where it is 0; there the sync pipe tells. */
+     * in a new pid namespace, where it is 0: there the sync pipe and, before
+     * exec, the caller's pidfd tell. */
     long ppid = nsf_sys0(__NR_getppid);
     if (ppid != 0 && ppid != sp->parent_pid)
         child_exit(127);
@@ -398,7 +430,7 @@ static int grandchild_main(void *arg)
 }
 
 /* A time namespace can only be joined by the sole user of an mm (EUSERS
- * otherwise), which a CLONE_VM child is not: it is joined after a fork that
+ * otherwise), which a CLONE_VM child is not: it is joined after a clone that
  * copies the memory, in the grandchild below.  Only joins of a time
  * namespace pay for that copy. */
 struct time_join {
@@ -442,9 +474,17 @@ int nsf_child_main(void *arg)
     const struct nsf_child_ctx *st = arg;
     const struct nsf_spawn *sp = st->sp;
     int failed_kind = 0;
-    struct time_join tj = {st, -1};
+    struct time_join tj;
+    tj.st = st;
+    tj.fd = -1;
 
-    reset_signal_dispositions();
+    /* Before anything else, and before any join above all: a process that
+     * enters a namespace others live in must not be readable or ptraceable
+     * by that namespace's root (runc, CVE-2016-9962).  Only a child with an
+     * mm of its own may do this: the flag belongs to the mm. */
+    if (st->own_mm)
+        nsf_sys5(__NR_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
+    reset_signal_dispositions(st);
     if (sp->pdeathsig)
         set_pdeathsig(st, sp);
     if (st->sync_w >= 0)
@@ -475,12 +515,12 @@ int nsf_child_main(void *arg)
         /* Joined or new pid and time namespaces apply to children only.
          * CLONE_PARENT makes the grandchild the caller's own child. */
         long pid = tj.fd >= 0
-            ? clone(time_grandchild_main, (char *)st->stack2 + st->one_stack, CLONE_PARENT,
-                    (void *)&tj)
-            : clone(grandchild_main, (char *)st->stack2 + st->one_stack,
-                    CLONE_VM | CLONE_PARENT, (void *)st);
+            ? nsf_clone_on_stack(st->use_clone3, CLONE_PARENT, 0, -1, st->stack2,
+                                 st->one_stack, time_grandchild_main, (void *)&tj, 0)
+            : nsf_clone_on_stack(st->use_clone3, CLONE_VM | CLONE_PARENT, 0, -1, st->stack2,
+                                 st->one_stack, grandchild_main, (void *)st, 0);
         if (pid < 0)
-            fail(st, NSF_STEP_FORK, -ENOMEM, 0);
+            fail(st, NSF_STEP_FORK, pid, 0);
         send_record(st->errpipe_w, NSF_MSG_PID, 0, 0, (int)pid);
         child_exit(0);
     }

@@ -4,8 +4,11 @@
 #include "spawn_internal.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -13,60 +16,6 @@
 
 /* Each stack only holds the child's own frames (no libc, no Python). */
 #define NSF_ONE_STACK (64 * 1024)
-
-/* clone3 returns in the child on the new stack, so it needs a trampoline in
- * assembly that calls fn(arg) there and exits with its result.
- * int nsf_clone3_run(struct nsf_clone_args *, size_t, int (*fn)(void *), void *) */
-#if defined(__x86_64__)
-__asm__(".text\n"
-        ".globl nsf_clone3_run\n"
-        ".hidden nsf_clone3_run\n"
-        ".type nsf_clone3_run,@function\n"
-        "nsf_clone3_run:\n"
-        "  mov %rdx, %r8\n"
-        "  mov %rcx, %r9\n"
-        "  mov $435, %eax\n"
-        "  syscall\n"
-        "  test %rax, %rax\n"
-        "  jz 1f\n"
-        "  ret\n"
-        "1:\n"
-        "  xor %ebp, %ebp\n"
-        "  mov %r9, %rdi\n"
-        "  call *%r8\n"
-        "  mov %eax, %edi\n"
-        "  mov $231, %eax\n"
-        "  syscall\n"
-        "  hlt\n"
-        ".size nsf_clone3_run, .-nsf_clone3_run\n");
-#define NSF_HAVE_CLONE3_TRAMPOLINE 1
-#elif defined(__aarch64__)
-__asm__(".text\n"
-        ".globl nsf_clone3_run\n"
-        ".hidden nsf_clone3_run\n"
-        ".type nsf_clone3_run,%function\n"
-        "nsf_clone3_run:\n"
-        "  mov x10, x2\n"
-        "  mov x11, x3\n"
-        "  mov x8, #435\n"
-        "  svc #0\n"
-        "  cbz x0, 1f\n"
-        "  ret\n"
-        "1:\n"
-        "  mov x29, xzr\n"
-        "  mov x0, x11\n"
-        "  blr x10\n"
-        "  mov x8, #94\n"
-        "  svc #0\n"
-        ".size nsf_clone3_run, .-nsf_clone3_run\n");
-#define NSF_HAVE_CLONE3_TRAMPOLINE 1
-#else
-#define NSF_HAVE_CLONE3_TRAMPOLINE 0
-#endif
-
-#if NSF_HAVE_CLONE3_TRAMPOLINE
-long nsf_clone3_run(struct nsf_clone_args *args, size_t size, int (*fn)(void *), void *arg);
-#endif
 
 static void close_fd(int *fd)
 {
@@ -76,22 +25,123 @@ static void close_fd(int *fd)
     }
 }
 
-/* A pipe whose ends are both >= 3, so that the child's dup2 onto 0-2 cannot
- * clobber them. */
-static long make_pipe(int p[2])
+/* fd, moved to a number >= lo (CLOEXEC) if it is below. */
+static long fd_at_least(int fd, int lo)
+{
+    if (fd >= lo)
+        return fd;
+    long moved = nsf_sys3(__NR_fcntl, fd, F_DUPFD_CLOEXEC, lo);
+    nsf_sys1(__NR_close, fd);
+    return moved;
+}
+
+/* A pipe whose ends are both >= lo: above 2, so that the child's dup2 onto
+ * 0-2 cannot clobber them, and above every fd the child is to keep, so that
+ * a pass_fds number that is not open cannot name our pipe and hand it to the
+ * program (as _posixsubprocess skips its error pipe). */
+static long make_pipe(int p[2], int lo)
 {
     long r = nsf_sys2(__NR_pipe2, p, O_CLOEXEC);
     if (r < 0)
         return r;
     for (int i = 0; i < 2; i++) {
-        if (p[i] < 3) {
-            long fd = nsf_sys3(__NR_fcntl, p[i], F_DUPFD_CLOEXEC, 3);
-            nsf_sys1(__NR_close, p[i]);
-            if (fd < 0)
-                return fd;
-            p[i] = (int)fd;
+        long fd = fd_at_least(p[i], lo);
+        if (fd < 0) {
+            if (i == 0)
+                nsf_sys1(__NR_close, p[1]);
+            else
+                nsf_sys1(__NR_close, p[0]);
+            return fd;
         }
+        p[i] = (int)fd;
     }
+    return 0;
+}
+
+/* The caller's dumpable flag, guarded while children that change their ids
+ * share its mm: each such change makes the mm non-dumpable (the kernel's
+ * rule for a credential change), which would stay with the caller for good,
+ * and an unprivileged caller could then no longer write a later child's
+ * maps.  The flag is read when the first such child starts and put back
+ * when the last one is done; each child puts it back itself at once, too. */
+static pthread_mutex_t dumpable_lock = PTHREAD_MUTEX_INITIALIZER;
+static int dumpable_users, dumpable_saved;
+
+static int dumpable_hold(void)
+{
+    pthread_mutex_lock(&dumpable_lock);
+    if (dumpable_users++ == 0)
+        dumpable_saved = (int)nsf_sys5(__NR_prctl, PR_GET_DUMPABLE, 0, 0, 0, 0);
+    int v = dumpable_saved;
+    pthread_mutex_unlock(&dumpable_lock);
+    /* 2 (suid_dumpable) cannot be set back with prctl */
+    return v == 0 || v == 1 ? v : -1;
+}
+
+static void dumpable_release(struct nsf_spawn_state *st)
+{
+    if (!st->dumpable_held)
+        return;
+    st->dumpable_held = 0;
+    pthread_mutex_lock(&dumpable_lock);
+    if (--dumpable_users == 0 && (dumpable_saved == 0 || dumpable_saved == 1) &&
+        nsf_sys5(__NR_prctl, PR_GET_DUMPABLE, 0, 0, 0, 0) != dumpable_saved)
+        nsf_sys5(__NR_prctl, PR_SET_DUMPABLE, dumpable_saved, 0, 0, 0);
+    pthread_mutex_unlock(&dumpable_lock);
+}
+
+/* Does the child join a user or pid namespace?  Then other processes live
+ * where it goes, and their root may read or ptrace it until it execs: it
+ * gets an mm of its own (a copy, made non-dumpable before the join) instead
+ * of sharing the caller's. */
+static int joins_lived_in(const struct nsf_join *j)
+{
+    for (int i = 0; i < j->count; i++)
+        if (j->kinds[i] & (CLONE_NEWUSER | CLONE_NEWPID))
+            return 1;
+    return 0;
+}
+
+static long count_strings(const char *const *v)
+{
+    long n = 0;
+    while (v[n])
+        n++;
+    return n;
+}
+
+static void put_number(char *out, long v)
+{
+    char digits[24];
+    int d = 0;
+    do {
+        digits[d++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (d)
+        *out++ = digits[--d];
+    *out = 0;
+}
+
+/* nsfast-init's argv (csrc/init.c): ERRFD NCAND CANDIDATES... ARGV... */
+static long make_init_argv(const struct nsf_spawn *sp, struct nsf_spawn_state *st, int errfd)
+{
+    long ncand = count_strings(sp->exec_paths), nargv = count_strings((const char *const *)sp->argv);
+    char **v = malloc((size_t)(4 + ncand + nargv) * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    put_number(st->init_errfd, errfd);
+    put_number(st->init_ncand, ncand);
+    long n = 0;
+    v[n++] = "nsfast-init";
+    v[n++] = st->init_errfd;
+    v[n++] = st->init_ncand;
+    for (long i = 0; i < ncand; i++)
+        v[n++] = (char *)sp->exec_paths[i];
+    for (long i = 0; i < nargv; i++)
+        v[n++] = sp->argv[i];
+    v[n] = 0;
+    st->init_argv = v;
     return 0;
 }
 
@@ -146,31 +196,60 @@ int nsf_spawn_clone(const struct nsf_spawn *sp, struct nsf_spawn_state *st)
     struct nsf_child_ctx *ctx = &st->ctx;
     st->pid = st->first_pid = -1;
     st->pidfd = st->errpipe_r = st->sync_w = -1;
-    ctx->errpipe_w = ctx->sync_r = ctx->sync_w = -1;
+    st->dumpable_held = 0;
+    st->init_argv = 0;
+    ctx->errpipe_w = ctx->sync_r = ctx->sync_w = ctx->parent_pidfd = -1;
     ctx->sp = sp;
-    st->keep_stack = sp->init;
+    ctx->use_clone3 = sp->use_clone3;
+    ctx->init_argv = 0;
     st->stack = 0;
     /* With SIGCHLD ignored the kernel reaps children itself and their status
      * is lost; a child with exit signal 0 is not auto-reaped (waited with
      * __WALL).  That holds until execve, which resets the exit signal to
-     * SIGCHLD: it keeps a failed child and a C init waitable, and the payload's
+     * SIGCHLD: it keeps a failed child and an init waitable, and the payload's
      * status comes from the pidfd (process.py). */
     st->exit_signal = caller_ignores_sigchld() ? 0 : SIGCHLD;
 
-    r = make_pipe(errpipe);
+    /* our fds go above every fd the child keeps */
+    int lo = 3;
+    if (sp->n_keep_fds > 0 && sp->keep_fds[sp->n_keep_fds - 1] >= lo)
+        lo = sp->keep_fds[sp->n_keep_fds - 1] + 1;
+    r = make_pipe(errpipe, lo);
     if (r < 0)
         return (int)r;
     st->errpipe_r = errpipe[0];
     ctx->errpipe_w = errpipe[1];
     if (sp->need_sync) {
-        r = make_pipe(syncpipe);
+        r = make_pipe(syncpipe, lo);
         if (r < 0)
             goto fail;
         ctx->sync_r = syncpipe[0];
         st->sync_w = ctx->sync_w = syncpipe[1];
     }
+    if (sp->pdeathsig) {
+        /* the child's last look at whether we are alive (spawn_child.c) */
+        r = nsf_sys2(__NR_pidfd_open, nsf_sys0(__NR_getpid), 0);
+        if (r >= 0)
+            r = fd_at_least((int)r, lo);
+        if (r >= 0)
+            ctx->parent_pidfd = (int)r;
+        else if (r != -ENOSYS) /* before 5.3 only getppid() and the sync pipe tell */
+            goto fail;
+    }
+    if (sp->init) {
+        r = make_init_argv(sp, st, ctx->errpipe_w);
+        if (r < 0)
+            goto fail;
+        ctx->init_argv = st->init_argv;
+    }
+    ctx->own_mm = joins_lived_in(&sp->join);
+    ctx->restore_dumpable = -1;
+    if (!ctx->own_mm && (sp->uid >= 0 || sp->gid >= 0)) {
+        ctx->restore_dumpable = dumpable_hold();
+        st->dumpable_held = 1;
+    }
     ctx->one_stack = NSF_ONE_STACK;
-    st->stack_size = 3 * NSF_ONE_STACK;
+    st->stack_size = 2 * NSF_ONE_STACK;
     st->stack = stack_get(st->stack_size);
     if (!st->stack) {
         r = -ENOMEM;
@@ -182,39 +261,27 @@ int nsf_spawn_clone(const struct nsf_spawn *sp, struct nsf_spawn_state *st)
     ASAN_UNPOISON_MEMORY_REGION(st->stack, st->stack_size);
 #endif
     ctx->stack2 = (char *)st->stack + NSF_ONE_STACK;
-    ctx->stack3 = (char *)st->stack + 2 * NSF_ONE_STACK;
 
     /* No handler of the interpreter may run in the child, which shares its
      * memory: block everything around the clone; the child resets the
-     * dispositions and unblocks before exec. */
+     * dispositions and restores this mask before exec. */
     uint64_t all = ~0ULL, old = 0;
     nsf_sys4(__NR_rt_sigprocmask, SIG_SETMASK, &all, &old, 8);
+    ctx->sigmask = old;
     int pidfd = -1;
-    uint64_t flags = (uint64_t)(unsigned)sp->clone_flags | CLONE_VM | CLONE_PIDFD;
-#if NSF_HAVE_CLONE3_TRAMPOLINE
-    if (sp->use_clone3) {
-        struct nsf_clone_args ca = {0};
-        ca.flags = flags;
-        ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
-        ca.exit_signal = (uint64_t)st->exit_signal;
-        ca.stack = (uint64_t)(uintptr_t)st->stack;
-        ca.stack_size = NSF_ONE_STACK;
-        if (sp->cgroup_fd >= 0) {
-            ca.flags |= CLONE_INTO_CGROUP;
-            ca.cgroup = (uint64_t)sp->cgroup_fd;
-        }
-        r = nsf_clone3_run(&ca, sizeof ca, nsf_child_main, ctx);
-    } else
-#endif
-    {
-        if (sp->cgroup_fd >= 0)
-            r = -ENOSYS;
-        else {
-            r = clone(nsf_child_main, (char *)st->stack + NSF_ONE_STACK,
-                      (int)flags | st->exit_signal, ctx, &pidfd);
-            if (r < 0)
-                r = -errno;
-        }
+    uint64_t flags = (uint64_t)(unsigned)sp->clone_flags | CLONE_PIDFD;
+    if (!ctx->own_mm)
+        flags |= CLONE_VM;
+    /* CLONE_CLEAR_SIGHAND (5.5) resets the handlers in the kernel, so that
+     * the child only has a few signals left to look at */
+    ctx->sighand_cleared = sp->use_clone3;
+    r = nsf_clone_on_stack(sp->use_clone3, flags | (sp->use_clone3 ? CLONE_CLEAR_SIGHAND : 0),
+                           st->exit_signal, sp->cgroup_fd, st->stack, NSF_ONE_STACK,
+                           nsf_child_main, ctx, &pidfd);
+    if (r == -EINVAL && sp->use_clone3) {
+        ctx->sighand_cleared = 0;
+        r = nsf_clone_on_stack(1, flags, st->exit_signal, sp->cgroup_fd, st->stack,
+                               NSF_ONE_STACK, nsf_child_main, ctx, &pidfd);
     }
     nsf_sys4(__NR_rt_sigprocmask, SIG_SETMASK, &old, 0, 8);
     if (r < 0)
@@ -225,6 +292,8 @@ int nsf_spawn_clone(const struct nsf_spawn *sp, struct nsf_spawn_state *st)
     nsf_sys1(__NR_close, ctx->errpipe_w);
     if (ctx->sync_r >= 0)
         nsf_sys1(__NR_close, ctx->sync_r);
+    if (ctx->parent_pidfd >= 0)
+        nsf_sys1(__NR_close, ctx->parent_pidfd);
     return 0;
 
 fail:
@@ -232,6 +301,8 @@ fail:
     close_fd(&ctx->errpipe_w);
     close_fd(&ctx->sync_r);
     close_fd(&st->sync_w);
+    close_fd(&ctx->parent_pidfd);
+    dumpable_release(st);
     nsf_spawn_free_stack(st);
     return (int)r;
 }
@@ -258,6 +329,7 @@ static void reap(pid_t pid, int *status)
 
 static void finish_failed(struct nsf_spawn_state *st, int *status)
 {
+    dumpable_release(st);
     close_fd(&st->errpipe_r);
     close_fd(&st->sync_w);
     reap(st->pid, status);
@@ -314,8 +386,19 @@ int nsf_proc_write(pid_t pid, const char *name, const char *text, size_t len)
 
 int nsf_spawn_release(struct nsf_spawn_state *st)
 {
+    /* A child that failed has closed its end: the write is EPIPE, and must
+     * not be a SIGPIPE that kills a caller (the nsfast command) before it
+     * has read and printed the child's error. */
+    uint64_t pipe_bit = 1ULL << (SIGPIPE - 1), old = 0, pending = 0;
+    nsf_sys4(__NR_rt_sigprocmask, SIG_BLOCK, &pipe_bit, &old, 8);
+    nsf_sys2(__NR_rt_sigpending, &pending, 8);
     char byte = 1;
     long r = nsf_sys3(__NR_write, st->sync_w, &byte, 1);
+    if (r == -EPIPE && !(pending & pipe_bit) && !(old & pipe_bit)) {
+        long zero[2] = {0, 0};
+        nsf_sys4(__NR_rt_sigtimedwait, &pipe_bit, 0, zero, 8);
+    }
+    nsf_sys4(__NR_rt_sigprocmask, SIG_SETMASK, &old, 0, 8);
     close_fd(&st->sync_w);
     return r < 0 ? (int)r : 0;
 }
@@ -357,8 +440,8 @@ int nsf_spawn_finish(struct nsf_spawn_state *st, struct nsf_record *rec, int *st
     }
     close_fd(&st->errpipe_r);
     close_fd(&st->sync_w);
-    if (!st->keep_stack)
-        nsf_spawn_free_stack(st);
+    dumpable_release(st);
+    nsf_spawn_free_stack(st);
     return 0;
 }
 
@@ -377,6 +460,8 @@ void nsf_spawn_free_stack(struct nsf_spawn_state *st)
 {
     /* callers free a stack only once no child runs on it: after exec (the
      * error pipe's EOF) or after reaping */
+    free(st->init_argv);
+    st->init_argv = 0;
     if (st->stack) {
         stack_put(st->stack, st->stack_size);
         st->stack = 0;

@@ -243,14 +243,14 @@ cdef class _Pack:
 
 
 cdef class Child:
-    """A spawned child as the C layer left it: pid, pidfd, and (for a C init,
-    which keeps running on it) the child stack until free_stack()."""
+    """A spawned child as the C layer left it: pid and pidfd."""
     cdef nsf_spawn_state st
     cdef readonly int pid
     cdef readonly int exit_signal
 
     def __cinit__(self):
         self.st.stack = NULL
+        self.st.init_argv = NULL
         self.st.pidfd = -1
 
     def take_pidfd(self):
@@ -259,14 +259,12 @@ cdef class Child:
         return fd
 
     def free_stack(self):
-        """Unmap the child stack: only once the child is reaped."""
+        """Give back the child stack if the spawn still holds it (it does not
+        once exec happened)."""
         nsf_spawn_free_stack(&self.st)
 
     def __dealloc__(self):
-        # A C init still running on the stack (its Process was dropped
-        # unreaped) would crash if it were unmapped: leak the mapping then.
-        if not self.st.keep_stack:
-            nsf_spawn_free_stack(&self.st)
+        nsf_spawn_free_stack(&self.st)
 
 
 cdef extern from "<unistd.h>":
@@ -292,6 +290,7 @@ cdef void _spec_defaults(nsf_spawn *sp):
     sp.std_fds[0] = sp.std_fds[1] = sp.std_fds[2] = -1
     sp.max_fd = 1024
     sp.cgroup_fd = -1
+    sp.init_fd = -1
     sp.use_clone3 = 1
     sp.n_groups = -1
     sp.gid = -1
@@ -358,6 +357,8 @@ def spawn(spec, map_writes, map_helper=None, on_created=None):
     sp.use_caps = spec.caps_keep is not None
     sp.caps_keep = spec.caps_keep or 0
     sp.init = spec.init
+    sp.init_fd = spec.init_fd
+    sp.ids_early = spec.ids_early
     sp.cgroup_fd = spec.cgroup_fd
     sp.use_clone3 = spec.use_clone3
     sp.n_groups = -1 if spec.groups is None else len(spec.groups)

@@ -13,7 +13,7 @@ import subprocess
 from typing import (IO, TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Sequence,
                     Union)
 
-from . import _core, idmap
+from . import _core, idmap, init_program
 from .errors import map_hint, namespace_hint, os_error
 from .features import features
 from .flags import _PARSED, KindsLike, NsType
@@ -85,6 +85,8 @@ class _ChildSpec:
     no_new_privs: bool = False
     caps_keep: Optional[int] = None
     init: bool = False
+    init_fd: int = -1
+    ids_early: bool = False
     cgroup_fd: int = -1
     use_clone3: bool = True
     groups: Optional[list] = None
@@ -397,6 +399,8 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         if not (new & _MNT and new & _PID):
             raise ValueError("mount_proc needs new mnt and pid namespaces")
         target = "/proc" if mount_proc is True else mount_proc
+        # a path inside the new root when there is one (the child mounts it
+        # after chroot), as unshare -R DIR --mount-proc does
         spec.proc_target = absolute(target, "mount_proc")
     steps = []
     for m in mounts:
@@ -408,6 +412,12 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     if root is not None:
         rootb = absolute(root, "root")
         if pivot_root:
+            if spec.proc_target is not None:
+                # before the pivot: in a user namespace the kernel lets a new
+                # proc be mounted only while a full one is visible
+                steps.extend(Proc(os.fsdecode(rootb.rstrip(b"/") + spec.proc_target))
+                             .as_steps())
+                spec.proc_target = None
             steps.append(pivot_step(rootb))
         else:
             spec.root = rootb
@@ -418,6 +428,7 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         if not new & _PID:
             raise ValueError("init needs a new pid namespace")
         spec.init = True
+        spec.init_fd = init_program.init_fd()
     if loopback:
         if not (new & _NET):
             raise ValueError("loopback=True needs a new net namespace")
@@ -541,6 +552,8 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
             parent_ends.clear()
             if not isinstance(e, (OSError, _core.SpawnFailure)) or e in raised:
                 raise
+            if cgroup is not None and isinstance(e, OSError) and e.errno == errno.EBADF:
+                raise _cgroup_error(cg) from None
             raise _spawn_error(e, spec, program, cwd, root, new, joined) from None
     finally:
         for fd in opened:
@@ -582,6 +595,7 @@ def _credentials(spec: _ChildSpec, maps: Optional["_Maps"], uid, gid, extra_grou
         if ids is None:
             return
         spec.uid, spec.gid = (None if v == _KEEP_ID else v for v in ids)
+        spec.ids_early = True
         if spec.groups is None:
             # drop the host's supplementary groups; refused (and moot) when
             # setgroups is denied in the new namespace
@@ -717,6 +731,23 @@ def _new_maps(map_root, map_current_user, map_users, uid_map, gid_map, setgroups
     if gids:
         writes.append(("gid_map", idmap.render(gids)))
     return _Maps(writes, None, uids, gids)
+
+
+def _cgroup_error(path: str) -> OSError:
+    """clone3's EBADF for cgroup=: the directory is not in a cgroup v2 tree."""
+    from .mounts import mountinfo   # the error path only
+    best = None
+    real = os.path.realpath(path)
+    for entry in mountinfo():
+        mp = entry.mount_point
+        if (real == mp or real.startswith(mp.rstrip("/") + "/")) and (
+                best is None or len(mp) > len(best.mount_point)):
+            best = entry
+    fs = f"{best.fs_type} ({','.join(best.super_options)})" if best else "unknown"
+    return os_error(errno.EBADF, path,
+                    f"cgroup= takes a directory of the cgroup v2 tree (CLONE_INTO_CGROUP); "
+                    f"this one is on {fs}, a cgroup v1 hierarchy or no cgroup at all",
+                    what="cloning into the cgroup")
 
 
 def _spawn_error(e: Exception, spec: _ChildSpec, program: bytes, cwd, root, new: int,

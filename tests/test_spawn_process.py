@@ -205,7 +205,9 @@ def test_sigchld_ignored_still_gives_returncode():
         signal.signal(signal.SIGCHLD, old)
 
 
-def test_signal_dispositions_and_mask_reset_in_child():
+def test_signal_handlers_reset_ignored_and_mask_kept_in_child():
+    """subprocess's rules: a handler becomes the default, an ignored signal
+    stays ignored (but SIGPIPE, which Python ignores), the mask is kept."""
     old_handler = signal.signal(signal.SIGUSR1, lambda *a: None)
     old_ign = signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
@@ -214,7 +216,10 @@ def test_signal_dispositions_and_mask_reset_in_child():
         fields = dict(line.split(":") for line in text.splitlines()
                       if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
         assert len(fields) == 3
-        assert all(int(v, 16) == 0 for v in fields.values()), fields
+        values = {k: int(v, 16) for k, v in fields.items()}
+        assert values["SigCgt"] == 0
+        assert values["SigIgn"] == 1 << (signal.SIGUSR2 - 1)
+        assert values["SigBlk"] == 1 << (signal.SIGTERM - 1)
     finally:
         signal.signal(signal.SIGUSR1, old_handler)
         signal.signal(signal.SIGUSR2, old_ign)

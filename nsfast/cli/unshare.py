@@ -375,12 +375,13 @@ def run(args: argparse.Namespace) -> int:
     import nsfast
     command = args.command or [os.environ.get("SHELL") or "/bin/sh"]
     kw, persist = spawn_options(opts)
+    proc = (_spawn_persisting(command, kw, persist) if persist
+            else nsfast.spawn(command, **kw))
     # as unshare(1): the terminal's ^C and a TERM go to the program, and we
-    # report how it ended
+    # report how it ended.  Ignored only now: the program inherits what is
+    # ignored when it starts, as from subprocess.
     old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        proc = (_spawn_persisting(command, kw, persist) if persist
-                else nsfast.spawn(command, **kw))
         return exit_status(proc.wait())
     finally:
         for s, h in old.items():

@@ -75,6 +75,8 @@ cdef extern from "spawn.h" nogil:
         int use_caps
         uint64_t caps_keep
         int init
+        int init_fd
+        int ids_early
         int cgroup_fd
         int use_clone3
         int n_groups
@@ -91,7 +93,7 @@ cdef extern from "spawn.h" nogil:
         int errpipe_r
         int sync_w
         int exit_signal
-        int keep_stack
+        char **init_argv
         void *stack
     int nsf_spawn_clone(const nsf_spawn *sp, nsf_spawn_state *st)
     int nsf_spawn_wait_ready(nsf_spawn_state *st, nsf_record *rec)
