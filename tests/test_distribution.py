@@ -111,7 +111,7 @@ def test_the_wheel_installs_only_nsfast_its_metadata_and_the_command(wheel):
     elsewhere = [n for n in names
                  if not n.startswith(("nsfast/", dist_info)) and n != command]
     assert elsewhere == []
-    assert command in names and "nsfast/_nsfast" in names
+    assert command in names and "nsfast/_nsfast" in names and "nsfast/_nsfast_init" in names
     assert any(re.fullmatch(r"nsfast/_core\.[^/]*\.so", n) for n in names)
     assert {"nsfast/_bench/__main__.py", "nsfast/_bench/floor_common.h",
             "nsfast/_bench/floor_spawn.c", "nsfast/cli/__main__.py", "nsfast/py.typed",
