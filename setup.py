@@ -26,7 +26,7 @@ link_flags = ["-fsanitize=address,undefined"] if sanitize else []
 # The code that runs in a spawn's child, which shares the caller's memory: it
 # is compiled so that no builtin becomes a libc call (a loop can become a
 # memset, a strlen a PLT call) and without the stack protector (its canary and
-# failure path are libc's).  tests/test_child_object.py compiles these files
+# failure path are libc's).  tests/test_escape.py compiles these files
 # with these flags and fails on any undefined symbol that is not nsfast's own.
 CHILD = ["csrc/nscore.c", "csrc/spawn_child.c", "csrc/spawn_clone.c"]
 CHILD_FLAGS = ["-ffreestanding", "-fno-builtin", "-fno-stack-protector",
