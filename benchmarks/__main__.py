@@ -1,4 +1,4 @@
-"""python -m benchmarks (or nsfast bench): run every case and curve, report them.
+"""python -m nsfast._bench (or nsfast bench): run every case and curve, report them.
 
 Cases come from every benchmarks/cases_*.py module: `cases(cfg) -> list[Case]`
 and, optionally, `curves(cfg) -> list[Curve]`.  A case that fails (or has no
@@ -41,7 +41,7 @@ def positive_int(text: str) -> int:
     return n
 
 
-def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m nsfast._bench") -> argparse.ArgumentParser:
     p = Parser(prog=prog, description="nsfast benchmark suite: every operation against the "
                                       "C floor and the peers, in one run")
     p.add_argument("--quick", action="store_true", help="fewer samples: the suite in under 60 s")
@@ -54,8 +54,10 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
                    help="bar chart of nsfast against the peers here, a PNG per curve beside it")
     p.add_argument("--repeat", type=positive_int, default=1, metavar="N",
                    help="run the cases N times and pool their samples (the curves run once)")
-    p.add_argument("--compare", metavar="OLD.json",
-                   help="ratio of each case to an earlier --json run; flags regressions > 10%%")
+    p.add_argument("--compare", metavar="OLD",
+                   help="ratio of each case to an earlier run (its --json document or its "
+                        "--markdown table, e.g. benchmarks/results/latest.md); flags "
+                        "regressions > 10%%")
     p.add_argument("--list", action="store_true", help="list the cases and curves, run nothing")
     return p
 
@@ -84,7 +86,7 @@ def discover(cfg: Config) -> tuple:
         if cfg.only in areas and cfg.only != area:
             continue   # --only AREA: the other areas are not even imported
         try:
-            m = importlib.import_module(f"benchmarks.{mod}")
+            m = importlib.import_module(f".{mod}", __package__)
             found = list(m.cases(cfg))
             found_curves = list(m.curves(cfg)) if hasattr(m, "curves") else []
         except Exception as e:  # one broken area must not hide the others
@@ -103,11 +105,18 @@ def _one_line(e: BaseException) -> str:
 
 
 def _load_old(path: str) -> dict:
+    """The run --compare reads: a --json document, or the table --markdown wrote
+    (what the repository keeps of a run: results/latest.md, no samples)."""
+    with open(path) as f:
+        text = f.read()
     try:
-        with open(path) as f:
-            old = json.load(f)
+        old = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not JSON: {e}") from None
+        medians = report.medians_from_markdown(text)
+        if medians is None:
+            raise ValueError(f"{path} is neither JSON ({e}) nor a table written by "
+                             f"--markdown") from None
+        return {"results": medians}
     problems = validate(old)
     if problems:
         raise ValueError(f"{path} is not an {report.SCHEMA} document: {problems[0]}")
@@ -200,7 +209,7 @@ def run(args) -> int:
     return 1 if errors else 0
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m benchmarks") -> int:
+def main(argv: Optional[Sequence[str]] = None, prog: str = "python -m nsfast._bench") -> int:
     return run_guarded(prog, lambda: run(build_parser(prog).parse_args(argv)))
 
 

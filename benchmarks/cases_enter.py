@@ -2,7 +2,7 @@
 two setns calls (floor_enter.c), one pidfd setns against per-kind fds, and
 `nsfast enter -t PID -a true` against util-linux `nsenter -t PID -a true`.
 
-    python -m benchmarks --only 'enter-*'
+    python -m nsfast._bench --only 'enter-*'
 """
 from __future__ import annotations
 

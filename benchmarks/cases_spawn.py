@@ -7,7 +7,7 @@ against the floor alone (target: 1.10x); and spawn-flat-5000: 5,000
 consecutive spawns whose last fifth is compared with the first (the note
 holds the ratio, target 1.2).
 
-    python -m benchmarks --only 'spawn-*'
+    python -m nsfast._bench --only 'spawn-*'
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Workers of the scaling curves, each run in its own Python process.
 
-`python -m benchmarks.curves WORKER JSON-ARGS` measures one curve and prints one
+`python -m nsfast._bench.curves WORKER JSON-ARGS` measures one curve and prints one
 JSON object on stdout, after all timing is done.  A separate process keeps the
 suite's own process small (the resident-memory curve grows its caller to 500 MB),
 and its namespaces untouched (the netns churn and the mount-table curve unshare
@@ -219,8 +219,10 @@ WORKERS = {"spawn-threads": spawn_threads, "netns-churn": netns_churn,
 
 def run_worker(name: str, timeout: float, **kwargs) -> dict:
     """Run one worker in a fresh interpreter; its JSON result, or RuntimeError."""
-    cmd = [sys.executable, "-m", "benchmarks.curves", name, json.dumps(kwargs)]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    import nsfast   # already imported: this module is nsfast._bench.curves
+    cmd = [sys.executable, "-m", __spec__.name, name, json.dumps(kwargs)]
+    # the worker imports the nsfast this process runs, wherever the working directory is
+    root = os.path.dirname(os.path.dirname(os.path.abspath(nsfast.__file__)))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     try:

@@ -38,15 +38,13 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence, Union
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-BUILD = os.path.join(HERE, ".build")
+from .floors import build_floor
 
 Op = Callable[[], object]
 
@@ -70,7 +68,7 @@ CASE_TIME_LIMIT_S = {True: 60.0, False: 600.0}
 
 @dataclass
 class Floor:
-    """A C floor: benchmarks/<source> compiled with cc, run as `prog N ARGS...`;
+    """A C floor: benchmarks/<source> compiled with cc (floors.py), run as `prog N ARGS...`;
     it prints one sample in nanoseconds per line.  Where its samples are
     taken, in this order of preference:
 
@@ -296,47 +294,6 @@ def summarize(samples: list) -> dict:
         "min": min(samples),
         "n": len(samples),
     }
-
-
-_built: dict = {}
-
-
-def build_floor(source: str, library: bool = False) -> str:
-    """Compile benchmarks/<source> once per run; return the binary's path.
-    library: build it as a shared library for Floor.in_process instead (its
-    main renamed, floor_prepare and floor_sample exported: floor_common.h)."""
-    key = (source, library)
-    if key in _built:
-        return _built[key]
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise RuntimeError("no C compiler: the floors need cc (apt-get install gcc)")
-    os.makedirs(BUILD, exist_ok=True)
-    out = os.path.join(BUILD, os.path.splitext(source)[0] + (".so" if library else ""))
-    src = os.path.join(HERE, source)
-    if not os.path.exists(src):
-        raise RuntimeError(f"floor source {src} does not exist")
-    mode = ["-shared", "-fPIC", "-fvisibility=hidden", "-DFLOOR_LIBRARY",
-            "-Dmain=floor_program_main"] if library else []
-    if not os.path.exists(out) or os.path.getmtime(out) < max(
-            os.path.getmtime(src), os.path.getmtime(os.path.join(HERE, "floor_common.h"))):
-        # compile to a private name and rename, so that two suites running at once
-        # never execute a half-written binary
-        fd, tmp = tempfile.mkstemp(dir=BUILD, prefix=os.path.basename(out) + ".")
-        os.close(fd)
-        try:
-            r = subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-D_GNU_SOURCE", *mode,
-                                "-o", tmp, src], capture_output=True, text=True)
-            if r.returncode != 0:
-                raise RuntimeError(f"cannot compile {source}: {r.stderr.strip()}")
-            if r.stderr.strip():   # a floor must build without warnings: show them
-                sys.stderr.write(r.stderr)
-            os.rename(tmp, out)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    _built[key] = out
-    return out
 
 
 def run_floor(floor: Floor, n: int) -> list:

@@ -35,19 +35,23 @@ def _targets_cell(r: dict) -> str:
     return "; ".join(cells) or "-"
 
 
+TABLE_HEAD = ("| case | nsfast median (us) | p90 | p99 | floor (us) | x floor "
+              "| peers (us, nsfast/peer) | targets |")
+# what markdown() appends to a case's name, and medians_from_markdown() takes off
+NOISE_FLAGS = (" (rerun: noisy)", " (noisy, rerun)", " (noisy)")
+
+
 def markdown(results: list) -> str:
     """Case | nsfast median, p90, p99 | floor | ratio | each peer with its ratio | targets."""
-    lines = ["| case | nsfast median (us) | p90 | p99 | floor (us) | x floor "
-             "| peers (us, nsfast/peer) | targets |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [TABLE_HEAD, "|---|---|---|---|---|---|---|---|"]
     for r in results:
         floor = r["floor"]["median"] if r["floor"] else None
         ratio = f"{r['ratio_floor']:.2f}" if r["ratio_floor"] else "-"
         flag = ""
         if r.get("reruns"):
-            flag = " (rerun: noisy)" if not r.get("noisy") else " (noisy, rerun)"
+            flag = NOISE_FLAGS[0] if not r.get("noisy") else NOISE_FLAGS[1]
         elif r.get("noisy"):
-            flag = " (noisy)"
+            flag = NOISE_FLAGS[2]
         n = r["nsfast"]
         lines.append(f"| {r['case']}{flag} | {fmt_us(n['median'])} | {fmt_us(n['p90'])} | "
                      f"{fmt_us(n['p99'])} | {fmt_us(floor)} | {ratio} | {_peers_cell(r)} | "
@@ -132,6 +136,31 @@ def full_markdown(doc: dict, comparison: Optional[list] = None) -> str:
     if comparison is not None:
         out += ["\nCompared with the earlier run\n\n", compare_markdown(comparison)]
     return "".join(out)
+
+
+def medians_from_markdown(text: str) -> Optional[list]:
+    """The cases of a table markdown() wrote (a committed results/latest.md) as
+    result records holding only the nsfast median, enough for compare(); None
+    if text has no such table.  The table rounds to 0.1 us.
+
+    >>> medians_from_markdown(TABLE_HEAD + "\\n|---|\\n| spawn/net (noisy) | 12.5 | 13 |\\n")
+    [{'case': 'spawn/net', 'nsfast': {'median': 12500.0}}]
+    """
+    lines = text.splitlines()
+    if TABLE_HEAD not in lines:
+        return None
+    rows = []
+    for line in lines[lines.index(TABLE_HEAD) + 2:]:
+        if not line.startswith("| "):
+            break
+        case, median = (line[2:].split(" | ") + [""])[:2]
+        flag = next((f for f in NOISE_FLAGS if case.endswith(f)), "")
+        try:
+            rows.append({"case": case[:len(case) - len(flag)],
+                         "nsfast": {"median": float(median) * 1000}})
+        except ValueError:
+            raise ValueError(f"no median in this row of the table: {line!r}") from None
+    return rows
 
 
 def compare(old: dict, new_results: list) -> list:

@@ -11,11 +11,11 @@ import sys
 
 import pytest
 
-from benchmarks import report
-from benchmarks.__main__ import run_cases
-from benchmarks.harness import (Case, Config, Curve, Floor, Peer, at_most, command_peer,
+from nsfast._bench import report
+from nsfast._bench.__main__ import run_cases
+from nsfast._bench.harness import (Case, Config, Curve, Floor, Peer, at_most, command_peer,
                                 faster, module_peer, run_case, run_curve, within)
-from benchmarks.schema import validate
+from nsfast._bench.schema import validate
 
 from conftest import need
 
@@ -143,6 +143,105 @@ def test_plot_without_matplotlib_is_one_line(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_bench_ignores_a_benchmarks_package_in_the_working_directory(tmp_path):
+    """The suite is nsfast._bench: a `benchmarks` package where the user stands
+    is neither imported nor run, by `python -m nsfast.cli bench` or the module."""
+    rogue = tmp_path / "benchmarks"
+    rogue.mkdir()
+    touched = tmp_path / "imported"
+    for name in ("__init__.py", "__main__.py"):
+        (rogue / name).write_text(f"open({str(touched)!r}, 'w').close()\nraise SystemExit(9)\n")
+    for args in (["-m", "nsfast.cli", "bench", "--list"], ["-m", "nsfast._bench", "--list"]):
+        r = subprocess.run([sys.executable, *args], capture_output=True, cwd=tmp_path,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+        assert b"curves/spawn-true\tcurves" in r.stdout
+        assert not touched.exists(), args
+
+
+def test_the_suite_is_installed_inside_nsfast():
+    import nsfast
+    import nsfast._bench
+    from nsfast._bench import harness
+    assert nsfast._bench.__name__ == "nsfast._bench" and harness.__package__ == "nsfast._bench"
+    # its floors' sources came along (package data), wherever it was installed from
+    assert os.path.exists(os.path.join(os.path.dirname(harness.__file__), "floor_spawn.c"))
+    assert "benchmarks" not in sys.modules
+
+
+@pytest.fixture
+def floor_cache(tmp_path, monkeypatch):
+    """A fresh $XDG_CACHE_HOME, and a build_floor that has built nothing yet."""
+    from nsfast._bench import floors
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(floors, "_built", {})
+    return tmp_path / "cache" / "nsfast" / "bench"
+
+
+def test_floors_compile_into_the_cache_not_beside_the_sources(floor_cache):
+    from nsfast._bench import floors
+    here = os.path.dirname(floors.__file__)
+    before = sorted(os.listdir(here))
+    prog = floors.build_floor("floor_core.c")
+    lib = floors.build_floor("floor_core.c", library=True)
+    assert os.path.dirname(prog) == os.path.dirname(lib) == str(floor_cache)
+    assert prog != lib and os.access(prog, os.X_OK) and lib.endswith(".so")
+    assert sorted(os.listdir(floor_cache)) == sorted([os.path.basename(prog),
+                                                      os.path.basename(lib)])
+    assert sorted(os.listdir(here)) == before   # no .build beside the sources
+    assert os.stat(floor_cache).st_mode & 0o777 == 0o700
+    # the binary runs: one sample of unshare(CLONE_NEWUTS), in its own process
+    r = subprocess.run([prog, "1", "unshare", "0x04000000"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0 and int(r.stdout.split()[0]) > 0, r.stderr
+
+
+def test_a_changed_floor_or_compiler_builds_a_new_binary(floor_cache, tmp_path, monkeypatch):
+    from nsfast._bench import floors
+    src_dir = tmp_path / "src"
+    src_dir.mkdir()
+    here = os.path.dirname(floors.__file__)
+    for name in ("floor_core.c", "floor_common.h"):
+        (src_dir / name).write_bytes(open(os.path.join(here, name), "rb").read())
+    src = str(src_dir / "floor_core.c")
+    first = floors.build_floor(src)
+    built_at = os.stat(first).st_mtime_ns
+    floors._built.clear()   # a later run: the same source finds its binary
+    assert floors.build_floor(src) == first and os.stat(first).st_mtime_ns == built_at
+    with open(src, "a") as f:
+        f.write("/* edited */\n")
+    floors._built.clear()
+    edited = floors.build_floor(src)
+    assert edited != first and os.path.exists(first)
+    header = src_dir / "floor_common.h"
+    header.write_bytes(b"/* edited */\n" + header.read_bytes())
+    floors._built.clear()
+    header_edited = floors.build_floor(src)
+    assert header_edited not in (first, edited)
+    # another compiler ($CC, as make takes it): a wrapper that adds a flag
+    cc = tmp_path / "my-cc"
+    cc.write_text('#!/bin/sh\nexec cc -DFROM_MY_CC "$@"\n')
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    floors._compiler.cache_clear()
+    floors._built.clear()
+    try:
+        other = floors.build_floor(src)
+    finally:
+        floors._compiler.cache_clear()
+    assert other not in (first, edited, header_edited)
+    assert len(os.listdir(floor_cache)) == 4
+
+
+def test_a_cache_others_can_write_is_refused(floor_cache):
+    from nsfast._bench import floors
+    floor_cache.mkdir(parents=True)
+    floor_cache.chmod(0o777)
+    with pytest.raises(RuntimeError, match="writable by another user"):
+        floors.build_floor("floor_core.c")
+    assert list(floor_cache.iterdir()) == []
+
+
 def test_compare_flags_a_regression(cli, quick_run, tmp_path):
     _, doc, _ = quick_run
     old = json.loads(json.dumps(doc))
@@ -159,6 +258,42 @@ def test_compare_flags_a_regression(cli, quick_run, tmp_path):
     assert row["case"] == "curves/spawn-true" and row["old"] == 1.0 and row["regression"]
     assert "REGRESSION" in r.stdout.decode()
     assert "regression(s) above 10%: curves/spawn-true" in r.stderr.decode()
+
+
+def test_compare_reads_a_markdown_table_like_the_committed_one(cli, quick_run, tmp_path):
+    """The repository keeps a run's table (results/latest.md), not its JSON:
+    --compare takes the table --markdown wrote."""
+    _, doc, _ = quick_run
+    old = json.loads(json.dumps(doc))
+    old["results"][0]["nsfast"]["median"] = 1000.0   # a doctored past: 1 us
+    old["results"][0].update(noisy=True, reruns=0)   # its name then carries a flag
+    old_md = tmp_path / "old.md"
+    old_md.write_text(report.full_markdown(old))
+    assert "| curves/spawn-true (noisy) | 1.0 |" in old_md.read_text()
+    new_path = tmp_path / "new.json"
+    r = cli("bench", "--quick", "--only", "curves/spawn-true", "--compare", str(old_md),
+            "--json", str(new_path), timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    [row] = json.loads(new_path.read_text())["compare"]
+    assert row["case"] == "curves/spawn-true" and row["old"] == 1000.0 and row["regression"]
+    assert "regression(s) above 10%: curves/spawn-true" in r.stderr.decode()
+
+
+def test_the_committed_table_reads_back_as_every_case():
+    table = os.path.join(ROOT, "benchmarks", "results", "latest.md")
+    with open(table) as f:
+        rows = report.medians_from_markdown(f.read())
+    assert len(rows) > 20 and all(r["nsfast"]["median"] > 0 for r in rows)
+    names = [r["case"] for r in rows]
+    assert len(set(names)) == len(names) and "curves/spawn-true" in names
+    assert not any("noisy" in n for n in names)   # the flags markdown() appends are off
+
+
+def test_compare_refuses_a_file_that_is_neither_json_nor_a_table(cli, tmp_path):
+    bad = tmp_path / "notes.md"
+    bad.write_text("| some | other | table |\n|---|---|---|\n| a | 1 | 2 |\n")
+    err = _one_line_error(cli("bench", "--compare", str(bad), timeout=60))
+    assert "neither JSON" in err and "--markdown" in err
 
 
 def test_compare_rules():
@@ -373,7 +508,7 @@ def test_noisy_case_is_rerun_and_noted():
 
 def test_quick_budget_bounds_a_slow_case():
     import time
-    from benchmarks.harness import QUICK_MIN_SAMPLES
+    from nsfast._bench.harness import QUICK_MIN_SAMPLES
     case = Case("slow", lambda: time.sleep(0.01), check=lambda: None, samples=1000)
     r = run_case(case, Config(quick=True, case_budget_s=0.05))
     # 1000 samples asked for; the budget stops it at the minimum (a rerun replaces the run)
@@ -394,7 +529,7 @@ def test_a_failing_case_is_recorded_and_the_others_run():
 
 def test_a_case_that_blocks_is_stopped(monkeypatch):
     import time
-    from benchmarks import harness
+    from nsfast._bench import harness
     monkeypatch.setitem(harness.CASE_TIME_LIMIT_S, True, 0.3)
     r, w = os.pipe()   # nobody ever writes: the op would block for good
     try:
@@ -407,7 +542,7 @@ def test_a_case_that_blocks_is_stopped(monkeypatch):
 
 
 def test_measured_ops_report_their_own_time():
-    from benchmarks.harness import Measured, time_op
+    from nsfast._bench.harness import Measured, time_op
     assert time_op(lambda: Measured(1234)) == 1234
 
 

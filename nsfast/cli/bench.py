@@ -1,4 +1,7 @@
-"""nsfast bench: the benchmark suite of benchmarks/ (same flags as python -m benchmarks).
+"""nsfast bench: the benchmark suite nsfast._bench, with its flags.
+
+The suite's source is the repository's benchmarks/ directory, installed as
+nsfast._bench: never a `benchmarks` package found in the working directory.
 
 >>> main(["bench", "--quick", "--only", "curves/spawn-true"])  # doctest: +SKIP
 """
@@ -8,10 +11,10 @@ from .common import Parser
 
 
 def build_parser(prog: str) -> Parser:
-    from benchmarks.__main__ import build_parser as suite_parser
+    from nsfast._bench.__main__ import build_parser as suite_parser
     return suite_parser(prog)
 
 
 def run(args) -> int:
-    from benchmarks.__main__ import run as suite_run
+    from nsfast._bench.__main__ import run as suite_run
     return suite_run(args)
