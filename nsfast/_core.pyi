@@ -2,6 +2,7 @@
 from typing import Any, Callable, Optional, Sequence
 
 STEP_NAMES: dict[int, str]
+STEP_WORDING: dict[str, tuple[Optional[str], int, Optional[str]]]
 KIND_NAMES: dict[int, str]
 
 def unshare(flags: int) -> None: ...
