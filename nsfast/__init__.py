@@ -21,6 +21,7 @@ from .mounts import Bind, Mkdir, Proc, Sysfs, Tmpfs
 from . import netns
 from .pool import NetnsPool
 from .process import Process
+from .plan import SpawnPlan
 from .spawn import DEVNULL, PIPE, STDOUT, spawn
 from .targets import Fd, PidFd
 
@@ -28,7 +29,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Bind", "DEVNULL", "Features", "Fd", "Mkdir", "Namespace", "NamespaceInfo", "NetnsPool",
-    "NsType", "OutsideProcess", "PIPE", "PidFd", "Proc", "Process", "STDOUT", "Sysfs", "Tmpfs",
+    "NsType", "OutsideProcess", "PIPE", "PidFd", "Proc", "Process", "STDOUT", "SpawnPlan",
+    "Sysfs", "Tmpfs",
     "enter", "enter_and_exec", "features", "init_namespaces", "list_namespaces", "namespaces",
     "netns", "netnsid", "nsfs_mounts", "pidfd_open", "processes_outside_init", "run_in",
     "setns", "spawn", "unshare",

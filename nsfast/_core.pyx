@@ -11,7 +11,7 @@ import os
 
 from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memchr, memcpy, memset
+from libc.string cimport memcpy, memset
 
 from nsfast.includes.csrc cimport *
 
@@ -308,76 +308,97 @@ cdef void _spec_defaults(nsf_spawn *sp):
     sp.cwd_fd = -1
 
 
-def spawn(spec, map_writes, map_helper=None, on_created=None):
-    """Clone, set up and exec a child described by spec (a nsfast.spawn
-    _ChildSpec; envp None is this process's environment).  map_writes is a
-    list of (proc file name, bytes) written into /proc/<pid>/ by the parent
-    while the child waits; map_helper, if set, is called with the pid instead
-    to write maps with newuidmap; on_created, if set, is called with the pid
-    after the maps, before the child is released (spec.need_sync must be set
-    for either).  Returns a Child or raises SpawnFailure / OSError."""
-    cdef _Pack pk = _Pack()
+cdef class Packed:
+    """A spawn plan's spec (nsfast.plan.ChildSpec: every field public) packed
+    once into the struct the C core reads (csrc/spawn.h), with the memory it
+    points into.  run() starts a child from a copy of it, with what differs
+    from call to call.  No policy here: spec says everything."""
     cdef nsf_spawn sp
-    cdef nsf_mount_step *ms
-    cdef int i
+    cdef _Pack pk
 
-    _spec_defaults(&sp)
-    sp.exec_paths = <const char *const *>pk.strv(spec.exec_paths)
-    sp.argv = pk.strv(spec.argv)
-    sp.envp = _environ_copy(pk) if spec.envp is None else pk.strv(spec.envp)
-    sp.cwd = pk.cstr(spec.cwd)
-    sp.root = pk.cstr(spec.root)
-    sp.new_kinds = spec.new_kinds
-    sp.no_pid_fork = spec.no_pid_fork
-    sp.parent_hold = bool(map_writes) or map_helper is not None or on_created is not None
-    sp.join.count = len(spec.join_fds)
-    sp.join.use_pidfd = spec.join_pidfd
-    sp.join.setgroups_first = spec.join_setgroups
-    sp.join.fds = pk.intv(spec.join_fds)
-    sp.join.kinds = pk.intv(spec.join_kinds)
-    sp.hostname = pk.cstr(spec.hostname)
-    sp.domainname = pk.cstr(spec.domainname)
-    sp.propagation = spec.propagation
-    mounts = spec.mounts
-    ms = <nsf_mount_step *>pk.alloc(len(mounts) * sizeof(nsf_mount_step))
-    for i in range(len(mounts)):
-        m = mounts[i]
-        ms[i].kind = m[0]
-        ms[i].readonly = m[1]
-        ms[i].flags = m[2]
-        ms[i].src = pk.cstr(m[3])
-        ms[i].dst = pk.cstr(m[4])
-        ms[i].data = pk.cstr(m[5])
-    sp.mounts = ms
-    sp.n_mounts = len(mounts)
-    sp.proc_target = pk.cstr(spec.proc_target)
-    sp.loopback_up = spec.loopback_up
-    for i in range(3):
-        sp.std_fds[i] = spec.std_fds[i]
-    sp.keep_fds = pk.intv(spec.keep_fds)
-    sp.n_keep_fds = len(spec.keep_fds)
-    sp.max_fd = spec.max_fd
-    sp.new_session = spec.new_session
-    sp.pdeathsig = spec.pdeathsig
-    sp.parent_pid = spec.parent_pid
-    sp.no_new_privs = spec.no_new_privs
-    sp.use_caps = spec.caps_keep is not None
-    sp.caps_keep = spec.caps_keep or 0
-    sp.init = spec.init
-    sp.init_fd = spec.init_fd
-    sp.ids_early = spec.ids_early
-    sp.ops = _pack_ops(pk, spec.ops)
-    sp.n_ops = len(spec.ops)
-    sp.cgroup_fd = spec.cgroup_fd
-    sp.use_clone3 = spec.use_clone3
-    sp.n_groups = -1 if spec.groups is None else len(spec.groups)
-    sp.groups = pk.intv(spec.groups or [])
-    sp.groups_best_effort = spec.groups_best_effort
-    sp.gid = -1 if spec.gid is None else spec.gid
-    sp.uid = -1 if spec.uid is None else spec.uid
-    sp.root_fd = spec.root_fd
-    sp.cwd_fd = spec.cwd_fd
-    return _run(&sp, pk, map_writes, map_helper, on_created)
+    def __cinit__(self, spec):
+        cdef nsf_mount_step *ms
+        cdef int i
+        cdef nsf_spawn *sp = &self.sp
+        pk = self.pk = _Pack()
+        _spec_defaults(sp)
+        sp.exec_paths = <const char *const *>pk.strv(spec.exec_paths)
+        sp.argv = pk.strv(spec.argv)
+        sp.envp = NULL if spec.envp is None else pk.strv(spec.envp)
+        sp.cwd = pk.cstr(spec.cwd)
+        sp.root = pk.cstr(spec.root)
+        sp.new_kinds = spec.new_kinds
+        sp.no_pid_fork = spec.no_pid_fork
+        sp.hostname = pk.cstr(spec.hostname)
+        sp.domainname = pk.cstr(spec.domainname)
+        sp.propagation = spec.propagation
+        mounts = spec.mounts
+        ms = <nsf_mount_step *>pk.alloc(len(mounts) * sizeof(nsf_mount_step))
+        for i in range(len(mounts)):
+            m = mounts[i]
+            ms[i].kind = m[0]
+            ms[i].readonly = m[1]
+            ms[i].flags = m[2]
+            ms[i].src = pk.cstr(m[3])
+            ms[i].dst = pk.cstr(m[4])
+            ms[i].data = pk.cstr(m[5])
+        sp.mounts = ms
+        sp.n_mounts = len(mounts)
+        sp.proc_target = pk.cstr(spec.proc_target)
+        sp.loopback_up = spec.loopback_up
+        sp.keep_fds = pk.intv(spec.keep_fds)
+        sp.n_keep_fds = len(spec.keep_fds)
+        sp.max_fd = spec.max_fd
+        sp.new_session = spec.new_session
+        sp.pdeathsig = spec.pdeathsig
+        sp.no_new_privs = spec.no_new_privs
+        sp.use_caps = spec.caps_keep is not None
+        sp.caps_keep = spec.caps_keep or 0
+        sp.init = spec.init
+        sp.ids_early = spec.ids_early
+        sp.ops = _pack_ops(pk, spec.ops)
+        sp.n_ops = len(spec.ops)
+        sp.use_clone3 = spec.use_clone3
+        sp.n_groups = -1 if spec.groups is None else len(spec.groups)
+        sp.groups = pk.intv(spec.groups or [])
+        sp.groups_best_effort = spec.groups_best_effort
+        sp.gid = -1 if spec.gid is None else spec.gid
+        sp.uid = -1 if spec.uid is None else spec.uid
+        sp.root_fd = spec.root_fd
+        sp.cwd_fd = spec.cwd_fd
+
+    def run(self, exec_paths, std_fds, join_fds, join_kinds, bint join_pidfd,
+            bint join_setgroups, bint groups_best_effort, int cgroup_fd, int init_fd,
+            int parent_pid, map_writes, map_helper, on_created):
+        """Clone, set up and exec a child.  exec_paths: the candidates when
+        they differ from the spec's (a PATH search), else None; std_fds: three
+        fds or None; join_*: the fds to join now; map_writes: (proc file name,
+        bytes) written into /proc/<pid>/ while the child waits; map_helper,
+        if set, is called with the pid instead to write maps with newuidmap;
+        on_created, if set, after the maps, before the child goes on.
+        Returns a Child or raises SpawnFailure / OSError."""
+        cdef int i
+        cdef nsf_spawn sp = self.sp          # a copy: calls may run at once
+        cdef _Pack pk = _Pack()              # what this call adds
+        if exec_paths is not None:
+            sp.exec_paths = <const char *const *>pk.strv(exec_paths)
+        if sp.envp == NULL:
+            sp.envp = _environ_copy(pk)
+        if std_fds is not None:
+            for i in range(3):
+                sp.std_fds[i] = std_fds[i]
+        if join_fds:
+            sp.join.count = len(join_fds)
+            sp.join.fds = pk.intv(join_fds)
+            sp.join.kinds = pk.intv(join_kinds)
+            sp.join.use_pidfd = join_pidfd
+            sp.join.setgroups_first = join_setgroups
+        sp.groups_best_effort = sp.groups_best_effort or groups_best_effort
+        sp.cgroup_fd = cgroup_fd
+        sp.init_fd = init_fd
+        sp.parent_pid = parent_pid
+        sp.parent_hold = bool(map_writes) or map_helper is not None or on_created is not None
+        return _run(&sp, pk, map_writes, map_helper, on_created)
 
 
 cdef nsf_op *_pack_ops(_Pack pk, ops) except? NULL:
@@ -446,180 +467,6 @@ cdef Child _run(nsf_spawn *sp, _Pack pk, map_writes, map_helper, on_created):
         raise SpawnFailure(STEP_NAMES.get(rec.step, rec.step), rec.err, rec.index, status)
     child.pid = child.st.pid
     return child
-
-
-# ---------------------------------------------------------------- nsfast.spawn fast path
-
-cdef extern from "<unistd.h>":
-    int getpid()
-    unsigned int geteuid()
-    unsigned int getegid()
-
-# What nsfast.spawn gives spawn_entry (spawn_bind, at its import)
-cdef object _sp_slow = None         # the Python spawn(): every case, and every error
-cdef dict _sp_defaults = None       # its keyword defaults
-cdef dict _sp_parsed = None         # NsType.parse's cache: kinds string -> NsType
-cdef dict _sp_maps = None           # map_root/map_current_user maps, made by the slow path
-cdef object _sp_process = None      # Process
-cdef object _sp_error = None        # (exception, program, new, joined) -> the error to raise
-cdef object _sp_no_ids = None       # _Maps.default_ids when the child keeps its ids
-cdef object _sp_pool_type = None    # NetnsPool: netns=pool joins one of its namespaces
-cdef bint _sp_on = False            # the fast path may run (utf-8 file names, ...)
-cdef int _sp_use_clone3 = 1, _sp_max_fd = 1024, _sp_nsig = 65
-cdef int _sp_user = 0, _sp_mnt = 0, _sp_pid = 0, _sp_time = 0, _sp_net = 0
-cdef unsigned long _sp_private = 0  # MS_PRIVATE | MS_REC
-cdef long _sp_hits = 0
-cdef object _MISSING = object()
-
-
-def spawn_bind(slow, dict defaults, dict parsed, dict maps, process, error, no_ids, pool_type,
-               bint on, bint use_clone3, int max_fd, int nsig, int user, int mnt, int pid,
-               int time, int net, unsigned long private):
-    """Give spawn_entry what it reads from nsfast.spawn (called once, at its import)."""
-    global _sp_slow, _sp_defaults, _sp_parsed, _sp_maps, _sp_process, _sp_error, _sp_no_ids
-    global _sp_pool_type, _sp_on, _sp_use_clone3, _sp_max_fd, _sp_nsig, _sp_user, _sp_mnt
-    global _sp_pid, _sp_time, _sp_net, _sp_private
-    _sp_slow, _sp_defaults, _sp_parsed, _sp_maps = slow, defaults, parsed, maps
-    _sp_process, _sp_error, _sp_no_ids, _sp_pool_type = process, error, no_ids, pool_type
-    _sp_on, _sp_use_clone3, _sp_max_fd, _sp_nsig = on, use_clone3, max_fd, nsig
-    _sp_user, _sp_mnt, _sp_pid, _sp_time, _sp_net = user, mnt, pid, time, net
-    _sp_private = private
-
-
-def spawn_fast_hits():
-    """How many spawns took spawn_entry's compiled path (for tests)."""
-    return _sp_hits
-
-
-def spawn_entry(argv, **options):
-    """nsfast.spawn (see there).  Its common case runs here without a Python
-    frame: a list of str or bytes with a path (a '/') as program, and of the
-    options only namespaces (as a string seen before), map_root or
-    map_current_user (maps seen before), pdeathsig, netns=<a NetnsPool>, and
-    any other option at its default.  On a cold cache every Python step of
-    the general path costs a microsecond or more, which made a spawn 10-20%
-    slower than the same clone in C.  Everything else, and every error, goes
-    to the Python spawn()."""
-    global _sp_hits
-    cdef _Pack pk
-    cdef nsf_spawn sp
-    cdef Py_ssize_t i, n
-    cdef int new = 0, sig, hold, joined = 0
-    cdef int *join_fd
-    cdef int *join_kind
-    cdef char **v
-    cdef char **paths
-    cdef bytes b
-    if not _sp_on or type(argv) is not list:
-        return _sp_slow(argv, **options)
-    n = len(argv)
-    if n == 0:
-        return _sp_slow(argv, **options)
-    namespaces = None
-    map_root = map_current_user = False
-    pdeathsig = _MISSING
-    pool = None
-    for key, value in options.items():
-        if key == "namespaces":
-            namespaces = value
-        elif key == "map_root":
-            map_root = value
-        elif key == "map_current_user":
-            map_current_user = value
-        elif key == "pdeathsig":
-            pdeathsig = value
-        elif key == "netns" and value is not None:
-            pool = value
-        elif value is not _sp_defaults.get(key, _MISSING):
-            return _sp_slow(argv, **options)
-    # ---- namespaces and maps, from what the slow path has already checked
-    if namespaces is not None:
-        if type(namespaces) is not str:
-            return _sp_slow(argv, **options)
-        kinds = _sp_parsed.get(namespaces)
-        if kinds is None:
-            return _sp_slow(argv, **options)
-        new = kinds
-    writes = ()
-    if map_root is True or map_current_user is True:
-        if map_root is map_current_user or not new & _sp_user:
-            return _sp_slow(argv, **options)
-        maps = _sp_maps.get((map_root is True, geteuid(), getegid(), None))
-        if maps is None or maps.helper is not None or maps.default_ids is not _sp_no_ids:
-            return _sp_slow(argv, **options)
-        writes = maps.writes
-    elif map_root is not False or map_current_user is not False:
-        return _sp_slow(argv, **options)
-    if pool is not None:
-        if type(pool) is not _sp_pool_type or new & _sp_net:
-            return _sp_slow(argv, **options)
-        joined = _sp_net
-    if pdeathsig is _MISSING:
-        pdeathsig = _sp_defaults["pdeathsig"]
-    if pdeathsig is None:
-        sig = 0
-    else:
-        if type(pdeathsig) is bool or not isinstance(pdeathsig, int) or \
-                not 0 < pdeathsig < _sp_nsig:
-            return _sp_slow(argv, **options)
-        sig = pdeathsig
-    # ---- argv: str encoded as the file system encoding (utf-8, surrogateescape)
-    pk = _Pack()
-    v = <char **>pk.alloc((n + 1) * sizeof(char *))
-    for i in range(n):
-        a = argv[i]
-        if type(a) is str:
-            b = (<str>a).encode("utf-8", "surrogateescape")
-        elif type(a) is bytes:
-            b = <bytes>a
-        else:
-            return _sp_slow(argv, **options)
-        if memchr(<const char *>b, 0, len(b)) != NULL:
-            return _sp_slow(argv, **options)
-        pk.keep.append(b)
-        v[i] = <char *>b
-    v[n] = NULL
-    program = pk.keep[0]
-    if memchr(<const char *>program, 47, len(program)) == NULL:   # no '/': a PATH search
-        return _sp_slow(argv, **options)
-    # ---- the spec, as spawn() would fill it for these options
-    _spec_defaults(&sp)
-    hold = len(writes) > 0
-    sp.new_kinds = new
-    sp.parent_hold = hold
-    if joined:
-        join_fd = <int *>pk.alloc(sizeof(int))
-        join_kind = <int *>pk.alloc(sizeof(int))
-        join_kind[0] = _sp_net
-        sp.join.count = 1
-        sp.join.fds = join_fd
-        sp.join.kinds = join_kind
-    sp.argv = v
-    paths = <char **>pk.alloc(2 * sizeof(char *))   # the one candidate: the program
-    paths[0] = v[0]
-    sp.exec_paths = <const char *const *>paths
-    sp.envp = _environ_copy(pk)
-    if new & _sp_mnt:
-        sp.propagation = _sp_private
-    sp.pdeathsig = sig
-    sp.parent_pid = getpid()
-    sp.use_clone3 = _sp_use_clone3
-    sp.max_fd = _sp_max_fd
-    ns = None
-    try:
-        if pool is not None:
-            ns = pool.take()   # used once, then closed: the child holds it
-            join_fd[0] = ns.fileno()
-        child = _run(&sp, pk, writes, None, None)
-    except (OSError, SpawnFailure) as e:
-        if ns is None and pool is not None:
-            raise   # the pool's own error, as spawn() lets it through
-        raise _sp_error(e, program, new, joined) from None
-    finally:
-        if ns is not None:
-            ns.close()
-    _sp_hits += 1
-    return _sp_process(child, argv)
 
 
 # ---------------------------------------------------------------- mounts (in place)

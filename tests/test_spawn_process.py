@@ -379,8 +379,9 @@ def test_clone_fallback_without_clone3(monkeypatch):
     """The legacy clone(2) path, as on a kernel without clone3 (the C path is
     real; only the feature probe is overridden)."""
     import dataclasses
-    mod = sys.modules["nsfast.spawn"]
-    monkeypatch.setattr(mod, "features", dataclasses.replace(mod.features, clone3=False))
+    plan = sys.modules["nsfast.plan"]
+    monkeypatch.setattr(plan, "features", dataclasses.replace(plan.features, clone3=False))
+    monkeypatch.setattr(sys.modules["nsfast.spawn"], "_plans", {})   # no plan made before
     text = output(["sh", "-c", "echo $$; id -u; readlink /proc/self/ns/time"],
                   namespaces="user,pid,mnt,time", map_root=True,
                   time_offsets={"monotonic": 10})

@@ -1,7 +1,7 @@
-"""nsfast.spawn's compiled common case (_core.spawn_entry): which calls take
-it, and that they do what the general Python path does, witnessed from
-/proc.  A call that gives `executable` (the program again) takes the Python
-path with everything else equal."""
+"""nsfast.spawn's plans (nsfast/plan.py): a repeated call reuses the plan
+validated the first time, and does what a freshly validated one does,
+witnessed from /proc.  A call with an unhashable argument (pass_fds=[]) is
+validated afresh with everything else equal."""
 from __future__ import annotations
 
 import os
@@ -13,8 +13,13 @@ import time
 import pytest
 
 import nsfast
-from nsfast import _core
 from conftest import need, ns_inode
+
+_spawn_module = sys.modules["nsfast.spawn"]
+
+
+def reused() -> int:
+    return _spawn_module.plans_reused()
 
 KINDS = ("user", "mnt", "uts", "ipc", "pid", "net", "cgroup", "time")
 SLEEP = "/bin/sleep"
@@ -53,16 +58,16 @@ CASES = [dict(), dict(namespaces="mnt"), dict(namespaces="uts"), dict(namespaces
 
 @pytest.mark.parametrize("kw", CASES, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items())
                          or "plain")
-def test_the_common_case_is_compiled_and_does_what_the_python_path_does(kw, sleeper):
+def test_a_reused_plan_does_what_a_fresh_one_does(kw, sleeper):
     if "time" in kw.get("namespaces", ""):
         need(nsfast.features.time_namespaces, "time namespaces")
     argv = [SLEEP, "60"]
-    sleeper(argv, executable=SLEEP, **kw)   # the Python path, which fills the caches
-    before = _core.spawn_fast_hits()
+    sleeper(argv, **kw)                      # validated, and its plan kept
+    before = reused()
     fast = sleeper(argv, **kw)
-    assert _core.spawn_fast_hits() == before + 1, "the common case left the compiled path"
-    slow = sleeper(argv, executable=SLEEP, **kw)
-    assert _core.spawn_fast_hits() == before + 1
+    assert reused() == before + 1, "a repeated call was validated again"
+    slow = sleeper(argv, pass_fds=[], **kw)  # a list: validated afresh
+    assert reused() == before + 1
     seen = _view(fast.pid)
     assert seen == _view(slow.pid)
     asked = nsfast.NsType.parse(kw.get("namespaces"))
@@ -77,8 +82,8 @@ def test_the_environment_is_the_processs_own_on_both_paths():
         os.environ["NSFAST_FAST_A"] = "from-environ"
         os.putenv("NSFAST_FAST_B", "from-putenv")
         try:
-            for extra in ({}, {"executable": "/bin/sh"}):
-                out = os.path.join(d, f"out{len(extra)}")
+            for extra in ({}, {}, {"pass_fds": []}):
+                out = os.path.join(d, "out")
                 p = nsfast.spawn(["/bin/sh", "-c",
                                   f'printf %s "$NSFAST_FAST_A:$NSFAST_FAST_B" > {out}'],
                                  **extra)
@@ -89,14 +94,14 @@ def test_the_environment_is_the_processs_own_on_both_paths():
             os.unsetenv("NSFAST_FAST_B")
 
 
-def test_errors_of_the_compiled_path_are_the_python_paths_errors():
-    nsfast.spawn([SLEEP, "0"], namespaces="user", map_root=True).wait()   # caches filled
+def test_a_reused_plan_fails_as_a_fresh_one():
     for kw in (dict(), dict(namespaces="user", map_root=True)):
-        before = _core.spawn_fast_hits()
-        with pytest.raises(FileNotFoundError) as e:
-            nsfast.spawn(["/nonexistent/nsfast-prog"], **kw)
-        assert e.value.filename == "/nonexistent/nsfast-prog"
-        assert _core.spawn_fast_hits() == before
+        before = reused()
+        for _ in range(2):
+            with pytest.raises(FileNotFoundError) as e:
+                nsfast.spawn(["/nonexistent/nsfast-prog"], **kw)
+            assert e.value.filename == "/nonexistent/nsfast-prog"
+        assert reused() == before + 1
     with pytest.raises(ValueError, match="null byte"):
         nsfast.spawn([SLEEP, "1\0"])
     with pytest.raises(ValueError, match="user namespace"):
@@ -105,49 +110,68 @@ def test_errors_of_the_compiled_path_are_the_python_paths_errors():
         nsfast.spawn([SLEEP, "0"], namespace="user")   # a misspelt option
 
 
-def test_what_the_compiled_path_leaves_to_python_still_works():
-    """A program found through PATH, a tuple argv, a kinds string not seen
-    before, a non-default option: all go the Python way and work."""
-    for argv, kw in ((["true"], {}), ((SLEEP, "0"), {}),
-                     ([SLEEP, "0"], {"namespaces": "net,uts"}),
-                     ([SLEEP, "0"], {"new_session": True})):
-        before = _core.spawn_fast_hits()
-        assert nsfast.spawn(argv, **kw).wait() == 0
-        assert _core.spawn_fast_hits() == before, (argv, kw)
-    assert nsfast.spawn([sys.executable, "-c", "pass"]).wait() == 0
+def test_unhashable_arguments_are_validated_each_time_and_work():
+    for argv, kw in ((["true"], {"env": {"PATH": "/usr/bin:/bin"}}),
+                     ([SLEEP, "0"], {"mounts": []}),
+                     ([SLEEP, "0"], {"namespaces": ["net", "uts"]})):
+        before = reused()
+        for _ in range(2):
+            assert nsfast.spawn(argv, **kw).wait() == 0
+        assert reused() == before, (argv, kw)
 
 
-def test_pdeathsig_on_the_compiled_path():
+def test_a_reused_plan_searches_path_at_each_call(monkeypatch):
+    """The program is looked up in this process's PATH when the call is made,
+    not when its plan was: a plan made before PATH changed finds no `true`."""
+    assert nsfast.spawn(["true"]).wait() == 0
+    before = reused()
+    with tempfile.TemporaryDirectory() as empty:
+        monkeypatch.setenv("PATH", empty)
+        with pytest.raises(FileNotFoundError):
+            nsfast.spawn(["true"])
+    assert reused() == before + 1
+
+
+def test_a_plan_cannot_be_changed():
+    plan = nsfast.SpawnPlan([SLEEP, "0"], namespaces="uts")
+    with pytest.raises(AttributeError):
+        plan.new = 0
+    with pytest.raises(TypeError):
+        nsfast.SpawnPlan([SLEEP, "0"], namespace="uts")   # a misspelt option
+
+
+def test_pdeathsig_with_a_reused_plan():
     """The default (SIGKILL; in a new pid namespace too, where the child
     waits for the parent's go), a signal given, and None, each from a thread
-    that ends: the first three children get their signal, the last lives on."""
+    that ends, twice (fresh plans, then reused ones): the first three children
+    get their signal, the last lives on."""
     import threading
-    nsfast.spawn([SLEEP, "0"], namespaces="pid").wait()   # the kinds string is cached
-    box = []
-    before = _core.spawn_fast_hits()
-    for kw in ({}, {"namespaces": "pid"}, {"pdeathsig": signal.SIGTERM}, {"pdeathsig": None}):
-        t = threading.Thread(target=lambda: box.append(nsfast.spawn([SLEEP, "30"], **kw)))
-        t.start()
-        t.join()
-    assert _core.spawn_fast_hits() == before + 4
-    with box[0] as killed, box[1] as pid1, box[2] as termed, box[3] as lives:
-        assert killed.wait(timeout=5) == -signal.SIGKILL
-        assert pid1.wait(timeout=5) == -signal.SIGKILL
-        assert termed.wait(timeout=5) == -signal.SIGTERM
-        time.sleep(0.1)
-        assert lives.poll() is None
+    for _ in range(2):
+        box = []
+        for kw in ({}, {"namespaces": "pid"}, {"pdeathsig": signal.SIGTERM},
+                   {"pdeathsig": None}):
+            t = threading.Thread(target=lambda: box.append(nsfast.spawn([SLEEP, "30"], **kw)))
+            t.start()
+            t.join()
+        with box[0] as killed, box[1] as pid1, box[2] as termed, box[3] as lives:
+            assert killed.wait(timeout=5) == -signal.SIGKILL
+            assert pid1.wait(timeout=5) == -signal.SIGKILL
+            assert termed.wait(timeout=5) == -signal.SIGTERM
+            time.sleep(0.1)
+            assert lives.poll() is None
 
 
-def test_netns_from_a_pool_on_the_compiled_path(sleeper):
+def test_netns_from_a_pool_with_a_reused_plan(sleeper):
     """spawn(netns=pool): the child joins a namespace the pool made ahead,
-    one per spawn, on both paths; the pool's handle is closed after."""
+    one per spawn, whether the plan is reused or not; the pool's handle is
+    closed after."""
     with nsfast.NetnsPool(size=4) as pool:
         for kw in ({}, {"namespaces": "uts"}, {"namespaces": "pid,mnt"}):
-            sleeper([SLEEP, "60"], executable=SLEEP, netns=pool, **kw)   # fills the caches
-            before = _core.spawn_fast_hits()
+            sleeper([SLEEP, "60"], netns=pool, **kw)   # the plan is made
+            before = reused()
             fast = sleeper([SLEEP, "60"], netns=pool, **kw)
-            assert _core.spawn_fast_hits() == before + 1, kw
-            slow = sleeper([SLEEP, "60"], netns=pool, executable=SLEEP, **kw)
+            assert reused() == before + 1, kw
+            slow = sleeper([SLEEP, "60"], netns=pool, pass_fds=[], **kw)
             seen = _view(fast.pid)
             assert seen == _view(slow.pid)
             assert seen["new"] == {"net"} | {k.proc_name for k in
@@ -158,13 +182,15 @@ def test_netns_from_a_pool_on_the_compiled_path(sleeper):
         nsfast.spawn([SLEEP, "0"], netns=pool)
 
 
-def test_a_long_running_caller_still_reaches_the_compiled_path():
-    """NsType.parse's cache is bounded but stays open to new strings: after
-    hundreds of distinct kinds strings a new one is compiled on second use."""
+def test_a_long_running_caller_still_reuses_plans():
+    """The store of plans is bounded but stays open to new calls: after
+    hundreds of distinct calls a repeated one is reused again."""
     for i in range(300):
-        nsfast.NsType.parse("uts" + " " * i)
-    kinds = "ipc ,uts"
-    nsfast.spawn([SLEEP, "0"], namespaces=kinds).wait()
-    before = _core.spawn_fast_hits()
-    assert nsfast.spawn([SLEEP, "0"], namespaces=kinds).wait() == 0
-    assert _core.spawn_fast_hits() == before + 1
+        nsfast.SpawnPlan([SLEEP, str(i)])
+        nsfast.spawn([SLEEP, "0"], namespaces="uts" + " " * (i % 5), pdeathsig=9 + i % 2).wait()
+    for i in range(300):
+        nsfast.spawn(["/bin/true", str(i)]).wait()
+    nsfast.spawn([SLEEP, "0"], namespaces="ipc ,uts").wait()
+    before = reused()
+    assert nsfast.spawn([SLEEP, "0"], namespaces="ipc ,uts").wait() == 0
+    assert reused() == before + 1

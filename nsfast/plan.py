@@ -1,0 +1,564 @@
+"""SpawnPlan: a spawn request validated once into an immutable plan.
+
+Everything nsfast.spawn decides before any syscall is here: argument
+checks, defaults, id maps, mount steps, the child's spec.  A plan holds no
+fd and no process; what differs from call to call (std streams, joined
+namespaces, a pool's netns, the cgroup's fd) is taken when it starts
+(nsfast/spawn.py).  A repeated identical call reuses its plan and skips all
+of this: that is spawn's fast path.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
+
+from . import _core, idmap
+from .features import features
+from .flags import KindsLike, NsType
+from .mounts import (_FS_ENCODING, _FS_ERRORS, MS_REC, PROPAGATION_FLAGS, Proc, absolute,
+                     pivot_step)
+
+HOST_NAME_MAX = 64
+
+# plain ints: IntFlag arithmetic costs microseconds per spawn
+_UTS, _MNT, _PID, _NET, _TIME, _USER = (int(k) for k in (
+    NsType.UTS, NsType.MNT, NsType.PID, NsType.NET, NsType.TIME, NsType.USER))
+_KEEP_ID = 0xFFFFFFFF
+_NO_KINDS = NsType(0)
+
+
+def _kinds(namespaces: KindsLike) -> int:
+    """NsType.parse as a plain int (NsType.parse caches the strings callers repeat)."""
+    if namespaces is None:
+        return 0
+    return int(NsType.parse(namespaces))
+
+
+TIME_CLOCKS = ("monotonic", "boottime")
+# what spawn(propagation=) takes: "unbindable" would make / unusable as a bind source
+# (a tuple: `in` must answer for unhashable values too, with the ValueError below)
+_SPAWN_PROPAGATIONS = ("private", "slave", "shared", "unchanged")
+
+
+class ChildSpec:
+    """Everything the C child reads, already converted (see csrc/spawn.h);
+    _core.Packed reads its public fields.
+
+    The defaults are class attributes, so that a spawn sets only what it
+    changes: building this object is on every spawn's path.  Sequences
+    default to a shared empty tuple and are replaced, never appended to."""
+    exec_paths: Sequence = ()
+    argv: Sequence = ()
+    envp: Optional[Sequence] = None   # None: this process's environment
+    cwd: Optional[bytes] = None
+    root: Optional[bytes] = None
+    new_kinds: int = 0
+    no_pid_fork: bool = False
+    join_fds: Sequence = ()
+    join_kinds: Sequence = ()
+    join_pidfd: bool = False
+    join_setgroups: bool = False
+    hostname: Optional[bytes] = None
+    domainname: Optional[bytes] = None
+    propagation: int = 0
+    mounts: Sequence = ()
+    proc_target: Optional[bytes] = None
+    loopback_up: bool = False
+    std_fds: tuple = (-1, -1, -1)
+    keep_fds: Sequence = ()
+    max_fd: int = 1024
+    new_session: bool = False
+    pdeathsig: int = 0
+    parent_pid: int = 0
+    no_new_privs: bool = False
+    caps_keep: Optional[int] = None
+    init: bool = False
+    init_fd: int = -1
+    ids_early: bool = False
+    ops: Sequence = ()   # (step name, a, b, c, text) for steps without a field
+    cgroup_fd: int = -1
+    use_clone3: bool = True
+    groups: Optional[list] = None
+    groups_best_effort: bool = False
+    gid: Optional[int] = None
+    uid: Optional[int] = None
+    root_fd: int = -1
+    cwd_fd: int = -1
+
+
+def _bytes_args(values: list, what: str) -> list[bytes]:
+    """[_bytes_arg(v, what) for v in values], with str encoded in line."""
+    out = []
+    for v in values:
+        if type(v) is str:
+            b = v.encode(_FS_ENCODING, _FS_ERRORS)
+            if b"\0" in b:
+                raise ValueError(f"embedded null byte in {what}")
+            out.append(b)
+        else:
+            out.append(_bytes_arg(v, what))
+    return out
+
+
+def _bytes_arg(value: Any, what: str) -> bytes:
+    if type(value) is str:   # the common case, without os.fsencode's indirection
+        b = value.encode(_FS_ENCODING, _FS_ERRORS)
+    elif isinstance(value, bytes):
+        b = value
+    elif isinstance(value, (str, os.PathLike)):
+        b = os.fsencode(value)
+    else:
+        raise TypeError(f"{what} must be str, bytes or os.PathLike, not {type(value).__name__}")
+    if b"\0" in b:
+        raise ValueError(f"embedded null byte in {what}")
+    return b
+
+
+def _environment(env: Mapping) -> list[bytes]:
+    """The child's envp for an env= mapping (env=None is the process's
+    environment, which _core passes as it is, as subprocess does)."""
+    out = []
+    for k, v in env.items():
+        kb, vb = _bytes_arg(k, "env key"), _bytes_arg(v, "env value")
+        if not kb or b"=" in kb:
+            raise ValueError(f"illegal environment variable name {kb!r}")
+        out.append(kb + b"=" + vb)
+    return out
+
+
+_exec_path_cache: dict = {}
+
+
+def _exec_paths(program: bytes, env: Optional[Mapping]) -> list[bytes]:
+    """Candidates to execve, searched as subprocess does (PATH of the child's env).
+
+    The list depends only on (PATH, program), so it is cached: execve itself
+    still tries each candidate, so a program installed later is found."""
+    if b"/" in program:
+        return [program]
+    path = None
+    if env is None:
+        path = os.environ.get("PATH")
+    else:
+        for k, v in env.items():
+            if k == "PATH" or k == b"PATH":
+                path = v
+    key = (path, program)
+    paths = _exec_path_cache.get(key)
+    if paths is None:
+        if len(_exec_path_cache) > 256:
+            _exec_path_cache.clear()
+        dirs = os.get_exec_path({} if path is None else {"PATH": os.fsdecode(path)})
+        paths = [os.path.join(os.fsencode(d), program) for d in dirs]
+        _exec_path_cache[key] = paths
+    return paths
+
+
+def _time_offsets(offsets: Mapping) -> bytes:
+    lines = []
+    for clock, seconds in offsets.items():
+        if clock not in TIME_CLOCKS:
+            raise ValueError(f"unknown clock {clock!r} in time_offsets (use {TIME_CLOCKS})")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise TypeError("time offsets are seconds, int or float")
+        # the kernel wants 0 <= nsec < 1e9, also for a negative offset
+        sec, nsec = divmod(round(seconds * 1_000_000_000), 1_000_000_000)
+        lines.append(f"{clock} {sec} {nsec}\n")
+    return "".join(lines).encode()
+
+
+def _capability_mask(caps: Iterable) -> int:
+    names = _capability_names()
+    mask = 0
+    for c in caps:
+        if isinstance(c, bool):
+            raise TypeError("capabilities are names like 'CAP_NET_ADMIN' or numbers")
+        if isinstance(c, int):
+            if not 0 <= c < 64:
+                raise ValueError(f"capability number {c} is out of range")
+            mask |= 1 << c
+            continue
+        if not isinstance(c, str):
+            raise TypeError("capabilities are names like 'CAP_NET_ADMIN' or numbers")
+        key = c.upper()
+        if not key.startswith("CAP_"):
+            key = "CAP_" + key
+        if key not in names:
+            raise ValueError(f"unknown capability {c!r}")
+        mask |= 1 << names[key]
+    return mask
+
+
+def _capability_names() -> dict[str, int]:
+    order = ("CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP "
+             "LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK "
+             "IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN "
+             "SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE "
+             "AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND "
+             "AUDIT_READ PERFMON BPF CHECKPOINT_RESTORE").split()
+    return {"CAP_" + n: i for i, n in enumerate(order)}
+
+
+def _check_id(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be a numeric id, not {type(value).__name__}")
+    if not 0 <= value < 2**31:
+        raise ValueError(f"{what} {value} is out of range")
+    return value
+
+
+def _credentials(spec: ChildSpec, maps: Optional["_Maps"], uid, gid, extra_groups) -> None:
+    """Fill spec.uid/gid/groups: the child's setgroups, setresgid, setresuid."""
+    if uid is not None:
+        _check_id(uid, "uid")
+    if gid is not None:
+        _check_id(gid, "gid")
+    if extra_groups is not None:
+        if isinstance(extra_groups, (int, str, bytes)):
+            raise TypeError("extra_groups is a sequence of numeric gids")
+        spec.groups = [_check_id(g, "extra_groups entry") for g in extra_groups]
+    if maps is not None and (maps.uids or maps.gids):
+        if uid is None and gid is None:
+            if maps.default_ids is _NOT_YET:
+                maps.default_ids = _inside_ids(maps, None, None)
+            ids = maps.default_ids
+        else:
+            ids = _inside_ids(maps, uid, gid)
+        if ids is None:
+            return
+        spec.uid, spec.gid = (None if v == _KEEP_ID else v for v in ids)
+        spec.ids_early = True
+        if spec.groups is None:
+            # drop the host's supplementary groups; refused (and moot) when
+            # setgroups is denied in the new namespace
+            spec.groups, spec.groups_best_effort = [], True
+        return
+    spec.uid, spec.gid = uid, gid
+
+
+class _Maps:
+    """The writes (or helper) that set a new user namespace's id maps.
+
+    Shared between spawns (see _shortcut_maps): nothing may modify one."""
+    def __init__(self, writes, helper, uids=(), gids=()):
+        self.writes = tuple(writes)
+        self.helper = helper
+        self.uids = uids
+        self.gids = gids
+        self.default_ids = _NOT_YET   # _inside_ids(self, None, None), once asked
+
+
+_NOT_YET = object()
+
+
+def _inside_ids(maps: Optional[_Maps], uid, gid) -> Optional[tuple]:
+    """The (uid, gid) the child takes after the maps are written, or None.
+
+    Without a switch the child keeps the caller's kernel ids; when the maps
+    leave those unmapped (a range map written as root), it would run as
+    nobody inside yet as the host's root towards every file: so it becomes
+    inside root (or the lowest mapped id) instead."""
+    for what, value in (("uid", uid), ("gid", gid)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"{what} must be an int")
+    if maps is None or not (maps.uids or maps.gids):
+        if uid is not None or gid is not None:
+            raise ValueError("uid=/gid= need an id map in a new user namespace")
+        return None
+    chosen = []
+    for what, value, triples, own in (("uid", uid, maps.uids, os.geteuid()),
+                                      ("gid", gid, maps.gids, os.getegid())):
+        if value is None:
+            inside = [a for a, b, c in triples if b <= own < b + c]
+            if not triples or inside:
+                chosen.append(None)   # our own id is mapped (or no map): keep it
+                continue
+            starts = sorted(a for a, _, _ in triples)
+            value = 0 if any(a <= 0 < a + c for a, _, c in triples) else starts[0]
+        elif not any(a <= value < a + c for a, _, c in triples):
+            raise ValueError(f"{what} {value} is not mapped by the {what}_map")
+        chosen.append(value)
+    if chosen == [None, None]:
+        return None
+    # (uid_t)-1 leaves that id as it is (setresuid/setresgid semantics)
+    return tuple(_KEEP_ID if v is None else v for v in chosen)
+
+
+def _id_maps(new: int, uid_map, gid_map, map_root, map_current_user, map_users,
+             setgroups) -> Optional[_Maps]:
+    asked = ((uid_map is not None or gid_map is not None) + bool(map_root)
+             + bool(map_current_user) + (map_users is not None))
+    if setgroups not in (None, "allow", "deny"):
+        raise ValueError(f"setgroups must be 'allow' or 'deny', not {setgroups!r}")
+    if not asked:
+        if setgroups is None:
+            return None
+        if not new & _USER:
+            raise ValueError("setgroups= needs a new user namespace (namespaces='user')")
+        # as unshare -U --setgroups=deny: no map yet, setgroups(2) refused for good
+        return _Maps([("setgroups", setgroups.encode())], None)
+    if asked > 1:
+        raise ValueError("choose one of uid_map/gid_map, map_root, map_current_user, map_users")
+    if not new & _USER:
+        raise ValueError("id maps need a new user namespace (namespaces='user')")
+    euid, egid = os.geteuid(), os.getegid()
+    if map_root or map_current_user:
+        # these two depend on nothing else: render them once
+        key = (bool(map_root), euid, egid, setgroups)
+        maps = _shortcut_maps.get(key)
+        if maps is None:
+            maps = _shortcut_maps[key] = _new_maps(map_root, map_current_user, None, None,
+                                                   None, setgroups, euid, egid)
+        return maps
+    return _new_maps(map_root, map_current_user, map_users, uid_map, gid_map, setgroups,
+                     euid, egid)
+
+
+# map_root/map_current_user maps by (map_root, euid, egid, setgroups)
+_shortcut_maps: dict = {}
+
+
+def _new_maps(map_root, map_current_user, map_users, uid_map, gid_map, setgroups,
+              euid: int, egid: int) -> _Maps:
+    if map_root:
+        uids, gids = [(0, euid, 1)], [(0, egid, 1)]
+        setgroups = setgroups or "deny"
+    elif map_current_user:
+        uids, gids = [(euid, euid, 1)], [(egid, egid, 1)]
+        setgroups = setgroups or "deny"
+    elif map_users is not None:
+        if map_users != "auto":
+            raise ValueError("map_users takes 'auto' (a range from /etc/subuid); "
+                             "give explicit ranges with uid_map/gid_map")
+        ustart, ucount = idmap.subordinate_range("uid")
+        gstart, gcount = idmap.subordinate_range("gid")
+        uids, gids = [(0, ustart, ucount)], [(0, gstart, gcount)]
+    else:
+        uids = idmap.parse_map(uid_map, "uid_map") if uid_map is not None else []
+        gids = idmap.parse_map(gid_map, "gid_map") if gid_map is not None else []
+    privileged = euid == 0
+    own_only = all(not t or t == [(t[0][0], own, 1)] for t, own in ((uids, euid), (gids, egid)))
+    if not privileged and not own_only:
+        return _Maps([], lambda pid: idmap.write_with_helper(pid, uids, gids), uids, gids)
+    if not privileged and gids:
+        setgroups = setgroups or "deny"
+        if setgroups != "deny":
+            raise ValueError("an unprivileged gid_map needs setgroups='deny'")
+    writes = []
+    if uids:
+        writes.append(("uid_map", idmap.render(uids)))
+    if setgroups is not None:
+        writes.append(("setgroups", setgroups.encode()))
+    if gids:
+        writes.append(("gid_map", idmap.render(gids)))
+    return _Maps(writes, None, uids, gids)
+
+
+
+
+class SpawnPlan:
+    """A validated, immutable spawn request (see nsfast.spawn for the options).
+
+    Built once per distinct call; spawn() keeps plans of repeated calls.
+    Raises ValueError/TypeError for a bad request before anything is
+    touched.  Its fields are read, never written, after construction.
+
+    >>> plan = SpawnPlan(["/bin/true"], namespaces="uts")
+    >>> plan.spec.new_kinds == int(nsfast.NsType.UTS)
+    True
+    """
+    __slots__ = ("argv", "program", "spec", "env", "cwd", "root", "new", "writes", "helper",
+                 "join", "netns", "cgroup", "std", "on_created", "init", "reusable", "packed")
+
+    def __init__(self, argv: Sequence, *, executable=None, env: Optional[Mapping] = None,
+                 cwd=None, namespaces: KindsLike = None, join: Any = None,
+                 uid_map=None, gid_map=None, map_root: bool = False,
+                 map_current_user: bool = False, map_users: Optional[str] = None,
+                 setgroups: Optional[str] = None, uid: Optional[int] = None,
+                 gid: Optional[int] = None, hostname: Optional[str] = None,
+                 domainname: Optional[str] = None, propagation: str = "private",
+                 mount_proc: Union[bool, str] = False, mounts: Sequence = (), root=None,
+                 pivot_root: bool = False, init: bool = False, stdin=None, stdout=None,
+                 stderr=None, pass_fds: Sequence[int] = (), new_session: bool = False,
+                 pdeathsig: Optional[int] = signal.SIGKILL,
+                 time_offsets: Optional[Mapping] = None, cgroup=None, netns: Any = None,
+                 loopback: bool = False, no_new_privs: bool = False,
+                 capabilities: Optional[Iterable] = None,
+                 extra_groups: Optional[Sequence[int]] = None,
+                 root_fd: Optional[int] = None, cwd_fd: Optional[int] = None,
+                 fork_for_pid: bool = True,
+                 on_created: Optional[Callable[[int], None]] = None) -> None:
+        spec = ChildSpec()
+        # ---- argv, program, env, cwd
+        # Each call and each object touched here costs a microsecond or more in
+        # a caller whose caches the last exec emptied, so the common case (a
+        # list of str) takes the fewest steps.
+        if type(argv) is not list:
+            # hasattr, not isinstance(os.PathLike): an ABC check costs microseconds
+            if isinstance(argv, (str, bytes)) or hasattr(argv, "__fspath__"):
+                argv = [argv]
+            argv = list(argv)
+        if not argv:
+            raise ValueError("argv must not be empty")
+        spec.argv = _bytes_args(argv, "argv")
+        program = _bytes_arg(executable, "executable") if executable is not None else spec.argv[0]
+        spec.exec_paths = _exec_paths(program, env)
+        if env is not None:
+            spec.envp = _environment(env)
+        if cwd is not None:
+            spec.cwd = _bytes_arg(cwd, "cwd")
+        # ---- namespaces
+        new = _kinds(namespaces)
+        if hostname is not None or domainname is not None:
+            if not new & _UTS:
+                raise ValueError("hostname/domainname need a new uts namespace (namespaces='uts')")
+            for what, name in (("hostname", hostname), ("domainname", domainname)):
+                if name is None:
+                    continue
+                b = _bytes_arg(name, what)
+                if len(b) > HOST_NAME_MAX:
+                    raise ValueError(f"{what} is {len(b)} bytes; the kernel takes at most "
+                                     f"{HOST_NAME_MAX}")
+                setattr(spec, what, b)
+        if propagation not in _SPAWN_PROPAGATIONS:
+            raise ValueError(f"propagation must be private, slave, shared or unchanged, "
+                             f"not {propagation!r}")
+        if new & _MNT and propagation != "unchanged":
+            spec.propagation = PROPAGATION_FLAGS[propagation] | MS_REC
+        if mount_proc:
+            if not (new & _MNT and new & _PID):
+                raise ValueError("mount_proc needs new mnt and pid namespaces")
+            target = "/proc" if mount_proc is True else mount_proc
+            # a path inside the new root when there is one (the child mounts it
+            # after chroot), as unshare -R DIR --mount-proc does
+            spec.proc_target = absolute(target, "mount_proc")
+        steps = []
+        for m in mounts:
+            if not hasattr(m, "as_steps"):
+                raise TypeError(f"mounts holds Bind, Tmpfs, Proc ... not {type(m).__name__}")
+            steps.extend(m.as_steps())
+        if (steps or pivot_root) and not new & _MNT:
+            raise ValueError("mounts and pivot_root need a new mnt namespace")
+        if root is not None:
+            rootb = absolute(root, "root")
+            if pivot_root:
+                if spec.proc_target is not None:
+                    # before the pivot: in a user namespace the kernel lets a new
+                    # proc be mounted only while a full one is visible
+                    steps.extend(Proc(os.fsdecode(rootb.rstrip(b"/") + spec.proc_target))
+                                 .as_steps())
+                    spec.proc_target = None
+                steps.append(pivot_step(rootb))
+            else:
+                spec.root = rootb
+        elif pivot_root:
+            raise ValueError("pivot_root needs root=")
+        spec.mounts = steps
+        if init:
+            if not new & _PID:
+                raise ValueError("init needs a new pid namespace")
+            spec.init = True
+        if loopback:
+            if not (new & _NET):
+                raise ValueError("loopback=True needs a new net namespace")
+            spec.loopback_up = True
+        # ---- id maps
+        maps = _id_maps(new, uid_map, gid_map, map_root, map_current_user, map_users, setgroups)
+        _credentials(spec, maps, uid, gid, extra_groups)
+        if time_offsets:
+            if not new & _TIME:
+                raise ValueError("time_offsets need a new time namespace (namespaces='time')")
+            if not isinstance(time_offsets, Mapping):
+                raise TypeError("time_offsets is a mapping like {'monotonic': 86400}")
+            offsets = _time_offsets(time_offsets)
+        else:
+            offsets = None
+        # ---- fds, process
+        if isinstance(pass_fds, (int, str, bytes)):
+            raise TypeError("pass_fds is a sequence of fds")
+        if pass_fds:
+            keep = set()
+            for fd in pass_fds:
+                if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
+                    raise ValueError(f"bad fd in pass_fds: {fd!r}")
+                keep.add(fd)
+            spec.keep_fds = sorted(fd for fd in keep if fd > 2)
+        if pdeathsig is not None:
+            if isinstance(pdeathsig, bool) or not 0 < int(pdeathsig) < signal.NSIG:
+                raise ValueError(f"bad pdeathsig {pdeathsig!r}")
+            spec.pdeathsig = int(pdeathsig)
+        spec.new_session = bool(new_session)
+        spec.no_new_privs = bool(no_new_privs)
+        if capabilities is not None:
+            spec.caps_keep = _capability_mask(capabilities)
+        for what, fd in (("root_fd", root_fd), ("cwd_fd", cwd_fd)):
+            if fd is not None:
+                if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
+                    raise ValueError(f"{what} must be an open directory fd, not {fd!r}")
+                setattr(spec, what, fd)
+        if root_fd is not None and (root is not None or pivot_root):
+            raise ValueError("give root= or root_fd=, not both")
+        spec.use_clone3 = features.clone3
+        if on_created is not None and not callable(on_created):
+            raise TypeError("on_created must be callable with the child's pid")
+        if not features.close_range:
+            # only the close loop of kernels before 5.9 needs the bound
+            try:
+                spec.max_fd = os.sysconf("SC_OPEN_MAX")
+            except (ValueError, OSError):
+                spec.max_fd = 65536
+
+        if netns is not None and new & _NET:
+            raise ValueError("netns= conflicts with a new or joined net namespace")
+        cg = None
+        if cgroup is not None:
+            if not features.clone3:
+                raise OSError(errno.ENOSYS, "cgroup= needs clone3 (kernel 5.7)")
+            cg = os.fsdecode(absolute(cgroup, "cgroup"))
+        for which, value in enumerate((stdin, stdout, stderr)):
+            _check_stream(value, which)
+        # how the namespaces are made (clone, unshare, a second fork) is decided in C
+        spec.new_kinds = int(new)
+        spec.no_pid_fork = not fork_for_pid
+        writes: Sequence = ()
+        if maps is not None:
+            writes = maps.writes
+        if offsets is not None:
+            writes = (*writes, ("timens_offsets", offsets))
+        fields = dict(
+            argv=argv, program=program, spec=spec, env=env, cwd=cwd, root=root, new=new,
+            writes=writes, helper=maps.helper if maps is not None else None, join=join,
+            netns=netns, cgroup=cg, std=(stdin, stdout, stderr), on_created=on_created,
+            init=bool(init),
+            # /etc/subuid may change between calls: map_users="auto" reads it each time
+            reusable=map_users is None,
+            packed=_core.Packed(spec))
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a SpawnPlan is immutable")
+
+
+def _check_stream(value: Any, which: int) -> None:
+    """The shape of a std stream argument (its fd is taken at each start):
+    None, PIPE (-1), DEVNULL (-3), STDOUT (-2, stderr only), an fd, a file."""
+    if value is None:
+        return
+    if isinstance(value, bool):
+        raise TypeError("a std stream cannot be a bool")
+    if type(value) is int and value in (-1, -3):
+        return
+    if type(value) is int and value == -2:
+        if which != 2:
+            raise ValueError("STDOUT is only valid for stderr")
+        return
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"bad file descriptor {value}")
+        return
+    if not hasattr(value, "fileno"):
+        raise TypeError(f"std stream must be None, an fd, a file, PIPE, DEVNULL or STDOUT, "
+                        f"not {type(value).__name__}")
