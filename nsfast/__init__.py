@@ -20,7 +20,7 @@ from .inspect import (NamespaceInfo, OutsideProcess, init_namespaces, list_names
 from .mounts import Bind, Mkdir, Proc, Sysfs, Tmpfs
 from . import netns
 from .pool import NetnsPool
-from .process import Process
+from .process import Process, reap_dropped
 from .spawn import DEVNULL, PIPE, STDOUT, spawn
 from .targets import Fd, PidFd
 
@@ -30,6 +30,6 @@ __all__ = [
     "Bind", "DEVNULL", "Features", "Fd", "Mkdir", "Namespace", "NamespaceInfo", "NetnsPool",
     "NsType", "OutsideProcess", "PIPE", "PidFd", "Proc", "Process", "STDOUT", "Sysfs", "Tmpfs",
     "enter", "enter_and_exec", "features", "init_namespaces", "list_namespaces", "namespaces",
-    "netns", "netnsid", "nsfs_mounts", "pidfd_open", "processes_outside_init", "run_in",
-    "setns", "spawn", "unshare",
+    "netns", "netnsid", "nsfs_mounts", "pidfd_open", "processes_outside_init", "reap_dropped",
+    "run_in", "setns", "spawn", "unshare",
 ]

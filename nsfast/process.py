@@ -1,6 +1,7 @@
 """Process: a spawned child, waited on through its pidfd, with subprocess's API."""
 from __future__ import annotations
 
+import collections
 import fcntl
 import os
 import select
@@ -41,6 +42,56 @@ def _status_from_pidfd(pidfd: int) -> Optional[int]:
     return struct.unpack_from("i", buf, _EXIT_CODE_OFFSET)[0]
 
 
+# The children of Processes dropped before their child was reaped, as
+# (pidfd, _core.Child) pairs: subprocess's _active list, for nsfast.  A deque,
+# because __del__ may append from any thread while a reaper pops.
+_dropped: collections.deque = collections.deque()
+_DROPPED_ANY = os.WEXITED | os.WNOHANG | os.WNOWAIT | _WALL
+
+
+def _reap_pidfd(pidfd: int) -> bool:
+    """Reap the child behind pidfd if it has ended, without blocking; True
+    once it is gone.  Through the pidfd, so never another process that got
+    the pid after someone else reaped ours."""
+    try:
+        return os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG | _WALL) is not None
+    except ChildProcessError:
+        return True     # reaped already: SIGCHLD ignored, or someone's wait(-1)
+    except OSError:
+        return True     # no waitid(P_PIDFD) before 5.4: give up on it, as before
+
+
+def reap_dropped() -> int:
+    """Reap, without blocking, the ended children of nsfast.Process objects
+    that were dropped without a wait (each spawn does this too); return how
+    many were reaped.  A dropped child that still runs is left running.
+
+    >>> nsfast.reap_dropped()
+    0
+    """
+    if not _dropped:
+        return 0
+    try:
+        # one syscall tells whether any child has ended at all
+        if os.waitid(os.P_ALL, 0, _DROPPED_ANY) is None:
+            return 0
+    except ChildProcessError:
+        pass    # no waitable child, or SIGCHLD ignored: the loop finds out
+    reaped = 0
+    for _ in range(len(_dropped)):
+        try:
+            pidfd, child = _dropped.popleft()
+        except IndexError:
+            break   # another thread took the rest
+        if _reap_pidfd(pidfd):
+            os.close(pidfd)
+            child.free_stack()
+            reaped += 1
+        else:
+            _dropped.append((pidfd, child))
+    return reaped
+
+
 class Process:
     """A child made by nsfast.spawn.
 
@@ -51,6 +102,8 @@ class Process:
 
     def __init__(self, child: "_core.Child", args: Sequence, stdin: Optional[IO] = None,
                  stdout: Optional[IO] = None, stderr: Optional[IO] = None):
+        if _dropped:
+            reap_dropped()   # both spawn paths make a Process: the one hook they share
         self._child = child
         self.pid: int = child.pid
         self.pidfd: int = child.take_pidfd()
@@ -223,12 +276,20 @@ class Process:
         self._close_pipes()
 
     def __del__(self):
-        if getattr(self, "pidfd", -1) >= 0 and self.returncode is None:
-            # leave the child running (as subprocess does) but do not leak the fd
-            try:
-                os.close(self.pidfd)
-            except OSError:
-                pass
+        pidfd = getattr(self, "pidfd", -1)
+        if pidfd < 0 or self.returncode is not None:
+            return
+        # Leave the child running (as subprocess does), but reap it once it
+        # ends: now if it has, else at a later spawn or reap_dropped().
+        self.pidfd = -1
+        try:
+            if _reap_pidfd(pidfd):
+                os.close(pidfd)
+                self._child.free_stack()
+            else:
+                _dropped.append((pidfd, self._child))
+        except (TypeError, AttributeError):
+            pass    # interpreter shutdown: module globals are gone
 
     def __repr__(self) -> str:
         return f"<nsfast.Process pid={self.pid} returncode={self.returncode}>"
