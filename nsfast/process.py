@@ -100,6 +100,12 @@ class Process:
     0
     """
 
+    # communicate()'s state, kept for a retry: the chunks read from each pipe,
+    # the input and how much of it was written (class defaults: set on use)
+    _output: Optional[dict] = None
+    _input = memoryview(b"")
+    _input_offset = 0
+
     def __init__(self, child: "_core.Child", args: Sequence, stdin: Optional[IO] = None,
                  stdout: Optional[IO] = None, stderr: Optional[IO] = None):
         if _dropped:
@@ -195,51 +201,71 @@ class Process:
     def communicate(self, input: Optional[bytes] = None, timeout: Optional[float] = None
                     ) -> tuple[Optional[bytes], Optional[bytes]]:
         """Send input, read stdout and stderr to EOF and wait, as Popen.communicate
-        does (bytes only).
+        does (bytes only).  After a TimeoutExpired (or an exception raised by a
+        signal handler, such as KeyboardInterrupt) a new call carries on where
+        the last one stopped: what was read is kept, the input is not sent twice.
 
         >>> nsfast.spawn(["cat"], stdin=nsfast.PIPE, stdout=nsfast.PIPE).communicate(b"hi")
         (b'hi', None)
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._output is None:
+            self._output = {f: [] for f in (self.stdout, self.stderr) if f is not None}
+            self._input = memoryview(input or b"")
+            self._input_offset = 0
+        elif input:
+            raise ValueError("communicate() was started already: its input cannot change")
         sel = selectors.DefaultSelector()
-        pending = memoryview(input or b"")
-        if self.stdin is not None:
-            if pending:
+        if self.stdin is not None and not self.stdin.closed:
+            if self._input_offset < len(self._input):
                 sel.register(self.stdin, selectors.EVENT_WRITE)
             else:
                 self.stdin.close()
-        streams = {}
-        for f in (self.stdout, self.stderr):
-            if f is not None:
-                streams[f] = []
+        for f in self._output:
+            if not f.closed:
                 sel.register(f, selectors.EVENT_READ)
         with sel:
             while sel.get_map():
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    raise subprocess.TimeoutExpired(self.args, timeout)
+                    raise self._communicate_timeout(timeout)
                 for key, _ in sel.select(left):
                     f = key.fileobj
                     if f is self.stdin:
+                        chunk = self._input[self._input_offset:
+                                            self._input_offset + select.PIPE_BUF]
                         try:
-                            n = os.write(f.fileno(), pending[:select.PIPE_BUF])
+                            self._input_offset += os.write(f.fileno(), chunk)
                         except BrokenPipeError:
-                            n = len(pending)
-                        pending = pending[n:]
-                        if not pending:
+                            self._input_offset = len(self._input)
+                        if self._input_offset >= len(self._input):
                             sel.unregister(f)
                             f.close()
                         continue
                     data = os.read(f.fileno(), 65536)
                     if data:
-                        streams[f].append(data)
+                        self._output[f].append(data)
                     else:
                         sel.unregister(f)
                         f.close()
-        out = b"".join(streams[self.stdout]) if self.stdout is not None else None
-        err = b"".join(streams[self.stderr]) if self.stderr is not None else None
-        self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        return out, err
+        try:
+            self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise self._communicate_timeout(timeout) from None
+        return self._collected(self.stdout), self._collected(self.stderr)
+
+    def _collected(self, f: Optional[IO]) -> Optional[bytes]:
+        """What communicate() has read from f so far (None: not a pipe)."""
+        if f is None:
+            return None
+        chunks = self._output[f]
+        if len(chunks) > 1:
+            chunks[:] = [b"".join(chunks)]   # a retry joins once, not again
+        return chunks[0] if chunks else b""
+
+    def _communicate_timeout(self, timeout: Optional[float]) -> subprocess.TimeoutExpired:
+        return subprocess.TimeoutExpired(self.args, timeout, output=self._collected(self.stdout),
+                                         stderr=self._collected(self.stderr))
 
     def namespaces(self) -> dict[NsType, Namespace]:
         """Handles on each of the child's namespaces, by kind."""

@@ -98,3 +98,64 @@ def test_a_dropped_running_child_is_left_running_then_reaped(zombie_guard):
     _wait_until_ended([pid])
     assert nsfast.reap_dropped() == 1
     assert _stat(pid) is None or _stat(pid)[1] != os.getpid()
+
+
+# ---- communicate() retried
+
+PRINT_SLEEP_PRINT = ["sh", "-c", "echo first; echo err1 >&2; sleep 1.5; echo second; echo err2 >&2"]
+
+
+def _wait_for_output(p) -> None:
+    """Until the child's first lines are in the pipes (nothing is read from them)."""
+    import select
+    select.select([p.stdout], [], [], 10)
+
+
+def test_communicate_after_a_timeout_returns_everything():
+    with nsfast.spawn(PRINT_SLEEP_PRINT, stdout=nsfast.PIPE, stderr=nsfast.PIPE) as p:
+        _wait_for_output(p)
+        with pytest.raises(subprocess.TimeoutExpired) as e:
+            p.communicate(timeout=0.3)
+        assert e.value.output == b"first\n"   # what was read so far, as subprocess says
+        out, err = p.communicate(timeout=30)
+    assert out == b"first\nsecond\n"
+    assert err == b"err1\nerr2\n"
+    assert p.returncode == 0
+
+
+def test_communicate_after_a_timeout_sends_the_input_once():
+    # the child reads its input only after the first call has timed out
+    script = "sleep 1; cat; echo done >&2"
+    payload = os.urandom(200_000)   # more than a pipe holds: part waits in the caller
+    with nsfast.spawn(["sh", "-c", script], stdin=nsfast.PIPE, stdout=nsfast.PIPE,
+                      stderr=nsfast.PIPE) as p:
+        with pytest.raises(subprocess.TimeoutExpired):
+            p.communicate(payload, timeout=0.3)
+        out, err = p.communicate(timeout=30)
+    assert out == payload
+    assert err == b"done\n"
+
+
+class _Interrupted(KeyboardInterrupt):
+    pass
+
+
+def _interrupt(signum, frame):
+    raise _Interrupted()
+
+
+def test_communicate_after_keyboard_interrupt_returns_everything():
+    old = signal.signal(signal.SIGALRM, _interrupt)
+    try:
+        with nsfast.spawn(PRINT_SLEEP_PRINT, stdout=nsfast.PIPE, stderr=nsfast.PIPE) as p:
+            _wait_for_output(p)
+            signal.setitimer(signal.ITIMER_REAL, 0.4)
+            with pytest.raises(_Interrupted):
+                p.communicate()   # ^C arrives while it waits for the second line
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            out, err = p.communicate(timeout=30)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert out == b"first\nsecond\n"
+    assert err == b"err1\nerr2\n"
