@@ -9,7 +9,9 @@ from .common import Parser
 
 def build_parser(prog: str) -> Parser:
     p = Parser(prog=prog, description="Processes outside pid 1's namespaces: PID, the kinds "
-                                      "that differ, COMMAND.")
+                                      "that differ, COMMAND.  An unprivileged user sees only "
+                                      "the processes it may inspect, compared with its own "
+                                      "namespaces where pid 1's cannot be read.")
     p.add_argument("-J", "--json", action="store_true", help="JSON output")
     p.add_argument("-n", "--noheadings", action="store_true", help="no heading line")
     return p
