@@ -17,7 +17,7 @@ from . import _core, idmap
 from .errors import map_hint, namespace_hint, os_error
 from .features import features
 from .flags import _PARSED, KindsLike, NsType
-from .handles import Namespace
+from .handles import Namespace, _check_pid, check_fd
 from .mounts import (_FS_ENCODING, _FS_ERRORS, MS_REC, PROPAGATION_FLAGS, Proc, absolute,
                      pivot_step, step_path)
 from .pool import NetnsPool
@@ -126,6 +126,8 @@ def _bytes_arg(value: Any, what: str) -> bytes:
 def _environment(env: Mapping) -> list[bytes]:
     """The child's envp for an env= mapping (env=None is the process's
     environment, which _core passes as it is, as subprocess does)."""
+    if not isinstance(env, Mapping):
+        raise TypeError(f"env must be a mapping of names to values, not {type(env).__name__}")
     out = []
     for k, v in env.items():
         kb, vb = _bytes_arg(k, "env key"), _bytes_arg(v, "env value")
@@ -178,15 +180,11 @@ def _std_fd(value: Any, which: int, opened: list, parent_ends: dict) -> int:
         return fd
     if value is STDOUT:
         raise ValueError("STDOUT is only valid for stderr")
-    if isinstance(value, bool):
-        raise TypeError("a std stream cannot be a bool")
     if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"bad file descriptor {value}")
-        os.fstat(value)  # EBADF now rather than in the child
+        os.fstat(check_fd(value, "a std stream"))  # EBADF now rather than in the child
         return value
     if hasattr(value, "fileno"):
-        return value.fileno()
+        return check_fd(value.fileno(), f"{type(value).__name__}.fileno()")
     raise TypeError(f"std stream must be None, an fd, a file, PIPE, DEVNULL or STDOUT, "
                     f"not {type(value).__name__}")
 
@@ -241,9 +239,7 @@ def _join_targets(join: Any, spec: _ChildSpec, handles: list) -> NsType:
     if isinstance(join, bool):
         raise TypeError("join takes a pid, a mapping kind -> target, or Namespace handles")
     if isinstance(join, int) or isinstance(join, PidFd):
-        pid = int(join)
-        if pid <= 0:
-            raise ValueError(f"join pid must be positive, not {pid}")
+        pid = _check_pid(int(join))
         kinds = differing_kinds(pid, NsType.all())
         if features.pidfd_setns and kinds:
             fd = _core.pidfd_open(pid) if not isinstance(join, PidFd) else os.dup(int(join))
@@ -260,6 +256,9 @@ def _join_targets(join: Any, spec: _ChildSpec, handles: list) -> NsType:
             items.append((kind, target))
     elif isinstance(join, Namespace):
         items = [(join.kind, join)]
+    elif isinstance(join, (str, bytes, os.PathLike)):
+        raise TypeError("join takes a pid, a mapping kind -> target, or Namespace handles; "
+                        "a path goes in a mapping, e.g. join={'net': path}")
     else:
         try:
             seq = list(join)
@@ -365,16 +364,26 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         # hasattr, not isinstance(os.PathLike): an ABC check costs microseconds
         if isinstance(argv, (str, bytes)) or hasattr(argv, "__fspath__"):
             argv = [argv]
-        argv = list(argv)
+        elif isinstance(argv, Mapping):
+            raise TypeError("argv is a sequence of arguments, not a mapping")
+        try:
+            argv = list(argv)
+        except TypeError:
+            raise TypeError(f"argv is a sequence of arguments, not {type(argv).__name__}") \
+                from None
     if not argv:
         raise ValueError("argv must not be empty")
     spec.argv = _bytes_args(argv, "argv")
     program = _bytes_arg(executable, "executable") if executable is not None else spec.argv[0]
+    if not program:
+        raise ValueError("the program name (argv[0] or executable) is empty")
     spec.exec_paths = _exec_paths(program, env)
     if env is not None:
         spec.envp = _environment(env)
     if cwd is not None:
         spec.cwd = _bytes_arg(cwd, "cwd")
+        if not spec.cwd:
+            raise ValueError("cwd is an empty path")
     # ---- namespaces
     new = _kinds(namespaces)
     if hostname is not None or domainname is not None:
@@ -437,14 +446,12 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
     if isinstance(pass_fds, (int, str, bytes)):
         raise TypeError("pass_fds is a sequence of fds")
     if pass_fds:
-        keep = set()
-        for fd in pass_fds:
-            if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
-                raise ValueError(f"bad fd in pass_fds: {fd!r}")
-            keep.add(fd)
+        keep = {check_fd(fd, "an fd in pass_fds") for fd in pass_fds}
         spec.keep_fds = sorted(fd for fd in keep if fd > 2)
     if pdeathsig is not None:
-        if isinstance(pdeathsig, bool) or not 0 < int(pdeathsig) < signal.NSIG:
+        if isinstance(pdeathsig, bool) or not isinstance(pdeathsig, int):
+            raise TypeError(f"pdeathsig is a signal number, not {type(pdeathsig).__name__}")
+        if not 0 < pdeathsig < signal.NSIG:
             raise ValueError(f"bad pdeathsig {pdeathsig!r}")
         spec.pdeathsig = int(pdeathsig)
     spec.parent_pid = os.getpid()
@@ -454,9 +461,7 @@ def spawn(argv: Sequence, *, executable=None, env: Optional[Mapping] = None, cwd
         spec.caps_keep = _capability_mask(capabilities)
     for what, fd in (("root_fd", root_fd), ("cwd_fd", cwd_fd)):
         if fd is not None:
-            if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
-                raise ValueError(f"{what} must be an open directory fd, not {fd!r}")
-            setattr(spec, what, fd)
+            setattr(spec, what, check_fd(fd, what))
     if root_fd is not None and (root is not None or pivot_root):
         raise ValueError("give root= or root_fd=, not both")
     spec.use_clone3 = features.clone3

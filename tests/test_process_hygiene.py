@@ -102,7 +102,8 @@ def test_a_dropped_running_child_is_left_running_then_reaped(zombie_guard):
 
 # ---- communicate() retried
 
-PRINT_SLEEP_PRINT = ["sh", "-c", "echo first; echo err1 >&2; sleep 1.5; echo second; echo err2 >&2"]
+PRINT_SLEEP_PRINT = ["sh", "-c",
+                     "echo first; echo err1 >&2; sleep 1.5; echo second; echo err2 >&2"]
 
 
 def _wait_for_output(p) -> None:
