@@ -19,6 +19,20 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def cell(text: str) -> str:
+    """text for one cell of a table: a character that is not printable (a
+    newline in a command line would start a false row) as \\xNN, as lsns shows it.
+
+    >>> cell("python -c 'a\\nb'")
+    "python -c 'a\\\\x0ab'"
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else
+                   "".join(f"\\x{b:02x}" for b in c.encode("utf-8", "surrogateescape"))
+                   for c in text)
+
+
 def fail(prog: str, message: str, status: int = 1) -> int:
     """Print `prog: message` as one line on stderr; return the exit status."""
     sys.stderr.write(f"{prog}: {' '.join(str(message).split())}\n")

@@ -5,7 +5,7 @@ import json
 import sys
 from typing import Callable, Optional
 
-from .common import Parser, UsageError
+from .common import Parser, UsageError, cell
 
 # column (its heading) -> (value of a NamespaceInfo, right-aligned)
 COLUMNS: dict[str, tuple[Callable, bool]] = {
@@ -149,7 +149,7 @@ def _print_json(infos: list, cols: list[str], tree: Optional[str]) -> None:
 
 
 def _text(v) -> str:
-    return "" if v is None else str(v)
+    return "" if v is None else cell(str(v))
 
 
 def _print_table(infos: list, cols: list[str], args) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import Parser
+from .common import Parser, cell
 
 
 def build_parser(prog: str) -> Parser:
@@ -25,7 +25,7 @@ def run(args) -> int:
                                   "command": p.command} for p in procs]}, sys.stdout, indent=3)
         sys.stdout.write("\n")
         return 0
-    rows = [(str(p.pid), ",".join(k.proc_name for k in p.kinds.kinds()), p.command or "")
+    rows = [(str(p.pid), ",".join(k.proc_name for k in p.kinds.kinds()), cell(p.command or ""))
             for p in procs]
     if not args.noheadings:
         rows.insert(0, ("PID", "KINDS", "COMMAND"))
