@@ -46,19 +46,25 @@ def _status_from_pidfd(pidfd: int) -> Optional[int]:
 # (pidfd, _core.Child) pairs: subprocess's _active list, for nsfast.  A deque,
 # because __del__ may append from any thread while a reaper pops.
 _dropped: collections.deque = collections.deque()
-_DROPPED_ANY = os.WEXITED | os.WNOHANG | os.WNOWAIT | _WALL
 
 
-def _reap_pidfd(pidfd: int) -> bool:
-    """Reap the child behind pidfd if it has ended, without blocking; True
-    once it is gone.  Through the pidfd, so never another process that got
-    the pid after someone else reaped ours."""
+def _settle(pidfd: int, child: "_core.Child") -> bool:
+    """Reap the dropped child behind pidfd if it has ended, without blocking,
+    and then close pidfd; False while it runs.  Through the pidfd, so never
+    another process that got the pid after someone else reaped ours."""
     try:
-        return os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG | _WALL) is not None
+        if os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG | _WALL) is None:
+            return False
     except ChildProcessError:
-        return True     # reaped already: SIGCHLD ignored, or someone's wait(-1)
+        pass    # reaped already: SIGCHLD ignored, or someone's wait(-1)
     except OSError:
-        return True     # no waitid(P_PIDFD) before 5.4: give up on it, as before
+        # no waitid(P_PIDFD) before 5.4: give up on it, as before; the stack
+        # stays (a C init may still run on it: Child leaks it then)
+        os.close(pidfd)
+        return True
+    os.close(pidfd)
+    child.free_stack()
+    return True
 
 
 def reap_dropped() -> int:
@@ -69,23 +75,16 @@ def reap_dropped() -> int:
     >>> nsfast.reap_dropped()
     0
     """
-    if not _dropped:
-        return 0
-    try:
-        # one syscall tells whether any child has ended at all
-        if os.waitid(os.P_ALL, 0, _DROPPED_ANY) is None:
-            return 0
-    except ChildProcessError:
-        pass    # no waitable child, or SIGCHLD ignored: the loop finds out
+    # One waitid per dropped child that still runs, as subprocess's _cleanup
+    # does: a waitid(P_ALL, WNOWAIT) first would miss children that the
+    # kernel reaps itself (SIGCHLD ignored) while others run.
     reaped = 0
     for _ in range(len(_dropped)):
         try:
             pidfd, child = _dropped.popleft()
         except IndexError:
             break   # another thread took the rest
-        if _reap_pidfd(pidfd):
-            os.close(pidfd)
-            child.free_stack()
+        if _settle(pidfd, child):
             reaped += 1
         else:
             _dropped.append((pidfd, child))
@@ -309,10 +308,7 @@ class Process:
         # ends: now if it has, else at a later spawn or reap_dropped().
         self.pidfd = -1
         try:
-            if _reap_pidfd(pidfd):
-                os.close(pidfd)
-                self._child.free_stack()
-            else:
+            if not _settle(pidfd, self._child):
                 _dropped.append((pidfd, self._child))
         except (TypeError, AttributeError):
             pass    # interpreter shutdown: module globals are gone
