@@ -60,11 +60,19 @@ def _settle(pidfd: int, child: "_core.Child") -> bool:
     except OSError:
         # no waitid(P_PIDFD) before 5.4: give up on it, as before; the stack
         # stays (a C init may still run on it: Child leaks it then)
-        os.close(pidfd)
+        _close_quietly(pidfd)
         return True
-    os.close(pidfd)
+    _close_quietly(pidfd)
     child.free_stack()
     return True
+
+
+def _close_quietly(fd: int) -> None:
+    """Close fd; one that someone closed behind our back must not fail a spawn."""
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def reap_dropped() -> int:
