@@ -20,7 +20,7 @@ from .inspect import (NamespaceInfo, OutsideProcess, init_namespaces, list_names
 from .mounts import Bind, Mkdir, Proc, Sysfs, Tmpfs
 from . import netns
 from .pool import NetnsPool
-from .process import Process
+from .process import Process, reap_dropped
 from .plan import SpawnPlan
 from .spawn import DEVNULL, PIPE, STDOUT, spawn
 from .targets import Fd, PidFd
@@ -32,6 +32,6 @@ __all__ = [
     "NsType", "OutsideProcess", "PIPE", "PidFd", "Proc", "Process", "STDOUT", "SpawnPlan",
     "Sysfs", "Tmpfs",
     "enter", "enter_and_exec", "features", "init_namespaces", "list_namespaces", "namespaces",
-    "netns", "netnsid", "nsfs_mounts", "pidfd_open", "processes_outside_init", "run_in",
-    "setns", "spawn", "unshare",
+    "netns", "netnsid", "nsfs_mounts", "pidfd_open", "processes_outside_init", "reap_dropped",
+    "run_in", "setns", "spawn", "unshare",
 ]

@@ -21,7 +21,7 @@ from . import _core
 from .errors import os_error
 from .features import features
 from .flags import _PARSED, KindsLike, NsType
-from .handles import Namespace
+from .handles import Namespace, _check_pid, wanted_kinds
 from .targets import (Fd, PidFd, current_inode, differing_kinds, open_net_target,
                       open_target)
 
@@ -114,20 +114,16 @@ def _singles(kinds: NsType) -> tuple:
 def _pid_of(target: Any) -> Optional[int]:
     """The pid a target names, or None when it names a namespace file."""
     if type(target) is int:   # the common case first, by exact type
-        if target <= 0:
-            raise ValueError(f"pid must be positive, not {target}")
-        return target
+        return _check_pid(target)
     if isinstance(target, bool):
         raise TypeError("a namespace target cannot be a bool")
     if isinstance(target, (Fd, PidFd)):
         return None
     if isinstance(target, int):
-        if target <= 0:
-            raise ValueError(f"pid must be positive, not {target}")
-        return target
+        return _check_pid(target)
     if not isinstance(target, (Namespace, str, bytes, os.PathLike)) and \
             isinstance(getattr(target, "pid", None), int):
-        return target.pid
+        return _check_pid(target.pid)
     return None
 
 
@@ -349,7 +345,7 @@ def _join_plan(target: Any, kinds: KindsLike) -> tuple[list, list, bool, NsType]
             raise ValueError("say which kinds to join through a pidfd")
         return [os.dup(int(target))], [int(want)], True, want
     if pid is None:
-        ns = _open_file_target(target, NsType.parse(kinds) if kinds is not None else NsType(0))
+        ns = _open_file_target(target, wanted_kinds(kinds) if kinds is not None else NsType(0))
         fd = os.dup(ns.fileno())
         ns.close()
         return [fd], [int(ns.kind)], False, ns.kind
@@ -674,6 +670,8 @@ def _dir_fd(value: Any, pid: Optional[int], which: str) -> int:
         path = f"/proc/{pid}/{which}"
     else:
         path = os.fsdecode(os.fspath(value))
+        if not path:
+            raise ValueError(f"{which} is an empty path")
     try:
         return os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
@@ -719,6 +717,8 @@ def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
         if kinds is not None:
             raise ValueError("give kinds either as the mapping's keys or as kinds=, not both")
         join: Any = dict(target)
+        if not join:
+            raise ValueError("the mapping names no namespace to join")
         joined = NsType(0)
         for k in join:
             joined |= NsType.parse(k)
@@ -731,12 +731,12 @@ def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
             if joined & NsType.USER and _own_user_ns_is(pid):
                 joined &= ~NsType.USER
         elif pid is not None:
-            joined = NsType.parse(kinds)
+            joined = wanted_kinds(kinds)
             if joined & NsType.USER and _own_user_ns_is(pid):
                 joined &= ~NsType.USER
             join = {k: pid for k in joined.kinds()}
         else:
-            ns = _open_file_target(target, NsType.parse(kinds))
+            ns = _open_file_target(target, wanted_kinds(kinds) if kinds is not None else NsType(0))
             join, joined = [ns], ns.kind
     if isinstance(join, dict):
         join, joined = _without_own_time(join, joined)
@@ -750,7 +750,7 @@ def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
             if value is not None and value is not False:
                 opened.append(_dir_fd(value, pid, which))
                 spawn_options[f"{which}_fd"] = opened[-1]
-        return spawn(list(argv), join=join, uid=user, gid=group,
+        return spawn(argv, join=join, uid=user, gid=group,
                      extra_groups=extra_groups, fork_for_pid=fork, **spawn_options)
     finally:
         for fd in opened:

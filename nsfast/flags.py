@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import enum
-from typing import Iterable, Union
+from typing import Iterable, Mapping, Union
 
 from . import _core
 
@@ -80,6 +80,8 @@ class NsType(enum.IntFlag):
             parts = [p.strip() for p in value.split(",")]
             if parts == [""]:
                 return cls(0)
+        elif isinstance(value, Mapping):
+            raise TypeError("namespace kinds are names or NsType flags, not a mapping")
         else:
             try:
                 parts = list(value)

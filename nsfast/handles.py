@@ -12,12 +12,34 @@ from .flags import NsType
 PathLike = Union[str, bytes, "os.PathLike[str]"]
 
 
+# pids and fds are C ints (pid_t, int): a bigger Python int names none
+INT_MAX = 2**31 - 1
+
+
 def _check_pid(pid: object) -> int:
     if isinstance(pid, bool) or not isinstance(pid, int):
         raise TypeError(f"pid must be an int, not {type(pid).__name__}")
-    if pid <= 0:
-        raise ValueError(f"pid must be positive, not {pid}")
+    if not 0 < pid <= INT_MAX:
+        raise ValueError(f"pid must be between 1 and {INT_MAX}, not {pid}")
     return pid
+
+
+def check_fd(fd: object, what: str = "file descriptor") -> int:
+    """fd, if it can be a file descriptor; TypeError/ValueError before any syscall."""
+    if isinstance(fd, bool) or not isinstance(fd, int):
+        raise TypeError(f"{what} must be an int, not {type(fd).__name__}")
+    if not 0 <= fd <= INT_MAX:
+        raise ValueError(f"{what} must be between 0 and {INT_MAX}, not {fd}")
+    return fd
+
+
+def wanted_kinds(kind: object) -> NsType:
+    """NsType.parse(kind), ValueError when it names no kind at all (given
+    explicitly, no kind is a mistake: None is how to say "default")."""
+    want = NsType.parse(kind)
+    if not want:
+        raise ValueError(f"kind {kind!r} names no namespace kind")
+    return want
 
 
 class Closeable:
@@ -74,7 +96,11 @@ class Namespace(Closeable):
         >>> Namespace.open("/proc/self/ns/uts").kind
         <NsType.UTS: 67108864>
         """
+        if kind is not None:
+            kind = wanted_kinds(kind)   # a bad kind is refused before the file is opened
         p = os.fsdecode(os.fspath(path))
+        if not p:
+            raise ValueError("a namespace file path must not be empty")
         try:
             fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
@@ -117,7 +143,11 @@ class Namespace(Closeable):
 
         >>> Namespace.open("/proc/self/ns/uts").require("net")  # doctest: +SKIP
         """
-        want = NsType.parse(kind)
+        try:
+            want = wanted_kinds(kind)
+        except (TypeError, ValueError):
+            self.close()
+            raise
         if self.kind != want:
             self.close()
             names = ",".join(k.proc_name for k in want.kinds())

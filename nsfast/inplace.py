@@ -9,7 +9,7 @@ from . import _core
 from .errors import namespace_hint, os_error
 from .features import features
 from .flags import KindsLike, NsType
-from .handles import Namespace, _check_pid
+from .handles import Namespace, _check_pid, wanted_kinds
 from .targets import Fd, PidFd, Target, differing_kinds
 from .enter import PER_THREAD, thread_moved_here
 from .enter import _local as enter_local
@@ -154,7 +154,7 @@ def _setns(target: Target, kinds: KindsLike = None) -> None:
         if isinstance(pid, bool) or not isinstance(pid, int):
             raise TypeError(f"cannot use {type(target).__name__} as a setns target "
                             "(give a pid, a path, a Namespace, Fd(n) or PidFd(n))")
-        _setns_pid(_check_pid(pid), NsType.parse(kinds) if kinds is not None else None)
+        _setns_pid(_check_pid(pid), wanted_kinds(kinds) if kinds is not None else None)
     thread_moved_here()  # enter() must come back here, not to the old namespaces
 
 

@@ -382,10 +382,20 @@ def init_namespaces() -> dict[str, int]:
 def processes_outside_init() -> list[OutsideProcess]:
     """The processes whose namespaces differ from pid 1's, with the kinds that differ.
 
+    As `ps` does for an unprivileged user, it lists only the processes the
+    caller may inspect, and skips the rest.  Such a caller may not read the
+    namespaces of pid 1 nor of kthreadd either (see init_namespaces); then it
+    compares with its own process's namespaces instead, which for a user
+    logged in on the host are the initial ones: what it lists is then what
+    runs in namespaces other than the caller's.
+
     >>> [p.pid for p in nsfast.processes_outside_init()]  # doctest: +SKIP
     [25, 17743]
     """
-    ref = init_namespaces()
+    try:
+        ref = init_namespaces()
+    except PermissionError:
+        ref = namespaces(os.getpid())
     names = [k.proc_name for k in LSNS_ORDER if k.proc_name in ref]
     result = []
     for proc in _scan_processes(names):

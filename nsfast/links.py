@@ -352,6 +352,8 @@ def add_route(dst: str, gateway: Optional[str] = None, ifname: Optional[str] = N
     if gateway is None and ifname is None:
         raise ValueError("a route needs a gateway or an interface")
     if gateway is not None:
+        if not isinstance(gateway, str):
+            raise TypeError(f"gateway is an address string, not {type(gateway).__name__}")
         ipaddress.ip_address(gateway)
     if ifname is not None:
         check_ifname(ifname)

@@ -17,6 +17,7 @@ from typing import NamedTuple, Optional, Union
 
 from . import _core
 from .errors import os_error
+from .handles import _check_pid
 
 # struct nsf_mount_step kinds (csrc/spawn.h)
 _BIND, _TMPFS, _PROC, _MKDIR, _PIVOT, _SYSFS = 1, 2, 3, 4, 5, 6
@@ -94,8 +95,9 @@ def _tmpfs_options(size: Optional[int], mode: Optional[int]) -> Optional[bytes]:
     """The tmpfs data string for size (bytes) and mode, ValueError when bad."""
     opts = []
     if size is not None:
-        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-            raise ValueError("tmpfs size must be a positive int of bytes")
+        # the kernel reads it as an unsigned long long, silently wrapping past it
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 < size < 2**64:
+            raise ValueError("tmpfs size must be a positive int of bytes, below 2**64")
         opts.append(f"size={size}")
     if mode is not None:
         if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o7777:
@@ -230,6 +232,8 @@ def parse_mountinfo(text: bytes) -> list[MountEntry]:
     >>> parse_mountinfo(b"27 1 254:0 / / rw - ext4 /dev/vda rw\\n")[0].source
     '/dev/vda'
     """
+    if not isinstance(text, bytes):
+        raise TypeError(f"mountinfo text is bytes, not {type(text).__name__}")
     return [_parse_line(line) for line in text.split(b"\n") if line]
 
 
@@ -243,11 +247,7 @@ def mountinfo(pid: Optional[int] = None) -> list[MountEntry]:
     if pid is None:
         path = "/proc/self/mountinfo"
     else:
-        if isinstance(pid, bool) or not isinstance(pid, int):
-            raise TypeError(f"pid must be an int, not {type(pid).__name__}")
-        if pid <= 0:
-            raise ValueError(f"pid must be positive, not {pid}")
-        path = f"/proc/{pid}/mountinfo"
+        path = f"/proc/{_check_pid(pid)}/mountinfo"
     try:
         with open(path, "rb") as f:
             text = f.read()

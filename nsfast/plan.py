@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 from . import _core, idmap
 from .features import features
 from .flags import KindsLike, NsType
+from .handles import check_fd
 from .mounts import (_FS_ENCODING, _FS_ERRORS, MS_REC, PROPAGATION_FLAGS, Proc, absolute,
                      pivot_step)
 
@@ -119,6 +120,8 @@ def _bytes_arg(value: Any, what: str) -> bytes:
 def _environment(env: Mapping) -> list[bytes]:
     """The child's envp for an env= mapping (env=None is the process's
     environment, which _core passes as it is, as subprocess does)."""
+    if not isinstance(env, Mapping):
+        raise TypeError(f"env must be a mapping of names to values, not {type(env).__name__}")
     out = []
     for k, v in env.items():
         kb, vb = _bytes_arg(k, "env key"), _bytes_arg(v, "env value")
@@ -399,16 +402,26 @@ class SpawnPlan:
             # hasattr, not isinstance(os.PathLike): an ABC check costs microseconds
             if isinstance(argv, (str, bytes)) or hasattr(argv, "__fspath__"):
                 argv = [argv]
+        elif isinstance(argv, Mapping):
+            raise TypeError("argv is a sequence of arguments, not a mapping")
+        try:
             argv = list(argv)
+        except TypeError:
+            raise TypeError(f"argv is a sequence of arguments, not {type(argv).__name__}") \
+                from None
         if not argv:
             raise ValueError("argv must not be empty")
         spec.argv = _bytes_args(argv, "argv")
         program = _bytes_arg(executable, "executable") if executable is not None else spec.argv[0]
+        if not program:
+            raise ValueError("the program name (argv[0] or executable) is empty")
         spec.exec_paths = _exec_paths(program, env)
         if env is not None:
             spec.envp = _environment(env)
         if cwd is not None:
             spec.cwd = _bytes_arg(cwd, "cwd")
+            if not spec.cwd:
+                raise ValueError("cwd is an empty path")
         # ---- namespaces
         new = _kinds(namespaces)
         if hostname is not None or domainname is not None:
@@ -479,14 +492,12 @@ class SpawnPlan:
         if isinstance(pass_fds, (int, str, bytes)):
             raise TypeError("pass_fds is a sequence of fds")
         if pass_fds:
-            keep = set()
-            for fd in pass_fds:
-                if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
-                    raise ValueError(f"bad fd in pass_fds: {fd!r}")
-                keep.add(fd)
+            keep = {check_fd(fd, "an fd in pass_fds") for fd in pass_fds}
             spec.keep_fds = sorted(fd for fd in keep if fd > 2)
         if pdeathsig is not None:
-            if isinstance(pdeathsig, bool) or not 0 < int(pdeathsig) < signal.NSIG:
+            if isinstance(pdeathsig, bool) or not isinstance(pdeathsig, int):
+                raise TypeError(f"pdeathsig is a signal number, not {type(pdeathsig).__name__}")
+            if not 0 < pdeathsig < signal.NSIG:
                 raise ValueError(f"bad pdeathsig {pdeathsig!r}")
             spec.pdeathsig = int(pdeathsig)
         spec.new_session = bool(new_session)
@@ -495,9 +506,7 @@ class SpawnPlan:
             spec.caps_keep = _capability_mask(capabilities)
         for what, fd in (("root_fd", root_fd), ("cwd_fd", cwd_fd)):
             if fd is not None:
-                if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
-                    raise ValueError(f"{what} must be an open directory fd, not {fd!r}")
-                setattr(spec, what, fd)
+                setattr(spec, what, check_fd(fd, what))
         if root_fd is not None and (root is not None or pivot_root):
             raise ValueError("give root= or root_fd=, not both")
         spec.use_clone3 = features.clone3
@@ -556,8 +565,7 @@ def _check_stream(value: Any, which: int) -> None:
             raise ValueError("STDOUT is only valid for stderr")
         return
     if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"bad file descriptor {value}")
+        check_fd(value, "a std stream")
         return
     if not hasattr(value, "fileno"):
         raise TypeError(f"std stream must be None, an fd, a file, PIPE, DEVNULL or STDOUT, "

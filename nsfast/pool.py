@@ -22,6 +22,15 @@ from .handles import Closeable, Namespace
 Setup = Callable[[Namespace], object]
 
 
+def _max_net_namespaces() -> int:
+    """The kernel's cap on a user's network namespaces (a pool can never hold more)."""
+    try:
+        with open("/proc/sys/user/max_net_namespaces", "rb") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 2**31 - 1
+
+
 class NetnsPool(Closeable):
     """Keep up to `size` fresh network namespaces ready; setup(handle) configures each one
     as it is made, off the caller's path.
@@ -36,6 +45,10 @@ class NetnsPool(Closeable):
             raise TypeError(f"size is an int, not {type(size).__name__}")
         if size < 0:
             raise ValueError(f"size must be 0 or more, not {size}")
+        limit = _max_net_namespaces()
+        if size > limit:
+            raise ValueError(f"size {size} is more network namespaces than this user may "
+                             f"have (user.max_net_namespaces = {limit})")
         if setup is not None and not callable(setup):
             raise TypeError("setup is a callable taking a Namespace")
         self.size = size

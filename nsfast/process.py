@@ -1,6 +1,7 @@
 """Process: a spawned child, waited on through its pidfd, with subprocess's API."""
 from __future__ import annotations
 
+import collections
 import fcntl
 import os
 import select
@@ -41,6 +42,63 @@ def _status_from_pidfd(pidfd: int) -> Optional[int]:
     return struct.unpack_from("i", buf, _EXIT_CODE_OFFSET)[0]
 
 
+# The children of Processes dropped before their child was reaped, as
+# (pidfd, _core.Child) pairs: subprocess's _active list, for nsfast.  A deque,
+# because __del__ may append from any thread while a reaper pops.
+_dropped: collections.deque = collections.deque()
+
+
+def _settle(pidfd: int, child: "_core.Child") -> bool:
+    """Reap the dropped child behind pidfd if it has ended, without blocking,
+    and then close pidfd; False while it runs.  Through the pidfd, so never
+    another process that got the pid after someone else reaped ours."""
+    try:
+        if os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOHANG | _WALL) is None:
+            return False
+    except ChildProcessError:
+        pass    # reaped already: SIGCHLD ignored, or someone's wait(-1)
+    except OSError:
+        # no waitid(P_PIDFD) before 5.4: give up on it, as before; the stack
+        # stays (a C init may still run on it: Child leaks it then)
+        _close_quietly(pidfd)
+        return True
+    _close_quietly(pidfd)
+    child.free_stack()
+    return True
+
+
+def _close_quietly(fd: int) -> None:
+    """Close fd; one that someone closed behind our back must not fail a spawn."""
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def reap_dropped() -> int:
+    """Reap, without blocking, the ended children of nsfast.Process objects
+    that were dropped without a wait (each spawn does this too); return how
+    many were reaped.  A dropped child that still runs is left running.
+
+    >>> nsfast.reap_dropped()
+    0
+    """
+    # One waitid per dropped child that still runs, as subprocess's _cleanup
+    # does: a waitid(P_ALL, WNOWAIT) first would miss children that the
+    # kernel reaps itself (SIGCHLD ignored) while others run.
+    reaped = 0
+    for _ in range(len(_dropped)):
+        try:
+            pidfd, child = _dropped.popleft()
+        except IndexError:
+            break   # another thread took the rest
+        if _settle(pidfd, child):
+            reaped += 1
+        else:
+            _dropped.append((pidfd, child))
+    return reaped
+
+
 class Process:
     """A child made by nsfast.spawn.
 
@@ -49,8 +107,16 @@ class Process:
     0
     """
 
+    # communicate()'s state, kept for a retry: the chunks read from each pipe,
+    # the input and how much of it was written (class defaults: set on use)
+    _output: Optional[dict] = None
+    _input = memoryview(b"")
+    _input_offset = 0
+
     def __init__(self, child: "_core.Child", args: Sequence, stdin: Optional[IO] = None,
                  stdout: Optional[IO] = None, stderr: Optional[IO] = None):
+        if _dropped:
+            reap_dropped()   # both spawn paths make a Process: the one hook they share
         self._child = child
         self.pid: int = child.pid
         self.pidfd: int = child.take_pidfd()
@@ -142,51 +208,71 @@ class Process:
     def communicate(self, input: Optional[bytes] = None, timeout: Optional[float] = None
                     ) -> tuple[Optional[bytes], Optional[bytes]]:
         """Send input, read stdout and stderr to EOF and wait, as Popen.communicate
-        does (bytes only).
+        does (bytes only).  After a TimeoutExpired (or an exception raised by a
+        signal handler, such as KeyboardInterrupt) a new call carries on where
+        the last one stopped: what was read is kept, the input is not sent twice.
 
         >>> nsfast.spawn(["cat"], stdin=nsfast.PIPE, stdout=nsfast.PIPE).communicate(b"hi")
         (b'hi', None)
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._output is None:
+            self._output = {f: [] for f in (self.stdout, self.stderr) if f is not None}
+            self._input = memoryview(input or b"")
+            self._input_offset = 0
+        elif input:
+            raise ValueError("communicate() was started already: its input cannot change")
         sel = selectors.DefaultSelector()
-        pending = memoryview(input or b"")
-        if self.stdin is not None:
-            if pending:
+        if self.stdin is not None and not self.stdin.closed:
+            if self._input_offset < len(self._input):
                 sel.register(self.stdin, selectors.EVENT_WRITE)
             else:
                 self.stdin.close()
-        streams = {}
-        for f in (self.stdout, self.stderr):
-            if f is not None:
-                streams[f] = []
+        for f in self._output:
+            if not f.closed:
                 sel.register(f, selectors.EVENT_READ)
         with sel:
             while sel.get_map():
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    raise subprocess.TimeoutExpired(self.args, timeout)
+                    raise self._communicate_timeout(timeout)
                 for key, _ in sel.select(left):
                     f = key.fileobj
                     if f is self.stdin:
+                        chunk = self._input[self._input_offset:
+                                            self._input_offset + select.PIPE_BUF]
                         try:
-                            n = os.write(f.fileno(), pending[:select.PIPE_BUF])
+                            self._input_offset += os.write(f.fileno(), chunk)
                         except BrokenPipeError:
-                            n = len(pending)
-                        pending = pending[n:]
-                        if not pending:
+                            self._input_offset = len(self._input)
+                        if self._input_offset >= len(self._input):
                             sel.unregister(f)
                             f.close()
                         continue
                     data = os.read(f.fileno(), 65536)
                     if data:
-                        streams[f].append(data)
+                        self._output[f].append(data)
                     else:
                         sel.unregister(f)
                         f.close()
-        out = b"".join(streams[self.stdout]) if self.stdout is not None else None
-        err = b"".join(streams[self.stderr]) if self.stderr is not None else None
-        self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        return out, err
+        try:
+            self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise self._communicate_timeout(timeout) from None
+        return self._collected(self.stdout), self._collected(self.stderr)
+
+    def _collected(self, f: Optional[IO]) -> Optional[bytes]:
+        """What communicate() has read from f so far (None: not a pipe)."""
+        if f is None:
+            return None
+        chunks = self._output[f]
+        if len(chunks) > 1:
+            chunks[:] = [b"".join(chunks)]   # a retry joins once, not again
+        return chunks[0] if chunks else b""
+
+    def _communicate_timeout(self, timeout: Optional[float]) -> subprocess.TimeoutExpired:
+        return subprocess.TimeoutExpired(self.args, timeout, output=self._collected(self.stdout),
+                                         stderr=self._collected(self.stderr))
 
     def namespaces(self) -> dict[NsType, Namespace]:
         """Handles on each of the child's namespaces, by kind."""
@@ -223,12 +309,17 @@ class Process:
         self._close_pipes()
 
     def __del__(self):
-        if getattr(self, "pidfd", -1) >= 0 and self.returncode is None:
-            # leave the child running (as subprocess does) but do not leak the fd
-            try:
-                os.close(self.pidfd)
-            except OSError:
-                pass
+        pidfd = getattr(self, "pidfd", -1)
+        if pidfd < 0 or self.returncode is not None:
+            return
+        # Leave the child running (as subprocess does), but reap it once it
+        # ends: now if it has, else at a later spawn or reap_dropped().
+        self.pidfd = -1
+        try:
+            if not _settle(pidfd, self._child):
+                _dropped.append((pidfd, self._child))
+        except (TypeError, AttributeError):
+            pass    # interpreter shutdown: module globals are gone
 
     def __repr__(self) -> str:
         return f"<nsfast.Process pid={self.pid} returncode={self.returncode}>"

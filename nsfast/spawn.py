@@ -17,7 +17,7 @@ from . import _core, init_program
 from .errors import map_hint, namespace_hint, os_error
 from .features import features
 from .flags import NsType
-from .handles import Namespace
+from .handles import Namespace, _check_pid, check_fd
 from .mounts import step_path
 from .plan import ChildSpec, SpawnPlan, _exec_paths
 from .process import Process
@@ -201,15 +201,11 @@ def _std_fd(value: Any, which: int, opened: list, parent_ends: dict) -> int:
         return fd
     if value is STDOUT:
         raise ValueError("STDOUT is only valid for stderr")
-    if isinstance(value, bool):
-        raise TypeError("a std stream cannot be a bool")
     if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"bad file descriptor {value}")
-        os.fstat(value)  # EBADF now rather than in the child
+        os.fstat(check_fd(value, "a std stream"))  # EBADF now rather than in the child
         return value
     if hasattr(value, "fileno"):
-        return value.fileno()
+        return check_fd(value.fileno(), f"{type(value).__name__}.fileno()")
     raise TypeError(f"std stream must be None, an fd, a file, PIPE, DEVNULL or STDOUT, "
                     f"not {type(value).__name__}")
 
@@ -220,9 +216,7 @@ def _join_targets(join: Any, handles: list) -> tuple:
     if isinstance(join, bool):
         raise TypeError("join takes a pid, a mapping kind -> target, or Namespace handles")
     if isinstance(join, int) or isinstance(join, PidFd):
-        pid = int(join)
-        if pid <= 0:
-            raise ValueError(f"join pid must be positive, not {pid}")
+        pid = _check_pid(int(join))
         kinds = differing_kinds(pid, NsType.all())
         if features.pidfd_setns and kinds:
             fd = _core.pidfd_open(pid) if not isinstance(join, PidFd) else os.dup(int(join))
@@ -238,6 +232,9 @@ def _join_targets(join: Any, handles: list) -> tuple:
             items.append((kind, target))
     elif isinstance(join, Namespace):
         items = [(join.kind, join)]
+    elif isinstance(join, (str, bytes, os.PathLike)):
+        raise TypeError("join takes a pid, a mapping kind -> target, or Namespace handles; "
+                        "a path goes in a mapping, e.g. join={'net': path}")
     else:
         try:
             seq = list(join)

@@ -11,7 +11,7 @@ import os
 from typing import Optional, Union
 
 from .flags import NsType
-from .handles import Namespace, _check_pid
+from .handles import Namespace, _check_pid, check_fd
 
 
 class Fd(int):
@@ -20,9 +20,18 @@ class Fd(int):
     >>> nsfast.setns(nsfast.Fd(fd), "net")  # doctest: +SKIP
     """
 
+    __slots__ = ()
+
+    def __new__(cls, fd: int):
+        # checked here: the compiled setns takes an Fd as a C int
+        return int.__new__(cls, check_fd(fd, cls.__name__))
+
 
 class PidFd(int):
     """Marks an int as a pidfd (from os.pidfd_open or nsfast.pidfd_open)."""
+
+    __slots__ = ()
+    __new__ = Fd.__new__
 
 
 Target = Union[int, str, "os.PathLike[str]", Namespace, Fd, PidFd, object]
@@ -71,7 +80,8 @@ def open_target(target: Target, kind: Optional[NsType]) -> Namespace:
     if isinstance(target, (str, bytes, os.PathLike)):
         return Namespace.open(target, kind)
     if hasattr(target, "fileno") and not hasattr(target, "pid"):
-        return Namespace.open(f"/proc/self/fd/{target.fileno()}", kind)
+        fd = check_fd(target.fileno(), f"{type(target).__name__}.fileno()")
+        return Namespace.open(f"/proc/self/fd/{fd}", kind)
     pid = target if isinstance(target, int) else getattr(target, "pid", None)
     if isinstance(pid, int):
         if kind is None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import subprocess
 
 import pytest
@@ -152,3 +153,15 @@ def test_bad_flags_are_one_line_and_exit_1(cli, args):
     assert err.startswith(f"nsfast {args[0]}: ")
     assert "Traceback" not in err
     assert r.stdout == b""
+
+
+def test_a_newline_in_a_command_line_stays_in_its_row(cli, sleeper):
+    """A command line holding a newline (python -c with two lines) would start a
+    false row that a reader takes for a pid: it shows as \\x0a, as lsns shows it."""
+    p = sleeper(argv=[sys.executable, "-c", "import time\ntime.sleep(600)"], namespaces="uts")
+    for args in (("ps",), ("ls", "-t", "uts", "-o", "PID,COMMAND")):
+        out = cli(*args, check=True).stdout.decode().splitlines()
+        pids = [line.split()[0] for line in out[1:]]
+        assert all(x.isdigit() for x in pids), out
+        row = [line for line in out[1:] if line.split()[0] == str(p.pid)]
+        assert len(row) == 1 and row[0].endswith("-c import time\\x0atime.sleep(600)")

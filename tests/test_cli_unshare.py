@@ -13,11 +13,15 @@ import time
 
 import pytest
 
+import nsfast
 from conftest import children_of, need_tool, ns_inode, run_cli
 from test_spawn import MONO, TAG, _mounted, _queue_ids, host_queue, open_dir, shared_base, \
     wait_gone  # noqa: F401 - fixtures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# where the nsfast under test is installed (not the checkout: .ci/sanitize
+# tests an instrumented install, and the checkout may be unbuilt)
+INSTALLED = os.path.dirname(os.path.dirname(os.path.abspath(nsfast.__file__)))
 CLI = [sys.executable, "-m", "nsfast.cli", "unshare"]
 
 
@@ -248,7 +252,7 @@ umount mnt
 
 def _in_private_mount_ns(script: str) -> subprocess.CompletedProcess:
     # a throwaway private mount namespace: the bind mounts vanish with it
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = dict(os.environ, PYTHONPATH=INSTALLED)
     return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
                           capture_output=True, text=True, cwd=ROOT, timeout=60, env=env)
 

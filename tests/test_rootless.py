@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -23,14 +24,24 @@ def _repo_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(nsfast.__file__)))
 
 
-def run_unprivileged(code: str, timeout: float = 60) -> dict:
-    """Run code as uid/gid 65534 with no groups; it prints one JSON document."""
+def as_nobody(argv: list) -> list:
+    """argv run as uid/gid 65534 with no groups, for subprocess."""
     setpriv = need_tool("setpriv")
+    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv]
+
+
+def run_unprivileged_python(args: list, timeout: float = 60) -> subprocess.CompletedProcess:
+    """This interpreter with args, as uid 65534 (setpriv execs it directly: the
+    interpreter may live under a directory that uid 65534 cannot search)."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/",
            "PYTHONPATH": _repo_root(), "PYTHONDONTWRITEBYTECODE": "1"}
-    r = subprocess.run([setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                        sys.executable, "-c", textwrap.dedent(code)],
-                       capture_output=True, text=True, timeout=timeout, env=env, cwd="/")
+    return subprocess.run(as_nobody([sys.executable, *args]), capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd="/")
+
+
+def run_unprivileged(code: str, timeout: float = 60) -> dict:
+    """Run code as uid/gid 65534 with no groups; it prints one JSON document."""
+    r = run_unprivileged_python(["-c", textwrap.dedent(code)], timeout)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -151,3 +162,45 @@ def test_privileged_only_operations_fail_cleanly_with_a_hint():
     assert "hint" in message and "/run/netns" in message
     assert seen["remove"][0] in ("PermissionError", "FileNotFoundError")
     assert "rootless-probe" not in nsfast.netns.list()
+
+
+@pytest.fixture
+def nobody_in_its_own_userns():
+    """A `sleep` that uid 65534 started in a user namespace of its own (unshare -Ur)."""
+    need_tool("unshare")
+    p = subprocess.Popen(as_nobody(["unshare", "-Ur", "sleep", "100"]))
+    try:
+        ours = os.stat("/proc/self/ns/user").st_ino
+        for _ in range(1000):   # until unshare has exec'd sleep in the new namespace
+            with open(f"/proc/{p.pid}/comm") as f:
+                if f.read().strip() == "sleep" and \
+                        os.stat(f"/proc/{p.pid}/ns/user").st_ino != ours:
+                    break
+            assert p.poll() is None, "unshare -Ur failed for uid 65534"
+            time.sleep(0.01)
+        else:
+            pytest.fail("unshare -Ur sleep never got going")
+        yield p.pid
+    finally:
+        p.kill()   # by pid: ours, not yet reaped
+        p.wait()
+
+
+def test_unprivileged_ps_lists_what_that_user_may_see(nobody_in_its_own_userns):
+    """nsfast ps as uid 65534, which may read neither pid 1's nor kthreadd's
+    namespaces: exit 0, and its own process in a user namespace is listed."""
+    pid = nobody_in_its_own_userns
+    assert os.stat(f"/proc/{pid}").st_uid == NOBODY
+    r = run_unprivileged_python(["-m", "nsfast.cli", "ps", "--json"])
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    listed = {p["pid"]: p for p in json.loads(r.stdout)["processes"]}
+    assert pid in listed
+    assert "user" in listed[pid]["kinds"]
+    assert listed[pid]["command"] == "sleep 100"
+    # only what uid 65534 may inspect: every listed process is its own
+    for q in listed:
+        try:
+            assert os.stat(f"/proc/{q}").st_uid == NOBODY
+        except FileNotFoundError:
+            pass   # ended since

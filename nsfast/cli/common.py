@@ -32,6 +32,26 @@ def write_text(stream, text: str) -> None:
     raw.flush()
 
 
+def cell(text: str) -> str:
+    """text for one cell of a table, as lsns's (libsmartcols) shows it: what
+    is not printable (a newline in a command line would start a false row),
+    and each byte that is not UTF-8 (a surrogate from os.fsdecode), as \\xHH;
+    a backslash before an x as \\x5c, so that the escapes stay unambiguous.
+
+    >>> cell("python -c 'a\\nb'")
+    "python -c 'a\\\\x0ab'"
+    """
+    if text.isprintable() and "\\x" not in text:
+        return text
+    out = []
+    for k, ch in enumerate(text):
+        if ch.isprintable() and not (ch == "\\" and text[k + 1:k + 2] == "x"):
+            out.append(ch)
+        else:
+            out.extend(f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogateescape"))
+    return "".join(out)
+
+
 def fail(prog: str, message: str, status: int = 1) -> int:
     """Print `prog: message` as one line on stderr; return the exit status."""
     write_text(sys.stderr, f"{prog}: {' '.join(str(message).split())}\n")

@@ -5,7 +5,7 @@ import json
 import sys
 from typing import Callable, Optional
 
-from .common import Parser, UsageError, write_text
+from .common import Parser, UsageError, cell, write_text
 
 # column (its heading) -> (value of a NamespaceInfo, right-aligned)
 COLUMNS: dict[str, tuple[Callable, bool]] = {
@@ -148,23 +148,8 @@ def _print_json(infos: list, cols: list[str], tree: Optional[str]) -> None:
     write_text(sys.stdout, json.dumps({"namespaces": rows}, indent=3, ensure_ascii=False) + "\n")
 
 
-def _safe(text: str) -> str:
-    """text as lsns's table shows it (libsmartcols): what is not printable, and
-    each byte that is not UTF-8 (a surrogate from os.fsdecode), as \\xHH; a
-    backslash before an x as \\x5c, so that the escapes stay unambiguous."""
-    if text.isprintable() and "\\x" not in text:
-        return text
-    out = []
-    for k, ch in enumerate(text):
-        if ch.isprintable() and not (ch == "\\" and text[k + 1:k + 2] == "x"):
-            out.append(ch)
-        else:
-            out.extend(f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogateescape"))
-    return "".join(out)
-
-
 def _text(v) -> str:
-    return "" if v is None else _safe(v) if isinstance(v, str) else str(v)
+    return "" if v is None else cell(str(v))
 
 
 def _print_table(infos: list, cols: list[str], args) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import Parser
+from .common import Parser, cell
 
 
 def build_parser(prog: str) -> Parser:
     p = Parser(prog=prog, description="Processes outside pid 1's namespaces: PID, the kinds "
-                                      "that differ, COMMAND.")
+                                      "that differ, COMMAND.  An unprivileged user sees only "
+                                      "the processes it may inspect, compared with its own "
+                                      "namespaces where pid 1's cannot be read.")
     p.add_argument("-J", "--json", action="store_true", help="JSON output")
     p.add_argument("-n", "--noheadings", action="store_true", help="no heading line")
     return p
@@ -23,7 +25,7 @@ def run(args) -> int:
                                   "command": p.command} for p in procs]}, sys.stdout, indent=3)
         sys.stdout.write("\n")
         return 0
-    rows = [(str(p.pid), ",".join(k.proc_name for k in p.kinds.kinds()), p.command or "")
+    rows = [(str(p.pid), ",".join(k.proc_name for k in p.kinds.kinds()), cell(p.command or ""))
             for p in procs]
     if not args.noheadings:
         rows.insert(0, ("PID", "KINDS", "COMMAND"))
