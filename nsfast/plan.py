@@ -395,20 +395,16 @@ class SpawnPlan:
                  on_created: Optional[Callable[[int], None]] = None) -> None:
         spec = ChildSpec()
         # ---- argv, program, env, cwd
-        # Each call and each object touched here costs a microsecond or more in
-        # a caller whose caches the last exec emptied, so the common case (a
-        # list of str) takes the fewest steps.
         if type(argv) is not list:
-            # hasattr, not isinstance(os.PathLike): an ABC check costs microseconds
             if isinstance(argv, (str, bytes)) or hasattr(argv, "__fspath__"):
                 argv = [argv]
-        elif isinstance(argv, Mapping):
-            raise TypeError("argv is a sequence of arguments, not a mapping")
-        try:
-            argv = list(argv)
-        except TypeError:
-            raise TypeError(f"argv is a sequence of arguments, not {type(argv).__name__}") \
-                from None
+            elif isinstance(argv, Mapping):
+                raise TypeError("argv is a sequence of arguments, not a mapping")
+            try:
+                argv = list(argv)
+            except TypeError:
+                raise TypeError(f"argv is a sequence of arguments, not "
+                                f"{type(argv).__name__}") from None
         if not argv:
             raise ValueError("argv must not be empty")
         spec.argv = _bytes_args(argv, "argv")

@@ -88,8 +88,9 @@ def spawn(argv: Sequence, **options: Any) -> Process:
     """
     global _reused
     try:
+        # with the values' types: False == 0, and only one of them is valid
         key = (tuple(argv) if type(argv) is list else argv, tuple(options.items()),
-               os.geteuid(), os.getegid())
+               tuple(map(type, options.values())), os.geteuid(), os.getegid())
         plan = _plans.get(key)
     except TypeError:   # an unhashable argument (a dict, a list): no reuse
         key = plan = None

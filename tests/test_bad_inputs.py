@@ -144,7 +144,8 @@ SPAWN_ACCEPTS = {
     "pass_fds": {"None", "[]", "{}", "bytearray"},   # bytearray: fd 120, refused by the kernel
     "pdeathsig": {"None"}, "time_offsets": {"None", "{}", "0", "''", "[]", "False", "b''"},
     "cgroup": {"None"}, "netns": {"None"}, "capabilities": {"None", "[]", "''", "{}", "b''"},
-    "extra_groups": {"None", "[]", "{}", "bytearray"}, "root_fd": {"None"}, "cwd_fd": {"None"},
+    "extra_groups": {"None", "[]", "{}", "bytearray"},
+    "root_fd": {"None", "0"}, "cwd_fd": {"None", "0"},   # fd 0 is open: the kernel refuses it
     "on_created": {"None"},
 }
 
