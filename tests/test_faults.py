@@ -15,6 +15,9 @@ import pytest
 import nsfast
 from conftest import children_of, open_fds, system_state
 
+# the no-leak checks compare the whole mount table: in namespaces of its own
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture
 def no_leak():

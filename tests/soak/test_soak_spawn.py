@@ -9,8 +9,14 @@ import os
 import statistics
 import time
 
+import pytest
+
 import nsfast
 from conftest import system_state
+
+# thousands of operations, and the whole mount table, /run/netns and every
+# process's net namespace compared: in namespaces of its own (tests/conftest.py)
+pytestmark = pytest.mark.system
 
 SANDBOX = dict(namespaces="user,mnt,pid,uts,ipc", map_root=True, mount_proc=True)
 MAX_DRIFT = 1.3
@@ -21,8 +27,7 @@ with open("/proc/self/maps") as _maps:
 def _check_no_leak(before: dict, after: dict) -> None:
     for key in ("fds", "children", "mountinfo", "run_netns"):
         assert after[key] == before[key], key
-    # the kernel frees net namespaces asynchronously, and other processes may
-    # make some: ours must not pile up
+    # the kernel frees net namespaces asynchronously: ours must not pile up
     assert after["net_namespaces"] <= before["net_namespaces"] + 2
     if not UNDER_ASAN:  # its quarantine keeps freed memory on purpose
         assert after["rss_kb"] - before["rss_kb"] < 2048, "RSS grew by 2 MB or more"
