@@ -477,6 +477,7 @@ def test_mountinfo_matches_findmnt_with_escapes(workdir, agents):
     assert by_point[odd[1]].peer_group is not None
 
 
+@pytest.mark.unit
 def test_parse_mountinfo_optional_fields():
     text = (b"36 35 98:0 /mnt1 /mnt\\0402 rw,noatime master:1 propagate_from:2 - "
             b"ext3 /dev/root rw,errors=continue\n"

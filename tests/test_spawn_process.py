@@ -69,6 +69,7 @@ def test_nul_bytes_are_value_errors(kw):
     assert set(children_of(os.getpid())) == kids
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("kw,exc", [
     ({"namespaces": "bogus"}, ValueError),
     ({"hostname": "a"}, ValueError),                      # no uts
@@ -95,6 +96,7 @@ def test_bad_arguments_raise_before_any_child(kw, exc):
     assert open_fds() == fds
 
 
+@pytest.mark.unit
 def test_empty_argv():
     with pytest.raises(ValueError):
         nsfast.spawn([])
