@@ -93,6 +93,12 @@ def _child_args(config) -> list[str]:
     return args
 
 
+def _python_flags() -> list[str]:
+    # .ci/sanitize runs pytest with -P: the source tree must not shadow the
+    # installed (instrumented) package in the child either
+    return ["-P"] if sys.flags.safe_path else []
+
+
 def _run_isolated(config, session) -> dict:
     """Run every selected system test in one child pytest; nodeid -> its reports."""
     nodeids = [i.nodeid for i in session.items if runs_isolated(i)]
@@ -101,7 +107,7 @@ def _run_isolated(config, session) -> dict:
     try:
         cmd = ["unshare", "--mount", "--propagation", "private", "--pid", "--fork",
                "--mount-proc", "--kill-child", sys.executable, os.path.abspath(__file__),
-               sys.executable, "-m", "pytest", *_child_args(config), *nodeids]
+               sys.executable, *_python_flags(), "-m", "pytest", *_child_args(config), *nodeids]
         status = subprocess.run(cmd, cwd=config.rootpath,
                                 env=dict(os.environ, **{REPORTS_ENV: path})).returncode
         reports: dict = {"": status}
