@@ -139,6 +139,19 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
+def sigset_bits(signals) -> int:
+    """A set of signals as /proc/PID/status shows it in SigBlk and SigIgn."""
+    return sum(1 << (s - 1) for s in set(signals))
+
+
+def inherited_ignores() -> set:
+    """The signals this process was started ignoring: a shell's background job
+    ignores SIGINT and SIGQUIT, nohup SIGHUP.  Not SIGPIPE and SIGXFSZ, which
+    Python ignores itself and a child gets back at their defaults."""
+    return {s for s in signal.valid_signals() if signal.getsignal(s) is signal.SIG_IGN
+            and s not in (signal.SIGPIPE, signal.SIGXFSZ)}
+
+
 def open_fds() -> set[int]:
     return {int(x) for x in os.listdir("/proc/self/fd")}
 
