@@ -65,6 +65,7 @@ def quick_run(tmp_path_factory):
     return r, json.loads(out.read_text()), out
 
 
+@pytest.mark.system   # a benchmark run (nsfast bench --quick)
 def test_quick_json_has_every_figure_and_validates(quick_run):
     r, doc, _ = quick_run
     _assert_complete(doc)
@@ -125,6 +126,7 @@ def test_each_area_runs_quick(cli, tmp_path, area):
             assert (tmp_path / "bench.png").read_bytes()[:8] == PNG_MAGIC
 
 
+@pytest.mark.system   # a benchmark run (nsfast bench --quick)
 def test_plot_writes_png_files(cli, tmp_path):
     need(_has_matplotlib(), "matplotlib (pip install nsfast[bench])")
     png = tmp_path / "b.png"
@@ -146,6 +148,7 @@ def test_plot_without_matplotlib_is_one_line(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+@pytest.mark.system   # a benchmark run (nsfast bench --quick)
 def test_compare_flags_a_regression(cli, quick_run, tmp_path):
     _, doc, _ = quick_run
     old = json.loads(json.dumps(doc))
@@ -422,6 +425,7 @@ def test_repeat_pools_runs():
     assert r["nsfast"]["n"] == len(r["samples"]["nsfast"]) >= 2 * 5
 
 
+@pytest.mark.system   # a benchmark run (nsfast bench --quick)
 def test_validator_rejects_broken_documents(quick_run):
     _, doc, _ = quick_run
     broken = json.loads(json.dumps(doc))
