@@ -67,6 +67,14 @@ def pytest_runtest_protocol(item, nextitem):
     for data in reports.get(item.nodeid) or [_lost(item, reports)]:
         report = item.config.hook.pytest_report_from_serializable(config=item.config, data=data)
         ihook.pytest_runtest_logreport(report=report)
+    # The test item before kept what this one shares with it (its module,
+    # module fixtures) for it: tear down here what the next item does not need,
+    # as pytest's own teardown step would.
+    call = pytest.CallInfo.from_call(
+        lambda: item.session._setupstate.teardown_exact(nextitem), when="teardown")
+    if call.excinfo is not None:
+        ihook.pytest_runtest_logreport(report=ihook.pytest_runtest_makereport(item=item,
+                                                                              call=call))
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
 
