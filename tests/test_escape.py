@@ -242,6 +242,7 @@ def _procs_with(marker: str) -> list[int]:
     return found
 
 
+@pytest.mark.system   # fault injection: 40 parents killed at random points, 10 s
 def test_no_sandbox_outlives_a_parent_killed_mid_spawn():
     """pdeathsig armed after the last credential change, and the child's own
     check that the caller still lives (getppid() is 0 in a new pid namespace)."""

@@ -5,8 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import nsfast
 from nsfast import _core
+
+pytestmark = pytest.mark.unit
 
 STUB = os.path.join(os.path.dirname(nsfast.__file__), "_core.pyi")
 
