@@ -391,7 +391,7 @@ class SpawnPlan:
                  capabilities: Optional[Iterable] = None,
                  extra_groups: Optional[Sequence[int]] = None,
                  root_fd: Optional[int] = None, cwd_fd: Optional[int] = None,
-                 fork_for_pid: bool = True,
+                 fork_for_pid: bool = True, umask: Optional[int] = None,
                  on_created: Optional[Callable[[int], None]] = None) -> None:
         spec = ChildSpec()
         # ---- argv, program, env, cwd
@@ -508,6 +508,12 @@ class SpawnPlan:
         spec.use_clone3 = features.clone3
         if on_created is not None and not callable(on_created):
             raise TypeError("on_created must be callable with the child's pid")
+        if umask is not None:
+            if isinstance(umask, bool) or not isinstance(umask, int):
+                raise TypeError(f"umask is an int like 0o022, not {type(umask).__name__}")
+            if not 0 <= umask <= 0o777:
+                raise ValueError(f"umask must be between 0 and 0o777, not {umask:#o}")
+            spec.ops = (*spec.ops, ("umask", umask, 0, 0, None))
         if not features.close_range:
             # only the close loop of kernels before 5.9 needs the bound
             try:
