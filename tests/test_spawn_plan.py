@@ -192,3 +192,15 @@ def test_a_long_running_caller_still_reuses_plans():
     before = reused()
     assert nsfast.spawn([SLEEP, "0"], namespaces="ipc ,uts").wait() == 0
     assert reused() == before + 1
+
+
+def test_umask_is_a_step_of_its_own():
+    """umask= is the umask the program starts with, witnessed by sh; a bad one
+    is refused before anything starts."""
+    for mask in (0o027, 0o777, 0):
+        out = nsfast.spawn(["sh", "-c", "umask"], umask=mask, stdout=nsfast.PIPE).communicate()
+        assert int(out[0], 8) == mask
+    with pytest.raises(ValueError):
+        nsfast.spawn(["true"], umask=0o1000)
+    with pytest.raises(TypeError):
+        nsfast.spawn(["true"], umask="022")
