@@ -204,3 +204,13 @@ def test_umask_is_a_step_of_its_own():
         nsfast.spawn(["true"], umask=0o1000)
     with pytest.raises(TypeError):
         nsfast.spawn(["true"], umask="022")
+
+
+def test_a_plan_made_beforehand_starts_again_and_again():
+    plan = nsfast.SpawnPlan([SLEEP, "60"], env={"PATH": "/bin"}, namespaces="uts,ipc")
+    with nsfast.spawn(plan) as first, nsfast.spawn(plan) as second:
+        assert first.pid != second.pid
+        assert ns_inode(first.pid, "uts") != ns_inode(second.pid, "uts")
+        assert _view(first.pid)["new"] == _view(second.pid)["new"] == {"uts", "ipc"}
+    with pytest.raises(TypeError):
+        nsfast.spawn(plan, namespaces="net")
