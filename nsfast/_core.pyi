@@ -53,6 +53,8 @@ class Child:
 
 class Packed:
     def __init__(self, spec: Any) -> None: ...
+    def run_plain(self, parent_pid: int,
+                  map_writes: Sequence[tuple[str, bytes]]) -> Child: ...
     def run(self, exec_paths: Optional[Sequence[bytes]], std_fds: Optional[Sequence[int]],
             join_fds: Sequence[int], join_kinds: Sequence[int], join_pidfd: bool,
             join_setgroups: bool, groups_best_effort: bool, cgroup_fd: int, init_fd: int,

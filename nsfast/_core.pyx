@@ -367,6 +367,17 @@ cdef class Packed:
         sp.root_fd = spec.root_fd
         sp.cwd_fd = spec.cwd_fd
 
+    def run_plain(self, int parent_pid, map_writes):
+        """run() for a plan that takes nothing per call: no std streams, no
+        joins, no cgroup, no callbacks, a program path; map_writes as run()."""
+        cdef nsf_spawn sp = self.sp
+        cdef _Pack pk = _Pack()
+        if sp.envp == NULL:
+            sp.envp = _environ_copy(pk)
+        sp.parent_pid = parent_pid
+        sp.parent_hold = len(map_writes) > 0
+        return _run(&sp, pk, map_writes, None, None)
+
     def run(self, exec_paths, std_fds, join_fds, join_kinds, bint join_pidfd,
             bint join_setgroups, bint groups_best_effort, int cgroup_fd, int init_fd,
             int parent_pid, map_writes, map_helper, on_created):

@@ -373,7 +373,8 @@ class SpawnPlan:
     True
     """
     __slots__ = ("argv", "program", "spec", "env", "cwd", "root", "new", "writes", "helper",
-                 "join", "netns", "cgroup", "std", "on_created", "init", "reusable", "packed")
+                 "join", "netns", "cgroup", "std", "on_created", "init", "reusable", "packed",
+                 "plain")
 
     def __init__(self, argv: Sequence, *, executable=None, env: Optional[Mapping] = None,
                  cwd=None, namespaces: KindsLike = None, join: Any = None,
@@ -545,7 +546,11 @@ class SpawnPlan:
             init=bool(init),
             # /etc/subuid may change between calls: map_users="auto" reads it each time
             reusable=map_users is None,
-            packed=_core.Packed(spec))
+            packed=_core.Packed(spec),
+            # nothing to take per call: start() is one call into _core
+            plain=((maps is None or maps.helper is None) and join is None and netns is None
+                   and cg is None and stdin is None and stdout is None and stderr is None
+                   and on_created is None and not init and b"/" in program))
         for name, value in fields.items():
             object.__setattr__(self, name, value)
 

@@ -107,6 +107,11 @@ def spawn(argv: Sequence, **options: Any) -> Process:
             _plans[key] = plan
     else:
         _reused += 1
+        if plan.plain:
+            try:
+                return Process(plan.packed.run_plain(os.getpid(), plan.writes), plan.argv)
+            except (OSError, _core.SpawnFailure) as e:
+                raise _spawn_error(e, plan.spec, plan.program, plan.new, NsType(0)) from None
     return start(plan)
 
 
