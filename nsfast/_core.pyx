@@ -480,71 +480,30 @@ cdef Child _run(nsf_spawn *sp, _Pack pk, map_writes, map_helper, on_created):
 
 # ---------------------------------------------------------------- mounts (in place)
 
-def change_propagation(bytes path, unsigned long ms_type, bint recursive, int method):
-    """Change propagation of the mount at path: method 0 = mount_setattr with a
-    mount(2) fallback, 1 = mount_setattr only, 2 = mount(2) only."""
-    cdef int r
-    cdef const char *cpath = path
-    with nogil:
-        r = nsf_set_propagation(cpath, ms_type, recursive, method)
-    if r < 0:
-        raise _err(-r, path.decode(errors="surrogateescape"))
+cdef class PropagationChange:
+    """A propagation change converted once, to run as often as needed: the
+    mount at path gets ms_type (MS_PRIVATE, MS_SHARED, ...), with method 0 =
+    mount_setattr with a mount(2) fallback, 1 = mount_setattr only, 2 =
+    mount(2) only."""
+    cdef readonly bytes path
+    cdef unsigned long ms_type
+    cdef bint recursive
+    cdef int method
 
+    def __init__(self, bytes path not None, unsigned long ms_type, bint recursive, int method):
+        self.path = path
+        self.ms_type = ms_type
+        self.recursive = recursive
+        self.method = method
 
-# What nsfast.mounts gives set_propagation (propagation_bind, at its import)
-cdef dict _propagation_checked = None   # call arguments -> validated arguments
-cdef object _propagation_slow = None    # validates, caches and changes
-cdef object _propagation_error = None   # (errno, path bytes, mode) -> OSError
-
-
-cdef inline tuple _propagation_key(path, mode, recursive, method):
-    # the usual call (recursive, method "auto") under a shorter key
-    if recursive is True and method == "auto":
-        return (path, mode)
-    return (path, mode, recursive, method)
-
-
-def propagation_key(path, mode, recursive, method):
-    """The key of set_propagation's cache of validated arguments."""
-    return _propagation_key(path, mode, recursive, method)
-
-
-def propagation_bind(dict checked, slow, error):
-    """Give set_propagation what it reads from nsfast.mounts (called once, at its import)."""
-    global _propagation_checked, _propagation_slow, _propagation_error
-    _propagation_checked, _propagation_slow, _propagation_error = checked, slow, error
-
-
-def set_propagation(path, mode, recursive=True, *, method="auto"):
-    """Make the mount at path (and, recursively, every mount under it) private,
-    shared, slave or unbindable, in the caller's mount namespace.
-
-    Uses mount_setattr(AT_RECURSIVE) (Linux 5.12+), one call for the whole
-    tree, and mount(2) with MS_REC where it is missing.  method="mount_setattr"
-    or "mount" forces one of the two (for tests and benchmarks).
-
-    >>> set_propagation("/run/netns", "shared", recursive=False)  # doctest: +SKIP
-    """
-    # Compiled because on a small tree the call's own cost is a fifth of the
-    # syscall's.  Arguments seen before skip validation (nsfast.mounts keeps
-    # the cache and does everything else).
-    cdef int r
-    cdef const char *cpath
-    cdef unsigned long flag
-    cdef bint rec
-    cdef int how
-    try:
-        checked = _propagation_checked.get(_propagation_key(path, mode, recursive, method))
-    except TypeError:   # an unhashable argument: the slow path says which
-        checked = None
-    if checked is None:
-        return _propagation_slow(path, mode, recursive, method)
-    p, flag, rec, how = <tuple>checked
-    cpath = <bytes>p
-    with nogil:
-        r = nsf_set_propagation(cpath, flag, rec, how)
-    if r < 0:
-        raise _propagation_error(-r, p, mode)
+    def run(self):
+        """Change it now; OSError naming path."""
+        cdef int r
+        cdef const char *cpath = self.path
+        with nogil:
+            r = nsf_set_propagation(cpath, self.ms_type, self.recursive, self.method)
+        if r < 0:
+            raise _err(-r, self.path.decode(errors="surrogateescape"))
 
 
 def pivot_root(bytes new_root, bytes put_old):

@@ -33,17 +33,18 @@ def test_stub_and_module_agree():
 
 
 def test_public_calls_are_python_functions():
-    """nsfast.setns and enter()'s methods are Python code of their own
-    modules, over _core calls; _core is handed no Python callbacks or caches
-    by them."""
+    """nsfast.setns, mounts.set_propagation and enter()'s methods are Python
+    code of their own modules, over _core calls; _core is handed no Python
+    callbacks or caches by them."""
     for fn, module in ((nsfast.setns, "nsfast.inplace"),
+                       (nsfast.mounts.set_propagation, "nsfast.mounts"),
                        (nsfast.enter.__init__, "nsfast.enter"),
                        (nsfast.enter.__enter__, "nsfast.enter"),
                        (nsfast.enter.__exit__, "nsfast.enter")):
         assert inspect.isfunction(fn) and fn.__module__ == module, fn
-    assert nsfast.setns.__doc__
+    assert nsfast.setns.__doc__ and nsfast.mounts.set_propagation.__doc__
     assert _core.__name__ not in {c.__module__ for c in nsfast.enter.__mro__}
-    assert not {"enter_bind", "setns_bind"} & set(dir(_core))
+    assert not {"enter_bind", "setns_bind", "propagation_bind"} & set(dir(_core))
 
 
 def test_stub_signatures_match():
