@@ -58,7 +58,17 @@ def thread_moved(kinds: KindsLike) -> None:
     (os.setns, os.unshare): outside any enter() block, the namespaces it
     returns to are read again.  nsfast.setns and nsfast.unshare call this.
 
-    >>> os.unshare(os.CLONE_NEWUTS); nsfast.enter.thread_moved("uts")  # doctest: +SKIP
+    uts belongs to the thread: here a worker thread moves, the caller stays.
+
+    >>> import ctypes
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> def move_this_thread():  # os.unshare(os.CLONE_NEWUTS) from Python 3.12 on
+    ...     moved = ctypes.CDLL(None).unshare(int(nsfast.NsType.UTS)) == 0
+    ...     nsfast.enter.thread_moved("uts")
+    ...     return moved
+    >>> with ThreadPoolExecutor(1) as worker:
+    ...     worker.submit(move_this_thread).result()
+    True
     """
     _core.thread_forget(NsType.parse(kinds)._value_)
 
@@ -162,8 +172,11 @@ class enter:
     The thread's own namespaces are opened once per thread and reused; after
     moving a thread with os.setns yourself, call thread_moved(kinds).
 
-    >>> with nsfast.enter("blue"):                      # doctest: +SKIP
-    ...     socket.create_server(("127.0.0.1", 8080))   # listens inside netns blue
+    >>> with nsfast.enter(pid, "net,uts"):      # this thread only, back on exit
+    ...     socket.gethostname()
+    'box'
+    >>> socket.gethostname() == os.uname().nodename
+    True
     """
 
     # _undo: None when not active; the NsType that _core.thread_enter entered
@@ -604,7 +617,7 @@ def run_in(target: Any, fn: Callable, *args: Any, kinds: KindsLike = None, **kwa
     the target that inherit the caller's environment and stdio (pass env=
     and stdin/stdout/stderr).
 
-    >>> nsfast.run_in(pid, socket.gethostname, kinds="uts")  # doctest: +SKIP
+    >>> nsfast.run_in(pid, socket.gethostname, kinds="uts")
     'box'
     """
     if not callable(fn):
@@ -712,8 +725,8 @@ def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
     (nsenter -F).  Other options go to nsfast.spawn.  No Python runs in the
     child: this is spawn(join=...).
 
-    >>> nsfast.enter_and_exec(pid, ["hostname"], "uts").wait()  # doctest: +SKIP
-    0
+    >>> nsfast.enter_and_exec(pid, ["hostname"], "uts", stdout=nsfast.PIPE).communicate()
+    (b'box\\n', None)
     """
     from .spawn import spawn
 

@@ -115,7 +115,7 @@ class Namespace(Closeable):
     def of(cls, pid: int, kind) -> "Namespace":
         """The namespace of the given kind that process pid is in.
 
-        >>> Namespace.of(1, "pid").kind.proc_name
+        >>> Namespace.of(os.getpid(), "pid").kind.proc_name
         'pid'
         """
         _check_pid(pid)
@@ -144,7 +144,9 @@ class Namespace(Closeable):
         """self, if it is of the given kind(s); else closed, and OSError(EINVAL)
         naming the path and both kinds.
 
-        >>> Namespace.open("/proc/self/ns/uts").require("net")  # doctest: +SKIP
+        >>> Namespace.open("/proc/self/ns/uts").require("net")
+        Traceback (most recent call last):
+        OSError: [Errno 22] Invalid argument (hint: it is a uts namespace, not net): ...
         """
         try:
             want = wanted_kinds(kind)

@@ -45,7 +45,18 @@ def _refuse_if_threaded(kinds: int, verb: str) -> None:
 def unshare(kinds: KindsLike) -> None:
     """Move the calling process (or thread, for per-thread kinds) into new namespaces.
 
-    >>> nsfast.unshare("uts")  # doctest: +SKIP
+    uts belongs to the thread: here a worker thread moves, the caller stays.
+
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> def own_hostname():
+    ...     nsfast.unshare("uts")
+    ...     socket.sethostname("box2")
+    ...     return socket.gethostname()
+    >>> with ThreadPoolExecutor(1) as worker:
+    ...     worker.submit(own_hostname).result()
+    'box2'
+    >>> socket.gethostname() == os.uname().nodename
+    True
     """
     k = NsType.parse(kinds)
     if not k:
@@ -106,7 +117,15 @@ def setns(target: Target, kinds: KindsLike = None) -> None:
     target: a pid (int), a path, a Namespace, Fd(n), PidFd(n) or a Process.
     kinds: which kinds; default all that differ (pid) or the file's own kind.
 
-    >>> nsfast.setns("/run/netns/blue", "net")  # doctest: +SKIP
+    net belongs to the thread: here a worker thread moves, the caller stays.
+
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> def joined():
+    ...     nsfast.setns(nsfast.netns.path_of(netns_name), "net")
+    ...     return nsfast.namespaces()["net"]
+    >>> with ThreadPoolExecutor(1) as worker:
+    ...     worker.submit(joined).result() == os.stat(nsfast.netns.path_of(netns_name)).st_ino
+    True
     """
     # The common case in few steps: a per-thread kind joined through a handle,
     # or through an Fd with its kind named (the kernel checks that the fd is of

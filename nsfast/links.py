@@ -104,7 +104,7 @@ def iproute(netns: Any = None, **options: Any):
 
     The socket is opened by a helper thread that entered netns; nothing forks.
 
-    >>> with nsfast.netns.iproute("blue") as ipr:  # doctest: +SKIP
+    >>> with nsfast.netns.iproute(netns_name) as ipr:
     ...     [link.get("ifname") for link in ipr.get_links()]
     ['lo']
     """
@@ -224,8 +224,13 @@ def veth(name: str, peer: str, peer_netns: Any = None, netns: Any = None,
 
     FileExistsError when either name is taken in its namespace.
 
-    >>> nsfast.netns.veth("v-host", "v-ns", peer_netns="blue",
-    ...                   addr="10.0.0.1/24", peer_addr="10.0.0.2/24")  # doctest: +SKIP
+    Here `name` goes into a sleeper's namespace (pid) rather than the caller's:
+
+    >>> nsfast.netns.veth("v-host", "v-ns", netns=pid, peer_netns=netns_name,
+    ...                   addr="10.0.0.1/24", peer_addr="10.0.0.2/24")
+    >>> ping = ["ping", "-c1", "-W5", "10.0.0.1"]
+    >>> nsfast.netns.exec(netns_name, ping, stdout=nsfast.DEVNULL).wait()
+    0
     """
     from pyroute2 import NetlinkError
     check_ifname(name)
@@ -274,7 +279,11 @@ def move(ifname: str, netns: Any, source: Any = None) -> None:
     Devices the kernel marks netns-local (lo, bridges, vrf, ppp) cannot move:
     that is an OSError(EINVAL) that says so.
 
-    >>> nsfast.netns.move("veth1", "blue")  # doctest: +SKIP
+    >>> nsfast.netns.veth("veth0", "veth1", netns=pid)
+    >>> nsfast.netns.move("veth1", netns_name, source=pid)
+    >>> with nsfast.netns.iproute(netns_name) as ipr:
+    ...     [link.get("ifname") for link in ipr.get_links()]
+    ['lo', 'veth1']
     """
     from pyroute2 import NetlinkError
     check_ifname(ifname)
@@ -315,7 +324,10 @@ def _netns_local_reason(ipr, idx: int) -> Optional[str]:
 def loopback_up(netns: Any = None) -> None:
     """Bring lo up in netns with one netlink request (a new namespace has lo DOWN).
 
-    >>> nsfast.netns.loopback_up("blue")  # doctest: +SKIP
+    >>> nsfast.netns.loopback_up(netns_name)
+    >>> ping = ["ping", "-c1", "-W5", "127.0.0.1"]
+    >>> nsfast.netns.exec(netns_name, ping, stdout=nsfast.DEVNULL).wait()
+    0
     """
     from pyroute2 import NetlinkError
     with iproute(netns) as ipr:
@@ -328,7 +340,9 @@ def loopback_up(netns: Any = None) -> None:
 def add_address(ifname: str, cidr: str, netns: Any = None) -> None:
     """Add an address (CIDR string) to ifname in netns, through pyroute2.
 
-    >>> nsfast.netns.add_address("veth0", "10.0.0.1/24", netns="blue")  # doctest: +SKIP
+    >>> nsfast.netns.add_address("lo", "10.0.0.1/24", netns=netns_name)
+    >>> nsfast.netns.exec(netns_name, ["ip", "-o", "addr"], stdout=nsfast.PIPE).communicate()[0]
+    b'1: lo    inet 10.0.0.1/24 scope global lo...'
     """
     from pyroute2 import NetlinkError
     check_ifname(ifname)
@@ -344,7 +358,10 @@ def add_route(dst: str, gateway: Optional[str] = None, ifname: Optional[str] = N
               netns: Any = None) -> None:
     """Add a route ('default' or a CIDR) via gateway and/or out of ifname, through pyroute2.
 
-    >>> nsfast.netns.add_route("default", gateway="10.0.0.1", netns="blue")  # doctest: +SKIP
+    >>> nsfast.netns.veth("veth0", "veth1", netns=netns_name, addr="10.0.0.1/24")
+    >>> nsfast.netns.add_route("default", gateway="10.0.0.2", netns=netns_name)
+    >>> nsfast.netns.exec(netns_name, ["ip", "route"], stdout=nsfast.PIPE).communicate()[0]
+    b'default via 10.0.0.2 dev veth0 ...'
     """
     from pyroute2 import NetlinkError
     if dst != "default":

@@ -66,7 +66,10 @@ def absolute(path, what: str) -> bytes:
 class Bind:
     """Bind-mount src on dst in the child (read-only with readonly=True).
 
-    >>> nsfast.spawn(["ls", "/mnt"], namespaces="mnt", mounts=[Bind("/etc", "/mnt", readonly=True)])  # doctest: +SKIP
+    >>> p = nsfast.spawn(["touch", "/mnt/x"], namespaces="mnt",
+    ...                  mounts=[Bind("/etc", "/mnt", readonly=True)], stderr=nsfast.DEVNULL)
+    >>> p.wait()
+    1
     """
     src: str
     dst: str
@@ -296,7 +299,11 @@ def set_propagation(path: PathArg, mode: str, recursive: bool = True, *,
     tree, and mount(2) with MS_REC where it is missing.  method="mount_setattr"
     or "mount" forces one of the two (for tests and benchmarks).
 
-    >>> set_propagation("/run/netns", "shared", recursive=False)  # doctest: +SKIP
+    In the caller's mount namespace: here a sleeper's (pid), joined by run_in.
+
+    >>> nsfast.run_in(pid, set_propagation, "/", "shared", kinds="mnt")
+    >>> {e.propagation for e in mountinfo(pid)}
+    {'shared'}
     """
     # by mode, then the path alone for the usual call (recursive, method "auto")
     key = path if recursive is True and method == "auto" else (path, recursive, method)
@@ -356,7 +363,11 @@ def bind(src: PathArg, dst: PathArg, readonly: bool = False, recursive: bool = T
     """Bind-mount src on dst in the caller's mount namespace; with readonly
     every mount of the bound tree refuses writes (EROFS).
 
-    >>> bind("/etc", "/tmp/etc-ro", readonly=True)  # doctest: +SKIP
+    In the caller's mount namespace: here a sleeper's (pid), joined by run_in.
+
+    >>> nsfast.run_in(pid, bind, "/etc", "/mnt", readonly=True, kinds="mnt")
+    >>> [e.readonly for e in mountinfo(pid) if e.mount_point == "/mnt"]
+    [True]
     """
     s, d = absolute(src, "bind source"), absolute(dst, "bind target")
     try:
@@ -421,7 +432,11 @@ def _make_readonly(dst: bytes, recursive: bool) -> None:
 def tmpfs(dst: PathArg, size: Optional[int] = None, mode: Optional[int] = None) -> None:
     """Mount a fresh tmpfs (nosuid, nodev) on dst; size in bytes, mode as 0o755.
 
-    >>> tmpfs("/tmp/scratch", size=64 << 20, mode=0o700)  # doctest: +SKIP
+    In the caller's mount namespace: here a sleeper's (pid), joined by run_in.
+
+    >>> nsfast.run_in(pid, tmpfs, "/mnt", size=64 << 20, mode=0o700, kinds="mnt")
+    >>> [e.fs_type for e in mountinfo(pid) if e.mount_point == "/mnt"]
+    ['tmpfs']
     """
     d = absolute(dst, "tmpfs target")
     data = _tmpfs_options(size, mode)
@@ -436,7 +451,11 @@ def mount_proc(target: PathArg = "/proc") -> None:
     shows only a new pid namespace's processes, call it from a process inside
     that pid namespace and in its own mount namespace.
 
-    >>> mount_proc()  # doctest: +SKIP
+    In the caller's mount namespace: here a sleeper's (pid), joined by run_in.
+
+    >>> nsfast.run_in(pid, mount_proc, "/mnt", kinds="mnt")
+    >>> [e.fs_type for e in mountinfo(pid) if e.mount_point == "/mnt"]
+    ['proc']
     """
     t = absolute(target, "proc target")
     try:
@@ -462,7 +481,14 @@ def pivot_root(new_root: PathArg) -> None:
     involved are made private first (pivot_root refuses a shared parent).
     Refused in the initial mount namespace, where it would move every process.
 
-    >>> pivot_root("/tmp/rootfs")  # doctest: +SKIP
+    In a sleeper's mount namespace (pid), joined by run_in: an empty tmpfs becomes /.
+
+    >>> def into_tmpfs():
+    ...     tmpfs("/mnt")
+    ...     pivot_root("/mnt")
+    ...     return os.listdir("/")
+    >>> nsfast.run_in(pid, into_tmpfs, kinds="mnt")
+    []
     """
     root = absolute(new_root, "new_root")
     if not os.path.isdir(root):

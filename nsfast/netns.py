@@ -11,9 +11,11 @@ Links, addresses and routes go through pyroute2 on a netlink socket opened
 inside the namespace: see nsfast.links (iproute, veth, move, loopback_up),
 re-exported here.
 
->>> nsfast.netns.add("blue")                                  # doctest: +SKIP
->>> nsfast.netns.exec("blue", ["ip", "link"]).wait()          # doctest: +SKIP
->>> nsfast.netns.remove("blue")                               # doctest: +SKIP
+>>> nsfast.netns.add(new_name)                                     # ip netns add NAME
+>>> p = nsfast.netns.exec(new_name, ["ip", "-o", "link"], stdout=nsfast.PIPE)
+>>> p.communicate()[0]                                            # a new netns: lo, DOWN
+b'1: lo: <LOOPBACK> ...state DOWN...'
+>>> nsfast.netns.remove(new_name)                                  # ip netns del NAME
 """
 from __future__ import annotations
 
@@ -277,7 +279,10 @@ def add(name: str | bytes) -> None:
     list() shows such a name, as `ip netns list` does; stale() names them and
     remove() deletes them.
 
-    >>> nsfast.netns.add("blue")  # doctest: +SKIP
+    >>> nsfast.netns.add(new_name)
+    >>> new_name in nsfast.netns.list()
+    True
+    >>> nsfast.netns.remove(new_name)
     """
     path, fd = _create_mount_point(name)
     _bind_or_undo(path, fd, _core.netns_new_bound)
@@ -288,7 +293,10 @@ def attach(name: str | bytes, pid: Any) -> None:
 
     pid is a pid, a Process, or a Namespace handle of a net namespace.
 
-    >>> nsfast.netns.attach("container", 4242)  # doctest: +SKIP
+    >>> nsfast.netns.attach(new_name, pid)
+    >>> nsfast.netns.identify(pid) == [new_name]
+    True
+    >>> nsfast.netns.remove(new_name)
     """
     check_name(name)
     if isinstance(pid, Namespace):
@@ -314,7 +322,9 @@ def remove(name: str | bytes) -> None:
     docker recipe `ln -s /proc/PID/ns/net /run/netns/NAME`), whose target is
     left alone, never unmounted.
 
-    >>> nsfast.netns.remove("blue")  # doctest: +SKIP
+    >>> nsfast.netns.remove(netns_name)
+    >>> netns_name in nsfast.netns.list()
+    False
     """
     path = path_of(name)
     try:
@@ -346,7 +356,7 @@ def list() -> "_builtin_list[str]":  # noqa: A001 - the verb of `ip netns list`
     every entry, also a symlink and an empty file left by a killed add (see
     stale()).
 
-    >>> "blue" in nsfast.netns.list()  # doctest: +SKIP
+    >>> netns_name in nsfast.netns.list()
     True
     """
     try:
@@ -360,8 +370,11 @@ def stale() -> "_builtin_list[str]":
     namespace is mounted there and no add is in progress on it.  The next add
     of such a name removes the file; remove() deletes it now.
 
-    >>> nsfast.netns.stale()  # doctest: +SKIP
-    []
+    >>> path = nsfast.netns.path_of(new_name)
+    >>> os.close(os.open(path, os.O_CREAT | os.O_EXCL, 0))  # what a killed add leaves
+    >>> new_name in nsfast.netns.stale()
+    True
+    >>> nsfast.netns.remove(new_name)
     """
     lock = _lock_run_dir(fcntl.LOCK_SH)  # no add is between its create and its flock
     if lock is None:
@@ -392,7 +405,7 @@ def open(name: str | bytes) -> Namespace:  # noqa: A001 - the handle of a named 
     file: a link to anything else (a regular file, a directory, another kind
     of namespace, nothing) is an OSError naming /run/netns/NAME and the target.
 
-    >>> with nsfast.netns.open("blue") as ns:  # doctest: +SKIP
+    >>> with nsfast.netns.open(netns_name) as ns:
     ...     ns.kind
     <NsType.NET: 1073741824>
     """
@@ -458,8 +471,9 @@ def _identity(path: str) -> tuple[int, int]:
 def pids(name: str | bytes) -> "_builtin_list[int]":
     """Pids of the processes in the named namespace (`ip netns pids NAME`).
 
-    >>> nsfast.netns.pids("blue")  # doctest: +SKIP
-    [4242]
+    >>> with nsfast.netns.exec(netns_name, ["sleep", "60"]) as p:
+    ...     nsfast.netns.pids(netns_name) == [p.pid]
+    True
     """
     with open(name) as ns:
         want = ns.id
@@ -478,8 +492,9 @@ def pids(name: str | bytes) -> "_builtin_list[int]":
 def identify(pid: int | None = None) -> "_builtin_list[str]":
     """The names under which pid's network namespace is known (`ip netns identify PID`).
 
-    >>> nsfast.netns.identify(os.getpid())  # doctest: +SKIP
-    []
+    >>> with nsfast.netns.exec(netns_name, ["sleep", "60"]) as p:
+    ...     nsfast.netns.identify(p.pid) == [netns_name]
+    True
     """
     pid = os.getpid() if pid is None else _check_pid(pid)
     try:
@@ -499,8 +514,12 @@ def identify(pid: int | None = None) -> "_builtin_list[str]":
 def etc_binds(name: str | bytes) -> "_builtin_list[Bind]":
     """The /etc/netns/NAME/X -> /etc/X binds that `ip netns exec` makes (X must exist).
 
-    >>> nsfast.netns.etc_binds("blue")  # doctest: +SKIP
-    [Bind(src='/etc/netns/blue/resolv.conf', dst='/etc/resolv.conf', readonly=False, recursive=True)]
+    With /etc/netns/NAME/resolv.conf, that is
+    [Bind(src='/etc/netns/NAME/resolv.conf', dst='/etc/resolv.conf', readonly=False)];
+    without /etc/netns/NAME, nothing:
+
+    >>> nsfast.netns.etc_binds(netns_name)
+    []
     """
     src_dir = f"{ETC_DIR}/{check_name(name)}"
     try:
@@ -516,7 +535,8 @@ def exec(name: str | bytes, argv: Sequence, **spawn_options: Any) -> Process:  #
     mount namespace (slave propagation) with a fresh /sys for that netns and the
     files of /etc/netns/NAME bound over /etc.  Other options go to nsfast.spawn.
 
-    >>> nsfast.netns.exec("blue", ["ip", "addr"], stdout=nsfast.PIPE).communicate()  # doctest: +SKIP
+    >>> nsfast.netns.exec(netns_name, ["ip", "-o", "link"], stdout=nsfast.PIPE).communicate()
+    (b'1: lo: <LOOPBACK> ...', None)
     """
     from .spawn import spawn
     check_name(name)
@@ -538,8 +558,8 @@ def list_ids() -> "dict[str, int | None]":
     """Each name under /run/netns with the netnsid the calling thread's namespace has
     assigned to it (None: no id), as `ip netns list` prints them.
 
-    >>> nsfast.netns.list_ids()  # doctest: +SKIP
-    {'blue': 0, 'red': None}
+    >>> nsfast.netns.list_ids()[netns_name] is None  # no id until something asks for one
+    True
     """
     names = list()
     ids: dict = {name: None for name in names}

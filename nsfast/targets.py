@@ -17,7 +17,10 @@ from .handles import Namespace, _check_pid, check_fd
 class Fd(int):
     """Marks an int as a file descriptor of an nsfs file.
 
-    >>> nsfast.setns(nsfast.Fd(fd), "net")  # doctest: +SKIP
+    >>> fd = os.open(f"/proc/{pid}/ns/uts", os.O_RDONLY)
+    >>> nsfast.run_in(nsfast.Fd(fd), socket.gethostname)
+    'box'
+    >>> os.close(fd)
     """
 
     __slots__ = ()
@@ -106,8 +109,9 @@ def open_net_target(target: Target, kind: Optional[NsType]) -> Namespace:
     """open_target, except that a netns name (is_netns_name) opens /run/netns/NAME
     through nsfast.netns.open, symlink rules and all.  The caller closes it.
 
-    >>> open_net_target("blue", NsType.NET)  # doctest: +SKIP
-    <Namespace net:[4026532290] fd=5>
+    >>> with open_net_target(netns_name, NsType.NET) as ns:
+    ...     ns.kind.proc_name
+    'net'
     """
     if is_netns_name(target):
         from . import netns  # imported late: nsfast.netns imports the spawn layer
