@@ -26,7 +26,7 @@ from .targets import (Fd, PidFd, current_inode, differing_kinds, open_net_target
 
 PER_THREAD = NsType(_core.PER_THREAD)  # net, uts, ipc, cgroup
 PROCESS_WIDE = NsType.all() & ~PER_THREAD
-# plain ints for the hot paths: IntFlag's & costs most of a microsecond
+# plain ints for the hot paths, where IntFlag's & is slow
 _USER, _MNT, _WIDE = int(NsType.USER), int(NsType.MNT), int(PROCESS_WIDE)
 _PER_THREAD, _ALL = int(PER_THREAD), int(NsType.all())
 

@@ -163,7 +163,7 @@ def _setns(target: Target, kinds: KindsLike = None) -> None:
         if kinds is not None and _single_kind(kinds) is not kind:
             raise ValueError(f"{target!r} is a {kind.proc_name} namespace, not {kinds!r}")
         fd = target.fileno()
-        value = kind._value_  # plain ints: IntFlag's hashing and & cost most of a microsecond
+        value = kind._value_  # plain ints: IntFlag's hashing and & are slow
         try:
             if value & _WHOLE_PROCESS_MASK:
                 _refuse_if_threaded(value, "setns into")

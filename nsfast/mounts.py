@@ -346,8 +346,8 @@ def _propagation_error(err: int, p: bytes, mode: str) -> OSError:
 
 
 # Prepared changes by call arguments: a sandbox server changes the same few
-# paths over and over, and validation would cost a third of a small tree's
-# mount_setattr.
+# paths over and over, and validation would take a good part of a small
+# tree's mount_setattr.
 _prepared_propagation: dict = {mode: {} for mode in PROPAGATION_FLAGS}
 
 

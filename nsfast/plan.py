@@ -23,7 +23,7 @@ from .mounts import (_FS_ENCODING, _FS_ERRORS, MS_REC, PROPAGATION_FLAGS, Proc, 
 
 HOST_NAME_MAX = 64
 
-# plain ints: IntFlag arithmetic costs microseconds per spawn
+# plain ints: IntFlag arithmetic is slow, and runs on every spawn
 _UTS, _MNT, _PID, _NET, _TIME, _USER = (int(k) for k in (
     NsType.UTS, NsType.MNT, NsType.PID, NsType.NET, NsType.TIME, NsType.USER))
 _KEEP_ID = 0xFFFFFFFF

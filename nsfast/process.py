@@ -180,7 +180,7 @@ class Process:
         """Wait without blocking the event loop (the pidfd becomes readable at exit)."""
         if self.returncode is not None:
             return self.returncode
-        import asyncio  # already loaded when a loop runs; not at start-up (about 25 ms)
+        import asyncio  # already loaded when a loop runs; too slow to import at start-up
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         loop.add_reader(self.pidfd, lambda: done.done() or done.set_result(None))

@@ -319,7 +319,7 @@ def _cgroup_error(path: str) -> OSError:
 
 def _spawn_error(e: Exception, spec: ChildSpec, program: bytes, new: int,
                  joined: NsType) -> OSError:
-    """The error spawn raises for a SpawnFailure or OSError of _core.spawn: a
+    """The error spawn raises for a SpawnFailure or OSError of Packed.run: a
     child's failure as the error of its step; a refused clone with a hint."""
     if isinstance(e, _core.SpawnFailure):
         return _failure_to_error(e, spec, program, NsType(new), joined)
