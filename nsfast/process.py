@@ -58,8 +58,7 @@ def _settle(pidfd: int, child: "_core.Child") -> bool:
     except ChildProcessError:
         pass    # reaped already: SIGCHLD ignored, or someone's wait(-1)
     except OSError:
-        # no waitid(P_PIDFD) before 5.4: give up on it, as before; the stack
-        # stays (a C init may still run on it: Child leaks it then)
+        # no waitid(P_PIDFD) before 5.4: give up on it, as before
         _close_quietly(pidfd)
         return True
     _close_quietly(pidfd)
