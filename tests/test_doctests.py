@@ -26,6 +26,9 @@ import nsfast
 import nsfast._bench
 from conftest import children_of, open_fds
 
+# an example that cannot run here says why, after these words
+SKIP_REASON = "Skipped as a doctest:"
+
 # modules that run their program when imported
 RUN_ON_IMPORT = {"nsfast.cli.__main__"}
 
@@ -108,10 +111,15 @@ def example_globals(request):
                 nsfast.netns.remove(name)
 
 
+# an exception in a thread an example started fails the example
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 @pytest.mark.parametrize("example_globals", DOCTESTS, ids=[t.name for t in DOCTESTS],
                          indirect=True)
 def test_docstring_examples_run(example_globals, request):
     test = request.node.callspec.params["example_globals"]
+    if any(e.options.get(doctest.SKIP) for e in test.examples):
+        assert SKIP_REASON in test.docstring, \
+            f"a skipped example needs a reason: {SKIP_REASON} ... in its docstring"
     test = doctest.DocTest(test.examples, example_globals, test.name, test.filename,
                            test.lineno, test.docstring)
     nsfast.init_program.init_fd()  # made once per process, by design: not a leak
