@@ -551,8 +551,8 @@ def netns_socket(int nsfd, int family, int type, int proto):
 
 def setns_held(int fd, int nstype):
     """setns(2) without releasing the GIL: for the per-thread kinds (net, uts,
-    ipc, cgroup), whose setns takes about a microsecond, less than handing
-    the GIL over and back costs."""
+    ipc, cgroup), whose setns is quicker than handing the GIL over and
+    back."""
     cdef int r = nsf_setns(fd, nstype)
     if r < 0:
         raise _err(-r)
