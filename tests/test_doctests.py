@@ -132,6 +132,7 @@ def test_docstring_examples_run(example_globals, request):
     assert _state() == before, "the example left something behind"
 
 
+@pytest.mark.unit
 def test_examples_are_found_in_every_kind_of_module():
     """The collector reads Python modules, the compiled _core (as built, not its
     .pyx) and nsfast._bench."""
