@@ -12,6 +12,7 @@ Each is made for that one docstring and removed after it, also when it fails.
 """
 from __future__ import annotations
 
+import contextlib
 import doctest
 import importlib
 import itertools
@@ -84,31 +85,33 @@ def _state() -> dict:
             "fds": _fds_but_own_namespaces(), "children": sorted(children_of(os.getpid()))}
 
 
+@contextlib.contextmanager
+def _named_netns(name: str, add: bool):
+    """A netns name for one example, added now if add; removed after it, if there."""
+    if add:
+        nsfast.netns.add(name)
+    else:
+        os.makedirs(nsfast.netns.RUN_DIR, exist_ok=True)  # stale()'s example makes a file there
+    try:
+        yield name
+    finally:
+        if os.path.lexists(nsfast.netns.path_of(name)):
+            nsfast.netns.remove(name)
+
+
 @pytest.fixture
 def example_globals(request):
     test = request.param
     globs = dict(test.globs, nsfast=nsfast, os=os, socket=socket)
-    made = []
-    if _uses(test, "pid"):
-        sleeper = nsfast.spawn(["sleep", "600"], namespaces="mnt,uts,ipc,net", hostname="box")
-        globs["pid"] = sleeper.pid
-    if _uses(test, "netns_name"):
-        globs["netns_name"] = f"nsf-doc-{os.getpid()}-{next(_names)}"
-        nsfast.netns.add(globs["netns_name"])
-        made.append(globs["netns_name"])
-    if _uses(test, "new_name"):
-        os.makedirs(nsfast.netns.RUN_DIR, exist_ok=True)  # where a stale file is made
-        globs["new_name"] = f"nsf-doc-{os.getpid()}-{next(_names)}"
-        made.append(globs["new_name"])
-    try:
+    with contextlib.ExitStack() as made:
+        if _uses(test, "pid"):
+            globs["pid"] = made.enter_context(
+                nsfast.spawn(["sleep", "600"], namespaces="mnt,uts,ipc,net", hostname="box")).pid
+        for name, add in (("netns_name", True), ("new_name", False)):
+            if _uses(test, name):
+                netns = f"nsf-doc-{os.getpid()}-{next(_names)}"
+                globs[name] = made.enter_context(_named_netns(netns, add))
         yield globs
-    finally:
-        if "pid" in globs:
-            sleeper.kill()
-            sleeper.wait()
-        for name in made:
-            if os.path.lexists(nsfast.netns.path_of(name)):
-                nsfast.netns.remove(name)
 
 
 # an exception in a thread an example started fails the example
