@@ -385,17 +385,18 @@ def test_a_thread_closes_its_way_back_when_it_ends(sleeper):
                 pass
             held.append(_ns_fds() - before)
 
-        threads = [threading.Thread(target=body) for _ in range(4)]
-        for t in threads:
+        for _ in range(4):
+            t = threading.Thread(target=body)
             t.start()
             t.join()
+            # closed as the thread exits, which ends just after join() returns:
+            # wait for it, so that the next thread's listing holds only its own
+            deadline = time.monotonic() + 5
+            while _ns_fds() - before and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert _ns_fds() - before == set()
         # each thread held its own two homes while it ran
         assert [sorted(link for _, link in h) for h in held] == [sorted(home)] * 4
-        # they are closed as the thread exits, just after join() returns
-        deadline = time.monotonic() + 5
-        while _ns_fds() - before and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert _ns_fds() - before == set()
 
 
 class Boom(Exception):
