@@ -37,7 +37,7 @@ from . import _core
 from .errors import os_error
 from .flags import NsType
 from .handles import Namespace
-from .targets import open_net_target
+from .targets import open_namespace
 
 NETLINK_ROUTE = 0
 IFNAMSIZ = 16
@@ -85,7 +85,7 @@ def _namespace(target: Any) -> Optional[Namespace]:
     for the calling thread's own.  The caller closes it."""
     if target is None:
         return None
-    return open_net_target(target, NsType.NET)
+    return open_namespace(target, NsType.NET)
 
 
 def _netlink_error(e: Exception, name: Optional[str], what: str,
