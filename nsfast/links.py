@@ -37,12 +37,11 @@ from . import _core
 from .errors import os_error
 from .flags import NsType
 from .handles import Namespace
+from .kernel import IFF_LOOPBACK, NETLINK_ROUTE, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR
 from .targets import open_namespace
 
-NETLINK_ROUTE = 0
 IFNAMSIZ = 16
 LOOPBACK_IFINDEX = 1  # lo is always ifindex 1 in every network namespace
-IFF_LOOPBACK = 0x8
 # device kinds the kernel marks netns-local (they cannot change namespace)
 NETNS_LOCAL_KINDS = ("bridge", "vrf", "ppp", "openvswitch")
 
@@ -139,8 +138,6 @@ def _socket(ns: Optional[Namespace]) -> socket.socket:
     return socket.socket(fileno=_netlink_fd(ns))
 
 
-_NLMSG_ERROR = 2
-_NLM_F_REQUEST, _NLM_F_ACK = 0x1, 0x4
 
 
 def _request(ns: Optional[Namespace], msg) -> None:
@@ -148,7 +145,7 @@ def _request(ns: Optional[Namespace], msg) -> None:
     in ns and raise pyroute2's NetlinkError if the kernel refuses it.  For a
     single request this skips IPRoute's set-up (0.4 ms, as much as a veth)."""
     from pyroute2 import NetlinkError
-    msg["header"]["flags"] |= _NLM_F_REQUEST | _NLM_F_ACK
+    msg["header"]["flags"] |= NLM_F_REQUEST | NLM_F_ACK
     msg["header"]["sequence_number"] = 1
     msg.encode()
     with _socket(ns) as s:
@@ -156,7 +153,7 @@ def _request(ns: Optional[Namespace], msg) -> None:
         reply = s.recv(65536)
     # struct nlmsghdr (len u32, type u16, flags u16, seq u32, pid u32), then
     # struct nlmsgerr's error (s32): 0 is the acknowledgement
-    if len(reply) < 20 or struct.unpack_from("=H", reply, 4)[0] != _NLMSG_ERROR:
+    if len(reply) < 20 or struct.unpack_from("=H", reply, 4)[0] != NLMSG_ERROR:
         raise NetlinkError(errno.EIO, "no acknowledgement from the kernel")
     err = struct.unpack_from("=i", reply, 16)[0]
     if err:

@@ -27,6 +27,7 @@ from . import _core
 from .errors import os_error
 from .flags import NsType
 from .handles import _check_pid
+from .kernel import MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, UMOUNT_NOFOLLOW
 from .links import add_address, add_route, iproute, loopback_up, move, veth
 from .mounts import Bind, Sysfs
 from .netns_names import (NAME_MAX, PRIVILEGED_HINT, RUN_DIR, check_name, path_of,
@@ -39,11 +40,6 @@ from .targets import open_namespace
 
 ETC_DIR = "/etc/netns"
 
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_SHARED = 1 << 20
-MNT_DETACH = 2
-UMOUNT_NOFOLLOW = 8
 
 __all__ = [
     "RUN_DIR", "add", "add_address", "add_route", "attach", "check_name", "exec", "identify",
