@@ -121,7 +121,7 @@ def _setns(target: Target, kinds: KindsLike = None) -> None:
     elif isinstance(target, Namespace):  # a subclass: through a plain handle on it
         with Namespace(os.dup(target.fileno()), target.path) as ns:
             _setns(ns, kinds)
-    elif isinstance(target, Fd) and not isinstance(target, PidFd):  # a subclass: as its base
+    elif isinstance(target, Fd):  # a subclass: as its base
         _setns(Fd(target), kinds)
     elif isinstance(target, (str, bytes, os.PathLike)):
         with open_namespace(target, kinds) as ns:

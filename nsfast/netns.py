@@ -26,7 +26,7 @@ from typing import Any, Optional, Sequence
 from . import _core
 from .errors import os_error
 from .flags import NsType
-from .handles import _check_pid
+from .handles import _check_pid, process_gone
 from .kernel import MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, UMOUNT_NOFOLLOW
 from .links import add_address, add_route, iproute, loopback_up, move, veth
 from .mounts import Bind, Sysfs
@@ -353,7 +353,7 @@ def identify(pid: int | None = None) -> "_builtin_list[str]":
     try:
         want = _identity(f"/proc/{pid}/ns/net")
     except FileNotFoundError:
-        raise ProcessLookupError(errno.ESRCH, f"no process {pid}", f"/proc/{pid}") from None
+        raise process_gone(pid) from None
     names = []
     for name in list():
         try:
