@@ -27,9 +27,9 @@ def check_name(name: Any) -> str:
     bytes are decoded as os.listdir decodes names (surrogateescape), so a name
     that is not UTF-8 round-trips: b"ns-\\xff" and "ns-\\udcff" are one name.
 
-    >>> nsfast.netns.check_name("blue")
+    >>> check_name("blue")
     'blue'
-    >>> nsfast.netns.check_name(b"ns-\\xff")
+    >>> check_name(b"ns-\\xff")
     'ns-\\udcff'
     """
     if isinstance(name, bytes):
@@ -52,7 +52,7 @@ def check_name(name: Any) -> str:
 def path_of(name: str | bytes) -> str:
     """/run/netns/NAME after checking NAME.
 
-    >>> nsfast.netns.path_of("blue")
+    >>> path_of("blue")
     '/run/netns/blue'
     """
     return f"{RUN_DIR}/{check_name(name)}"

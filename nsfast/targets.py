@@ -140,7 +140,7 @@ def pid_of(target: Any) -> Optional[int]:
     None for a target that names a namespace file.  TypeError/ValueError for
     what is no target at all.
 
-    >>> pid_of(1), pid_of("/proc/1/ns/net"), pid_of(nsfast.Fd(0))
+    >>> pid_of(1), pid_of("/proc/1/ns/net"), pid_of(Fd(0))
     (1, None, None)
     """
     if type(target) is int:   # the common case first, by exact type
