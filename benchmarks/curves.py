@@ -147,8 +147,9 @@ def netns_churn(total: int, batch: int, drain_timeout: float) -> dict:
 
 def _mount_count(under: str = "") -> int:
     """Lines of our mountinfo; with under, only the mount points below that path."""
-    with open("/proc/self/mountinfo") as f:
-        return sum(1 for line in f if line.split()[4].startswith(under))
+    # bytes: a mount point need not be UTF-8
+    with open("/proc/self/mountinfo", "rb") as f:
+        return sum(1 for line in f if line.split()[4].startswith(os.fsencode(under)))
 
 
 def mount_table(sizes: list, reps: int, scratch: str) -> dict:

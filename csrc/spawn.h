@@ -40,6 +40,7 @@ enum nsf_step {
     NSF_STEP_IDS,           /* ids given for joined namespaces (nsenter -S -G) */
     NSF_STEP_CAPS,
     NSF_STEP_NO_NEW_PRIVS,
+    NSF_STEP_UMASK,         /* op: a = the mask */
     NSF_STEP_INIT,
     NSF_STEP_EXEC,          /* index = position in the exec path list */
     /* names only: what the two ids rows report */

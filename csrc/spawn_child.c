@@ -409,6 +409,12 @@ static void step_no_new_privs(const struct nsf_child_ctx *st, const struct nsf_s
         CHECK(nsf_sys5(__NR_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), NSF_STEP_NO_NEW_PRIVS, 0);
 }
 
+static void op_umask(const struct nsf_child_ctx *st, const struct nsf_op *op)
+{
+    (void)st;
+    nsf_sys1(__NR_umask, op->a);   /* cannot fail */
+}
+
 static void set_pdeathsig(const struct nsf_child_ctx *st, const struct nsf_spawn *sp);
 
 /* The last thing before exec.  Every credential change (a joined user
@@ -492,6 +498,7 @@ static const struct step_row steps[NSF_STEP_COUNT] = {
     [NSF_STEP_CAPS] = {{"capabilities", "dropping capabilities", 0, 0}, step_caps, 0},
     [NSF_STEP_NO_NEW_PRIVS] = {{"no_new_privs", "setting no_new_privs", 0, 0},
                                step_no_new_privs, 0},
+    [NSF_STEP_UMASK] = {{"umask", "setting the umask", 0, 0}, 0, op_umask},
     [NSF_STEP_INIT] = {{"init", "starting the init program", 0, 0}, step_init, 0},
     [NSF_STEP_EXEC] = {{"exec", 0, 0, 0}, step_exec, 0},
     [NSF_STEP_GROUPS] = {{"groups", "groups(%s)", EINVAL, ID_HINT}, 0, 0},

@@ -14,7 +14,6 @@ import os
 import socket
 import struct
 import sys
-import threading
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from . import _core
@@ -26,11 +25,11 @@ from .targets import (PidFd, current_inode, differing_kinds, open_joins, open_na
                       own_user_ns_is as _own_user_ns_is, pid_of as _pid_of,
                       pidfd_for as _pidfd_for)
 
-PER_THREAD = NsType.NET | NsType.UTS | NsType.IPC | NsType.CGROUP
-PROCESS_WIDE = NsType.USER | NsType.MNT | NsType.PID | NsType.TIME
-_PER_THREAD_KINDS = frozenset(PER_THREAD.kinds())
+PER_THREAD = NsType(_core.PER_THREAD)  # net, uts, ipc, cgroup
+PROCESS_WIDE = NsType.all() & ~PER_THREAD
 # plain ints for the hot paths: IntFlag's & costs most of a microsecond
 _USER, _MNT, _WIDE = int(NsType.USER), int(NsType.MNT), int(PROCESS_WIDE)
+_PER_THREAD, _ALL = int(PER_THREAD), int(NsType.all())
 
 _POINTER = ("use nsfast.run_in(target, fn) or nsfast.spawn(argv, join=target), which join "
             "them in a child")
@@ -38,39 +37,21 @@ _POINTER = ("use nsfast.run_in(target, fn) or nsfast.spawn(argv, join=target), w
 
 # ---------------------------------------------------------------- thread state
 
-class _Slots(dict):
-    """Per thread: kind -> [fd of the namespace the thread returns to, open
-    enter() blocks, kind].  The fds are opened on first use and closed when
-    the thread ends (threading.local drops this dict then)."""
-
-    def __del__(self) -> None:
-        for slot in self.values():
-            try:
-                os.close(slot[0])
-            except OSError:
-                pass
-
-
-_local = threading.local()
+# Where each thread comes back to, and how many enter() blocks of each kind it
+# has open, is kept by _core (csrc/thread_ns.c) and nowhere else.
 _setns = _core.setns_held  # per-thread kinds only: see _core
 
 
-def _slot(kind: NsType) -> list:
-    """This thread's slot for kind, made on first use."""
+def _here(kind: NsType) -> str:
+    return f"/proc/thread-self/ns/{kind.proc_name}"
+
+
+def _thread_push(kind: NsType) -> int:
+    """_core.thread_push, its error naming the file it opens."""
     try:
-        slots = _local.slots
-    except AttributeError:
-        slots = _local.slots = _Slots()
-    slot = slots.get(kind)
-    if slot is None:
-        fd = os.open(f"/proc/thread-self/ns/{kind.proc_name}", os.O_RDONLY | os.O_CLOEXEC)
-        slot = slots[kind] = [fd, 0, kind]
-    return slot
-
-
-def _fast_slot(kind: NsType) -> Optional[list]:
-    """The slot of a per-thread kind, None for the other kinds."""
-    return _slot(kind) if kind in _PER_THREAD_KINDS else None
+        return _core.thread_push(kind._value_)
+    except OSError as e:
+        raise os_error(e.errno, _here(kind)) from None
 
 
 def thread_moved(kinds: KindsLike) -> None:
@@ -80,22 +61,13 @@ def thread_moved(kinds: KindsLike) -> None:
 
     >>> os.unshare(os.CLONE_NEWUTS); nsfast.enter.thread_moved("uts")  # doctest: +SKIP
     """
-    k = NsType.parse(kinds)
-    slots = _local.__dict__.get("slots", {})
-    for kind in list(slots):
-        if kind & k and not slots[kind][1]:
-            os.close(slots.pop(kind)[0])
+    _core.thread_forget(NsType.parse(kinds)._value_)
 
 
 def thread_moved_here() -> None:
     """nsfast.setns/unshare moved this thread: outside enter() blocks, read its
-    namespaces again on the next enter().  Cheap when enter() was never used."""
-    # the thread's own dict: getattr with a default would raise and catch an
-    # AttributeError inside, most of a microsecond when enter() was never used
-    slots = _local.__dict__.get("slots")
-    if slots:
-        for kind in [k for k, slot in slots.items() if not slot[1]]:
-            os.close(slots.pop(kind)[0])
+    namespaces again on the next enter()."""
+    _core.thread_forget(_ALL)
 
 
 # ---------------------------------------------------------------- targets
@@ -132,14 +104,7 @@ def _check_process_wide(kinds: NsType, allow: bool) -> None:
                            f"threads and they belong to the whole process; {_POINTER}")
 
 
-class _Undo(list):
-    """The general path's undo records: (kind, fd back, depth before, slot).
-    A type of its own, so that __exit__ tells it from a fast-path slot."""
-
-    __slots__ = ()
-
-
-class enter(_core.EnterBase):
+class enter:
     """Enter namespaces in the calling thread; leave them on exit.
 
     target: a pid, a Process, a path to a namespace file, a Namespace, Fd(n),
@@ -158,12 +123,50 @@ class enter(_core.EnterBase):
     ...     socket.create_server(("127.0.0.1", 8080))   # listens inside netns blue
     """
 
-    __slots__ = ()
+    # _undo: None when not active; the NsType that _core.thread_enter entered
+    # (the common case); else the general path's list of
+    # (kind, fd back, whether that fd is ours to close)
+    __slots__ = ("_target", "_kinds", "_allow", "_undo", "_dirs")
     thread_moved = staticmethod(thread_moved)  # nsfast.enter.thread_moved(kinds)
 
-    # __init__, __enter__ and __exit__ are _core.EnterBase's: the common case
-    # (a Namespace handle of a per-thread kind, not nested in that kind) runs
-    # there without a Python frame; every other case comes here.
+    def __init__(self, target: Any, kinds: KindsLike = None, *,
+                 allow_process_wide: bool = False) -> None:
+        self._target = target
+        self._kinds = kinds
+        self._allow = allow_process_wide
+        self._undo = None
+        self._dirs = None
+
+    def __enter__(self) -> "enter":
+        if self._undo is not None:
+            raise RuntimeError("this enter() is already active; nest a new enter() instead")
+        target = self._target
+        # The common case in few steps: a handle of a per-thread kind, outside
+        # any enter() of that kind in this thread.  It only has to succeed:
+        # on any failure the general path below runs and says what is wrong.
+        if type(target) is Namespace:
+            kind = target.kind
+            kinds = self._kinds
+            if kinds is None or kinds is kind or type(kinds) is str and _PARSED.get(kinds) is kind:
+                try:
+                    if _core.thread_enter(target.fd, kind):   # a per-thread kind, not nested
+                        self._undo = kind
+                        return self
+                except OSError:
+                    pass
+        return self._enter_slow()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        undo = self._undo
+        if type(undo) is NsType:
+            self._undo = None
+            try:
+                _core.thread_leave(undo)
+            except OSError as e:
+                raise _restore_error(e.errno, undo) from None
+            return None
+        self._restore()
+        return None
 
     def _enter_slow(self) -> "enter":
         target = self._target
@@ -174,7 +177,7 @@ class enter(_core.EnterBase):
             try:
                 _check_process_wide(ns.kind, self._allow)
                 self._save_dirs(ns.kind)
-                self._undo = _Undo()
+                self._undo = []
                 self._switch(ns.kind, ns.fileno(), ns.path)
             finally:
                 ns.close()
@@ -190,7 +193,7 @@ class enter(_core.EnterBase):
         try:
             if value & _MNT:
                 self._save_dirs(kinds)
-            self._undo = _Undo()
+            self._undo = []
             self._switch(kinds, pidfd, None, pidfd=True, pid=pid)
         finally:
             if owned:
@@ -202,16 +205,17 @@ class enter(_core.EnterBase):
         """setns into fd for kinds, first noting how to come back (path, or
         the pid's /proc/PID/ns, names the target in an error)."""
         undo = self._undo
-        slots = _local.__dict__.get("slots") or {}   # (one thread-local lookup, not three)
         for k in (_singles(kinds) if pidfd else (kinds,)):
-            slot = slots.get(k) or _slot(k)
-            if slot[1]:
+            back = _thread_push(k)
+            owned = back < 0
+            if owned:
                 # inside an outer enter(): come back to where that one put us
-                back = os.open(f"/proc/thread-self/ns/{k.proc_name}", os.O_RDONLY | os.O_CLOEXEC)
-            else:
-                back = slot[0]
-            undo.append((k, back, slot[1], slot))
-            slot[1] += 1
+                try:
+                    back = os.open(_here(k), os.O_RDONLY | os.O_CLOEXEC)
+                except BaseException:
+                    _core.thread_pop(k._value_)
+                    raise
+            undo.append((k, back, owned))
         try:
             _core.setns(fd, kinds._value_)
         except OSError as e:
@@ -229,15 +233,15 @@ class enter(_core.EnterBase):
     def _restore(self, skip_setns: bool = False) -> None:
         undo, self._undo = self._undo or [], None
         failed = None
-        for k, back, depth, slot in reversed(undo):
+        for k, back, owned in reversed(undo):
             if not skip_setns and failed is None:
                 try:
-                    (_setns if k in _PER_THREAD_KINDS else _core.setns)(back, k._value_)
+                    (_setns if k._value_ & _PER_THREAD else _core.setns)(back, k._value_)
                 except OSError as e:
                     failed = (k, e.errno)
-            if depth:
+            if owned:
                 os.close(back)
-            slot[1] -= 1
+            _core.thread_pop(k._value_)
         if self._dirs is not None:
             self._restore_dirs()
         if failed is not None:
@@ -683,5 +687,3 @@ def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
                 ns.close()
 
 
-# the compiled fast path of enter() reads these (see _core.EnterBase)
-_core.enter_bind(Namespace, _local, _fast_slot, _PARSED, _setns_error, _restore_error)

@@ -58,8 +58,8 @@ class NsType(enum.IntFlag):
             cached = _PARSED.get(value)
             if cached is None:
                 cached = cls._parse(value)
-                # bounded, and never closed to new strings: the compiled
-                # enter() and spawn() find their kinds only through it
+                # bounded, and never closed to new strings: enter()'s
+                # common case and the compiled spawn() find kinds only here
                 if len(_PARSED) >= 256:
                     _PARSED.clear()
                 _PARSED[value] = cached

@@ -105,7 +105,10 @@ class Namespace(Closeable):
     <NsType.NET: 1073741824>
     """
 
-    __slots__ = ("_fd", "kind", "inode", "device", "path")
+    # fd: the descriptor, -1 once closed (fileno() raises instead); read it,
+    # never set it.  A plain attribute, which the hot paths of enter() and
+    # setns read without a call.
+    __slots__ = ("fd", "kind", "inode", "device", "path")
 
     def __init__(self, fd: int, path: Optional[str] = None):
         """Wrap fd (taking ownership); the kind is asked of the kernel."""
@@ -115,7 +118,7 @@ class Namespace(Closeable):
         except OSError:
             os.close(fd)
             raise not_a_namespace(path) from None
-        self._fd = fd
+        self.fd = fd
         self.kind = kind
         self.inode = st.st_ino
         self.device = st.st_dev
@@ -184,17 +187,17 @@ class Namespace(Closeable):
 
     def fileno(self) -> int:
         """The fd; ValueError once closed."""
-        if self._fd < 0:
+        if self.fd < 0:
             raise ValueError("namespace handle is closed")
-        return self._fd
+        return self.fd
 
     @property
     def closed(self) -> bool:
-        return self._fd < 0
+        return self.fd < 0
 
     def close(self) -> None:
         """Close the fd; a second call does nothing."""
-        fd, self._fd = self._fd, -1
+        fd, self.fd = self.fd, -1
         if fd >= 0:
             os.close(fd)
 
@@ -238,5 +241,5 @@ class Namespace(Closeable):
         return hash(self.id)
 
     def __repr__(self) -> str:
-        state = "closed" if self._fd < 0 else f"fd={self._fd}"
+        state = "closed" if self.fd < 0 else f"fd={self.fd}"
         return f"<Namespace {self.kind.proc_name}:[{self.inode}] {state}>"

@@ -11,8 +11,7 @@ from .flags import KindsLike, NsType
 from .handles import Namespace, _check_pid, kind_mismatch, not_a_namespace
 from .targets import (Fd, PidFd, Target, fd_error, fd_not_open, one_kind, open_joins,
                       open_namespace)
-from .enter import PER_THREAD, thread_moved_here
-from .enter import _local as enter_local
+from .enter import thread_moved_here
 
 
 def thread_count() -> int:
@@ -89,8 +88,42 @@ def _single_kind(kinds: KindsLike) -> NsType:
     return one_kind(kinds)
 
 
+def setns(target: Target, kinds: KindsLike = None) -> None:
+    """Join namespaces of a target in place (the calling thread for net, uts,
+    ipc, cgroup; the whole process for the rest).
+
+    target: a pid (int), a path, a Namespace, Fd(n), PidFd(n) or a Process.
+    kinds: which kinds; default all that differ (pid) or the file's own kind.
+
+    >>> nsfast.setns("/run/netns/blue", "net")  # doctest: +SKIP
+    """
+    # The common case in few steps: a per-thread kind joined through a handle,
+    # or through an Fd with its kind named (the kernel checks that the fd is of
+    # that kind: EINVAL otherwise).  _setns does every other case.
+    cls = type(target)
+    if cls is Namespace and kinds is None:
+        kind = target.kind
+        fd = target.fd
+    elif cls is Fd and type(kinds) is str:
+        kind = _ONE_KIND.get(kinds)
+        fd = target
+        if kind is None:
+            return _setns(target, kinds)
+    else:
+        return _setns(target, kinds)
+    try:
+        if _core.thread_setns(fd, kind):   # a per-thread kind: done
+            return
+    except OSError as e:
+        if cls is Namespace:
+            target.fileno()  # ValueError for a closed handle
+            raise _setns_error(e, fd, kind, target.path) from None
+        raise _setns_error(e, fd, kind, None) from None
+    _setns(target, kinds)
+
+
 def _setns(target: Target, kinds: KindsLike = None) -> None:
-    """setns (compiled: _core.setns_target) for every case but its common one."""
+    """setns for every case but its common one."""
     # The hot paths come first, by exact type, with the syscall inline: a handle
     # knows its kind, so nothing is opened or asked; for an Fd with its kind
     # given, the kernel checks that the fd is of that kind (EINVAL otherwise).
@@ -129,12 +162,6 @@ def _setns(target: Target, kinds: KindsLike = None) -> None:
     else:  # a process, or an open file: what the resolver makes of it
         _setns_joins(target, kinds)
     thread_moved_here()  # enter() must come back here, not to the old namespaces
-
-
-_core.setns_bind(Namespace, Fd, _ONE_KIND, _setns, _setns_error, enter_local,
-                 thread_moved_here, int(PER_THREAD))
-setns = _core.setns_target
-setns.__module__, setns.__name__, setns.__qualname__ = "nsfast", "setns", "setns"
 
 
 def _kind_of_fd(fd: int) -> NsType:

@@ -282,20 +282,46 @@ def _error(e: OSError, path: bytes, what: str, hint: Optional[str] = None) -> OS
     return os_error(e.errno, os.fsdecode(path), hint, what=what)
 
 
-def _set_propagation(path, mode, recursive, method) -> None:
-    """set_propagation (compiled: _core.set_propagation) for arguments not
-    seen before: validate them, remember them, change."""
-    args = _check_propagation(path, mode, recursive, method)
+def set_propagation(path: PathArg, mode: str, recursive: bool = True, *,
+                    method: str = "auto") -> None:
+    """Make the mount at path (and, recursively, every mount under it) private,
+    shared, slave or unbindable, in the caller's mount namespace.
+
+    Uses mount_setattr(AT_RECURSIVE) (Linux 5.12+), one call for the whole
+    tree, and mount(2) with MS_REC where it is missing.  method="mount_setattr"
+    or "mount" forces one of the two (for tests and benchmarks).
+
+    >>> set_propagation("/run/netns", "shared", recursive=False)  # doctest: +SKIP
+    """
+    # by mode, then the path alone for the usual call (recursive, method "auto")
+    key = path if recursive is True and method == "auto" else (path, recursive, method)
+    try:
+        change = _prepared_propagation[mode].get(key)
+    except (KeyError, TypeError):   # a bad argument: validation says which
+        change = None
+    if change is None:
+        change = _prepare_propagation(key, path, mode, recursive, method)
+    try:
+        change.run()
+    except OSError as e:
+        raise _propagation_error(e.errno, change.path, mode) from None
+
+
+def _prepare_propagation(key, path, mode, recursive, method) -> _core.PropagationChange:
+    """Validate a set_propagation call into the change it makes; remember it
+    under (mode, key) when the same arguments must mean the same change next
+    time."""
+    flag = _mode_flag(mode)
+    p = absolute(path, "path")
+    change = _core.PropagationChange(p, flag, bool(recursive), _method_number(method))
     # only str and bytes: a PathLike's __fspath__ may answer differently next time
     if type(path) in (str, bytes) and type(mode) is str and type(method) is str \
             and type(recursive) is bool:
-        if len(_checked_propagation) >= 256:
-            _checked_propagation.clear()
-        _checked_propagation[_core.propagation_key(path, mode, recursive, method)] = args
-    try:
-        _core.change_propagation(*args)
-    except OSError as e:
-        raise _propagation_error(e.errno, args[0], mode) from None
+        known = _prepared_propagation[mode]
+        if len(known) >= 256:
+            known.clear()
+        known[key] = change
+    return change
 
 
 def _propagation_error(err: int, p: bytes, mode: str) -> OSError:
@@ -307,25 +333,18 @@ def _propagation_error(err: int, p: bytes, mode: str) -> OSError:
     return os_error(err, os.fsdecode(p), what=f"making {mode}")
 
 
-# Validated (path, flag, recursive, method) by call arguments, (path, mode)
-# for the usual recursive "auto" call: a sandbox server changes the same few
+# Prepared changes by call arguments: a sandbox server changes the same few
 # paths over and over, and validation would cost a third of a small tree's
 # mount_setattr.
-_checked_propagation: dict = {}
-_core.propagation_bind(_checked_propagation, _set_propagation, _propagation_error)
-set_propagation = _core.set_propagation
-set_propagation.__module__ = __name__   # documented and used as nsfast.mounts'
+_prepared_propagation: dict = {mode: {} for mode in PROPAGATION_FLAGS}
 
 
-def _check_propagation(path, mode, recursive, method) -> tuple:
-    flag = _mode_flag(mode)
-    p = absolute(path, "path")
+def _method_number(method: str) -> int:
     try:
-        how = _METHODS[method]
+        return _METHODS[method]
     except (KeyError, TypeError):
         raise ValueError(f"method must be one of {', '.join(_METHODS)}, not {method!r}") \
             from None
-    return (p, flag, bool(recursive), how)
 
 
 def bind(src: PathArg, dst: PathArg, readonly: bool = False, recursive: bool = True) -> None:
@@ -470,5 +489,5 @@ def pivot_root(new_root: PathArg) -> None:
 
 def _make_private_if_shared(entry: Optional[MountEntry]) -> None:
     if entry is not None and entry.peer_group is not None:
-        _core.change_propagation(os.fsencode(entry.mount_point),
-                                 PROPAGATION_FLAGS["private"], False, 0)
+        _core.PropagationChange(os.fsencode(entry.mount_point), PROPAGATION_FLAGS["private"],
+                                False, 0).run()

@@ -373,7 +373,8 @@ class SpawnPlan:
     True
     """
     __slots__ = ("argv", "program", "spec", "env", "cwd", "root", "new", "writes", "helper",
-                 "join", "netns", "cgroup", "std", "on_created", "init", "reusable", "packed")
+                 "join", "netns", "cgroup", "std", "on_created", "init", "reusable", "packed",
+                 "plain")
 
     def __init__(self, argv: Sequence, *, executable=None, env: Optional[Mapping] = None,
                  cwd=None, namespaces: KindsLike = None, join: Any = None,
@@ -391,7 +392,7 @@ class SpawnPlan:
                  capabilities: Optional[Iterable] = None,
                  extra_groups: Optional[Sequence[int]] = None,
                  root_fd: Optional[int] = None, cwd_fd: Optional[int] = None,
-                 fork_for_pid: bool = True,
+                 fork_for_pid: bool = True, umask: Optional[int] = None,
                  on_created: Optional[Callable[[int], None]] = None) -> None:
         spec = ChildSpec()
         # ---- argv, program, env, cwd
@@ -508,6 +509,12 @@ class SpawnPlan:
         spec.use_clone3 = features.clone3
         if on_created is not None and not callable(on_created):
             raise TypeError("on_created must be callable with the child's pid")
+        if umask is not None:
+            if isinstance(umask, bool) or not isinstance(umask, int):
+                raise TypeError(f"umask is an int like 0o022, not {type(umask).__name__}")
+            if not 0 <= umask <= 0o777:
+                raise ValueError(f"umask must be between 0 and 0o777, not {umask:#o}")
+            spec.ops = (*spec.ops, ("umask", umask, 0, 0, None))
         if not features.close_range:
             # only the close loop of kernels before 5.9 needs the bound
             try:
@@ -539,7 +546,11 @@ class SpawnPlan:
             init=bool(init),
             # /etc/subuid may change between calls: map_users="auto" reads it each time
             reusable=map_users is None,
-            packed=_core.Packed(spec))
+            packed=_core.Packed(spec),
+            # nothing to take per call: start() is one call into _core
+            plain=((maps is None or maps.helper is None) and join is None and netns is None
+                   and cg is None and stdin is None and stdout is None and stderr is None
+                   and on_created is None and not init and b"/" in program))
         for name, value in fields.items():
             object.__setattr__(self, name, value)
 

@@ -52,8 +52,9 @@ def spawn(argv: Sequence, **options: Any) -> Process:
     mount_proc, mounts, root, pivot_root, init, stdin, stdout, stderr,
     pass_fds, new_session, pdeathsig (SIGKILL by default), time_offsets,
     cgroup, netns, loopback, no_new_privs, capabilities, extra_groups,
-    root_fd, cwd_fd, fork_for_pid, on_created.  A call repeated with equal
-    (hashable) arguments reuses the plan validated the first time.
+    root_fd, cwd_fd, fork_for_pid, umask, on_created.  A call repeated with
+    equal (hashable) arguments reuses the plan validated the first time;
+    spawn(plan) starts a SpawnPlan made beforehand.
 
     on_created(pid), if given, runs in the caller once the child's new
     namespaces exist and its id maps are written, before the child does
@@ -86,6 +87,10 @@ def spawn(argv: Sequence, **options: Any) -> Process:
     program's children are inside it (nsenter -F).
     """
     global _reused
+    if type(argv) is SpawnPlan:
+        if options:
+            raise TypeError("spawn(plan) takes no options: they are the plan's")
+        return start(argv)
     try:
         # with the values' types: False == 0, and only one of them is valid
         key = (tuple(argv) if type(argv) is list else argv, tuple(options.items()),
@@ -101,6 +106,11 @@ def spawn(argv: Sequence, **options: Any) -> Process:
             _plans[key] = plan
     else:
         _reused += 1
+        if plan.plain:
+            try:
+                return Process(plan.packed.run_plain(os.getpid(), plan.writes), plan.argv)
+            except (OSError, _core.SpawnFailure) as e:
+                raise _spawn_error(e, plan.spec, plan.program, plan.new, NsType(0)) from None
     return start(plan)
 
 

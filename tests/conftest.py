@@ -1,8 +1,32 @@
-"""Shared test helpers: skips that honour NSFAST_MUST_WORK, sleepers, the CLI.
+"""Shared test helpers: the test tiers, skips that honour NSFAST_MUST_WORK,
+sleepers, the CLI.
 
-Tests run against the real kernel as root.  They never change the pytest
-process's namespaces except through nsfast.enter() on a thread, and clean up
-everything they make in fixtures.
+Every test belongs to one tier, a pytest marker registered in pyproject.toml:
+
+unit
+    Pure Python: parsers, validation, argument parsing, errors raised before
+    any syscall.  Needs no root and makes no kernel object.  A module says so
+    with ``pytestmark = pytest.mark.unit``.
+kernel
+    The default for a test that names no tier.  Runs as root against the
+    real kernel and checks with an independent witness (/proc, lsns, ip,
+    findmnt, nsenter, util-linux unshare); it compares only what it created,
+    so other processes changing the host meanwhile cannot fail it.
+system
+    Soak, fault injection, and every test that compares host-wide state (the
+    whole mount table, /run/netns, all processes, the number of namespaces).
+    Each runs as root in a child pytest inside a mount and pid namespace of
+    its own (tests/isolation.py): a private copy of the mount table, a fresh
+    /proc and an empty /run/netns, so another process changing the host's
+    cannot fail it.  Mark it with ``pytest.mark.system``.
+
+``pytest -m unit`` runs as any user; ``pytest -m "not system"`` is the quick
+run; plain ``pytest tests`` (as root, what CI runs) runs every tier.
+
+Kernel and system tests never change the pytest process's namespaces except
+through nsfast.enter() on a thread, and clean up everything they make in
+fixtures.  Files under /proc are read as bytes, or decoded with
+surrogateescape: a mount point or command line need not be UTF-8.
 """
 from __future__ import annotations
 
@@ -15,6 +39,9 @@ import sys
 import pytest
 
 import nsfast
+import isolation
+from isolation import (pytest_collection_modifyitems, pytest_runtest_logreport,  # noqa: F401
+                       pytest_runtest_protocol)
 
 MUST_WORK = os.environ.get("NSFAST_MUST_WORK") == "1"
 
@@ -40,8 +67,19 @@ def need_root() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _root_only():
-    need_root()
+def _what_the_tier_needs(request):
+    """Kernel and system tests need root, system tests util-linux unshare too
+    (to run in namespaces of their own); unit tests run as anyone."""
+    if request.node.get_closest_marker("unit") is None:
+        need_root()
+    if request.node.get_closest_marker("system") is not None and not isolation.INSIDE:
+        need_tool("unshare")
+
+
+def read_proc(path: str) -> str:
+    """A /proc file's text; bytes that are not UTF-8 kept as surrogates."""
+    with open(path, "rb") as f:
+        return f.read().decode("utf-8", "surrogateescape")
 
 
 def ns_inode(pid, kind: str) -> int:
@@ -91,14 +129,27 @@ def children_of(pid: int) -> list[int]:
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()   # bytes: the command name need not be UTF-8
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        ppid = int(stat.rsplit(b")", 1)[1].split()[1])
         if ppid == pid:
             out.append(int(entry))
     return out
+
+
+def sigset_bits(signals) -> int:
+    """A set of signals as /proc/PID/status shows it in SigBlk and SigIgn."""
+    return sum(1 << (s - 1) for s in set(signals))
+
+
+def inherited_ignores() -> set:
+    """The signals this process was started ignoring: a shell's background job
+    ignores SIGINT and SIGQUIT, nohup SIGHUP.  Not SIGPIPE and SIGXFSZ, which
+    Python ignores itself and a child gets back at their defaults."""
+    return {s for s in signal.valid_signals() if signal.getsignal(s) is signal.SIG_IGN
+            and s not in (signal.SIGPIPE, signal.SIGXFSZ)}
 
 
 def open_fds() -> set[int]:
@@ -118,11 +169,8 @@ def soak_scale(request) -> int:
 
 def system_state() -> dict:
     """What a leak would change: our fds, children, zombies, mounts, /run/netns,
-    the system's net namespaces, and our RSS (kB)."""
-    def read(path):
-        with open(path) as f:
-            return f.read()
-
+    the net namespaces of every process, and our RSS (kB).  Host-wide: only a
+    `system` test, in namespaces of its own, may compare it."""
     net = set()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -131,13 +179,13 @@ def system_state() -> dict:
             except OSError:
                 pass
     rss = 0
-    for line in read("/proc/self/status").splitlines():
+    for line in read_proc("/proc/self/status").splitlines():
         if line.startswith("VmRSS:"):
             rss = int(line.split()[1])
     return {
         "fds": open_fds(),
         "children": sorted(children_of(os.getpid())),
-        "mountinfo": read("/proc/self/mountinfo"),
+        "mountinfo": read_proc("/proc/self/mountinfo"),
         "run_netns": sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else [],
         "net_namespaces": len(net),
         "rss_kb": rss,

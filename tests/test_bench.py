@@ -66,6 +66,7 @@ def quick_run(tmp_path_factory):
     return r, json.loads(out.read_text()), out
 
 
+@pytest.mark.system   # a benchmark run (nsfast bench --quick)
 def test_quick_json_has_every_figure_and_validates(quick_run):
     r, doc, _ = quick_run
     _assert_complete(doc)
@@ -80,6 +81,9 @@ def test_quick_json_has_every_figure_and_validates(quick_run):
     assert "| named netns add | at least 3x faster than pyroute2 |" in table
 
 
+# a whole benchmark run is a soak (thousands of spawns, 5-15 s an area), and
+# the mount-table curve counts every mount of the table
+@pytest.mark.system
 @pytest.mark.parametrize("area", AREAS)
 def test_each_area_runs_quick(cli, tmp_path, area):
     """One --quick --only AREA run per cases_<area>.py present: every case and
@@ -93,8 +97,8 @@ def test_each_area_runs_quick(cli, tmp_path, area):
     r = cli(*args, timeout=300, env=dict(os.environ, TMPDIR=str(scratch)))
     # the mount-table curve works in a mount namespace of its own: nothing stays behind
     assert list(scratch.iterdir()) == []
-    with open("/proc/self/mountinfo") as f:
-        assert str(scratch) not in f.read()
+    with open("/proc/self/mountinfo", "rb") as f:
+        assert bytes(scratch) not in f.read()
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     doc = json.loads(out.read_text())
     _assert_complete(doc)
@@ -123,6 +127,7 @@ def test_each_area_runs_quick(cli, tmp_path, area):
             assert (tmp_path / "bench.png").read_bytes()[:8] == PNG_MAGIC
 
 
+@pytest.mark.system   # a benchmark run (nsfast bench --quick)
 def test_plot_writes_png_files(cli, tmp_path):
     need(_has_matplotlib(), "matplotlib (pip install nsfast[bench])")
     png = tmp_path / "b.png"
@@ -243,6 +248,7 @@ def test_a_cache_others_can_write_is_refused(floor_cache):
     assert list(floor_cache.iterdir()) == []
 
 
+@pytest.mark.system   # a benchmark run (nsfast bench --quick)
 def test_compare_flags_a_regression(cli, quick_run, tmp_path):
     _, doc, _ = quick_run
     old = json.loads(json.dumps(doc))
@@ -555,6 +561,7 @@ def test_repeat_pools_runs():
     assert r["nsfast"]["n"] == len(r["samples"]["nsfast"]) >= 2 * 5
 
 
+@pytest.mark.system   # a benchmark run (nsfast bench --quick)
 def test_validator_rejects_broken_documents(quick_run):
     _, doc, _ = quick_run
     broken = json.loads(json.dumps(doc))

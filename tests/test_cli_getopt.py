@@ -5,6 +5,8 @@ import pytest
 from nsfast.cli.common import UsageError
 from nsfast.cli.getopt import Opt, parse
 
+pytestmark = pytest.mark.unit
+
 SIMPLE = [Opt("net", "n", "?"), Opt("target", "t", 1), Opt("all", "a")]
 UNSHARE = [Opt("net", "n", "?"), Opt("bind", None, 2), Opt("map-user", None, 1),
            Opt("map-users", None, 1), Opt("fork", "f")]

@@ -15,7 +15,9 @@ from conftest import need_tool, ns_inode
 
 def lsns(*args: str) -> str:
     need_tool("lsns")
-    return subprocess.run(["lsns", *args], capture_output=True, text=True, check=True).stdout
+    # errors: another process's command line need not be UTF-8
+    return subprocess.run(["lsns", *args], capture_output=True, text=True, check=True,
+                          errors="surrogateescape").stdout
 
 
 def _drop_nprocs(rows: list) -> list:
@@ -30,7 +32,8 @@ def _drop_nprocs(rows: list) -> list:
 
 
 def _lsns_rows(*args: str):
-    r = subprocess.run(["lsns", "-J", *args], capture_output=True, text=True)
+    r = subprocess.run(["lsns", "-J", *args], capture_output=True, text=True,
+                       errors="surrogateescape")
     return json.loads(r.stdout)["namespaces"] if r.returncode == 0 else None
 
 
@@ -58,6 +61,7 @@ def boxed(sleeper):
     return a, b
 
 
+@pytest.mark.system   # every namespace of every process, compared
 def test_ls_json_is_lsns_json(cli, boxed):
     a, b = boxed
     def with_processes(rows):  # ours also lists namespaces no process is in; lsns 2.38 not
@@ -72,6 +76,7 @@ def test_ls_json_is_lsns_json(cli, boxed):
                     "pid": min(a.pid, b.pid), "user": "root", "command": "sleep 600"}]
 
 
+@pytest.mark.system   # every net namespace, compared
 def test_ls_json_list_and_type_filter_match_lsns(cli, boxed):
     a, _ = boxed
     theirs, ours = _stable_pair(
@@ -95,7 +100,10 @@ def test_ls_table_agrees_with_api(cli, boxed):
     a, b = boxed
     lines = cli("ls", "-l", "-t", "uts", check=True).stdout.decode().splitlines()
     assert lines[0].split() == ["NS", "TYPE", "NPROCS", "PID", "USER", "COMMAND"]
-    rows = {int(line.split()[0]): line.split(None, 5) for line in lines[1:]}
+    # our namespace's row only: `ls` prints other processes' commands raw, and
+    # one with a newline in it spans two lines
+    rows = {int(cells[0]): cells for cells in (line.split(None, 5) for line in lines[1:])
+            if cells[:1] == [str(ns_inode(a.pid, "uts"))]}
     info = {i.inode: i for i in nsfast.list_namespaces("uts")}[ns_inode(a.pid, "uts")]
     assert rows[info.inode] == [str(info.inode), "uts", "2", str(min(a.pid, b.pid)), "root",
                                 "sleep 600"]
@@ -109,7 +117,7 @@ def test_ls_tree_shows_the_user_namespace_hierarchy(cli, sleeper):
     child = sleeper(namespaces="user")
     ours, theirs = ns_inode(os.getpid(), "user"), ns_inode(child.pid, "user")
     out = cli("ls", "--tree", "-t", "user", check=True).stdout.decode().splitlines()
-    ns_cells = [line.split()[0] for line in out[1:]]
+    ns_cells = [line.split()[0] for line in out[1:] if line.strip()]
     root_at = ns_cells.index(str(ours))
     assert any(c.endswith(f"─{theirs}") for c in ns_cells[root_at + 1:])
     tree = json.loads(cli("ls", "-J", "--tree=parent", "-t", "user", check=True).stdout.decode())
@@ -120,9 +128,12 @@ def test_ls_tree_shows_the_user_namespace_hierarchy(cli, sleeper):
 def test_ps_lists_what_the_api_and_proc_say(cli, boxed, sleeper):
     a, b = boxed
     plain = sleeper()
-    out = cli("ps", check=True).stdout.decode().splitlines()
+    out = cli("ps", check=True).stdout.decode(errors="surrogateescape").splitlines()
     assert out[0].split() == ["PID", "KINDS", "COMMAND"]
-    rows = {int(line.split()[0]): line.split(None, 2) for line in out[1:]}
+    # only our processes' rows: the others come and go as the test runs
+    ours = {str(p.pid) for p in (a, b, plain)}
+    rows = {int(cells[0]): cells for cells in (line.split(None, 2) for line in out[1:])
+            if cells[0] in ours}
     ref = nsfast.init_namespaces()
     for p in (a, b):
         witness = [k for k in ("mnt", "net", "pid", "user", "uts", "ipc", "cgroup", "time")
@@ -132,8 +143,21 @@ def test_ps_lists_what_the_api_and_proc_say(cli, boxed, sleeper):
     assert plain.pid not in rows
     api = {p.pid for p in nsfast.processes_outside_init()}
     assert {a.pid, b.pid} <= api and {a.pid, b.pid} <= set(rows)
-    js = json.loads(cli("ps", "-J", check=True).stdout.decode())["processes"]
+    js = json.loads(cli("ps", "-J", check=True).stdout)["processes"]
     assert {"pid": a.pid, "kinds": ["uts", "net"], "command": "sleep 600"} in js
+
+
+def test_ps_escapes_control_characters_in_a_command_as_lsns_does(cli, sleeper):
+    """A command line with a newline and an escape in it stays on its row."""
+    p = sleeper(["sh", "-c", "sleep 600; :", "two\nlines\x1b[31m"], namespaces="uts")
+    out = cli("ps", "-n", check=True).stdout.decode(errors="surrogateescape")
+    ours = [line for line in out.splitlines() if line.split()[:1] == [str(p.pid)]]
+    assert len(ours) == 1
+    theirs = lsns("-n", "-o", "PID,COMMAND", "-t", "uts").splitlines()
+    [command] = [line.split(None, 1)[1] for line in theirs
+                 if line.split()[:1] == [str(p.pid)]]
+    assert command == "sh -c sleep 600; : two\\x0alines\\x1b[31m"
+    assert ours[0].split(None, 2)[2] == command
 
 
 @pytest.mark.parametrize("args", [

@@ -41,6 +41,7 @@ def _wait_for(predicate, timeout=10.0):
 
 # ---------------------------------------------------------------- kinds
 
+@pytest.mark.unit
 def test_nstype_values_are_the_kernels():
     header = "/usr/include/linux/sched.h"
     need(os.path.exists(header), "the kernel headers (linux-libc-dev)")
@@ -52,6 +53,7 @@ def test_nstype_values_are_the_kernels():
         assert kind.value == int(m.group(1), 16), kind
 
 
+@pytest.mark.unit
 def test_nstype_parsing():
     assert NsType.parse("net,uts") == NsType.NET | NsType.UTS
     assert NsType.parse(" net , uts ") == NsType.NET | NsType.UTS
@@ -400,6 +402,7 @@ def test_setns_with_the_wrong_kind_for_the_fd_is_oserror():
     assert ns_inode("thread-self", "uts") == ns_inode(os.getpid(), "uts")
 
 
+@pytest.mark.unit
 def test_unknown_kind_names_are_value_errors():
     for call in (lambda: Namespace.of(os.getpid(), "bogus"),
                  lambda: nsfast.unshare("bogus"),

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -353,6 +354,48 @@ def test_no_fd_leak(sleeper):
             nsfast.enter("/proc/self/ns/uts", "net").__enter__()
     ns.close()
     assert open_fds() - before == set()
+
+
+def _ns_fds() -> set:
+    """(fd, link) of this process's open fds on net and uts namespace files."""
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            link = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if link.startswith(("net:[", "uts:[")):
+            found.add((int(name), link))
+    return found
+
+
+def test_a_thread_closes_its_way_back_when_it_ends(sleeper):
+    """The fds enter() keeps in each thread to come back to (opened on its
+    first enter() of a kind, common case or general one) end with the thread."""
+    p = sleeper(namespaces="net,uts")
+    home = {f"net:[{ns_inode(os.getpid(), 'net')}]", f"uts:[{ns_inode(os.getpid(), 'uts')}]"}
+    with Namespace.of(p.pid, "net") as ns:
+        before = _ns_fds()
+        held: list = []
+
+        def body():
+            with nsfast.enter(ns):
+                pass
+            with nsfast.enter(p.pid, "uts"):
+                pass
+            held.append(_ns_fds() - before)
+
+        threads = [threading.Thread(target=body) for _ in range(4)]
+        for t in threads:
+            t.start()
+            t.join()
+        # each thread held its own two homes while it ran
+        assert [sorted(link for _, link in h) for h in held] == [sorted(home)] * 4
+        # they are closed as the thread exits, just after join() returns
+        deadline = time.monotonic() + 5
+        while _ns_fds() - before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _ns_fds() - before == set()
 
 
 class Boom(Exception):

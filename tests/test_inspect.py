@@ -19,7 +19,8 @@ OWN_KINDS = "net,uts,ipc"
 def lsns_json(*args: str) -> list[dict] | None:
     """lsns -J -l ARGS; None when lsns itself tripped over a process that exited."""
     need_tool("lsns")
-    r = subprocess.run(["lsns", "-J", "-l", *args], capture_output=True, text=True)
+    r = subprocess.run(["lsns", "-J", "-l", *args], capture_output=True, text=True,
+                       errors="surrogateescape")   # a command line need not be UTF-8
     return json.loads(r.stdout)["namespaces"] if r.returncode == 0 else None
 
 
@@ -84,6 +85,7 @@ def _snapshot():
     return after, mine
 
 
+@pytest.mark.system   # every namespace of every process, compared
 def test_listing_agrees_with_lsns(held):
     pids, inodes = held
     lsns, mine = _snapshot()

@@ -346,6 +346,7 @@ netns.add(sys.argv[1])
 """
 
 
+@pytest.mark.system   # fault injection: 100 adds killed at random moments
 def test_sigkill_at_random_moments_of_add_leaves_nothing_behind(paths):
     """100 adds killed at random moments (at most 60 s): after each, add, list and
     remove leave neither a file nor a mount."""

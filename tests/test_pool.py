@@ -165,6 +165,7 @@ def test_failing_setup_is_counted_and_never_handed_out(pool_factory):
     assert open_fds() == fds
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("kw, exc", [
     (dict(size=-1), ValueError), (dict(size="2"), TypeError), (dict(size=True), TypeError),
     (dict(size=1, setup=3), TypeError),

@@ -13,6 +13,8 @@ from nsfast.flags import NsType
 
 from conftest import children_of, open_fds
 
+pytestmark = pytest.mark.unit   # refused before any syscall: no root needed
+
 NAMES = ["mnt", "uts", "ipc", "user", "pid", "net", "cgroup", "time", "mount", "ns", "network",
          "all"]
 FAST = settings(max_examples=300, deadline=None,

@@ -23,8 +23,6 @@ def reused() -> int:
 
 KINDS = ("user", "mnt", "uts", "ipc", "pid", "net", "cgroup", "time")
 SLEEP = "/bin/sleep"
-
-
 def _view(pid: int) -> dict:
     """What a spawn did to its child, as /proc shows it once the child runs
     the program (its time namespace is the one it execs into)."""
@@ -35,7 +33,7 @@ def _view(pid: int) -> dict:
     me = os.getpid()
     with open(f"/proc/{pid}/status") as f:
         status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-    with open(f"/proc/{pid}/mountinfo") as f:
+    with open(f"/proc/{pid}/mountinfo", errors="surrogateescape") as f:
         root = next(line for line in f if line.split()[4] == "/")
     return {
         "new": {k for k in KINDS if ns_inode(pid, k) != ns_inode(me, k)},
@@ -96,12 +94,12 @@ def test_the_environment_is_the_processs_own_on_both_paths():
 
 def test_a_reused_plan_fails_as_a_fresh_one():
     for kw in (dict(), dict(namespaces="user", map_root=True)):
-        before = reused()
-        for _ in range(2):
+        for second in (False, True):
+            before = reused()
             with pytest.raises(FileNotFoundError) as e:
                 nsfast.spawn(["/nonexistent/nsfast-prog"], **kw)
             assert e.value.filename == "/nonexistent/nsfast-prog"
-        assert reused() == before + 1
+        assert reused() == before + 1   # the second call reused the first one's plan
     with pytest.raises(ValueError, match="null byte"):
         nsfast.spawn([SLEEP, "1\0"])
     with pytest.raises(ValueError, match="user namespace"):
@@ -194,3 +192,25 @@ def test_a_long_running_caller_still_reuses_plans():
     before = reused()
     assert nsfast.spawn([SLEEP, "0"], namespaces="ipc ,uts").wait() == 0
     assert reused() == before + 1
+
+
+def test_umask_is_a_step_of_its_own():
+    """umask= is the umask the program starts with, witnessed by sh; a bad one
+    is refused before anything starts."""
+    for mask in (0o027, 0o777, 0):
+        out = nsfast.spawn(["sh", "-c", "umask"], umask=mask, stdout=nsfast.PIPE).communicate()
+        assert int(out[0], 8) == mask
+    with pytest.raises(ValueError):
+        nsfast.spawn(["true"], umask=0o1000)
+    with pytest.raises(TypeError):
+        nsfast.spawn(["true"], umask="022")
+
+
+def test_a_plan_made_beforehand_starts_again_and_again():
+    plan = nsfast.SpawnPlan([SLEEP, "60"], env={"PATH": "/bin"}, namespaces="uts,ipc")
+    with nsfast.spawn(plan) as first, nsfast.spawn(plan) as second:
+        assert first.pid != second.pid
+        assert ns_inode(first.pid, "uts") != ns_inode(second.pid, "uts")
+        assert _view(first.pid)["new"] == _view(second.pid)["new"] == {"uts", "ipc"}
+    with pytest.raises(TypeError):
+        nsfast.spawn(plan, namespaces="net")
