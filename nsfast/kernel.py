@@ -70,6 +70,11 @@ NLMSG_ERROR = 2
 NLM_F_REQUEST = 0x1
 NLM_F_ACK = 0x4
 IFF_LOOPBACK = 0x8
+NLMSG_HDR = struct.Struct("=IHHII")   # struct nlmsghdr: len, type, flags, seq, pid
+RTM_NEWNSID = 88
+RTM_GETNSID = 90
+NETNSA_NSID = 1
+NETNSA_FD = 3
 
 # ---- the spawn child's record to its parent (csrc/spawn.h, struct nsf_record)
 # four int32: step, err, index, value; a message instead of a step number
