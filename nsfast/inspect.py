@@ -260,13 +260,13 @@ def netnsid(fd: int) -> Optional[int]:
                        socket.NETLINK_ROUTE) as s:
         s.send(msg)
         reply = s.recv(4096)
-    length, mtype = struct.unpack_from("=IH", reply)
+    length, mtype = NLMSG_HDR.unpack_from(reply)[:2]
     if mtype != RTM_NEWNSID:
         if mtype == NLMSG_ERROR:
-            err = -struct.unpack_from("=i", reply, 16)[0]
+            err = -struct.unpack_from("=i", reply, NLMSG_HDR.size)[0]
             raise os_error(err, None, what="RTM_GETNSID")
         return None
-    pos = 20  # nlmsghdr + rtgenmsg padded
+    pos = NLMSG_HDR.size + 4  # nlmsghdr + rtgenmsg padded
     while pos + 4 <= length:
         alen, atype = struct.unpack_from("=HH", reply, pos)
         if atype == NETNSA_NSID and alen >= 8:

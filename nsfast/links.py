@@ -37,7 +37,8 @@ from . import _core
 from .errors import os_error
 from .flags import NsType
 from .handles import Namespace
-from .kernel import IFF_LOOPBACK, NETLINK_ROUTE, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR
+from .kernel import (IFF_LOOPBACK, NETLINK_ROUTE, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR,
+                     NLMSG_HDR)
 from .targets import open_namespace
 
 IFNAMSIZ = 16
@@ -151,11 +152,11 @@ def _request(ns: Optional[Namespace], msg) -> None:
     with _socket(ns) as s:
         s.send(msg.data)
         reply = s.recv(65536)
-    # struct nlmsghdr (len u32, type u16, flags u16, seq u32, pid u32), then
-    # struct nlmsgerr's error (s32): 0 is the acknowledgement
-    if len(reply) < 20 or struct.unpack_from("=H", reply, 4)[0] != NLMSG_ERROR:
+    # struct nlmsghdr, then struct nlmsgerr's error (s32): 0 is the acknowledgement
+    size = NLMSG_HDR.size
+    if len(reply) < size + 4 or NLMSG_HDR.unpack_from(reply)[1] != NLMSG_ERROR:
         raise NetlinkError(errno.EIO, "no acknowledgement from the kernel")
-    err = struct.unpack_from("=i", reply, 16)[0]
+    err = struct.unpack_from("=i", reply, size)[0]
     if err:
         raise NetlinkError(-err, os.strerror(-err))
 
