@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import ctypes
+import errno
 import json
 import os
 import random
@@ -199,7 +200,7 @@ def test_pass_fds_cannot_name_the_error_pipe():
     start = time.monotonic()
     with pytest.raises(OSError) as info:
         nsfast.spawn([sys.executable, "-c", forge], pass_fds=[probe])
-    assert info.value.errno == 9   # EBADF: that fd is not open here
+    assert info.value.errno == errno.EBADF   # that fd is not open here
     assert time.monotonic() - start < 2
 
 
