@@ -307,8 +307,7 @@ class Joins(Closeable):
                 thing.close()
 
 
-def open_joins(target: Any, kinds: Any = None, *, default_differing: bool = True,
-               use_pidfd: bool = True) -> Joins:
+def open_joins(target: Any, kinds: Any = None, *, use_pidfd: bool = True) -> Joins:
     """The fds to join for target: one target (its kinds: for a process,
     kinds, or by default every kind in which it differs from the caller, as
     nsenter -a; a user namespace that is already ours is left out), a
@@ -341,7 +340,7 @@ def open_joins(target: Any, kinds: Any = None, *, default_differing: bool = True
             if pid is None:
                 _add_one(joins, target, one_kind(kinds))
             else:
-                _add_process(joins, target, pid, kinds, default_differing, use_pidfd)
+                _add_process(joins, target, pid, kinds, use_pidfd)
     except BaseException:
         joins.close()
         raise
@@ -353,11 +352,7 @@ def _add_one(joins: Joins, target: Any, kind: Optional[NsType]) -> None:
     joins.add(ns.fileno(), ns.kind, ns)
 
 
-def _add_process(joins: Joins, target: Any, pid: int, kinds: Any, default_differing: bool,
-                 use_pidfd: bool) -> None:
-    if kinds is None and not default_differing:
-        raise ValueError("a process has a namespace of each kind: say which kinds, "
-                         "e.g. kinds='net,uts'")
+def _add_process(joins: Joins, target: Any, pid: int, kinds: Any, use_pidfd: bool) -> None:
     want = differing_kinds(pid, NsType.all()) if kinds is None else wanted_kinds(kinds)
     if want & NsType.USER and own_user_ns_is(pid):
         want &= ~NsType.USER   # already in it; joining it again is EINVAL
