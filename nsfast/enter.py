@@ -18,11 +18,12 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from . import _core
 from .errors import os_error
-from .features import features
 from .flags import _PARSED, KindsLike, NsType
-from .handles import Namespace, _check_pid, wanted_kinds
-from .targets import (Fd, PidFd, current_inode, differing_kinds, open_net_target,
-                      open_target)
+from .handles import Namespace, wanted_kinds
+from .spawn import spawn
+from .targets import (PidFd, current_inode, differing_kinds, open_joins, open_namespace,
+                      own_user_ns_is as _own_user_ns_is, pid_of as _pid_of,
+                      pidfd_for as _pidfd_for)
 
 PER_THREAD = NsType(_core.PER_THREAD)  # net, uts, ipc, cgroup
 PROCESS_WIDE = NsType.all() & ~PER_THREAD
@@ -91,50 +92,6 @@ def _singles(kinds: NsType) -> tuple:
     except KeyError:
         t = _SINGLES_CACHE[kinds] = tuple(kinds.kinds())
         return t
-
-
-def _pid_of(target: Any) -> Optional[int]:
-    """The pid a target names, or None when it names a namespace file."""
-    if type(target) is int:   # the common case first, by exact type
-        return _check_pid(target)
-    if isinstance(target, bool):
-        raise TypeError("a namespace target cannot be a bool")
-    if isinstance(target, (Fd, PidFd)):
-        return None
-    if isinstance(target, int):
-        return _check_pid(target)
-    if not isinstance(target, (Namespace, str, bytes, os.PathLike)) and \
-            isinstance(getattr(target, "pid", None), int):
-        return _check_pid(target.pid)
-    return None
-
-
-def _open_file_target(target: Any, kinds: NsType) -> Namespace:
-    """A Namespace (owned by the caller) for a target naming one namespace:
-    a named netns, or whatever open_target takes."""
-    return open_net_target(target, kinds or None)
-
-
-def _pidfd_for(target: Any, pid: Optional[int]) -> tuple[int, bool]:
-    """(pidfd, owned) for a pid, a PidFd or a Process."""
-    if type(target) is not int:
-        if isinstance(target, PidFd):
-            return int(target), False
-        own = getattr(target, "pidfd", -1)
-        if isinstance(own, int) and own >= 0 and not isinstance(target, int):
-            return own, False
-    try:
-        return _core.pidfd_open(pid), True
-    except OSError as e:
-        raise os_error(e.errno, f"/proc/{pid}") from None
-
-
-def _own_user_ns_is(pid: int) -> bool:
-    try:
-        st = os.stat(f"/proc/{pid}/ns/user")
-    except FileNotFoundError:
-        raise ProcessLookupError(errno.ESRCH, f"no process {pid}", f"/proc/{pid}") from None
-    return (st.st_dev, st.st_ino) == current_inode(NsType.USER)
 
 
 # ---------------------------------------------------------------- enter()
@@ -229,7 +186,7 @@ class enter:
         kinds = NsType.parse(self._kinds) if self._kinds is not None else None
         pid = _pid_of(target)
         if pid is None and not isinstance(target, PidFd):
-            ns = _open_file_target(target, kinds or NsType(0))
+            ns = open_namespace(target, kinds or None)
             try:
                 _check_process_wide(ns.kind, self._allow)
                 self._save_dirs(ns.kind)
@@ -355,38 +312,9 @@ class RemoteTraceback(Exception):
 
 def _join_plan(target: Any, kinds: KindsLike) -> tuple[list, list, bool, NsType]:
     """(fds, kinds, use_pidfd, joined) for _core.join; fds are the caller's to close."""
-    pid = _pid_of(target)
-    if isinstance(target, PidFd):
-        want = NsType.parse(kinds)
-        if not want:
-            raise ValueError("say which kinds to join through a pidfd")
-        return [os.dup(int(target))], [int(want)], True, want
-    if pid is None:
-        ns = _open_file_target(target, wanted_kinds(kinds) if kinds is not None else NsType(0))
-        fd = os.dup(ns.fileno())
-        ns.close()
-        return [fd], [int(ns.kind)], False, ns.kind
-    want = NsType.all() if kinds is None else NsType.parse(kinds)
-    if not want:
-        raise ValueError("kinds names no namespace")
-    # as nsenter -a: skip what the target shares with us (a user ns cannot be rejoined)
-    want = differing_kinds(pid, want) if kinds is None else want
-    if want & NsType.USER and _own_user_ns_is(pid):
-        want &= ~NsType.USER
-    if features.pidfd_setns:
-        pidfd, owned = _pidfd_for(target, pid)
-        return [pidfd if owned else os.dup(pidfd)], [int(want)], True, want
-    fds = []
-    try:
-        for k in want.kinds():
-            ns = Namespace.of(pid, k)
-            fds.append(os.dup(ns.fileno()))
-            ns.close()
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
-    return fds, [int(k) for k in want.kinds()], False, want
+    with open_joins(target, kinds) as joins:
+        fds = [os.dup(fd) for fd in joins.fds]
+        return fds, joins.kinds, joins.pidfd, joins.joined
 
 
 def _become_root_inside() -> None:
@@ -702,8 +630,7 @@ def _without_own_time(join: dict, joined: NsType) -> tuple[dict, NsType]:
     for key in list(join):
         if NsType.parse(key) != NsType.TIME:
             continue
-        ns = open_target(join[key], NsType.TIME)
-        with ns:
+        with open_namespace(join[key], NsType.TIME) as ns:
             if ns.id == current_inode(NsType.TIME):
                 del join[key]
                 joined &= ~NsType.TIME
@@ -728,14 +655,10 @@ def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
     >>> nsfast.enter_and_exec(pid, ["hostname"], "uts", stdout=nsfast.PIPE).communicate()
     (b'box\\n', None)
     """
-    from .spawn import spawn
-
     if isinstance(target, Mapping):
         if kinds is not None:
             raise ValueError("give kinds either as the mapping's keys or as kinds=, not both")
         join: Any = dict(target)
-        if not join:
-            raise ValueError("the mapping names no namespace to join")
         joined = NsType(0)
         for k in join:
             joined |= NsType.parse(k)
@@ -744,16 +667,16 @@ def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
     else:
         pid = _pid_of(target)
         if pid is not None and kinds in (None, "all"):
-            join, joined = pid, differing_kinds(pid, NsType.all())
+            join, joined = target, differing_kinds(pid, NsType.all())
             if joined & NsType.USER and _own_user_ns_is(pid):
                 joined &= ~NsType.USER
         elif pid is not None:
             joined = wanted_kinds(kinds)
             if joined & NsType.USER and _own_user_ns_is(pid):
                 joined &= ~NsType.USER
-            join = {k: pid for k in joined.kinds()}
+            join = {k: target for k in joined.kinds()}
         else:
-            ns = _open_file_target(target, wanted_kinds(kinds) if kinds is not None else NsType(0))
+            ns = open_namespace(target, kinds)
             join, joined = [ns], ns.kind
     if isinstance(join, dict):
         join, joined = _without_own_time(join, joined)

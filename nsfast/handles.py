@@ -33,6 +33,39 @@ def check_fd(fd: object, what: str = "file descriptor") -> int:
     return fd
 
 
+def process_gone(pid: int) -> ProcessLookupError:
+    """The error for a pid that names no process, or one that has exited (a
+    zombie keeps its /proc directory but no longer has namespaces)."""
+    if os.path.exists(f"/proc/{pid}"):
+        return ProcessLookupError(errno.ESRCH, f"process {pid} has exited", f"/proc/{pid}")
+    return ProcessLookupError(errno.ESRCH, f"no process {pid}", f"/proc/{pid}")
+
+
+def not_a_namespace(path: Optional[str]) -> OSError:
+    """The error for a file that is not a namespace file: EINVAL, as setns
+    answers for one (NS_GET_NSTYPE, which tells, says ENOTTY)."""
+    return os_error(errno.EINVAL, path, "not a namespace file")
+
+
+class KindMismatch(OSError, ValueError):
+    """A namespace (a file, an fd or a handle) of another kind than the one
+    wanted.  An OSError(EINVAL), as setns answers for it, and a ValueError,
+    since for a handle, which knows its kind, it is a bad argument."""
+
+
+def kind_mismatch(path: Optional[str], actual: NsType, want: NsType) -> KindMismatch:
+    """The error for a namespace of another kind than the one wanted.
+
+    >>> str(kind_mismatch("/proc/1/ns/uts", NsType.UTS, NsType.NET))
+    "[Errno 22] Invalid argument (hint: it is a uts namespace, not net): '/proc/1/ns/uts'"
+    """
+    names = ",".join(k.proc_name for k in want.kinds())
+    hint = f"it is a {actual.proc_name} namespace, not {names}"
+    msg = f"{os.strerror(errno.EINVAL)} (hint: {hint})"
+    return KindMismatch(errno.EINVAL, msg) if path is None else \
+        KindMismatch(errno.EINVAL, msg, path)
+
+
 def wanted_kinds(kind: object) -> NsType:
     """NsType.parse(kind), ValueError when it names no kind at all (given
     explicitly, no kind is a mistake: None is how to say "default")."""
@@ -82,10 +115,9 @@ class Namespace(Closeable):
         st = os.fstat(fd)
         try:
             kind = NsType(_core.ns_get_nstype(fd))
-        except OSError as e:
+        except OSError:
             os.close(fd)
-            raise os_error(e.errno or errno.EINVAL, path, "not a namespace file",
-                           what="NS_GET_NSTYPE") from None
+            raise not_a_namespace(path) from None
         self.fd = fd
         self.kind = kind
         self.inode = st.st_ino
@@ -126,12 +158,9 @@ class Namespace(Closeable):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            if not os.path.exists(f"/proc/{pid}"):
-                raise ProcessLookupError(errno.ESRCH, f"no process {pid}", path) from None
-            if os.path.exists(f"/proc/self/ns/{k.proc_name}"):
-                # a zombie keeps its /proc directory but loses its namespaces
-                raise ProcessLookupError(errno.ESRCH, f"process {pid} has exited", path) \
-                    from None
+            if os.path.exists(f"/proc/self/ns/{k.proc_name}") or \
+                    not os.path.exists(f"/proc/{pid}"):
+                raise process_gone(pid) from None
             raise os_error(errno.ENOENT, path, f"this kernel has no {k.proc_name} namespaces") \
                 from None
         except PermissionError as e:
@@ -155,9 +184,7 @@ class Namespace(Closeable):
             raise
         if self.kind != want:
             self.close()
-            names = ",".join(k.proc_name for k in want.kinds())
-            raise os_error(errno.EINVAL, self.path,
-                           f"it is a {self.kind.proc_name} namespace, not {names}")
+            raise kind_mismatch(self.path, self.kind, want)
         return self
 
     def fileno(self) -> int:

@@ -21,6 +21,8 @@ from . import _core
 from .errors import PTRACE_HINT, os_error
 from .flags import KindsLike, LSNS_ORDER, NsType, from_proc_name
 from .handles import _check_pid
+from .kernel import (NETNSA_FD, NETNSA_NSID, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_HDR, RTM_GETNSID,
+                     RTM_NEWNSID)
 from .mounts import mountinfo
 
 _LINK = re.compile(r"^(\w+):\[(\d+)\]$")
@@ -255,24 +257,23 @@ def netnsid(fd: int) -> Optional[int]:
     ...     nsfast.netnsid(ns.fileno()) is None
     True
     """
-    rtm_getnsid, rtm_newnsid, netnsa_nsid, netnsa_fd = 90, 88, 1, 3
-    attr = struct.pack("=HHI", 8, netnsa_fd, fd)
-    body = struct.pack("=B3x", socket.AF_UNSPEC) + attr
-    msg = struct.pack("=IHHII", 16 + len(body), rtm_getnsid, 1, 1, 0) + body
+    attr = struct.pack("=HHI", 8, NETNSA_FD, fd)   # struct nlattr + the fd
+    body = struct.pack("=B3x", socket.AF_UNSPEC) + attr   # struct rtgenmsg, padded
+    msg = NLMSG_HDR.pack(NLMSG_HDR.size + len(body), RTM_GETNSID, NLM_F_REQUEST, 1, 0) + body
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
                        socket.NETLINK_ROUTE) as s:
         s.send(msg)
         reply = s.recv(4096)
-    length, mtype = struct.unpack_from("=IH", reply)
-    if mtype != rtm_newnsid:
-        if mtype == 2:  # NLMSG_ERROR
-            err = -struct.unpack_from("=i", reply, 16)[0]
+    length, mtype = NLMSG_HDR.unpack_from(reply)[:2]
+    if mtype != RTM_NEWNSID:
+        if mtype == NLMSG_ERROR:
+            err = -struct.unpack_from("=i", reply, NLMSG_HDR.size)[0]
             raise os_error(err, None, what="RTM_GETNSID")
         return None
-    pos = 20  # nlmsghdr + rtgenmsg padded
+    pos = NLMSG_HDR.size + 4  # nlmsghdr + rtgenmsg padded
     while pos + 4 <= length:
         alen, atype = struct.unpack_from("=HH", reply, pos)
-        if atype == netnsa_nsid and alen >= 8:
+        if atype == NETNSA_NSID and alen >= 8:
             value = struct.unpack_from("=i", reply, pos + 4)[0]
             return None if value < 0 else value
         pos += (alen + 3) & ~3

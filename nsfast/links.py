@@ -37,12 +37,12 @@ from . import _core
 from .errors import os_error
 from .flags import NsType
 from .handles import Namespace
-from .targets import open_net_target
+from .kernel import (IFF_LOOPBACK, NETLINK_ROUTE, NLM_F_ACK, NLM_F_REQUEST, NLMSG_ERROR,
+                     NLMSG_HDR)
+from .targets import open_namespace
 
-NETLINK_ROUTE = 0
 IFNAMSIZ = 16
 LOOPBACK_IFINDEX = 1  # lo is always ifindex 1 in every network namespace
-IFF_LOOPBACK = 0x8
 # device kinds the kernel marks netns-local (they cannot change namespace)
 NETNS_LOCAL_KINDS = ("bridge", "vrf", "ppp", "openvswitch")
 
@@ -85,7 +85,7 @@ def _namespace(target: Any) -> Optional[Namespace]:
     for the calling thread's own.  The caller closes it."""
     if target is None:
         return None
-    return open_net_target(target, NsType.NET)
+    return open_namespace(target, NsType.NET)
 
 
 def _netlink_error(e: Exception, name: Optional[str], what: str,
@@ -139,8 +139,6 @@ def _socket(ns: Optional[Namespace]) -> socket.socket:
     return socket.socket(fileno=_netlink_fd(ns))
 
 
-_NLMSG_ERROR = 2
-_NLM_F_REQUEST, _NLM_F_ACK = 0x1, 0x4
 
 
 def _request(ns: Optional[Namespace], msg) -> None:
@@ -148,17 +146,17 @@ def _request(ns: Optional[Namespace], msg) -> None:
     in ns and raise pyroute2's NetlinkError if the kernel refuses it.  For a
     single request this skips IPRoute's set-up, as slow as making a veth."""
     from pyroute2 import NetlinkError
-    msg["header"]["flags"] |= _NLM_F_REQUEST | _NLM_F_ACK
+    msg["header"]["flags"] |= NLM_F_REQUEST | NLM_F_ACK
     msg["header"]["sequence_number"] = 1
     msg.encode()
     with _socket(ns) as s:
         s.send(msg.data)
         reply = s.recv(65536)
-    # struct nlmsghdr (len u32, type u16, flags u16, seq u32, pid u32), then
-    # struct nlmsgerr's error (s32): 0 is the acknowledgement
-    if len(reply) < 20 or struct.unpack_from("=H", reply, 4)[0] != _NLMSG_ERROR:
+    # struct nlmsghdr, then struct nlmsgerr's error (s32): 0 is the acknowledgement
+    size = NLMSG_HDR.size
+    if len(reply) < size + 4 or NLMSG_HDR.unpack_from(reply)[1] != NLMSG_ERROR:
         raise NetlinkError(errno.EIO, "no acknowledgement from the kernel")
-    err = struct.unpack_from("=i", reply, 16)[0]
+    err = struct.unpack_from("=i", reply, size)[0]
     if err:
         raise NetlinkError(-err, os.strerror(-err))
 

@@ -18,26 +18,21 @@ from typing import NamedTuple, Optional, Union
 from . import _core
 from .errors import os_error
 from .handles import _check_pid
+from .kernel import (AT_RECURSIVE, MNT_DETACH, MOUNT_ATTR_RDONLY, MS_BIND, MS_NODEV,  # noqa: F401
+                     MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT,
+                     MS_SHARED, MS_SLAVE, MS_UNBINDABLE)
 
 # struct nsf_mount_step kinds (csrc/spawn.h)
 _BIND, _TMPFS, _PROC, _MKDIR, _PIVOT, _SYSFS = 1, 2, 3, 4, 5, 6
-MS_REC = 0x4000
-MS_NOSUID, MS_NODEV = 0x2, 0x4
-
 PROPAGATION_FLAGS = {
-    "private": 1 << 18,     # MS_PRIVATE
-    "slave": 1 << 19,       # MS_SLAVE
-    "shared": 1 << 20,      # MS_SHARED
-    "unbindable": 1 << 17,  # MS_UNBINDABLE
+    "private": MS_PRIVATE,
+    "slave": MS_SLAVE,
+    "shared": MS_SHARED,
+    "unbindable": MS_UNBINDABLE,
 }
 
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
-MS_BIND, MS_REMOUNT, MS_RDONLY = 0x1000, 0x20, 0x1
-MS_NOEXEC = 0x8
-MNT_DETACH = 2
-AT_RECURSIVE = 0x8000
-MOUNT_ATTR_RDONLY = 0x1
 _METHODS = {"auto": 0, "mount_setattr": 1, "mount": 2}
 
 

@@ -15,15 +15,14 @@ from typing import IO, Optional, Sequence
 from . import _core
 from .flags import NsType
 from .handles import Namespace
+from .kernel import PIDFD_GET_INFO, PIDFD_INFO_EXIT, PIDFD_INFO_EXIT_CODE_OFFSET, WALL
 
-_WALL = 0x40000000  # __WALL: children with exit signal 0 (caller ignores SIGCHLD)
+# __WALL: children with exit signal 0 (caller ignores SIGCHLD)
+_WALL = WALL
 
 # A caller that ignores SIGCHLD has its exec'd children reaped by the kernel
 # (execve resets the exit signal to SIGCHLD), so waitpid fails with ECHILD.
 # PIDFD_GET_INFO with PIDFD_INFO_EXIT (6.15) still tells the wait status.
-_PIDFD_GET_INFO = 0xC040FF0B   # _IOWR(0xFF, 11, struct pidfd_info), 64 bytes
-_PIDFD_INFO_EXIT = 1 << 3
-_EXIT_CODE_OFFSET = 60
 
 
 def _status_from_pidfd(pidfd: int) -> Optional[int]:
@@ -31,15 +30,15 @@ def _status_from_pidfd(pidfd: int) -> Optional[int]:
     if pidfd < 0:
         return None
     buf = bytearray(64)
-    struct.pack_into("Q", buf, 0, _PIDFD_INFO_EXIT)
+    struct.pack_into("Q", buf, 0, PIDFD_INFO_EXIT)
     try:
         select.select([pidfd], [], [])   # readable once it has exited
-        fcntl.ioctl(pidfd, _PIDFD_GET_INFO, buf)
+        fcntl.ioctl(pidfd, PIDFD_GET_INFO, buf)
     except OSError:
         return None
-    if not struct.unpack_from("Q", buf, 0)[0] & _PIDFD_INFO_EXIT:
+    if not struct.unpack_from("Q", buf, 0)[0] & PIDFD_INFO_EXIT:
         return None
-    return struct.unpack_from("i", buf, _EXIT_CODE_OFFSET)[0]
+    return struct.unpack_from("i", buf, PIDFD_INFO_EXIT_CODE_OFFSET)[0]
 
 
 # The children of Processes dropped before their child was reaped, as

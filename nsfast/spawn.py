@@ -11,17 +11,16 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from . import _core, init_program
 from .errors import map_hint, namespace_hint, os_error
-from .features import features
 from .flags import NsType
-from .handles import Namespace, _check_pid, check_fd
+from .handles import Namespace, check_fd
 from .mounts import step_path
 from .plan import ChildSpec, SpawnPlan, _exec_paths
 from .process import Process
-from .targets import PidFd, differing_kinds, open_net_target, open_target
+from .targets import open_joins, open_namespace
 
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
@@ -222,70 +221,22 @@ def _std_fd(value: Any, which: int, opened: list, parent_ends: dict) -> int:
 
 
 def _join_targets(join: Any, handles: list) -> tuple:
-    """(kinds joined, fds, their kinds, whether fds[0] is a pidfd for all);
-    what it opens goes to handles, which the caller closes."""
-    if isinstance(join, bool):
-        raise TypeError("join takes a pid, a mapping kind -> target, or Namespace handles")
-    if isinstance(join, int) or isinstance(join, PidFd):
-        pid = _check_pid(int(join))
-        kinds = differing_kinds(pid, NsType.all())
-        if features.pidfd_setns and kinds:
-            fd = _core.pidfd_open(pid) if not isinstance(join, PidFd) else os.dup(int(join))
-            handles.append(_FdCloser(fd))
-            return kinds, [fd], [int(kinds)], True
-        items = [(k, pid) for k in kinds.kinds()]
-    elif isinstance(join, Mapping):
-        items = []
-        for k, target in join.items():
-            kind = NsType.parse(k)
-            if len(kind.kinds()) != 1:
-                raise ValueError(f"join key {k!r} must name one kind")
-            items.append((kind, target))
-    elif isinstance(join, Namespace):
-        items = [(join.kind, join)]
-    elif isinstance(join, (str, bytes, os.PathLike)):
-        raise TypeError("join takes a pid, a mapping kind -> target, or Namespace handles; "
-                        "a path goes in a mapping, e.g. join={'net': path}")
-    else:
-        try:
-            seq = list(join)
-        except TypeError:
-            raise TypeError(f"cannot join {type(join).__name__}") from None
-        for ns in seq:
-            if not isinstance(ns, Namespace):
-                raise TypeError("a join list holds Namespace handles")
-        items = [(ns.kind, ns) for ns in seq]
-    kinds = NsType(0)
-    fds, fd_kinds = [], []
-    for kind, target in items:
-        if kind & kinds:
-            raise ValueError(f"join names the {kind.proc_name} namespace twice")
-        ns = open_target(target, kind)
-        handles.append(ns)
-        fds.append(ns.fileno())
-        fd_kinds.append(int(kind))
-        kinds |= kind
-    return kinds, fds, fd_kinds, False
-
-
-class _FdCloser:
-    def __init__(self, fd: int):
-        self.fd = fd
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+    """(kinds joined, fds, their kinds, whether fds[0] is a pidfd for all) for
+    join= (any target of nsfast.targets, a mapping kind -> target or a list of
+    targets); what it opens goes to handles, which the caller closes."""
+    joins = open_joins(join)
+    handles.append(joins)
+    return joins.joined, list(joins.fds), list(joins.kinds), joins.pidfd
 
 
 def _netns_target(netns: Any, handles: list) -> Namespace:
-    """A Namespace for spawn(netns=...): a pool, a name under /run/netns, a handle."""
+    """A Namespace for spawn(netns=...): a pool's next one, or any target
+    (nsfast.targets) of a net namespace, a name under /run/netns included."""
     if hasattr(netns, "take") and callable(netns.take):
         ns = netns.take()
-        handles.append(ns)  # a pool's namespace is used once, then closed
-        return ns
-    ns = open_net_target(netns, NsType.NET)
-    handles.append(ns)
+    else:
+        ns = open_namespace(netns, NsType.NET)
+    handles.append(ns)  # used once, then closed
     return ns
 
 

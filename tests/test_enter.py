@@ -490,7 +490,8 @@ def test_setns_loop_joins_user_ns_first_when_it_grants_privilege():
 import os, nsfast
 import ctypes
 os.setgroups([]); os.setgid(65534); os.setuid(65534)
-ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: setuid cleared it
+from nsfast.kernel import PR_SET_DUMPABLE
+ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # setuid cleared it
 t = nsfast.spawn(["sleep", "30"], namespaces="user,mnt,uts", map_root=True, hostname="box")
 try:
     p = nsfast.spawn(["hostname"], join={"mnt": t.pid, "uts": t.pid, "user": t.pid},
