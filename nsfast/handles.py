@@ -170,12 +170,12 @@ class Namespace(Closeable):
         return cls(fd, path)
 
     def require(self, kind) -> "Namespace":
-        """self, if it is of the given kind(s); else closed, and OSError(EINVAL)
-        naming the path and both kinds.
+        """self, if it is of the given kind(s); else closed, and KindMismatch
+        (an OSError(EINVAL) and a ValueError) naming the path and both kinds.
 
         >>> Namespace.open("/proc/self/ns/uts").require("net")
         Traceback (most recent call last):
-        OSError: [Errno 22] Invalid argument (hint: it is a uts namespace, not net): ...
+        nsfast.handles.KindMismatch: [Errno 22] Invalid argument (hint: it is a uts namespace, not net): ...
         """
         try:
             want = wanted_kinds(kind)

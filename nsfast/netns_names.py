@@ -88,7 +88,7 @@ def open_named(name: str | bytes) -> Namespace:
     file: a link to anything else (a regular file, a directory, another kind
     of namespace, nothing) is an OSError naming /run/netns/NAME and the target.
 
-    >>> with open_named("blue") as ns:  # doctest: +SKIP
+    >>> with open_named(netns_name) as ns:
     ...     ns.kind
     <NsType.NET: 1073741824>
     """

@@ -140,7 +140,9 @@ def start(plan: SpawnPlan) -> Process:
                 raise os_error(e.errno, plan.cgroup) from None
             opened.append(cgroup_fd)
         if plan.join is not None:
-            joined, join_fds, join_kinds, join_pidfd = _join_targets(plan.join, handles)
+            # a pidfd join cannot be mixed with fds: with netns= join all per fd
+            joined, join_fds, join_kinds, join_pidfd = _join_targets(
+                plan.join, handles, use_pidfd=plan.netns is None)
             join_setgroups = bool(joined & _USER) and os.geteuid() == 0
             # the groups were cleared before the user ns join: a refusal inside
             # (setgroups denied there) changes nothing, as for nsenter
@@ -148,10 +150,6 @@ def start(plan: SpawnPlan) -> Process:
         if plan.netns is not None:
             if joined & _NET:
                 raise ValueError("netns= conflicts with a new or joined net namespace")
-            if join_pidfd:
-                # a pidfd join cannot be mixed with fds: join all per fd
-                raise ValueError("netns= cannot be combined with join=<pid>; "
-                                 "join by mapping instead")
             ns = _netns_target(plan.netns, handles)
             join_fds.append(ns.fileno())
             join_kinds.append(_NET)
@@ -220,11 +218,11 @@ def _std_fd(value: Any, which: int, opened: list, parent_ends: dict) -> int:
                     f"not {type(value).__name__}")
 
 
-def _join_targets(join: Any, handles: list) -> tuple:
+def _join_targets(join: Any, handles: list, use_pidfd: bool = True) -> tuple:
     """(kinds joined, fds, their kinds, whether fds[0] is a pidfd for all) for
     join= (any target of nsfast.targets, a mapping kind -> target or a list of
     targets); what it opens goes to handles, which the caller closes."""
-    joins = open_joins(join)
+    joins = open_joins(join, use_pidfd=use_pidfd)
     handles.append(joins)
     return joins.joined, list(joins.fds), list(joins.kinds), joins.pidfd
 

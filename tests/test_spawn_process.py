@@ -256,7 +256,7 @@ def test_init_reaps_orphans():
 
 
 def test_process_dropped_while_init_runs_does_not_crash_it():
-    p = nsfast.spawn(["sleep", "0.3"], namespaces="pid", init=True, pdeathsig=None)
+    p = nsfast.spawn(["sleep", "2"], namespaces="pid", init=True, pdeathsig=None)
     pid = p.pid
     del p
     import gc
