@@ -128,6 +128,8 @@ def setns(target: Target, kinds: KindsLike = None) -> None:
         fd = target
         if kind is None:
             return _setns(target, kinds)
+    elif cls is PidFd and kinds is not None:
+        return _setns_pidfd(target, kinds)
     else:
         return _setns(target, kinds)
     try:
@@ -181,6 +183,26 @@ def _setns(target: Target, kinds: KindsLike = None) -> None:
     else:  # a process, or an open file: what the resolver makes of it
         _setns_joins(target, kinds)
     thread_moved_here()  # enter() must come back here, not to the old namespaces
+
+
+def _setns_pidfd(target: PidFd, kinds: KindsLike) -> None:
+    """setns(pidfd, kinds) with the kinds named and none of them user: one
+    syscall, with nothing to read first (which kinds differ, or the pid, matter
+    only otherwise; a user namespace we are already in must be left out,
+    which the resolver does)."""
+    mask = NsType.parse(kinds)._value_
+    if not mask or mask & _USER_MASK:
+        return _setns(target, kinds)
+    if mask & _WHOLE_PROCESS_MASK:
+        _refuse_if_threaded(mask, "setns into")
+    try:
+        _core.setns(int(target), mask)
+    except OSError:
+        return _setns_joins(target, kinds)   # again, to word the error
+    thread_moved_here()
+
+
+_USER_MASK = NsType.USER._value_
 
 
 def _kind_of_fd(fd: int) -> NsType:
