@@ -18,6 +18,7 @@ from . import _core, idmap
 from .features import features
 from .flags import KindsLike, NsType
 from .handles import check_fd
+from .limits import Limits
 from .mounts import (_FS_ENCODING, _FS_ERRORS, MS_REC, PROPAGATION_FLAGS, Proc, absolute,
                      pivot_step)
 
@@ -373,7 +374,8 @@ class SpawnPlan:
     True
     """
     __slots__ = ("argv", "program", "spec", "env", "cwd", "root", "new", "writes", "helper",
-                 "join", "netns", "cgroup", "std", "on_created", "init", "reusable", "packed")
+                 "join", "netns", "cgroup", "std", "on_created", "init", "reusable", "packed",
+                 "limits")
 
     def __init__(self, argv: Sequence, *, executable=None, env: Optional[Mapping] = None,
                  cwd=None, namespaces: KindsLike = None, join: Any = None,
@@ -392,6 +394,7 @@ class SpawnPlan:
                  extra_groups: Optional[Sequence[int]] = None,
                  root_fd: Optional[int] = None, cwd_fd: Optional[int] = None,
                  fork_for_pid: bool = True, umask: Optional[int] = None,
+                 limits: Optional[Limits] = None,
                  on_created: Optional[Callable[[int], None]] = None) -> None:
         spec = ChildSpec()
         # ---- argv, program, env, cwd
@@ -514,6 +517,14 @@ class SpawnPlan:
             if not 0 <= umask <= 0o777:
                 raise ValueError(f"umask must be between 0 and 0o777, not {umask:#o}")
             spec.ops = (*spec.ops, ("umask", umask, 0, 0, None))
+        if limits is not None:
+            if not isinstance(limits, Limits):
+                raise TypeError(f"limits is an nsfast.Limits, not {type(limits).__name__}")
+            if limits.needs_cgroup and cgroup is not None:
+                raise ValueError("limits with memory, pids or cpu make the sandbox's own "
+                                 "cgroup: they cannot be combined with cgroup=")
+            spec.ops = (*spec.ops, *(("rlimits", res, soft, hard, None)
+                                     for res, soft, hard in limits.rlimits()))
         if not features.close_range:
             # only the close loop of kernels before 5.9 needs the bound
             try:
@@ -542,7 +553,7 @@ class SpawnPlan:
             argv=argv, program=program, spec=spec, env=env, cwd=cwd, root=root, new=new,
             writes=writes, helper=maps.helper if maps is not None else None, join=join,
             netns=netns, cgroup=cg, std=(stdin, stdout, stderr), on_created=on_created,
-            init=bool(init),
+            init=bool(init), limits=limits,
             # /etc/subuid may change between calls: map_users="auto" reads it each time
             reusable=map_users is None,
             packed=_core.Packed(spec))

@@ -11,9 +11,10 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import time
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from . import _core, init_program
+from . import _core, cgroups, init_program
 from .errors import map_hint, namespace_hint, os_error
 from .features import features
 from .flags import NsType
@@ -128,7 +129,14 @@ def start(plan: SpawnPlan) -> Process:
     opened: list = []
     parent_ends: dict = {}
     joined = NsType(0)
+    limits = plan.limits
+    box = None
+    started = time.monotonic()
     try:
+        if limits is not None and limits.needs_cgroup:
+            box = cgroups.take(limits)
+            if box.fd >= 0 and spec.use_clone3:
+                cgroup_fd = box.fd
         if plan.cgroup is not None:
             try:
                 cgroup_fd = os.open(plan.cgroup, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -163,6 +171,8 @@ def start(plan: SpawnPlan) -> Process:
                 fds.append(_std_fd(stderr, 2, opened, parent_ends))
             std_fds = fds
         helper, on_created = plan.helper, plan.on_created
+        if box is not None:
+            on_created = _attaching(box, cgroup_fd >= 0, on_created)
         raised: list = []   # what the caller's callbacks raised passes through as is
         try:
             child = plan.packed.run(
@@ -180,16 +190,34 @@ def start(plan: SpawnPlan) -> Process:
             if plan.cgroup is not None and isinstance(e, OSError) and e.errno == errno.EBADF:
                 raise _cgroup_error(plan.cgroup) from None
             raise _spawn_error(e, spec, program, plan.new, joined) from None
+    except BaseException:
+        if box is not None:
+            box.finish()
+        raise
     finally:
         for fd in opened:
             os.close(fd)
         for h in handles:
             h.close()
     if not parent_ends:
-        return Process(child, plan.argv)
-    streams = [os.fdopen(parent_ends[i], "wb" if i == 0 else "rb") if i in parent_ends else None
-               for i in range(3)]
-    return Process(child, plan.argv, *streams)
+        process = Process(child, plan.argv)
+    else:
+        streams = [os.fdopen(parent_ends[i], "wb" if i == 0 else "rb") if i in parent_ends
+                   else None for i in range(3)]
+        process = Process(child, plan.argv, *streams)
+    if limits is not None:
+        process._limit(limits, box, started)
+    return process
+
+
+def _attaching(box: "cgroups.Box", cloned_into: bool,
+               on_created: Optional[Callable[[int], None]]) -> Callable[[int], None]:
+    """on_created that first moves the waiting child into its v1 cgroups."""
+    def attach(pid: int) -> None:
+        box.attach(pid, cloned_into)
+        if on_created is not None:
+            on_created(pid)
+    return attach
 
 
 def _std_fd(value: Any, which: int, opened: list, parent_ends: dict) -> int:
@@ -352,6 +380,8 @@ def _failure_to_error(f: "_core.SpawnFailure", spec: ChildSpec, program: bytes,
             hint_errno = err
     elif step in ("groups", "setgid", "setuid"):
         subject = str({"groups": spec.groups, "setgid": spec.gid, "setuid": spec.uid}[step])
+    elif step == "rlimits":
+        subject = _rlimit_name(f.index)
     elif what == "child step %s":
         subject = step
     text_path = None if path is None else os.fsdecode(path)
@@ -361,3 +391,12 @@ def _failure_to_error(f: "_core.SpawnFailure", spec: ChildSpec, program: bytes,
                     what=what % subject if "%s" in what else what)
 
 
+
+
+def _rlimit_name(resource_number: int) -> str:
+    """RLIMIT_CPU for 0, as the rlimits step's error names it."""
+    import resource
+    for name in dir(resource):
+        if name.startswith("RLIMIT_") and getattr(resource, name) == resource_number:
+            return name
+    return str(resource_number)
