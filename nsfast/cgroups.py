@@ -3,10 +3,10 @@
 A Box is a sandbox's cgroup: one directory in each hierarchy it needs (the
 v1 hierarchies of its controllers, and the v2 tree when it is mounted),
 each made under this process's own cgroup of that hierarchy, in a subtree
-named after the owner, `<own>/nsfast-<pid>-<starttime>/box-<n>`.  nsfast
+named after the owner, `<own>/nsfast-<pidns>-<pid>-<starttime>/box-<n>`.  nsfast
 never writes into a cgroup it did not make.  A subtree whose owner is gone
 (its pid ended, or is now another process with another start time) is
-stale: gc() kills what is still in it and removes it; the first box a
+stale: gc(), run in the owner's pid namespace, kills what is still in it and removes it; the first box a
 process makes calls gc() first, and so does `nsfast gc`.
 
 The child enters with CLONE_INTO_CGROUP on v2 (Box.fd) and by a write of
@@ -35,7 +35,14 @@ from .errors import os_error
 from .limits import Limits
 
 _PERIOD_US = 100_000   # cpu quota period
-_SUBTREE = re.compile(r"nsfast-(\d+)-(\d+)\Z")
+_SUBTREE = re.compile(r"nsfast-(\d+)-(\d+)-(\d+)\Z")   # pid ns inode, pid, start time
+
+
+def _owner_name() -> str:
+    """This process's subtree name: its pid namespace (a pid means nothing
+    outside it), its pid and its start time (a pid is reused)."""
+    return (f"nsfast-{os.stat('/proc/self/ns/pid').st_ino}-{os.getpid()}-"
+            f"{_start_time('self')}")
 
 
 class Hierarchy(NamedTuple):
@@ -46,7 +53,7 @@ class Hierarchy(NamedTuple):
     own: str
 
 
-def _start_time(pid: int) -> Optional[int]:
+def _start_time(pid) -> Optional[int]:
     """Field 22 of /proc/pid/stat, or None when pid does not exist."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -227,7 +234,7 @@ class _Owner:
                 cls.pid, cls.made = pid, set()
                 gc()
                 atexit.register(cls.remove_all)
-            path = os.path.join(own, f"nsfast-{pid}-{_start_time(pid)}")
+            path = os.path.join(own, _owner_name())
             if path not in cls.made:
                 try:
                     os.mkdir(path, 0o755)
@@ -474,6 +481,12 @@ def gc() -> int:
     True
     """
     removed = 0
+    try:
+        pidns = os.stat("/proc/self/ns/pid").st_ino
+        if int(os.readlink("/proc/self")) != os.getpid():
+            return 0   # this /proc is another pid namespace's: its pids are not ours
+    except (OSError, ValueError):
+        return 0
     for h in hierarchies():
         try:
             names = os.listdir(h.own)
@@ -481,7 +494,9 @@ def gc() -> int:
             continue
         for name in names:
             m = _SUBTREE.match(name)
-            if not m or _start_time(int(m.group(1))) == int(m.group(2)):
+            # an owner in another pid namespace is that namespace's to judge
+            if not m or int(m.group(1)) != pidns or \
+                    _start_time(int(m.group(2))) == int(m.group(3)):
                 continue
             subtree = os.path.join(h.own, name)
             ok = True

@@ -90,10 +90,10 @@ class Limits:
 
     >>> Limits(memory="256M", pids=64, cpu_time=1.5)
     Limits(memory=268435456, pids=64, cpu_time=1.5, core=0)
-    >>> p = nsfast.spawn(["sh", "-c", "ulimit -f"], limits=Limits(fsize="1M"),
+    >>> p = nsfast.spawn(["sh", "-c", "ulimit -n"], limits=Limits(nofile=64),
     ...                  stdout=nsfast.PIPE)
-    >>> p.communicate()[0]   # in blocks of 1024 bytes
-    b'1024\\n'
+    >>> p.communicate()[0]
+    b'64\\n'
     """
     __slots__ = ("memory", "memory_swap", "pids", "cpu", "cpu_time", "wall_time", "nofile",
                  "fsize", "stack", "address_space", "core")
