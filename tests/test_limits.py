@@ -18,7 +18,7 @@ import pytest
 import nsfast
 from nsfast import cgroups
 from nsfast.limits import Limits, parse_size
-from conftest import need, need_tool
+from conftest import need, need_tool, run_cli
 
 PY = sys.executable
 
@@ -334,3 +334,45 @@ def test_cgroups_of_a_killed_caller_are_removed_by_the_next_spawn():
     while _state(sandbox) not in (None, "Z") and time.monotonic() < deadline:
         time.sleep(0.02)   # killed; its new parent reaps it
     assert _state(sandbox) in (None, "Z")
+
+
+# ---------------------------------------------------------------- the command line
+
+def _meta(path) -> dict:
+    return dict(line.split(":", 1) for line in path.read_text().splitlines())
+
+
+def test_cli_wall_time_writes_isolates_meta(tmp_path):
+    meta = tmp_path / "meta"
+    r = run_cli("unshare", "--wall-time=1", f"--meta={meta}", "sleep", "100", timeout=30)
+    assert r.returncode == 128 + signal.SIGKILL, r.stderr
+    m = _meta(meta)
+    assert m["status"] == "TO" and m["killed"] == "1" and m["exitsig"] == "9"
+    assert 0.9 <= float(m["time-wall"]) <= 5 and "exitcode" not in m
+
+
+def test_cli_cgroup_limits_and_a_failed_exit(tmp_path):
+    _cgroup_v1("pids")
+    _cgroup_v1("memory")
+    meta = tmp_path / "meta"
+    r = run_cli("unshare", "--memory", "64M", "--pids", "4", "--rlimit", "nofile=20",
+                f"--meta={meta}", "sh", "-c", "ulimit -n; cat /proc/self/cgroup; exit 3")
+    assert r.returncode == 3, r.stderr
+    out = r.stdout.decode()
+    assert out.startswith("20\n") and "/box-" in out
+    m = _meta(meta)
+    assert m["status"] == "RE" and m["exitcode"] == "3" and "cg-mem" in m
+    assert "cg-oom-killed" not in m and "killed" not in m
+
+
+def test_cli_bad_limits_are_one_line_errors():
+    for args in (["--rlimit", "bogus=1"], ["--memory", "lots"], ["--pids", "x"],
+                 ["--cpu-time=-1"]):
+        r = run_cli("unshare", *args, "true")
+        err = r.stderr.decode()
+        assert r.returncode == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_cli_gc_runs():
+    r = run_cli("gc")
+    assert r.returncode == 0 and r.stdout.startswith(b"removed ")
