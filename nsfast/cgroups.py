@@ -35,6 +35,7 @@ from .errors import os_error
 from .limits import Limits
 
 _PERIOD_US = 100_000   # cpu quota period
+_RESIDUE_MAX = 1 << 20   # memory still charged to a box that may be reused
 _SUBTREE = re.compile(r"nsfast-(\d+)-(\d+)-(\d+)\Z")   # pid ns inode, pid, start time
 
 
@@ -218,8 +219,9 @@ class _Owner:
 
     @classmethod
     def remove_all(cls) -> None:
-        """At exit: remove this process's subtrees (empty once its boxes are)."""
+        """At exit: remove this process's idle boxes and subtrees."""
         if cls.pid == os.getpid():
+            _Idle.clear()
             for path in cls.made:
                 try:
                     os.rmdir(path)
@@ -270,6 +272,11 @@ class Box:
         self.dirs: list = []          # (path, version, controllers)
         self.fd = -1                  # the v2 directory, for CLONE_INTO_CGROUP
         self.finished = False
+        self._killed = False
+        self.key = _key(limits)
+        # counters of v2 controllers cannot all be reset: such boxes are not reused
+        self._reusable = not place.v2_controllers and any(
+            "cpuacct" in c for _, c in place.v1)
         name = f"box-{next(_Owner.counter)}"
         try:
             for own, ctrls in place.v1:
@@ -357,6 +364,7 @@ class Box:
 
     def kill(self) -> None:
         """SIGKILL everything in the box: cgroup.kill (v2), else freeze, kill, thaw."""
+        self._killed = True
         for path, version, _ in self.dirs:
             if version == 2 and os.path.exists(os.path.join(path, "cgroup.kill")):
                 try:
@@ -400,12 +408,16 @@ class Box:
         oom = pids_hit = False
         for path, version, ctrls in self.dirs:
             if version == 2:
-                st = _key_values(os.path.join(path, "cpu.stat"))
-                if "user_usec" in st:
-                    user, system = st["user_usec"] / 1e6, st["system_usec"] / 1e6
-                peak = _int_file(os.path.join(path, "memory.peak")) or peak
-                oom |= _key_values(os.path.join(path, "memory.events")).get("oom_kill", 0) > 0
-                pids_hit |= _key_values(os.path.join(path, "pids.events")).get("max", 0) > 0
+                if user is None:   # cpuacct (v1) when there is one: it can be reset
+                    st = _key_values(os.path.join(path, "cpu.stat"))
+                    if "user_usec" in st:
+                        user, system = st["user_usec"] / 1e6, st["system_usec"] / 1e6
+                if "memory" in ctrls:
+                    peak = _int_file(os.path.join(path, "memory.peak"))
+                    oom |= _key_values(os.path.join(path, "memory.events")).get(
+                        "oom_kill", 0) > 0
+                if "pids" in ctrls:
+                    pids_hit |= _key_values(os.path.join(path, "pids.events")).get("max", 0) > 0
             else:
                 if "cpuacct" in ctrls:
                     u = _int_file(os.path.join(path, "cpuacct.usage_user"))
@@ -421,13 +433,42 @@ class Box:
         return BoxUsage(user, system, peak, oom, pids_hit)
 
     def finish(self) -> BoxUsage:
-        """Kill what is left, read the usage, remove the directories."""
+        """Kill what is left and read the usage; then keep the box for the
+        next sandbox with the same limits when it is clean (empty, no
+        counter that cannot be reset), else remove its directories."""
         if self.finished:
             raise ValueError("this cgroup box was finished already")
-        self.kill()
+        if self.pids():
+            self.kill()
         used = self.usage()
-        self._remove()
+        # a v2 cgroup that got cgroup.kill kills every later clone into it
+        # (seen on 6.18): a box that needed a kill is never reused
+        if not (self._reusable and not self._killed and not used.oom_killed and not used.pids_hit
+                and self._reset() and _Idle.put(self)):
+            self._remove()
+        self.finished = True
         return used
+
+    def _reset(self) -> bool:
+        """Ready the box for another sandbox: empty, no memory charged, the
+        peak and CPU counters at zero.  False when it cannot be."""
+        try:
+            if self.pids():
+                return False
+            for path, version, ctrls in self.dirs:
+                if version == 1 and "memory" in ctrls:
+                    # kernel objects freed late stay charged a while (a few
+                    # hundred KiB); page cache the payload left is more: then
+                    # a fresh box, so that no sandbox starts with less
+                    used = _int_file(os.path.join(path, "memory.usage_in_bytes"))
+                    if used is None or used > _RESIDUE_MAX:
+                        return False
+                    _write(os.path.join(path, "memory.max_usage_in_bytes"), "0", "memory")
+                if version == 1 and "cpuacct" in ctrls:
+                    _write(os.path.join(path, "cpuacct.usage"), "0", "cpuacct")
+        except OSError:
+            return False
+        return True
 
     def _remove(self) -> None:
         self.finished = True
@@ -439,13 +480,100 @@ class Box:
         self.dirs = []
 
 
+def _key(limits: Limits) -> tuple:
+    """What a box's directories and written limits depend on."""
+    return (limits.memory, limits.memory_swap, limits.pids, limits.cpu)
+
+
+class _Idle:
+    """Boxes made ahead (prepare) or left clean by a sandbox, by their
+    limits: taking one costs no mkdir and no write."""
+    lock = threading.Lock()
+    boxes: dict = {}
+    count = 0
+    MAX = 32
+
+    @classmethod
+    def put(cls, box: "Box") -> bool:
+        with cls.lock:
+            if cls.count >= cls.MAX or _Owner.pid != os.getpid():
+                return False
+            cls.boxes.setdefault(box.key, []).append(box)
+            cls.count += 1
+            return True
+
+    @classmethod
+    def get(cls, key: tuple) -> Optional["Box"]:
+        with cls.lock:
+            boxes = cls.boxes.get(key)
+            if not boxes or _Owner.pid != os.getpid():
+                return None
+            cls.count -= 1
+            box = boxes.pop()
+        box.finished = False
+        return box
+
+    @classmethod
+    def clear(cls) -> int:
+        with cls.lock:
+            boxes = [b for bs in cls.boxes.values() for b in bs]
+            cls.boxes, cls.count = {}, 0
+        for b in boxes:
+            b._remove()
+        return len(boxes)
+
+
+_layouts: dict = {}
+
+
+def _layout_for(limits: Limits) -> Layout:
+    """layout() of the controllers limits need, cached: mounts rarely change,
+    and a changed one fails the box's mkdir or write with its path."""
+    needed = tuple(_needed(limits))
+    place = _layouts.get(needed)
+    if place is None:
+        place = _layouts[needed] = layout(list(needed))
+    return place
+
+
 def take(limits: Limits) -> Box:
-    """A box with limits written, for one sandbox.
+    """A box with limits written, for one sandbox: a clean idle one with the
+    same limits if there is one, else a new one.
 
     >>> take(Limits(pids=4)).finish().oom_killed
     False
     """
-    return Box(limits)
+    box = _Idle.get(_key(limits))
+    if box is not None:
+        return box
+    try:
+        return Box(limits, _layout_for(limits))
+    except OSError:
+        _layouts.clear()   # the host may have changed: look again next time
+        raise
+
+
+def prepare(limits: Limits, count: int = 8) -> int:
+    """Make up to count boxes for limits ahead of time (off the spawn's
+    path); return how many are ready.  They are reused after each sandbox
+    while they stay clean, and removed at exit (or by gc() after a crash).
+
+    >>> prepare(Limits(pids=16), 2) >= 0
+    True
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"count is a number of boxes, not {count!r}")
+    if not isinstance(limits, Limits):
+        raise TypeError(f"limits is an nsfast.Limits, not {type(limits).__name__}")
+    key = _key(limits)
+    have = len(_Idle.boxes.get(key, ()))
+    for _ in range(count - have):
+        box = Box(limits, _layout_for(limits))
+        box.finished = True
+        if not _Idle.put(box):
+            box._remove()
+            break
+    return len(_Idle.boxes.get(key, ()))
 
 
 def _rmdir_killing(path: str, timeout: float = 2.0) -> bool:

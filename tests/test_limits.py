@@ -38,6 +38,7 @@ def no_box_left():
     """Each test leaves no cgroup of its own behind (and removes them if it did)."""
     before = set(_own_boxes())
     yield
+    cgroups._Idle.clear()   # clean boxes kept for reuse are removed here
     left = [b for b in _own_boxes() if b not in before]
     for b in left:
         cgroups._rmdir_killing(b)
@@ -189,6 +190,10 @@ def test_wall_time_kills_the_whole_sandbox(run):
     while _state(grandchild) not in (None, "Z", "X") and time.monotonic() < deadline:
         time.sleep(0.02)
     assert _state(grandchild) in (None, "Z", "X"), "the grandchild lives on"
+    # the next sandbox with these limits runs (a box that needed a kill is
+    # not reused: after cgroup.kill, v2 kills every later clone into it)
+    q = run(["echo", "ok"], stdout=nsfast.PIPE, limits=Limits(wall_time=1, pids=16))
+    assert q.communicate(timeout=10)[0] == b"ok\n"
 
 
 # ---------------------------------------------------------------- cgroups
@@ -206,6 +211,14 @@ def test_a_sandbox_is_in_its_own_cgroups_with_limits_written(run):
         assert f.read().strip() == "8"
     p.kill()
     p.wait()
+    with open(os.path.join(box, "cgroup.procs")) as f:
+        assert f.read() == ""        # kept clean for the next sandbox with these limits
+    q = run(["sleep", "60"], limits=Limits(memory="64M", pids=8))
+    with open(os.path.join(box, "cgroup.procs")) as f:
+        assert f.read().split() == [str(q.pid)]   # reused
+    q.kill()
+    q.wait()
+    cgroups._Idle.clear()
     assert not os.path.exists(box)
 
 
