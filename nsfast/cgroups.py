@@ -129,10 +129,10 @@ def _write(path: str, text: str, controller: str) -> None:
         os.close(fd)
 
 
-def _key_values(path: str) -> dict:
+def _key_values(path: str, read=_read) -> dict:
     """A flat keyed file ("key value" lines) as a dict of ints; {} if missing."""
     try:
-        text = _read(path)
+        text = read(path)
     except OSError:
         return {}
     out = {}
@@ -143,9 +143,9 @@ def _key_values(path: str) -> dict:
     return out
 
 
-def _int_file(path: str) -> Optional[int]:
+def _int_file(path: str, read=_read) -> Optional[int]:
     try:
-        return int(_read(path).split()[0])
+        return int(read(path).split()[0])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -273,6 +273,7 @@ class Box:
         self.fd = -1                  # the v2 directory, for CLONE_INTO_CGROUP
         self.finished = False
         self._killed = False
+        self._fds: dict = {}
         self.key = _key(limits)
         # counters of v2 controllers cannot all be reset: such boxes are not reused
         self._reusable = not place.v2_controllers and any(
@@ -299,6 +300,30 @@ class Box:
         except BaseException:
             self._remove()
             raise
+
+    # A box's files stay open while it lives (and is reused): a spawn then
+    # costs one write per v1 hierarchy and its end a pread per counter,
+    # not an open, read and close each.
+    def _r(self, path: str) -> str:
+        fd = self._fds.get(path)
+        if fd is None:
+            fd = self._fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return os.pread(fd, 4096, 0).decode()
+
+    def _w(self, path: str, text: str, controller: str) -> None:
+        key = path + "\0w"
+        fd = self._fds.get(key)
+        if fd is None:
+            try:
+                fd = self._fds[key] = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            except OSError as e:
+                raise os_error(e.errno, path, f"the {controller} controller cannot be "
+                               f"used here", what=f"opening the {controller} cgroup file") from None
+        try:
+            os.write(fd, text.encode())
+        except OSError as e:
+            raise os_error(e.errno, path, None, what=f"writing {text!r} for the {controller} "
+                           f"controller") from None
 
     def _make(self, path: str, version: int, ctrls: frozenset) -> None:
         try:
@@ -350,7 +375,7 @@ class Box:
         too without CLONE_INTO_CGROUP, cloned_into=False)."""
         for path, version, ctrls in self.dirs:
             if version == 1 or not cloned_into:
-                _write(os.path.join(path, "cgroup.procs"), str(pid),
+                self._w(os.path.join(path, "cgroup.procs"), str(pid),
                        ",".join(sorted(ctrls)) or "cgroup v2")
 
     def pids(self) -> list[int]:
@@ -358,7 +383,7 @@ class Box:
         if not self.dirs:
             return []
         try:
-            return [int(x) for x in _read(os.path.join(self.dirs[0][0], "cgroup.procs")).split()]
+            return [int(x) for x in self._r(os.path.join(self.dirs[0][0], "cgroup.procs")).split()]
         except OSError:
             return []
 
@@ -409,27 +434,27 @@ class Box:
         for path, version, ctrls in self.dirs:
             if version == 2:
                 if user is None:   # cpuacct (v1) when there is one: it can be reset
-                    st = _key_values(os.path.join(path, "cpu.stat"))
+                    st = _key_values(os.path.join(path, "cpu.stat"), self._r)
                     if "user_usec" in st:
                         user, system = st["user_usec"] / 1e6, st["system_usec"] / 1e6
                 if "memory" in ctrls:
-                    peak = _int_file(os.path.join(path, "memory.peak"))
-                    oom |= _key_values(os.path.join(path, "memory.events")).get(
+                    peak = _int_file(os.path.join(path, "memory.peak"), self._r)
+                    oom |= _key_values(os.path.join(path, "memory.events"), self._r).get(
                         "oom_kill", 0) > 0
                 if "pids" in ctrls:
-                    pids_hit |= _key_values(os.path.join(path, "pids.events")).get("max", 0) > 0
+                    pids_hit |= _key_values(os.path.join(path, "pids.events"), self._r).get("max", 0) > 0
             else:
                 if "cpuacct" in ctrls:
-                    u = _int_file(os.path.join(path, "cpuacct.usage_user"))
-                    s = _int_file(os.path.join(path, "cpuacct.usage_sys"))
+                    u = _int_file(os.path.join(path, "cpuacct.usage_user"), self._r)
+                    s = _int_file(os.path.join(path, "cpuacct.usage_sys"), self._r)
                     if u is not None and s is not None:
                         user, system = u / 1e9, s / 1e9
                 if "memory" in ctrls:
-                    peak = _int_file(os.path.join(path, "memory.max_usage_in_bytes"))
-                    oom |= _key_values(os.path.join(path, "memory.oom_control")).get(
+                    peak = _int_file(os.path.join(path, "memory.max_usage_in_bytes"), self._r)
+                    oom |= _key_values(os.path.join(path, "memory.oom_control"), self._r).get(
                         "oom_kill", 0) > 0
                 if "pids" in ctrls:
-                    pids_hit |= _key_values(os.path.join(path, "pids.events")).get("max", 0) > 0
+                    pids_hit |= _key_values(os.path.join(path, "pids.events"), self._r).get("max", 0) > 0
         return BoxUsage(user, system, peak, oom, pids_hit)
 
     def finish(self) -> BoxUsage:
@@ -460,18 +485,21 @@ class Box:
                     # kernel objects freed late stay charged a while (a few
                     # hundred KiB); page cache the payload left is more: then
                     # a fresh box, so that no sandbox starts with less
-                    used = _int_file(os.path.join(path, "memory.usage_in_bytes"))
+                    used = _int_file(os.path.join(path, "memory.usage_in_bytes"), self._r)
                     if used is None or used > _RESIDUE_MAX:
                         return False
-                    _write(os.path.join(path, "memory.max_usage_in_bytes"), "0", "memory")
+                    self._w(os.path.join(path, "memory.max_usage_in_bytes"), "0", "memory")
                 if version == 1 and "cpuacct" in ctrls:
-                    _write(os.path.join(path, "cpuacct.usage"), "0", "cpuacct")
+                    self._w(os.path.join(path, "cpuacct.usage"), "0", "cpuacct")
         except OSError:
             return False
         return True
 
     def _remove(self) -> None:
         self.finished = True
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds = {}
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
