@@ -69,6 +69,21 @@ def _settle(pidfd: int, child: "_core.Child") -> bool:
     return True
 
 
+class _WithBox:
+    """A dropped child and its cgroup box: once reaped, the box is finished
+    too (what is left in it killed, then reused or removed)."""
+
+    def __init__(self, child: "_core.Child", box) -> None:
+        self.child, self.box = child, box
+
+    def free_stack(self) -> None:
+        self.child.free_stack()
+        try:
+            self.box.finish()
+        except (OSError, ValueError):
+            pass   # gc() removes what stays behind
+
+
 def _close_quietly(fd: int) -> None:
     """Close fd; one that someone closed behind our back must not fail a spawn."""
     try:
@@ -397,9 +412,10 @@ class Process:
         # Leave the child running (as subprocess does), but reap it once it
         # ends: now if it has, else at a later spawn or reap_dropped().
         self.pidfd = -1
+        child = self._child if self._box is None else _WithBox(self._child, self._box)
         try:
-            if not _settle(pidfd, self._child):
-                _dropped.append((pidfd, self._child))
+            if not _settle(pidfd, child):
+                _dropped.append((pidfd, child))
         except (TypeError, AttributeError):
             pass    # interpreter shutdown: module globals are gone
 

@@ -13,7 +13,6 @@ import heapq
 import itertools
 import threading
 import time
-import weakref
 
 _lock = threading.Condition()
 _heap: list = []
@@ -25,7 +24,9 @@ def watch(process, deadline: float) -> None:
     """Kill process's sandbox at deadline (time.monotonic()) unless it has ended."""
     global _thread
     with _lock:
-        heapq.heappush(_heap, (deadline, next(_order), weakref.ref(process)))
+        # a strong reference: a Process dropped before its deadline is still
+        # killed at it (then reaped as dropped Processes are)
+        heapq.heappush(_heap, (deadline, next(_order), process))
         if _thread is None or not _thread.is_alive():
             _thread = threading.Thread(target=_run, name="nsfast-wall-time", daemon=True)
             _thread.start()
@@ -35,7 +36,7 @@ def watch(process, deadline: float) -> None:
 def forget(process) -> None:
     """Drop process's deadline (it was reaped): the thread may end sooner."""
     with _lock:
-        kept = [e for e in _heap if e[2]() is not process]
+        kept = [e for e in _heap if e[2] is not process]
         if len(kept) != len(_heap):
             _heap[:] = kept
             heapq.heapify(_heap)
@@ -43,7 +44,7 @@ def forget(process) -> None:
 
 
 def watched() -> int:
-    """How many deadlines are pending .
+    """How many deadlines are pending.
 
     >>> watched() >= 0
     True
@@ -61,12 +62,11 @@ def _run() -> None:
                 # own unshare(CLONE_NEWUSER) fail (nsfast.unshare)
                 _thread = None
                 return
-            deadline, _, ref = _heap[0]
+            deadline, _, process = _heap[0]
             left = deadline - time.monotonic()
             if left > 0:
                 _lock.wait(left)
                 continue
             heapq.heappop(_heap)
-        process = ref()
-        if process is not None:
-            process.expire()
+        process.expire()
+        del process

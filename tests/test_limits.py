@@ -177,6 +177,20 @@ def test_wall_time_kills_without_a_wait(run):
     assert p.poll() == -signal.SIGKILL and p.usage.limit_hit == "wall_time"
 
 
+def test_a_dropped_sandbox_is_still_killed_at_its_wall_time():
+    """No one keeps the Process: the limit holds, and the reaping of dropped
+    children finishes its cgroup."""
+    _cgroup_v1("pids")
+    p = nsfast.spawn(["sleep", "100"], limits=Limits(wall_time=0.5, pids=8))
+    pid = p.pid
+    del p
+    deadline = time.monotonic() + 10
+    while _state(pid) not in ("Z", None) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _state(pid) == "Z", "the dropped sandbox outlived its wall time"
+    assert nsfast.reap_dropped() == 1 and _state(pid) is None
+
+
 def test_wall_time_kills_the_whole_sandbox(run):
     """A grandchild in the sandbox's cgroup dies with it."""
     _cgroup_v1("pids")
