@@ -135,6 +135,7 @@ class Process:
     _box = None
     _deadline: Optional[float] = None
     _timed_out = False
+    # what the reaped child used (nsfast.Usage), with limits= or without
     usage: Optional[Usage] = None
 
     def __init__(self, child: "_core.Child", args: Sequence, stdin: Optional[IO] = None,

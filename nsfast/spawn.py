@@ -54,7 +54,7 @@ def spawn(argv: Sequence, **options: Any) -> Process:
     mount_proc, mounts, root, pivot_root, init, stdin, stdout, stderr,
     pass_fds, new_session, pdeathsig (SIGKILL by default), time_offsets,
     cgroup, netns, loopback, no_new_privs, capabilities, extra_groups,
-    root_fd, cwd_fd, fork_for_pid, umask, on_created.  A call repeated with
+    root_fd, cwd_fd, fork_for_pid, umask, limits, on_created.  A call repeated with
     equal (hashable) arguments reuses the plan validated the first time;
     spawn(plan) starts a SpawnPlan made beforehand.
 
@@ -82,6 +82,14 @@ def spawn(argv: Sequence, **options: Any) -> Process:
     >>> p = nsfast.spawn(["hostname"], namespaces="uts", hostname="box", stdout=nsfast.PIPE)
     >>> p.communicate()[0]
     b'box\\n'
+
+    limits: an nsfast.Limits (nsfast/limits.py): rlimits set before exec, a
+    cgroup of its own for memory, pids and cpu, a wall-time deadline; the
+    Process's usage tells what it used and which limit ended it.
+
+    >>> p = nsfast.spawn(["sleep", "10"], limits=nsfast.Limits(wall_time=0.2))
+    >>> p.wait(), p.usage.limit_hit
+    (-9, 'wall_time')
 
     root_fd, cwd_fd: directory fds opened by the caller, chrooted into / made the
     working directory after joining (nsenter -r/-w).  fork_for_pid=False
