@@ -629,6 +629,35 @@ def _rmdir_killing(path: str, timeout: float = 2.0) -> bool:
         time.sleep(0.002)
 
 
+_INIT_PIDNS = 0xEFFFFFFC   # PROC_PID_INIT_INO: the initial pid namespace's inode
+
+
+def _stale(owner_ns: int, pid: int, start: int, pidns: int, live: list) -> bool:
+    """Whether the owner of a subtree is gone.  In our pid namespace: its pid
+    has ended or is another process now.  In another one: only from the
+    initial pid namespace, which sees every process, when no process is
+    left in that namespace (it is gone with its owner); otherwise it is
+    that namespace's to judge."""
+    if owner_ns == pidns:
+        return _start_time(pid) != start
+    if pidns != _INIT_PIDNS:
+        return False
+    if not live:
+        live.append(_live_pid_namespaces())
+    return owner_ns not in live[0]
+
+
+def _live_pid_namespaces() -> set:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                found.add(os.stat(f"/proc/{entry}/ns/pid").st_ino)
+            except OSError:
+                pass
+    return found
+
+
 def gc() -> int:
     """Remove the subtrees of owners that are gone, in every hierarchy, killing
     what they still hold; return how many subtrees were removed.
@@ -643,6 +672,7 @@ def gc() -> int:
             return 0   # this /proc is another pid namespace's: its pids are not ours
     except (OSError, ValueError):
         return 0
+    live: list = []   # the pid namespaces that have a process, found once if needed
     for h in hierarchies():
         try:
             names = os.listdir(h.own)
@@ -650,9 +680,8 @@ def gc() -> int:
             continue
         for name in names:
             m = _SUBTREE.match(name)
-            # an owner in another pid namespace is that namespace's to judge
-            if not m or int(m.group(1)) != pidns or \
-                    _start_time(int(m.group(2))) == int(m.group(3)):
+            if not m or not _stale(int(m.group(1)), int(m.group(2)), int(m.group(3)),
+                                   pidns, live):
                 continue
             subtree = os.path.join(h.own, name)
             ok = True

@@ -403,3 +403,29 @@ def test_cli_bad_limits_are_one_line_errors():
 def test_cli_gc_runs():
     r = run_cli("gc")
     assert r.returncode == 0 and r.stdout.startswith(b"removed ")
+
+
+def test_gc_judges_owners_of_other_pid_namespaces(sleeper):
+    """From the initial pid namespace, a subtree whose owner's pid namespace
+    has no process left is stale; one of a live namespace is not ours to judge."""
+    _cgroup_v1("pids")
+    need(os.stat("/proc/self/ns/pid").st_ino == cgroups._INIT_PIDNS,
+         "the initial pid namespace (the test judges others from it)")
+    own = next(h.own for h in cgroups.hierarchies() if "pids" in h.controllers)
+    live = sleeper(namespaces="pid")
+    live_ns = os.stat(f"/proc/{live.pid}/ns/pid").st_ino
+    gone_ns = 4026500000 + os.getpid() % 10000   # no namespace has this inode
+    assert gone_ns not in cgroups._live_pid_namespaces()
+    kept = os.path.join(own, f"nsfast-{live_ns}-1-1")
+    stale = os.path.join(own, f"nsfast-{gone_ns}-1-1")
+    try:
+        for d in (kept, stale):
+            os.mkdir(d)
+            os.mkdir(os.path.join(d, "box-0"))
+        cgroups.gc()
+        assert os.path.isdir(os.path.join(kept, "box-0")) and not os.path.exists(stale)
+    finally:
+        for d in (kept, stale):
+            for sub in (os.path.join(d, "box-0"), d):
+                if os.path.exists(sub):
+                    os.rmdir(sub)

@@ -42,7 +42,7 @@ def meta_lines(usage: Optional[Usage], error: Optional[str] = None,
     else:
         rows.append(("exitsig", str(usage.signal)))
     status, message = _status(usage)
-    if usage.limit_hit in ("wall_time", "cpu_time", "memory") or status == "TO":
+    if status == "TO":   # isolate's "killed": the sandbox, not the kernel, ended it
         rows.append(("killed", "1"))
     if status:
         rows += [("status", status), ("message", message)]
