@@ -383,7 +383,9 @@ class Box:
         if not self.dirs:
             return []
         try:
-            return [int(x) for x in self._r(os.path.join(self.dirs[0][0], "cgroup.procs")).split()]
+            # opened afresh: a v1 cgroup.procs read again through the same
+            # fd can list tasks that have left (its pid list is cached)
+            return [int(x) for x in _read(os.path.join(self.dirs[0][0], "cgroup.procs")).split()]
         except OSError:
             return []
 

@@ -219,6 +219,8 @@ def test_a_sandbox_is_in_its_own_cgroups_with_limits_written(run):
     with open(f"/proc/{p.pid}/cgroup") as f:   # the witness
         lines = dict(line.rstrip("\n").split(":", 2)[1:] for line in f)
     assert "/box-" in lines["pids"] and "/box-" in lines["memory"]
+    if any(h.version == 2 for h in cgroups.hierarchies()) and nsfast.features.clone3:
+        assert "/box-" in lines[""]   # cloned into the box's v2 directory
     pids_dir = next(h.own for h in cgroups.hierarchies() if "pids" in h.controllers)
     box = os.path.join(pids_dir, lines["pids"][len(_rel(pids_dir)):].lstrip("/"))
     with open(os.path.join(box, "pids.max")) as f:
@@ -429,3 +431,31 @@ def test_gc_judges_owners_of_other_pid_namespaces(sleeper):
             for sub in (os.path.join(d, "box-0"), d):
                 if os.path.exists(sub):
                     os.rmdir(sub)
+
+
+def test_v1_kill_through_the_freezer(run):
+    """The v1 path without cgroup.kill: freeze, kill each task, thaw."""
+    _cgroup_v1("pids")
+    _cgroup_v1("freezer")
+    hs = cgroups.hierarchies()
+    v1 = tuple((h.own, h.controllers) for h in hs if h.version == 1
+               and h.controllers & {"pids", "freezer"})
+    box = cgroups.Box(Limits(pids=32), cgroups.Layout(v1, None, frozenset()))
+    try:
+        p = run(["sh", "-c", "for i in 1 2 3 4; do sleep 100 & done; echo; wait"],
+                stdout=nsfast.PIPE, on_created=lambda pid: box.attach(pid, False))
+        p.stdout.readline()             # the sleeps are started
+        inside = box.pids()
+        assert len(inside) == 5 and p.pid in inside
+        box.kill()
+        assert _ended(p) == -signal.SIGKILL
+        deadline = time.monotonic() + 5
+        while box.pids() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert box.pids() == []
+        freezer = next(d for d, _, c in box.dirs if "freezer" in c)
+        with open(os.path.join(freezer, "freezer.state")) as f:
+            assert f.read().strip() == "THAWED"
+    finally:
+        p.stdout.close()
+        box._remove()
