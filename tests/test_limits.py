@@ -121,7 +121,8 @@ def test_limits_are_checked_against_the_plan():
 # ---------------------------------------------------------------- rlimits
 
 def test_rlimits_as_the_program_sees_them(run):
-    p = run(["sleep", "60"], limits=Limits(nofile=33, fsize="1M", cpu_time=2, stack="4M"))
+    p = run(["sleep", "60"], limits=Limits(nofile=33, fsize="1M", cpu_time=2, stack="4M",
+                                           address_space="512M"))
     with open(f"/proc/{p.pid}/limits") as f:   # the witness: the kernel's table
         rows = {line[:26].strip(): line[26:].split()[:2] for line in f}
     assert rows["Max open files"] == ["33", "33"]
@@ -129,6 +130,8 @@ def test_rlimits_as_the_program_sees_them(run):
     assert rows["Max cpu time"] == ["2", "3"]     # SIGXCPU at 2 s, SIGKILL at 3 s
     assert rows["Max stack size"] == [str(4 << 20)] * 2
     assert rows["Max core file size"] == ["0", "0"]
+    # set while the child still shared the caller's (larger) memory: exec starts afresh
+    assert rows["Max address space"] == [str(512 << 20)] * 2
 
 
 def test_an_rlimit_the_kernel_refuses_is_an_error_naming_it(run):
