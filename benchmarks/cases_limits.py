@@ -100,7 +100,7 @@ def cases(cfg) -> list:
         peers=peers,
         check=_check,
         setup=_setup,
-        teardown=lambda: cgroups._Idle.clear(),
+        teardown=cgroups.clear,
         targets=[within(1.2, "unlimited")],
         samples=200,
         note=f"spawn and wait /bin/true in {NAMES} with memory, pids, cpu (a cgroup box, "

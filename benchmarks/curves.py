@@ -19,9 +19,7 @@ import threading
 import time
 
 TRUE = "/bin/true"
-CLONE_NEWNS = 0x00020000
-CLONE_NEWNET = 0x40000000
-MS_REC, MS_PRIVATE = 0x4000, 1 << 18
+from nsfast.kernel import CLONE_NEWNET, CLONE_NEWNS, MS_PRIVATE, MS_REC
 
 
 def _spawn_wait() -> None:

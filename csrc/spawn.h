@@ -15,7 +15,7 @@
  * errno, index}; index tells which mount, exec path, kind or op.
  *
  * A new step is: its enum line here, its row and function in spawn_child.c,
- * its option in Python (nsfast/spawn.py), which hands its values over as an
+ * its option in nsfast/plan.py, which hands its values over as an
  * op (struct nsf_op) so that nothing in between changes. */
 enum nsf_step {
     NSF_STEP_NONE = 0,

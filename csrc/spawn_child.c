@@ -5,7 +5,7 @@
  * 127.
  *
  * This file is compiled freestanding (setup.py, CHILD_FLAGS): no builtin
- * may become a libc call, and tests/test_child_object.py fails on any
+ * may become a libc call, and tests/test_escape.py fails on any
  * undefined symbol that is not nsfast's own.  No allocation, no writes to
  * memory outside this stack. */
 #include "spawn.h"

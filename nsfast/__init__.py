@@ -13,7 +13,7 @@ if not _sys.platform.startswith("linux"):
 from .features import Features, features
 from .flags import NsType
 from .enter import enter, enter_and_exec, run_in
-from .handles import Namespace
+from .handles import KindMismatch, Namespace
 from .inplace import pidfd_open, setns, unshare
 from .inspect import (NamespaceInfo, OutsideProcess, init_namespaces, list_namespaces,
                       namespaces, netnsid, nsfs_mounts, processes_outside_init)
@@ -29,7 +29,7 @@ from .targets import Fd, PidFd
 __version__ = "0.1.0"
 
 __all__ = [
-    "Bind", "DEVNULL", "Features", "Fd", "Limits", "Mkdir", "Namespace", "NamespaceInfo", "NetnsPool",
+    "Bind", "DEVNULL", "Features", "Fd", "KindMismatch", "Limits", "Mkdir", "Namespace", "NamespaceInfo", "NetnsPool",
     "NsType", "OutsideProcess", "PIPE", "PidFd", "Proc", "Process", "STDOUT", "SpawnPlan",
     "Sysfs", "Tmpfs", "Usage",
     "enter", "enter_and_exec", "features", "init_namespaces", "list_namespaces", "namespaces",

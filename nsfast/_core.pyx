@@ -2,10 +2,8 @@
 """Thin layer over csrc/: converts Python values to C, calls C, raises OSError.
 
 No policy lives here: validation, defaults and hints are in the Python
-modules.  Four hot calls have their common case compiled here as well
-(enter, setns, set_propagation, spawn): each reads what the Python module
-decided (its caches and defaults, handed over once by a *_bind call at
-import) and gives every other case, and every error, back to that module.
+modules, which turn the plain OSError(errno) raised here into their worded
+errors.  Nothing here imports an nsfast module or calls one back.
 """
 import os
 
@@ -367,6 +365,17 @@ cdef class Packed:
         sp.root_fd = spec.root_fd
         sp.cwd_fd = spec.cwd_fd
 
+    def run_plain(self, int parent_pid, map_writes):
+        """run() for a plan that takes nothing per call: no std streams, no
+        joins, no cgroup, no callbacks, a program path; map_writes as run()."""
+        cdef nsf_spawn sp = self.sp
+        cdef _Pack pk = _Pack()
+        if sp.envp == NULL:
+            sp.envp = _environ_copy(pk)
+        sp.parent_pid = parent_pid
+        sp.parent_hold = len(map_writes) > 0
+        return _run(&sp, pk, map_writes, None, None)
+
     def run(self, exec_paths, std_fds, join_fds, join_kinds, bint join_pidfd,
             bint join_setgroups, bint groups_best_effort, int cgroup_fd, int init_fd,
             int parent_pid, map_writes, map_helper, on_created):
@@ -471,71 +480,30 @@ cdef Child _run(nsf_spawn *sp, _Pack pk, map_writes, map_helper, on_created):
 
 # ---------------------------------------------------------------- mounts (in place)
 
-def change_propagation(bytes path, unsigned long ms_type, bint recursive, int method):
-    """Change propagation of the mount at path: method 0 = mount_setattr with a
-    mount(2) fallback, 1 = mount_setattr only, 2 = mount(2) only."""
-    cdef int r
-    cdef const char *cpath = path
-    with nogil:
-        r = nsf_set_propagation(cpath, ms_type, recursive, method)
-    if r < 0:
-        raise _err(-r, path.decode(errors="surrogateescape"))
+cdef class PropagationChange:
+    """A propagation change converted once, to run as often as needed: the
+    mount at path gets ms_type (MS_PRIVATE, MS_SHARED, ...), with method 0 =
+    mount_setattr with a mount(2) fallback, 1 = mount_setattr only, 2 =
+    mount(2) only."""
+    cdef readonly bytes path
+    cdef unsigned long ms_type
+    cdef bint recursive
+    cdef int method
 
+    def __init__(self, bytes path not None, unsigned long ms_type, bint recursive, int method):
+        self.path = path
+        self.ms_type = ms_type
+        self.recursive = recursive
+        self.method = method
 
-# What nsfast.mounts gives set_propagation (propagation_bind, at its import)
-cdef dict _propagation_checked = None   # call arguments -> validated arguments
-cdef object _propagation_slow = None    # validates, caches and changes
-cdef object _propagation_error = None   # (errno, path bytes, mode) -> OSError
-
-
-cdef inline tuple _propagation_key(path, mode, recursive, method):
-    # the usual call (recursive, method "auto") under a shorter key
-    if recursive is True and method == "auto":
-        return (path, mode)
-    return (path, mode, recursive, method)
-
-
-def propagation_key(path, mode, recursive, method):
-    """The key of set_propagation's cache of validated arguments."""
-    return _propagation_key(path, mode, recursive, method)
-
-
-def propagation_bind(dict checked, slow, error):
-    """Give set_propagation what it reads from nsfast.mounts (called once, at its import)."""
-    global _propagation_checked, _propagation_slow, _propagation_error
-    _propagation_checked, _propagation_slow, _propagation_error = checked, slow, error
-
-
-def set_propagation(path, mode, recursive=True, *, method="auto"):
-    """Make the mount at path (and, recursively, every mount under it) private,
-    shared, slave or unbindable, in the caller's mount namespace.
-
-    Uses mount_setattr(AT_RECURSIVE) (Linux 5.12+), one call for the whole
-    tree, and mount(2) with MS_REC where it is missing.  method="mount_setattr"
-    or "mount" forces one of the two (for tests and benchmarks).
-
-    >>> set_propagation("/run/netns", "shared", recursive=False)  # doctest: +SKIP
-    """
-    # Compiled because on a small tree the call's own cost is a fifth of the
-    # syscall's.  Arguments seen before skip validation (nsfast.mounts keeps
-    # the cache and does everything else).
-    cdef int r
-    cdef const char *cpath
-    cdef unsigned long flag
-    cdef bint rec
-    cdef int how
-    try:
-        checked = _propagation_checked.get(_propagation_key(path, mode, recursive, method))
-    except TypeError:   # an unhashable argument: the slow path says which
-        checked = None
-    if checked is None:
-        return _propagation_slow(path, mode, recursive, method)
-    p, flag, rec, how = <tuple>checked
-    cpath = <bytes>p
-    with nogil:
-        r = nsf_set_propagation(cpath, flag, rec, how)
-    if r < 0:
-        raise _propagation_error(-r, p, mode)
+    def run(self):
+        """Change it now; OSError naming path."""
+        cdef int r
+        cdef const char *cpath = self.path
+        with nogil:
+            r = nsf_set_propagation(cpath, self.ms_type, self.recursive, self.method)
+        if r < 0:
+            raise _err(-r, self.path.decode(errors="surrogateescape"))
 
 
 def pivot_root(bytes new_root, bytes put_old):
@@ -583,8 +551,8 @@ def netns_socket(int nsfd, int family, int type, int proto):
 
 def setns_held(int fd, int nstype):
     """setns(2) without releasing the GIL: for the per-thread kinds (net, uts,
-    ipc, cgroup), whose setns takes about a microsecond, less than handing
-    the GIL over and back costs."""
+    ipc, cgroup), whose setns is quicker than handing the GIL over and
+    back."""
     cdef int r = nsf_setns(fd, nstype)
     if r < 0:
         raise _err(-r)
@@ -614,152 +582,66 @@ def get_dumpable():
     return r
 
 
-# ---------------------------------------------------------------- nsfast.setns fast path
+# ---------------------------------------------------------------- enter()'s thread state
 
-# What nsfast.inplace gives setns_target (setns_bind, at its import)
-cdef object _setns_namespace_type = None   # handles.Namespace
-cdef object _setns_fd_type = None          # targets.Fd
-cdef dict _setns_one_kind = None           # a kind's name or flag -> NsType
-cdef object _setns_slow = None             # every other case
-cdef object _setns_error = None            # (OSError, fd, kind, path) -> OSError
-cdef object _setns_local = None            # enter's thread-local state
-cdef object _setns_moved = None            # enter.thread_moved_here
-cdef int _setns_per_thread = 0             # the kinds a thread joins on its own
+# nsfast.enter()'s per-thread state lives in C (csrc/thread_ns.c) and only
+# there: for each kind, the thread's way back and its count of open enter()
+# blocks.  kind is one CLONE_NEW* value.  thread_enter, thread_leave and
+# thread_setns keep the GIL: they are for the per-thread kinds (see
+# setns_held).
 
-
-def setns_bind(namespace_type, fd_type, dict one_kind, slow, error, local, moved,
-               int per_thread):
-    """Give setns_target what it reads from nsfast.inplace (called once, at its import)."""
-    global _setns_namespace_type, _setns_fd_type, _setns_one_kind, _setns_slow
-    global _setns_error, _setns_local, _setns_moved, _setns_per_thread
-    _setns_namespace_type, _setns_fd_type, _setns_one_kind = namespace_type, fd_type, one_kind
-    _setns_slow, _setns_error = slow, error
-    _setns_local, _setns_moved, _setns_per_thread = local, moved, per_thread
+# the kinds a thread switches on its own (a CLONE_NEW* mask)
+PER_THREAD = NSF_PER_THREAD
 
 
-def setns_target(target, kinds=None):
-    """Join namespaces of a target in place (the calling thread for net, uts,
-    ipc, cgroup; the whole process for the rest).
-
-    target: a pid (int), a path, a Namespace, Fd(n), PidFd(n) or a Process.
-    kinds: which kinds; default all that differ (pid) or the file's own kind.
-
-    >>> nsfast.setns("/run/netns/blue", "net")  # doctest: +SKIP
-    """
-    # Compiled for its common case, a per-thread kind joined through a
-    # Namespace handle or an Fd with its kind named: there the call's own
-    # cost was half the syscall's.  nsfast.inplace does everything else.
-    cdef int r, fd, value
-    cls = type(target)
-    if cls is _setns_namespace_type and kinds is None:
-        kind = target.kind
-        fd = target._fd
-        path = target.path
-    elif cls is _setns_fd_type and kinds is not None:
-        try:
-            kind = _setns_one_kind.get(kinds)
-        except TypeError:   # unhashable: the slow path says what is wrong
-            kind = None
-        fd = target
-        path = None
-    else:
-        return _setns_slow(target, kinds)
-    if kind is None or fd < 0:
-        return _setns_slow(target, kinds)
-    value = kind
-    if value & ~_setns_per_thread:
-        return _setns_slow(target, kinds)
-    # per-thread: short and never blocking, so the GIL stays (see setns_held)
-    r = nsf_setns(fd, value)
+def thread_push(int kind):
+    """Count one more enter() block of kind in this thread; the fd to come
+    back to when it is the outermost one (opened on first use, owned here),
+    -1 when it is nested in another."""
+    cdef int back = -1
+    cdef int r = nsf_thread_push(kind, &back)
     if r < 0:
-        raise _setns_error(_err(-r), fd, kind, path)
-    # enter() must come back here, not to the old namespaces
-    if _setns_local.__dict__.get("slots"):
-        _setns_moved()
+        raise _err(-r)
+    return back
 
 
-# ---------------------------------------------------------------- enter() fast path
-
-# nsfast.enter's hot case, compiled so that `with enter(ns, "net")` runs no
-# Python frame: a Namespace handle of a per-thread kind, outside any other
-# enter() of that kind in this thread.  Everything else, and the wording of
-# every error, stays in nsfast/enter.py, which binds these at import.
-cdef object _enter_namespace_type = None   # nsfast.handles.Namespace
-cdef object _enter_local = None            # enter.py's threading.local (.slots)
-cdef object _enter_fast_slot = None        # enter._fast_slot(kind): slot or None
-cdef dict _enter_parsed = {}               # NsType.parse's cache: "net" -> NsType.NET
-cdef object _enter_setns_error = None      # enter._setns_error(err, kind, path)
-cdef object _enter_restore_error = None    # enter._restore_error(err, kind)
+def thread_pop(int kind):
+    """Count one enter() block of kind fewer in this thread."""
+    cdef int r = nsf_thread_pop(kind)
+    if r < 0:
+        raise _err(-r)
 
 
-def enter_bind(namespace_type, local, fast_slot, dict parsed, setns_error,
-               restore_error):
-    """Give EnterBase what it reads from nsfast.enter (called once, at its import)."""
-    global _enter_namespace_type, _enter_local, _enter_fast_slot, _enter_parsed
-    global _enter_setns_error, _enter_restore_error
-    _enter_namespace_type, _enter_local, _enter_fast_slot = namespace_type, local, fast_slot
-    _enter_parsed = parsed
-    _enter_setns_error, _enter_restore_error = setns_error, restore_error
+def thread_enter(int fd, int kind):
+    """The outermost enter() block of a per-thread kind in one call:
+    setns(fd, kind) and count it.  True when entered; False, with nothing
+    done, when a block of kind is open in this thread already or kind is not
+    per-thread.  OSError changes nothing."""
+    cdef int r = nsf_thread_enter(fd, kind)
+    if r < 0:
+        raise _err(-r)
+    return r == 1
 
 
-cdef inline bint _names_only(object kinds, object kind):
-    """kinds (as given to enter()) is None or names exactly kind; False also
-    when it cannot tell cheaply: the slow path parses it, which caches a
-    string for the next call."""
-    if kinds is None or kinds is kind:
-        return True
-    if type(kinds) is str:
-        return _enter_parsed.get(kinds) is kind
-    return False
+def thread_leave(int kind):
+    """End the block thread_enter began: setns back to where the thread was
+    and count it out (also when that setns fails, with OSError)."""
+    cdef int r = nsf_thread_leave(kind)
+    if r < 0:
+        raise _err(-r)
 
 
-cdef class EnterBase:
-    """The state and the fast path of nsfast.enter (see there); a subclass
-    supplies _enter_slow() and _restore() for every other case."""
-    cdef public object _target, _kinds, _undo, _dirs
-    cdef public bint _allow
+def thread_setns(int fd, int kind):
+    """setns(fd, kind) for a per-thread kind outside enter(); enter() then
+    comes back here.  False, with nothing done, for another kind."""
+    cdef int r = nsf_thread_setns(fd, kind)
+    if r < 0:
+        raise _err(-r)
+    return r == 1
 
-    def __init__(self, target, kinds=None, *, bint allow_process_wide=False):
-        self._target = target
-        self._kinds = kinds
-        self._allow = allow_process_wide
-        self._undo = None
-        self._dirs = None
 
-    def __enter__(self):
-        cdef int r
-        if self._undo is not None:
-            raise RuntimeError("this enter() is already active; nest a new enter() instead")
-        target = self._target
-        if type(target) is _enter_namespace_type:
-            kind = target.kind
-            if _names_only(self._kinds, kind):
-                try:
-                    slot = _enter_local.slots[kind]
-                except (AttributeError, KeyError):
-                    slot = _enter_fast_slot(kind)
-                if slot is not None and not slot[1]:
-                    slot[1] = 1
-                    self._undo = slot
-                    r = nsf_setns(target._fd, kind)
-                    if r < 0:
-                        slot[1] = 0
-                        self._undo = None
-                        if target.closed:
-                            raise ValueError("namespace handle is closed")
-                        raise _enter_setns_error(-r, kind, target.path)
-                    return self
-        return self._enter_slow()
+def thread_forget(int kinds):
+    """This thread moved by other means (setns, unshare): forget where it
+    returns to for the kinds in the mask that no enter() block holds."""
+    nsf_thread_forget(kinds)
 
-    def __exit__(self, exc_type, exc, tb):
-        cdef int r
-        slot = self._undo
-        if type(slot) is list:  # the fast path's record: the thread's slot
-            self._undo = None
-            slot[1] = 0
-            r = nsf_setns(slot[0], slot[2])
-            if r < 0:
-                raise _enter_restore_error(-r, slot[2])
-            return None
-        self._restore()
-        return None

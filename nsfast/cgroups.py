@@ -261,10 +261,13 @@ class Box:
     """One sandbox's cgroup (a directory per hierarchy), limits written.
 
     >>> box = Box(Limits(pids=8))
-    >>> open(box.file("pids.max")).read()
+    >>> with open(box.file("pids.max")) as f:
+    ...     f.read()
     '8\\n'
     >>> box.finish().pids_hit
     False
+    >>> clear() >= 1   # the clean box was kept for reuse
+    True
     """
 
     def __init__(self, limits: Limits, place: Optional[Layout] = None):
@@ -572,6 +575,8 @@ def take(limits: Limits) -> Box:
 
     >>> take(Limits(pids=4)).finish().oom_killed
     False
+    >>> clear() >= 1
+    True
     """
     box = _Idle.get(_key(limits))
     if box is not None:
@@ -588,8 +593,10 @@ def prepare(limits: Limits, count: int = 8) -> int:
     path); return how many are ready.  They are reused after each sandbox
     while they stay clean, and removed at exit (or by gc() after a crash).
 
-    >>> prepare(Limits(pids=16), 2) >= 0
-    True
+    >>> prepare(Limits(pids=16), 2)
+    2
+    >>> clear()
+    2
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise ValueError(f"count is a number of boxes, not {count!r}")
@@ -604,6 +611,15 @@ def prepare(limits: Limits, count: int = 8) -> int:
             box._remove()
             break
     return len(_Idle.boxes.get(key, ()))
+
+
+def clear() -> int:
+    """Remove the boxes kept for reuse (and made by prepare()); return how many.
+
+    >>> clear() >= 0
+    True
+    """
+    return _Idle.clear()
 
 
 def _rmdir_killing(path: str, timeout: float = 2.0) -> bool:

@@ -14,22 +14,22 @@ import os
 import socket
 import struct
 import sys
-import threading
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from . import _core
 from .errors import os_error
-from .features import features
 from .flags import _PARSED, KindsLike, NsType
-from .handles import Namespace, _check_pid, wanted_kinds
-from .targets import (Fd, PidFd, current_inode, differing_kinds, open_net_target,
-                      open_target)
+from .handles import Namespace, wanted_kinds
+from .spawn import spawn
+from .targets import (PidFd, current_inode, differing_kinds, open_joins, open_namespace,
+                      own_user_ns_is as _own_user_ns_is, pid_of as _pid_of,
+                      pidfd_for as _pidfd_for)
 
-PER_THREAD = NsType.NET | NsType.UTS | NsType.IPC | NsType.CGROUP
-PROCESS_WIDE = NsType.USER | NsType.MNT | NsType.PID | NsType.TIME
-_PER_THREAD_KINDS = frozenset(PER_THREAD.kinds())
-# plain ints for the hot paths: IntFlag's & costs most of a microsecond
+PER_THREAD = NsType(_core.PER_THREAD)  # net, uts, ipc, cgroup
+PROCESS_WIDE = NsType.all() & ~PER_THREAD
+# plain ints for the hot paths, where IntFlag's & is slow
 _USER, _MNT, _WIDE = int(NsType.USER), int(NsType.MNT), int(PROCESS_WIDE)
+_PER_THREAD, _ALL = int(PER_THREAD), int(NsType.all())
 
 _POINTER = ("use nsfast.run_in(target, fn) or nsfast.spawn(argv, join=target), which join "
             "them in a child")
@@ -37,39 +37,21 @@ _POINTER = ("use nsfast.run_in(target, fn) or nsfast.spawn(argv, join=target), w
 
 # ---------------------------------------------------------------- thread state
 
-class _Slots(dict):
-    """Per thread: kind -> [fd of the namespace the thread returns to, open
-    enter() blocks, kind].  The fds are opened on first use and closed when
-    the thread ends (threading.local drops this dict then)."""
-
-    def __del__(self) -> None:
-        for slot in self.values():
-            try:
-                os.close(slot[0])
-            except OSError:
-                pass
-
-
-_local = threading.local()
+# Where each thread comes back to, and how many enter() blocks of each kind it
+# has open, is kept by _core (csrc/thread_ns.c) and nowhere else.
 _setns = _core.setns_held  # per-thread kinds only: see _core
 
 
-def _slot(kind: NsType) -> list:
-    """This thread's slot for kind, made on first use."""
+def _here(kind: NsType) -> str:
+    return f"/proc/thread-self/ns/{kind.proc_name}"
+
+
+def _thread_push(kind: NsType) -> int:
+    """_core.thread_push, its error naming the file it opens."""
     try:
-        slots = _local.slots
-    except AttributeError:
-        slots = _local.slots = _Slots()
-    slot = slots.get(kind)
-    if slot is None:
-        fd = os.open(f"/proc/thread-self/ns/{kind.proc_name}", os.O_RDONLY | os.O_CLOEXEC)
-        slot = slots[kind] = [fd, 0, kind]
-    return slot
-
-
-def _fast_slot(kind: NsType) -> Optional[list]:
-    """The slot of a per-thread kind, None for the other kinds."""
-    return _slot(kind) if kind in _PER_THREAD_KINDS else None
+        return _core.thread_push(kind._value_)
+    except OSError as e:
+        raise os_error(e.errno, _here(kind)) from None
 
 
 def thread_moved(kinds: KindsLike) -> None:
@@ -77,24 +59,25 @@ def thread_moved(kinds: KindsLike) -> None:
     (os.setns, os.unshare): outside any enter() block, the namespaces it
     returns to are read again.  nsfast.setns and nsfast.unshare call this.
 
-    >>> os.unshare(os.CLONE_NEWUTS); nsfast.enter.thread_moved("uts")  # doctest: +SKIP
+    uts belongs to the thread: here a worker thread moves, the caller stays.
+
+    >>> import ctypes
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> def move_this_thread():  # os.unshare(os.CLONE_NEWUTS) from Python 3.12 on
+    ...     moved = ctypes.CDLL(None).unshare(int(nsfast.NsType.UTS)) == 0
+    ...     nsfast.enter.thread_moved("uts")
+    ...     return moved
+    >>> with ThreadPoolExecutor(1) as worker:
+    ...     worker.submit(move_this_thread).result()
+    True
     """
-    k = NsType.parse(kinds)
-    slots = _local.__dict__.get("slots", {})
-    for kind in list(slots):
-        if kind & k and not slots[kind][1]:
-            os.close(slots.pop(kind)[0])
+    _core.thread_forget(NsType.parse(kinds)._value_)
 
 
 def thread_moved_here() -> None:
     """nsfast.setns/unshare moved this thread: outside enter() blocks, read its
-    namespaces again on the next enter().  Cheap when enter() was never used."""
-    # the thread's own dict: getattr with a default would raise and catch an
-    # AttributeError inside, most of a microsecond when enter() was never used
-    slots = _local.__dict__.get("slots")
-    if slots:
-        for kind in [k for k, slot in slots.items() if not slot[1]]:
-            os.close(slots.pop(kind)[0])
+    namespaces again on the next enter()."""
+    _core.thread_forget(_ALL)
 
 
 # ---------------------------------------------------------------- targets
@@ -109,50 +92,6 @@ def _singles(kinds: NsType) -> tuple:
     except KeyError:
         t = _SINGLES_CACHE[kinds] = tuple(kinds.kinds())
         return t
-
-
-def _pid_of(target: Any) -> Optional[int]:
-    """The pid a target names, or None when it names a namespace file."""
-    if type(target) is int:   # the common case first, by exact type
-        return _check_pid(target)
-    if isinstance(target, bool):
-        raise TypeError("a namespace target cannot be a bool")
-    if isinstance(target, (Fd, PidFd)):
-        return None
-    if isinstance(target, int):
-        return _check_pid(target)
-    if not isinstance(target, (Namespace, str, bytes, os.PathLike)) and \
-            isinstance(getattr(target, "pid", None), int):
-        return _check_pid(target.pid)
-    return None
-
-
-def _open_file_target(target: Any, kinds: NsType) -> Namespace:
-    """A Namespace (owned by the caller) for a target naming one namespace:
-    a named netns, or whatever open_target takes."""
-    return open_net_target(target, kinds or None)
-
-
-def _pidfd_for(target: Any, pid: Optional[int]) -> tuple[int, bool]:
-    """(pidfd, owned) for a pid, a PidFd or a Process."""
-    if type(target) is not int:
-        if isinstance(target, PidFd):
-            return int(target), False
-        own = getattr(target, "pidfd", -1)
-        if isinstance(own, int) and own >= 0 and not isinstance(target, int):
-            return own, False
-    try:
-        return _core.pidfd_open(pid), True
-    except OSError as e:
-        raise os_error(e.errno, f"/proc/{pid}") from None
-
-
-def _own_user_ns_is(pid: int) -> bool:
-    try:
-        st = os.stat(f"/proc/{pid}/ns/user")
-    except FileNotFoundError:
-        raise ProcessLookupError(errno.ESRCH, f"no process {pid}", f"/proc/{pid}") from None
-    return (st.st_dev, st.st_ino) == current_inode(NsType.USER)
 
 
 # ---------------------------------------------------------------- enter()
@@ -175,14 +114,7 @@ def _check_process_wide(kinds: NsType, allow: bool) -> None:
                            f"threads and they belong to the whole process; {_POINTER}")
 
 
-class _Undo(list):
-    """The general path's undo records: (kind, fd back, depth before, slot).
-    A type of its own, so that __exit__ tells it from a fast-path slot."""
-
-    __slots__ = ()
-
-
-class enter(_core.EnterBase):
+class enter:
     """Enter namespaces in the calling thread; leave them on exit.
 
     target: a pid, a Process, a path to a namespace file, a Namespace, Fd(n),
@@ -197,27 +129,68 @@ class enter(_core.EnterBase):
     The thread's own namespaces are opened once per thread and reused; after
     moving a thread with os.setns yourself, call thread_moved(kinds).
 
-    >>> with nsfast.enter("blue"):                      # doctest: +SKIP
-    ...     socket.create_server(("127.0.0.1", 8080))   # listens inside netns blue
+    >>> with nsfast.enter(pid, "net,uts"):      # this thread only, back on exit
+    ...     socket.gethostname()
+    'box'
+    >>> socket.gethostname() == os.uname().nodename
+    True
     """
 
-    __slots__ = ()
+    # _undo: None when not active; the NsType that _core.thread_enter entered
+    # (the common case); else the general path's list of
+    # (kind, fd back, whether that fd is ours to close)
+    __slots__ = ("_target", "_kinds", "_allow", "_undo", "_dirs")
     thread_moved = staticmethod(thread_moved)  # nsfast.enter.thread_moved(kinds)
 
-    # __init__, __enter__ and __exit__ are _core.EnterBase's: the common case
-    # (a Namespace handle of a per-thread kind, not nested in that kind) runs
-    # there without a Python frame; every other case comes here.
+    def __init__(self, target: Any, kinds: KindsLike = None, *,
+                 allow_process_wide: bool = False) -> None:
+        self._target = target
+        self._kinds = kinds
+        self._allow = allow_process_wide
+        self._undo = None
+        self._dirs = None
+
+    def __enter__(self) -> "enter":
+        if self._undo is not None:
+            raise RuntimeError("this enter() is already active; nest a new enter() instead")
+        target = self._target
+        # The common case in few steps: a handle of a per-thread kind, outside
+        # any enter() of that kind in this thread.  It only has to succeed:
+        # on any failure the general path below runs and says what is wrong.
+        if type(target) is Namespace:
+            kind = target.kind
+            kinds = self._kinds
+            if kinds is None or kinds is kind or type(kinds) is str and _PARSED.get(kinds) is kind:
+                try:
+                    if _core.thread_enter(target.fd, kind):   # a per-thread kind, not nested
+                        self._undo = kind
+                        return self
+                except OSError:
+                    pass
+        return self._enter_slow()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        undo = self._undo
+        if type(undo) is NsType:
+            self._undo = None
+            try:
+                _core.thread_leave(undo)
+            except OSError as e:
+                raise _restore_error(e.errno, undo) from None
+            return None
+        self._restore()
+        return None
 
     def _enter_slow(self) -> "enter":
         target = self._target
         kinds = NsType.parse(self._kinds) if self._kinds is not None else None
         pid = _pid_of(target)
         if pid is None and not isinstance(target, PidFd):
-            ns = _open_file_target(target, kinds or NsType(0))
+            ns = open_namespace(target, kinds or None)
             try:
                 _check_process_wide(ns.kind, self._allow)
                 self._save_dirs(ns.kind)
-                self._undo = _Undo()
+                self._undo = []
                 self._switch(ns.kind, ns.fileno(), ns.path)
             finally:
                 ns.close()
@@ -233,7 +206,7 @@ class enter(_core.EnterBase):
         try:
             if value & _MNT:
                 self._save_dirs(kinds)
-            self._undo = _Undo()
+            self._undo = []
             self._switch(kinds, pidfd, None, pidfd=True, pid=pid)
         finally:
             if owned:
@@ -245,16 +218,17 @@ class enter(_core.EnterBase):
         """setns into fd for kinds, first noting how to come back (path, or
         the pid's /proc/PID/ns, names the target in an error)."""
         undo = self._undo
-        slots = _local.__dict__.get("slots") or {}   # (one thread-local lookup, not three)
         for k in (_singles(kinds) if pidfd else (kinds,)):
-            slot = slots.get(k) or _slot(k)
-            if slot[1]:
+            back = _thread_push(k)
+            owned = back < 0
+            if owned:
                 # inside an outer enter(): come back to where that one put us
-                back = os.open(f"/proc/thread-self/ns/{k.proc_name}", os.O_RDONLY | os.O_CLOEXEC)
-            else:
-                back = slot[0]
-            undo.append((k, back, slot[1], slot))
-            slot[1] += 1
+                try:
+                    back = os.open(_here(k), os.O_RDONLY | os.O_CLOEXEC)
+                except BaseException:
+                    _core.thread_pop(k._value_)
+                    raise
+            undo.append((k, back, owned))
         try:
             _core.setns(fd, kinds._value_)
         except OSError as e:
@@ -272,15 +246,15 @@ class enter(_core.EnterBase):
     def _restore(self, skip_setns: bool = False) -> None:
         undo, self._undo = self._undo or [], None
         failed = None
-        for k, back, depth, slot in reversed(undo):
+        for k, back, owned in reversed(undo):
             if not skip_setns and failed is None:
                 try:
-                    (_setns if k in _PER_THREAD_KINDS else _core.setns)(back, k._value_)
+                    (_setns if k._value_ & _PER_THREAD else _core.setns)(back, k._value_)
                 except OSError as e:
                     failed = (k, e.errno)
-            if depth:
+            if owned:
                 os.close(back)
-            slot[1] -= 1
+            _core.thread_pop(k._value_)
         if self._dirs is not None:
             self._restore_dirs()
         if failed is not None:
@@ -338,38 +312,9 @@ class RemoteTraceback(Exception):
 
 def _join_plan(target: Any, kinds: KindsLike) -> tuple[list, list, bool, NsType]:
     """(fds, kinds, use_pidfd, joined) for _core.join; fds are the caller's to close."""
-    pid = _pid_of(target)
-    if isinstance(target, PidFd):
-        want = NsType.parse(kinds)
-        if not want:
-            raise ValueError("say which kinds to join through a pidfd")
-        return [os.dup(int(target))], [int(want)], True, want
-    if pid is None:
-        ns = _open_file_target(target, wanted_kinds(kinds) if kinds is not None else NsType(0))
-        fd = os.dup(ns.fileno())
-        ns.close()
-        return [fd], [int(ns.kind)], False, ns.kind
-    want = NsType.all() if kinds is None else NsType.parse(kinds)
-    if not want:
-        raise ValueError("kinds names no namespace")
-    # as nsenter -a: skip what the target shares with us (a user ns cannot be rejoined)
-    want = differing_kinds(pid, want) if kinds is None else want
-    if want & NsType.USER and _own_user_ns_is(pid):
-        want &= ~NsType.USER
-    if features.pidfd_setns:
-        pidfd, owned = _pidfd_for(target, pid)
-        return [pidfd if owned else os.dup(pidfd)], [int(want)], True, want
-    fds = []
-    try:
-        for k in want.kinds():
-            ns = Namespace.of(pid, k)
-            fds.append(os.dup(ns.fileno()))
-            ns.close()
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
-    return fds, [int(k) for k in want.kinds()], False, want
+    with open_joins(target, kinds) as joins:
+        fds = [os.dup(fd) for fd in joins.fds]
+        return fds, joins.kinds, joins.pidfd, joins.joined
 
 
 def _become_root_inside() -> None:
@@ -600,7 +545,7 @@ def run_in(target: Any, fn: Callable, *args: Any, kinds: KindsLike = None, **kwa
     the target that inherit the caller's environment and stdio (pass env=
     and stdin/stdout/stderr).
 
-    >>> nsfast.run_in(pid, socket.gethostname, kinds="uts")  # doctest: +SKIP
+    >>> nsfast.run_in(pid, socket.gethostname, kinds="uts")
     'box'
     """
     if not callable(fn):
@@ -685,8 +630,7 @@ def _without_own_time(join: dict, joined: NsType) -> tuple[dict, NsType]:
     for key in list(join):
         if NsType.parse(key) != NsType.TIME:
             continue
-        ns = open_target(join[key], NsType.TIME)
-        with ns:
+        with open_namespace(join[key], NsType.TIME) as ns:
             if ns.id == current_inode(NsType.TIME):
                 del join[key]
                 joined &= ~NsType.TIME
@@ -708,17 +652,13 @@ def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
     (nsenter -F).  Other options go to nsfast.spawn.  No Python runs in the
     child: this is spawn(join=...).
 
-    >>> nsfast.enter_and_exec(pid, ["hostname"], "uts").wait()  # doctest: +SKIP
-    0
+    >>> nsfast.enter_and_exec(pid, ["hostname"], "uts", stdout=nsfast.PIPE).communicate()
+    (b'box\\n', None)
     """
-    from .spawn import spawn
-
     if isinstance(target, Mapping):
         if kinds is not None:
             raise ValueError("give kinds either as the mapping's keys or as kinds=, not both")
         join: Any = dict(target)
-        if not join:
-            raise ValueError("the mapping names no namespace to join")
         joined = NsType(0)
         for k in join:
             joined |= NsType.parse(k)
@@ -727,16 +667,16 @@ def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
     else:
         pid = _pid_of(target)
         if pid is not None and kinds in (None, "all"):
-            join, joined = pid, differing_kinds(pid, NsType.all())
+            join, joined = target, differing_kinds(pid, NsType.all())
             if joined & NsType.USER and _own_user_ns_is(pid):
                 joined &= ~NsType.USER
         elif pid is not None:
             joined = wanted_kinds(kinds)
             if joined & NsType.USER and _own_user_ns_is(pid):
                 joined &= ~NsType.USER
-            join = {k: pid for k in joined.kinds()}
+            join = {k: target for k in joined.kinds()}
         else:
-            ns = _open_file_target(target, wanted_kinds(kinds) if kinds is not None else NsType(0))
+            ns = open_namespace(target, kinds)
             join, joined = [ns], ns.kind
     if isinstance(join, dict):
         join, joined = _without_own_time(join, joined)
@@ -760,5 +700,3 @@ def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
                 ns.close()
 
 
-# the compiled fast path of enter() reads these (see _core.EnterBase)
-_core.enter_bind(Namespace, _local, _fast_slot, _PARSED, _setns_error, _restore_error)

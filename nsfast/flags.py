@@ -4,7 +4,7 @@ from __future__ import annotations
 import enum
 from typing import Iterable, Mapping, Union
 
-from . import _core
+from . import _core, kernel
 
 KindsLike = Union["NsType", int, str, Iterable[Union[str, "NsType"]], None]
 
@@ -16,14 +16,14 @@ class NsType(enum.IntFlag):
     True
     """
 
-    TIME = 0x00000080
-    MNT = 0x00020000
-    CGROUP = 0x02000000
-    UTS = 0x04000000
-    IPC = 0x08000000
-    USER = 0x10000000
-    PID = 0x20000000
-    NET = 0x40000000
+    TIME = kernel.CLONE_NEWTIME
+    MNT = kernel.CLONE_NEWNS
+    CGROUP = kernel.CLONE_NEWCGROUP
+    UTS = kernel.CLONE_NEWUTS
+    IPC = kernel.CLONE_NEWIPC
+    USER = kernel.CLONE_NEWUSER
+    PID = kernel.CLONE_NEWPID
+    NET = kernel.CLONE_NEWNET
 
     @property
     def proc_name(self) -> str:
@@ -58,8 +58,8 @@ class NsType(enum.IntFlag):
             cached = _PARSED.get(value)
             if cached is None:
                 cached = cls._parse(value)
-                # bounded, and never closed to new strings: the compiled
-                # enter() and spawn() find their kinds only through it
+                # bounded, and never closed to new strings: enter()'s
+                # common case and the compiled spawn() find kinds only here
                 if len(_PARSED) >= 256:
                     _PARSED.clear()
                 _PARSED[value] = cached

@@ -33,6 +33,39 @@ def check_fd(fd: object, what: str = "file descriptor") -> int:
     return fd
 
 
+def process_gone(pid: int) -> ProcessLookupError:
+    """The error for a pid that names no process, or one that has exited (a
+    zombie keeps its /proc directory but no longer has namespaces)."""
+    if os.path.exists(f"/proc/{pid}"):
+        return ProcessLookupError(errno.ESRCH, f"process {pid} has exited", f"/proc/{pid}")
+    return ProcessLookupError(errno.ESRCH, f"no process {pid}", f"/proc/{pid}")
+
+
+def not_a_namespace(path: Optional[str]) -> OSError:
+    """The error for a file that is not a namespace file: EINVAL, as setns
+    answers for one (NS_GET_NSTYPE, which tells, says ENOTTY)."""
+    return os_error(errno.EINVAL, path, "not a namespace file")
+
+
+class KindMismatch(OSError, ValueError):
+    """A namespace (a file, an fd or a handle) of another kind than the one
+    wanted.  An OSError(EINVAL), as setns answers for it, and a ValueError,
+    since for a handle, which knows its kind, it is a bad argument."""
+
+
+def kind_mismatch(path: Optional[str], actual: NsType, want: NsType) -> KindMismatch:
+    """The error for a namespace of another kind than the one wanted.
+
+    >>> str(kind_mismatch("/proc/1/ns/uts", NsType.UTS, NsType.NET))
+    "[Errno 22] Invalid argument (hint: it is a uts namespace, not net): '/proc/1/ns/uts'"
+    """
+    names = ",".join(k.proc_name for k in want.kinds())
+    hint = f"it is a {actual.proc_name} namespace, not {names}"
+    msg = f"{os.strerror(errno.EINVAL)} (hint: {hint})"
+    return KindMismatch(errno.EINVAL, msg) if path is None else \
+        KindMismatch(errno.EINVAL, msg, path)
+
+
 def wanted_kinds(kind: object) -> NsType:
     """NsType.parse(kind), ValueError when it names no kind at all (given
     explicitly, no kind is a mistake: None is how to say "default")."""
@@ -72,18 +105,20 @@ class Namespace(Closeable):
     <NsType.NET: 1073741824>
     """
 
-    __slots__ = ("_fd", "kind", "inode", "device", "path")
+    # fd: the descriptor, -1 once closed (fileno() raises instead); read it,
+    # never set it.  A plain attribute, which the hot paths of enter() and
+    # setns read without a call.
+    __slots__ = ("fd", "kind", "inode", "device", "path")
 
     def __init__(self, fd: int, path: Optional[str] = None):
         """Wrap fd (taking ownership); the kind is asked of the kernel."""
         st = os.fstat(fd)
         try:
             kind = NsType(_core.ns_get_nstype(fd))
-        except OSError as e:
+        except OSError:
             os.close(fd)
-            raise os_error(e.errno or errno.EINVAL, path, "not a namespace file",
-                           what="NS_GET_NSTYPE") from None
-        self._fd = fd
+            raise not_a_namespace(path) from None
+        self.fd = fd
         self.kind = kind
         self.inode = st.st_ino
         self.device = st.st_dev
@@ -112,7 +147,7 @@ class Namespace(Closeable):
     def of(cls, pid: int, kind) -> "Namespace":
         """The namespace of the given kind that process pid is in.
 
-        >>> Namespace.of(1, "pid").kind.proc_name
+        >>> Namespace.of(os.getpid(), "pid").kind.proc_name
         'pid'
         """
         _check_pid(pid)
@@ -123,12 +158,9 @@ class Namespace(Closeable):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            if not os.path.exists(f"/proc/{pid}"):
-                raise ProcessLookupError(errno.ESRCH, f"no process {pid}", path) from None
-            if os.path.exists(f"/proc/self/ns/{k.proc_name}"):
-                # a zombie keeps its /proc directory but loses its namespaces
-                raise ProcessLookupError(errno.ESRCH, f"process {pid} has exited", path) \
-                    from None
+            if os.path.exists(f"/proc/self/ns/{k.proc_name}") or \
+                    not os.path.exists(f"/proc/{pid}"):
+                raise process_gone(pid) from None
             raise os_error(errno.ENOENT, path, f"this kernel has no {k.proc_name} namespaces") \
                 from None
         except PermissionError as e:
@@ -138,10 +170,12 @@ class Namespace(Closeable):
         return cls(fd, path)
 
     def require(self, kind) -> "Namespace":
-        """self, if it is of the given kind(s); else closed, and OSError(EINVAL)
-        naming the path and both kinds.
+        """self, if it is of the given kind(s); else closed, and KindMismatch
+        (an OSError(EINVAL) and a ValueError) naming the path and both kinds.
 
-        >>> Namespace.open("/proc/self/ns/uts").require("net")  # doctest: +SKIP
+        >>> Namespace.open("/proc/self/ns/uts").require("net")
+        Traceback (most recent call last):
+        nsfast.handles.KindMismatch: [Errno 22] Invalid argument (hint: it is a uts namespace, not net): ...
         """
         try:
             want = wanted_kinds(kind)
@@ -150,24 +184,22 @@ class Namespace(Closeable):
             raise
         if self.kind != want:
             self.close()
-            names = ",".join(k.proc_name for k in want.kinds())
-            raise os_error(errno.EINVAL, self.path,
-                           f"it is a {self.kind.proc_name} namespace, not {names}")
+            raise kind_mismatch(self.path, self.kind, want)
         return self
 
     def fileno(self) -> int:
         """The fd; ValueError once closed."""
-        if self._fd < 0:
+        if self.fd < 0:
             raise ValueError("namespace handle is closed")
-        return self._fd
+        return self.fd
 
     @property
     def closed(self) -> bool:
-        return self._fd < 0
+        return self.fd < 0
 
     def close(self) -> None:
         """Close the fd; a second call does nothing."""
-        fd, self._fd = self._fd, -1
+        fd, self.fd = self.fd, -1
         if fd >= 0:
             os.close(fd)
 
@@ -211,5 +243,5 @@ class Namespace(Closeable):
         return hash(self.id)
 
     def __repr__(self) -> str:
-        state = "closed" if self._fd < 0 else f"fd={self._fd}"
+        state = "closed" if self.fd < 0 else f"fd={self.fd}"
         return f"<Namespace {self.kind.proc_name}:[{self.inode}] {state}>"

@@ -15,9 +15,9 @@ import os
 from typing import Optional
 
 from .errors import os_error
+from .kernel import MFD_EXEC
 
 PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_nsfast_init")
-_MFD_EXEC = 0x10          # 6.3+: ask for an executable memfd where the sysctl would not
 _SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
 
 _cached: Optional[tuple[int, int]] = None   # (pid that made it, fd)
@@ -32,7 +32,7 @@ def _sealed_copy() -> int:
                        "reinstall nsfast") from None
     flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
     try:
-        fd = os.memfd_create("nsfast-init", flags | _MFD_EXEC)
+        fd = os.memfd_create("nsfast-init", flags | MFD_EXEC)
     except OSError as e:
         if e.errno != errno.EINVAL:
             raise os_error(e.errno, None, what="memfd_create for the init program") from None

@@ -7,12 +7,11 @@ from typing import Optional
 
 from . import _core
 from .errors import namespace_hint, os_error
-from .features import features
 from .flags import KindsLike, NsType
-from .handles import Namespace, _check_pid, wanted_kinds
-from .targets import Fd, PidFd, Target, differing_kinds
-from .enter import PER_THREAD, thread_moved_here
-from .enter import _local as enter_local
+from .handles import Namespace, _check_pid, kind_mismatch, not_a_namespace
+from .targets import (Fd, PidFd, Target, fd_error, fd_not_open, one_kind, open_joins,
+                      open_namespace)
+from .enter import thread_moved_here
 
 
 def thread_count() -> int:
@@ -28,7 +27,6 @@ def thread_count() -> int:
 # the kernel allows only in a single-threaded process; plain ints so that the hot
 # path tests them without IntFlag arithmetic
 _WHOLE_PROCESS_MASK = int(NsType.USER | NsType.PID)
-_ALL_KINDS = NsType.all()._value_
 
 
 def _refuse_if_threaded(kinds: int, verb: str) -> None:
@@ -46,7 +44,18 @@ def _refuse_if_threaded(kinds: int, verb: str) -> None:
 def unshare(kinds: KindsLike) -> None:
     """Move the calling process (or thread, for per-thread kinds) into new namespaces.
 
-    >>> nsfast.unshare("uts")  # doctest: +SKIP
+    uts belongs to the thread: here a worker thread moves, the caller stays.
+
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> def own_hostname():
+    ...     nsfast.unshare("uts")
+    ...     socket.sethostname("box2")
+    ...     return socket.gethostname()
+    >>> with ThreadPoolExecutor(1) as worker:
+    ...     worker.submit(own_hostname).result()
+    'box2'
+    >>> socket.gethostname() == os.uname().nodename
+    True
     """
     k = NsType.parse(kinds)
     if not k:
@@ -63,23 +72,16 @@ def unshare(kinds: KindsLike) -> None:
 
 def _setns_error(e: OSError, fd: int, kind: NsType, path: Optional[str]) -> OSError:
     """The OSError for a failed setns(fd, kind), with the cause where it is known."""
+    error = fd_error(e.errno, fd, kind, path)   # the fd's fault: as the resolver words it
+    if error is not None:
+        return error
     hint = None
     if e.errno == errno.EINVAL:
-        try:
-            actual = NsType(_core.ns_get_nstype(fd))
-        except OSError:
-            actual = None
-        if actual is None:
-            hint = f"fd {fd} is not a namespace file"
-        elif actual != kind:
-            hint = f"it is a {actual.proc_name} namespace, not {kind.proc_name}"
-        elif kind in (NsType.USER, NsType.MNT):
+        if kind in (NsType.USER, NsType.MNT):
             hint = ("joining a user or mount namespace needs a single-threaded caller "
                     "with an unshared fs struct; a user namespace cannot be rejoined")
     elif e.errno == errno.EPERM:
         hint = "needs CAP_SYS_ADMIN in the target's owning user namespace"
-    elif e.errno == errno.EBADF:
-        hint = f"fd {fd} is not open"
     return os_error(e.errno, path if path is not None else f"/proc/self/fd/{fd}", hint,
                     what=f"setns({kind.proc_name})")
 
@@ -94,14 +96,53 @@ def _single_kind(kinds: KindsLike) -> NsType:
         k = _ONE_KIND.get(kinds)
         if k is not None:
             return k
-    k = NsType.parse(kinds)
-    if k not in _ONE_KIND:
-        raise ValueError(f"a namespace file has exactly one kind, not {kinds!r}")
-    return k
+    return one_kind(kinds)
+
+
+def setns(target: Target, kinds: KindsLike = None) -> None:
+    """Join namespaces of a target in place (the calling thread for net, uts,
+    ipc, cgroup; the whole process for the rest).
+
+    target: a pid (int), a path, a Namespace, Fd(n), PidFd(n) or a Process.
+    kinds: which kinds; default all that differ (pid) or the file's own kind.
+
+    net belongs to the thread: here a worker thread moves, the caller stays.
+
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> def joined():
+    ...     nsfast.setns(nsfast.netns.path_of(netns_name), "net")
+    ...     return nsfast.namespaces()["net"]
+    >>> with ThreadPoolExecutor(1) as worker:
+    ...     worker.submit(joined).result() == os.stat(nsfast.netns.path_of(netns_name)).st_ino
+    True
+    """
+    # The common case in few steps: a per-thread kind joined through a handle,
+    # or through an Fd with its kind named (the kernel checks that the fd is of
+    # that kind: EINVAL otherwise).  _setns does every other case.
+    cls = type(target)
+    if cls is Namespace and kinds is None:
+        kind = target.kind
+        fd = target.fd
+    elif cls is Fd and type(kinds) is str:
+        kind = _ONE_KIND.get(kinds)
+        fd = target
+        if kind is None:
+            return _setns(target, kinds)
+    else:
+        return _setns(target, kinds)
+    try:
+        if _core.thread_setns(fd, kind):   # a per-thread kind: done
+            return
+    except OSError as e:
+        if cls is Namespace:
+            target.fileno()  # ValueError for a closed handle
+            raise _setns_error(e, fd, kind, target.path) from None
+        raise _setns_error(e, fd, kind, None) from None
+    _setns(target, kinds)
 
 
 def _setns(target: Target, kinds: KindsLike = None) -> None:
-    """setns (compiled: _core.setns_target) for every case but its common one."""
+    """setns for every case but its common one."""
     # The hot paths come first, by exact type, with the syscall inline: a handle
     # knows its kind, so nothing is opened or asked; for an Fd with its kind
     # given, the kernel checks that the fd is of that kind (EINVAL otherwise).
@@ -109,9 +150,9 @@ def _setns(target: Target, kinds: KindsLike = None) -> None:
     if cls is Namespace:
         kind = target.kind
         if kinds is not None and _single_kind(kinds) is not kind:
-            raise ValueError(f"{target!r} is a {kind.proc_name} namespace, not {kinds!r}")
+            raise kind_mismatch(target.path, kind, _single_kind(kinds))
         fd = target.fileno()
-        value = kind._value_  # plain ints: IntFlag's hashing and & cost most of a microsecond
+        value = kind._value_  # plain ints: IntFlag's hashing and & are slow
         try:
             if value & _WHOLE_PROCESS_MASK:
                 _refuse_if_threaded(value, "setns into")
@@ -129,76 +170,45 @@ def _setns(target: Target, kinds: KindsLike = None) -> None:
             _core.setns(target, kind._value_)
         except OSError as e:
             raise _setns_error(e, int(target), kind, None) from None
-    elif cls is PidFd:
-        if kinds is None:
-            value = _ALL_KINDS
-        else:
-            value = (kinds if type(kinds) is NsType else NsType.parse(kinds))._value_
-        if value & _WHOLE_PROCESS_MASK:
-            _refuse_if_threaded(value, "setns into")
-        try:
-            _core.setns(target, value)
-        except OSError as e:
-            hint = "setns with a pidfd needs kernel 5.8" if e.errno == errno.EINVAL else None
-            raise os_error(e.errno, None, hint, what="setns(pidfd)") from None
     elif isinstance(target, Namespace):  # a subclass: through a plain handle on it
         with Namespace(os.dup(target.fileno()), target.path) as ns:
             _setns(ns, kinds)
-    elif isinstance(target, (Fd, PidFd)):  # a subclass: as its base
-        _setns(Fd(target) if isinstance(target, Fd) else PidFd(target), kinds)
+    elif isinstance(target, Fd):  # a subclass: as its base
+        _setns(Fd(target), kinds)
     elif isinstance(target, (str, bytes, os.PathLike)):
-        with Namespace.open(target, _single_kind(kinds) if kinds is not None else None) as ns:
+        with open_namespace(target, kinds) as ns:
             _setns(ns)
-    else:
-        pid = target.pid if hasattr(target, "pid") and not isinstance(target, int) else target
-        if isinstance(pid, bool) or not isinstance(pid, int):
-            raise TypeError(f"cannot use {type(target).__name__} as a setns target "
-                            "(give a pid, a path, a Namespace, Fd(n) or PidFd(n))")
-        _setns_pid(_check_pid(pid), wanted_kinds(kinds) if kinds is not None else None)
+    else:  # a process, or an open file: what the resolver makes of it
+        _setns_joins(target, kinds)
     thread_moved_here()  # enter() must come back here, not to the old namespaces
-
-
-_core.setns_bind(Namespace, Fd, _ONE_KIND, _setns, _setns_error, enter_local,
-                 thread_moved_here, int(PER_THREAD))
-setns = _core.setns_target
-setns.__module__, setns.__name__, setns.__qualname__ = "nsfast", "setns", "setns"
 
 
 def _kind_of_fd(fd: int) -> NsType:
     try:
         return NsType(_core.ns_get_nstype(fd))
     except OSError as e:
-        raise os_error(e.errno, f"/proc/self/fd/{fd}", f"fd {fd} is not a namespace file",
-                       what="NS_GET_NSTYPE") from None
+        raise (fd_not_open(fd) if e.errno == errno.EBADF else
+               not_a_namespace(f"/proc/self/fd/{fd}")) from None
 
 
-def _setns_pid(pid: int, kinds: Optional[NsType]) -> None:
-    want = kinds if kinds is not None else differing_kinds(pid, NsType.all())
-    if not want:
-        return
-    _refuse_if_threaded(want._value_, "setns into")
-    names = ",".join(x.proc_name for x in want.kinds())
-    if features.pidfd_setns:
+def _setns_joins(target: Target, kinds: KindsLike) -> None:
+    """setns into what the resolver opens for target: a process's namespaces
+    (by default every kind that differs, as nsenter -a), or one file's."""
+    if kinds is not None:   # refused as asked, before the resolver drops a kind we share
+        _refuse_if_threaded(NsType.parse(kinds)._value_, "setns into")
+    with open_joins(target, kinds) as joins:
+        if not joins.fds:
+            return
+        _refuse_if_threaded(int(joins.joined), "setns into")
         try:
-            pidfd = _core.pidfd_open(pid)
-        except OSError as e:
-            raise os_error(e.errno, f"/proc/{pid}") from None
-        try:
-            _core.join([pidfd], [want._value_], True, False)
+            _core.join(joins.fds, joins.kinds, joins.pidfd, False)
         except _core.JoinError as e:
-            raise os_error(e.errno, f"/proc/{pid}/ns", what=f"setns(pidfd, {names})") from None
-        finally:
-            os.close(pidfd)
-        return
-    handles = [Namespace.of(pid, x) for x in want.kinds()]
-    try:
-        _core.join([h.fileno() for h in handles], [h.kind._value_ for h in handles])
-    except _core.JoinError as e:
-        raise os_error(e.errno, f"/proc/{pid}/ns/{NsType(e.kind).proc_name}",
-                       what=f"setns({NsType(e.kind).proc_name})") from None
-    finally:
-        for h in handles:
-            h.close()
+            kind = NsType(e.kind or int(joins.joined))
+            names = ",".join(x.proc_name for x in kind.kinds())
+            where = f"/proc/{joins.pid}/ns" if joins.pid else None
+            hint = ("setns with a pidfd needs kernel 5.8" if joins.pidfd and
+                    e.errno == errno.EINVAL else None)
+            raise os_error(e.errno, where, hint, what=f"setns({names})") from None
 
 
 def pidfd_open(pid: int) -> PidFd:

@@ -21,6 +21,8 @@ from . import _core
 from .errors import PTRACE_HINT, os_error
 from .flags import KindsLike, LSNS_ORDER, NsType, from_proc_name
 from .handles import _check_pid
+from .kernel import (NETNSA_FD, NETNSA_NSID, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_HDR, RTM_GETNSID,
+                     RTM_NEWNSID)
 from .mounts import mountinfo
 
 _LINK = re.compile(r"^(\w+):\[(\d+)\]$")
@@ -39,8 +41,10 @@ def namespaces(pid: Optional[int] = None) -> dict[str, int]:
     pid_for_children after unshare(CLONE_NEWPID) and before the first fork,
     when the kernel has no namespace to show for it yet.
 
-    >>> nsfast.namespaces(1)["net"]  # doctest: +SKIP
-    4026531833
+    >>> nsfast.namespaces()["net"] == os.stat("/proc/thread-self/ns/net").st_ino
+    True
+    >>> nsfast.namespaces(pid)["uts"] == nsfast.namespaces()["uts"]
+    False
     """
     if pid is None:
         base = "/proc/thread-self/ns"
@@ -141,8 +145,9 @@ def nsfs_mounts() -> dict[tuple[str, int], list[str]]:
     point that is not UTF-8 keeps its bytes as surrogates (os.fsencode gives
     them back), as everywhere nsfast returns a path.
 
-    >>> nsfast.nsfs_mounts().get(("net", 4026532290))  # doctest: +SKIP
-    ['/run/netns/blue']
+    >>> path = nsfast.netns.path_of(netns_name)
+    >>> nsfast.nsfs_mounts()[("net", os.stat(path).st_ino)] == [path]
+    True
     """
     found: dict = {}
     for entry in mountinfo():
@@ -248,27 +253,27 @@ def netnsid(fd: int) -> Optional[int]:
     """The id the caller's network namespace gives the one fd refers to
     (RTM_GETNSID), None when unassigned, as lsns's NETNSID column.
 
-    >>> with nsfast.Namespace.of(os.getpid(), "net") as ns:
-    ...     nsfast.netnsid(ns.fileno())  # doctest: +SKIP
+    >>> with nsfast.netns.open(netns_name) as ns:
+    ...     nsfast.netnsid(ns.fileno()) is None
+    True
     """
-    rtm_getnsid, rtm_newnsid, netnsa_nsid, netnsa_fd = 90, 88, 1, 3
-    attr = struct.pack("=HHI", 8, netnsa_fd, fd)
-    body = struct.pack("=B3x", socket.AF_UNSPEC) + attr
-    msg = struct.pack("=IHHII", 16 + len(body), rtm_getnsid, 1, 1, 0) + body
+    attr = struct.pack("=HHI", 8, NETNSA_FD, fd)   # struct nlattr + the fd
+    body = struct.pack("=B3x", socket.AF_UNSPEC) + attr   # struct rtgenmsg, padded
+    msg = NLMSG_HDR.pack(NLMSG_HDR.size + len(body), RTM_GETNSID, NLM_F_REQUEST, 1, 0) + body
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
                        socket.NETLINK_ROUTE) as s:
         s.send(msg)
         reply = s.recv(4096)
-    length, mtype = struct.unpack_from("=IH", reply)
-    if mtype != rtm_newnsid:
-        if mtype == 2:  # NLMSG_ERROR
-            err = -struct.unpack_from("=i", reply, 16)[0]
+    length, mtype = NLMSG_HDR.unpack_from(reply)[:2]
+    if mtype != RTM_NEWNSID:
+        if mtype == NLMSG_ERROR:
+            err = -struct.unpack_from("=i", reply, NLMSG_HDR.size)[0]
             raise os_error(err, None, what="RTM_GETNSID")
         return None
-    pos = 20  # nlmsghdr + rtgenmsg padded
+    pos = NLMSG_HDR.size + 4  # nlmsghdr + rtgenmsg padded
     while pos + 4 <= length:
         alen, atype = struct.unpack_from("=HH", reply, pos)
-        if atype == netnsa_nsid and alen >= 8:
+        if atype == NETNSA_NSID and alen >= 8:
             value = struct.unpack_from("=i", reply, pos + 4)[0]
             return None if value < 0 else value
         pos += (alen + 3) & ~3
@@ -284,8 +289,9 @@ def list_namespaces(kinds: KindsLike = None, *, with_netnsid: bool = False
     names as parents or owners of a listed one.  with_netnsid fills .netnsid
     of network namespaces (one netlink request each).
 
-    >>> [n for n in nsfast.list_namespaces("net") if n.mounts]  # doctest: +SKIP
-    [NamespaceInfo(kind=<NsType.NET: ...>, inode=4026532290, nprocs=0, ...)]
+    >>> path = nsfast.netns.path_of(netns_name)
+    >>> [(n.nprocs, n.mounts) for n in nsfast.list_namespaces("net") if path in n.mounts]
+    [(0, ('/run/netns/...',))]
     """
     want = NsType.parse(kinds) if kinds is not None else NsType.all()
     names = [k.proc_name for k in LSNS_ORDER if k & want]
@@ -389,8 +395,9 @@ def processes_outside_init() -> list[OutsideProcess]:
     logged in on the host are the initial ones: what it lists is then what
     runs in namespaces other than the caller's.
 
-    >>> [p.pid for p in nsfast.processes_outside_init()]  # doctest: +SKIP
-    [25, 17743]
+    >>> [p.kinds == nsfast.NsType.parse("mnt,uts,ipc,net")
+    ...  for p in nsfast.processes_outside_init() if p.pid == pid]
+    [True]
     """
     try:
         ref = init_namespaces()

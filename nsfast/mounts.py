@@ -18,26 +18,21 @@ from typing import NamedTuple, Optional, Union
 from . import _core
 from .errors import os_error
 from .handles import _check_pid
+from .kernel import (AT_RECURSIVE, MNT_DETACH, MOUNT_ATTR_RDONLY, MS_BIND, MS_NODEV,  # noqa: F401
+                     MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT,
+                     MS_SHARED, MS_SLAVE, MS_UNBINDABLE)
 
 # struct nsf_mount_step kinds (csrc/spawn.h)
 _BIND, _TMPFS, _PROC, _MKDIR, _PIVOT, _SYSFS = 1, 2, 3, 4, 5, 6
-MS_REC = 0x4000
-MS_NOSUID, MS_NODEV = 0x2, 0x4
-
 PROPAGATION_FLAGS = {
-    "private": 1 << 18,     # MS_PRIVATE
-    "slave": 1 << 19,       # MS_SLAVE
-    "shared": 1 << 20,      # MS_SHARED
-    "unbindable": 1 << 17,  # MS_UNBINDABLE
+    "private": MS_PRIVATE,
+    "slave": MS_SLAVE,
+    "shared": MS_SHARED,
+    "unbindable": MS_UNBINDABLE,
 }
 
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
-MS_BIND, MS_REMOUNT, MS_RDONLY = 0x1000, 0x20, 0x1
-MS_NOEXEC = 0x8
-MNT_DETACH = 2
-AT_RECURSIVE = 0x8000
-MOUNT_ATTR_RDONLY = 0x1
 _METHODS = {"auto": 0, "mount_setattr": 1, "mount": 2}
 
 
@@ -66,7 +61,10 @@ def absolute(path, what: str) -> bytes:
 class Bind:
     """Bind-mount src on dst in the child (read-only with readonly=True).
 
-    >>> nsfast.spawn(["ls", "/mnt"], namespaces="mnt", mounts=[Bind("/etc", "/mnt", readonly=True)])  # doctest: +SKIP
+    >>> p = nsfast.spawn(["touch", "/mnt/x"], namespaces="mnt",
+    ...                  mounts=[Bind("/etc", "/mnt", readonly=True)], stderr=nsfast.DEVNULL)
+    >>> p.wait()
+    1
     """
     src: str
     dst: str
@@ -287,20 +285,50 @@ def _error(e: OSError, path: bytes, what: str, hint: Optional[str] = None) -> OS
     return os_error(e.errno, os.fsdecode(path), hint, what=what)
 
 
-def _set_propagation(path, mode, recursive, method) -> None:
-    """set_propagation (compiled: _core.set_propagation) for arguments not
-    seen before: validate them, remember them, change."""
-    args = _check_propagation(path, mode, recursive, method)
+def set_propagation(path: PathArg, mode: str, recursive: bool = True, *,
+                    method: str = "auto") -> None:
+    """Make the mount at path (and, recursively, every mount under it) private,
+    shared, slave or unbindable, in the caller's mount namespace.
+
+    Uses mount_setattr(AT_RECURSIVE) (Linux 5.12+), one call for the whole
+    tree, and mount(2) with MS_REC where it is missing.  method="mount_setattr"
+    or "mount" forces one of the two (for tests and benchmarks).
+
+    In the caller's mount namespace: here a sleeper's (pid), joined by run_in.
+
+    >>> nsfast.run_in(pid, set_propagation, "/", "shared", kinds="mnt")
+    >>> {e.propagation for e in mountinfo(pid)}
+    {'shared'}
+    """
+    # by mode, then the path alone for the usual call (recursive, method "auto")
+    key = path if recursive is True and method == "auto" else (path, recursive, method)
+    try:
+        change = _prepared_propagation[mode].get(key)
+    except (KeyError, TypeError):   # a bad argument: validation says which
+        change = None
+    if change is None:
+        change = _prepare_propagation(key, path, mode, recursive, method)
+    try:
+        change.run()
+    except OSError as e:
+        raise _propagation_error(e.errno, change.path, mode) from None
+
+
+def _prepare_propagation(key, path, mode, recursive, method) -> _core.PropagationChange:
+    """Validate a set_propagation call into the change it makes; remember it
+    under (mode, key) when the same arguments must mean the same change next
+    time."""
+    flag = _mode_flag(mode)
+    p = absolute(path, "path")
+    change = _core.PropagationChange(p, flag, bool(recursive), _method_number(method))
     # only str and bytes: a PathLike's __fspath__ may answer differently next time
     if type(path) in (str, bytes) and type(mode) is str and type(method) is str \
             and type(recursive) is bool:
-        if len(_checked_propagation) >= 256:
-            _checked_propagation.clear()
-        _checked_propagation[_core.propagation_key(path, mode, recursive, method)] = args
-    try:
-        _core.change_propagation(*args)
-    except OSError as e:
-        raise _propagation_error(e.errno, args[0], mode) from None
+        known = _prepared_propagation[mode]
+        if len(known) >= 256:
+            known.clear()
+        known[key] = change
+    return change
 
 
 def _propagation_error(err: int, p: bytes, mode: str) -> OSError:
@@ -312,32 +340,29 @@ def _propagation_error(err: int, p: bytes, mode: str) -> OSError:
     return os_error(err, os.fsdecode(p), what=f"making {mode}")
 
 
-# Validated (path, flag, recursive, method) by call arguments, (path, mode)
-# for the usual recursive "auto" call: a sandbox server changes the same few
-# paths over and over, and validation would cost a third of a small tree's
-# mount_setattr.
-_checked_propagation: dict = {}
-_core.propagation_bind(_checked_propagation, _set_propagation, _propagation_error)
-set_propagation = _core.set_propagation
-set_propagation.__module__ = __name__   # documented and used as nsfast.mounts'
+# Prepared changes by call arguments: a sandbox server changes the same few
+# paths over and over, and validation would take a good part of a small
+# tree's mount_setattr.
+_prepared_propagation: dict = {mode: {} for mode in PROPAGATION_FLAGS}
 
 
-def _check_propagation(path, mode, recursive, method) -> tuple:
-    flag = _mode_flag(mode)
-    p = absolute(path, "path")
+def _method_number(method: str) -> int:
     try:
-        how = _METHODS[method]
+        return _METHODS[method]
     except (KeyError, TypeError):
         raise ValueError(f"method must be one of {', '.join(_METHODS)}, not {method!r}") \
             from None
-    return (p, flag, bool(recursive), how)
 
 
 def bind(src: PathArg, dst: PathArg, readonly: bool = False, recursive: bool = True) -> None:
     """Bind-mount src on dst in the caller's mount namespace; with readonly
     every mount of the bound tree refuses writes (EROFS).
 
-    >>> bind("/etc", "/tmp/etc-ro", readonly=True)  # doctest: +SKIP
+    In the caller's mount namespace: here a sleeper's (pid), joined by run_in.
+
+    >>> nsfast.run_in(pid, bind, "/etc", "/mnt", readonly=True, kinds="mnt")
+    >>> [e.readonly for e in mountinfo(pid) if e.mount_point == "/mnt"]
+    [True]
     """
     s, d = absolute(src, "bind source"), absolute(dst, "bind target")
     try:
@@ -402,7 +427,11 @@ def _make_readonly(dst: bytes, recursive: bool) -> None:
 def tmpfs(dst: PathArg, size: Optional[int] = None, mode: Optional[int] = None) -> None:
     """Mount a fresh tmpfs (nosuid, nodev) on dst; size in bytes, mode as 0o755.
 
-    >>> tmpfs("/tmp/scratch", size=64 << 20, mode=0o700)  # doctest: +SKIP
+    In the caller's mount namespace: here a sleeper's (pid), joined by run_in.
+
+    >>> nsfast.run_in(pid, tmpfs, "/mnt", size=64 << 20, mode=0o700, kinds="mnt")
+    >>> [e.fs_type for e in mountinfo(pid) if e.mount_point == "/mnt"]
+    ['tmpfs']
     """
     d = absolute(dst, "tmpfs target")
     data = _tmpfs_options(size, mode)
@@ -417,7 +446,11 @@ def mount_proc(target: PathArg = "/proc") -> None:
     shows only a new pid namespace's processes, call it from a process inside
     that pid namespace and in its own mount namespace.
 
-    >>> mount_proc()  # doctest: +SKIP
+    In the caller's mount namespace: here a sleeper's (pid), joined by run_in.
+
+    >>> nsfast.run_in(pid, mount_proc, "/mnt", kinds="mnt")
+    >>> [e.fs_type for e in mountinfo(pid) if e.mount_point == "/mnt"]
+    ['proc']
     """
     t = absolute(target, "proc target")
     try:
@@ -443,7 +476,14 @@ def pivot_root(new_root: PathArg) -> None:
     involved are made private first (pivot_root refuses a shared parent).
     Refused in the initial mount namespace, where it would move every process.
 
-    >>> pivot_root("/tmp/rootfs")  # doctest: +SKIP
+    In a sleeper's mount namespace (pid), joined by run_in: an empty tmpfs becomes /.
+
+    >>> def into_tmpfs():
+    ...     tmpfs("/mnt")
+    ...     pivot_root("/mnt")
+    ...     return os.listdir("/")
+    >>> nsfast.run_in(pid, into_tmpfs, kinds="mnt")
+    []
     """
     root = absolute(new_root, "new_root")
     if not os.path.isdir(root):
@@ -475,5 +515,5 @@ def pivot_root(new_root: PathArg) -> None:
 
 def _make_private_if_shared(entry: Optional[MountEntry]) -> None:
     if entry is not None and entry.peer_group is not None:
-        _core.change_propagation(os.fsencode(entry.mount_point),
-                                 PROPAGATION_FLAGS["private"], False, 0)
+        _core.PropagationChange(os.fsencode(entry.mount_point), PROPAGATION_FLAGS["private"],
+                                False, 0).run()

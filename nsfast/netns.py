@@ -11,9 +11,11 @@ Links, addresses and routes go through pyroute2 on a netlink socket opened
 inside the namespace: see nsfast.links (iproute, veth, move, loopback_up),
 re-exported here.
 
->>> nsfast.netns.add("blue")                                  # doctest: +SKIP
->>> nsfast.netns.exec("blue", ["ip", "link"]).wait()          # doctest: +SKIP
->>> nsfast.netns.remove("blue")                               # doctest: +SKIP
+>>> nsfast.netns.add(new_name)                                     # ip netns add NAME
+>>> p = nsfast.netns.exec(new_name, ["ip", "-o", "link"], stdout=nsfast.PIPE)
+>>> p.communicate()[0]                                            # a new netns: lo, DOWN
+b'1: lo: <LOOPBACK> ...state DOWN...'
+>>> nsfast.netns.remove(new_name)                                  # ip netns del NAME
 """
 from __future__ import annotations
 
@@ -26,20 +28,20 @@ from typing import Any, Optional, Sequence
 from . import _core
 from .errors import os_error
 from .flags import NsType
-from .handles import Namespace, _check_pid
+from .handles import _check_pid, process_gone
+from .kernel import MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, UMOUNT_NOFOLLOW
 from .links import add_address, add_route, iproute, loopback_up, move, veth
 from .mounts import Bind, Sysfs
+from .netns_names import (NAME_MAX, PRIVILEGED_HINT, RUN_DIR, check_name, path_of,
+                          missing as _missing, open_plain as _open_plain,
+                          privilege_hint as _privilege_hint)
+from .netns_names import open_named as open  # noqa: A001 - the handle of a named namespace
 from .process import Process
+from .spawn import spawn
+from .targets import open_namespace
 
-RUN_DIR = "/run/netns"
 ETC_DIR = "/etc/netns"
-NAME_MAX = 255
 
-MS_BIND = 0x1000
-MS_REC = 0x4000
-MS_SHARED = 1 << 20
-MNT_DETACH = 2
-UMOUNT_NOFOLLOW = 8
 
 __all__ = [
     "RUN_DIR", "add", "add_address", "add_route", "attach", "check_name", "exec", "identify",
@@ -49,53 +51,6 @@ __all__ = [
 
 _builtin_list = list
 _builtin_open = open
-
-
-def check_name(name: Any) -> str:
-    """name as a str, if it is a valid netns name; ValueError/TypeError before
-    anything is touched.
-
-    bytes are decoded as os.listdir decodes names (surrogateescape), so a name
-    that is not UTF-8 round-trips: b"ns-\\xff" and "ns-\\udcff" are one name.
-
-    >>> nsfast.netns.check_name("blue")
-    'blue'
-    >>> nsfast.netns.check_name(b"ns-\\xff")
-    'ns-\\udcff'
-    """
-    if isinstance(name, bytes):
-        name = os.fsdecode(name)
-    elif not isinstance(name, str):
-        raise TypeError(f"a netns name is a str or bytes, not {type(name).__name__}")
-    if name in ("", ".", ".."):
-        raise ValueError(f"{name!r} is not a usable netns name")
-    if "/" in name or "\0" in name:
-        raise ValueError(f"a netns name cannot contain '/' or NUL: {name!r}")
-    try:
-        size = len(os.fsencode(name))
-    except UnicodeEncodeError:
-        raise ValueError(f"a netns name must be encodable to the filesystem: {name!r}") from None
-    if size > NAME_MAX:
-        raise ValueError(f"a netns name is at most {NAME_MAX} bytes, this one is {size}")
-    return name
-
-
-def path_of(name: str | bytes) -> str:
-    """/run/netns/NAME after checking NAME.
-
-    >>> nsfast.netns.path_of("blue")
-    '/run/netns/blue'
-    """
-    return f"{RUN_DIR}/{check_name(name)}"
-
-
-PRIVILEGED_HINT = ("named network namespaces live in /run/netns and need root "
-                   "(CAP_SYS_ADMIN); unprivileged, use spawn(namespaces='user,net') "
-                   "or a NetnsPool inside a user namespace")
-
-
-def _privilege_hint(err: int) -> Optional[str]:
-    return PRIVILEGED_HINT if err in (errno.EPERM, errno.EACCES) else None
 
 
 def _lock_run_dir(mode: int) -> Optional[int]:
@@ -186,13 +141,6 @@ def _is_stale(path: str, fd: int) -> bool:
     return _same_file(fd, path)
 
 
-def _open_plain(path: str) -> int:
-    """fd on path itself (never a symlink's target; a FIFO does not block, a
-    terminal does not become ours)."""
-    return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK |
-                   os.O_NOCTTY)
-
-
 def _remove_if_stale(path: str) -> bool:
     """Unlink path if _is_stale says so (the run directory's flock held)."""
     try:
@@ -277,7 +225,10 @@ def add(name: str | bytes) -> None:
     list() shows such a name, as `ip netns list` does; stale() names them and
     remove() deletes them.
 
-    >>> nsfast.netns.add("blue")  # doctest: +SKIP
+    >>> nsfast.netns.add(new_name)
+    >>> new_name in nsfast.netns.list()
+    True
+    >>> nsfast.netns.remove(new_name)
     """
     path, fd = _create_mount_point(name)
     _bind_or_undo(path, fd, _core.netns_new_bound)
@@ -286,20 +237,16 @@ def add(name: str | bytes) -> None:
 def attach(name: str | bytes, pid: Any) -> None:
     """Name the network namespace of a running process (`ip netns attach NAME PID`).
 
-    pid is a pid, a Process, or a Namespace handle of a net namespace.
+    pid is any namespace target (nsfast.targets): a pid, a Process, a
+    Namespace handle or path of a net namespace, another name...
 
-    >>> nsfast.netns.attach("container", 4242)  # doctest: +SKIP
+    >>> nsfast.netns.attach(new_name, pid)
+    >>> nsfast.netns.identify(pid) == [new_name]
+    True
+    >>> nsfast.netns.remove(new_name)
     """
     check_name(name)
-    if isinstance(pid, Namespace):
-        if pid.kind != NsType.NET:
-            raise ValueError(f"{pid!r} is not a net namespace")
-        source = Namespace(os.dup(pid.fileno()), pid.path)
-    else:
-        if not isinstance(pid, int) and isinstance(getattr(pid, "pid", None), int):
-            pid = pid.pid
-        source = Namespace.of(_check_pid(pid), NsType.NET)
-    with source:
+    with open_namespace(pid, NsType.NET) as source:
         path, fd = _create_mount_point(name)
         src = f"/proc/self/fd/{source.fileno()}".encode()
         _bind_or_undo(path, fd, lambda target: _core.mount(src, target, b"none", MS_BIND, None))
@@ -314,7 +261,9 @@ def remove(name: str | bytes) -> None:
     docker recipe `ln -s /proc/PID/ns/net /run/netns/NAME`), whose target is
     left alone, never unmounted.
 
-    >>> nsfast.netns.remove("blue")  # doctest: +SKIP
+    >>> nsfast.netns.remove(netns_name)
+    >>> netns_name in nsfast.netns.list()
+    False
     """
     path = path_of(name)
     try:
@@ -334,11 +283,6 @@ def remove(name: str | bytes) -> None:
                        what="removing the namespace file") from None
 
 
-def _missing(path: str) -> FileNotFoundError:
-    return FileNotFoundError(errno.ENOENT, f"{os.strerror(errno.ENOENT)} (hint: no network "
-                             f"namespace of that name; see nsfast netns list)", path)
-
-
 def list() -> "_builtin_list[str]":  # noqa: A001 - the verb of `ip netns list`
     """The names under /run/netns, sorted (what `ip netns list` shows), decoded as
     os.listdir decodes them (a name that is not UTF-8 keeps its bytes as
@@ -346,7 +290,7 @@ def list() -> "_builtin_list[str]":  # noqa: A001 - the verb of `ip netns list`
     every entry, also a symlink and an empty file left by a killed add (see
     stale()).
 
-    >>> "blue" in nsfast.netns.list()  # doctest: +SKIP
+    >>> netns_name in nsfast.netns.list()
     True
     """
     try:
@@ -360,8 +304,11 @@ def stale() -> "_builtin_list[str]":
     namespace is mounted there and no add is in progress on it.  The next add
     of such a name removes the file; remove() deletes it now.
 
-    >>> nsfast.netns.stale()  # doctest: +SKIP
-    []
+    >>> path = nsfast.netns.path_of(new_name)
+    >>> os.close(os.open(path, os.O_CREAT | os.O_EXCL, 0))  # what a killed add leaves
+    >>> new_name in nsfast.netns.stale()
+    True
+    >>> nsfast.netns.remove(new_name)
     """
     lock = _lock_run_dir(fcntl.LOCK_SH)  # no add is between its create and its flock
     if lock is None:
@@ -384,72 +331,6 @@ def stale() -> "_builtin_list[str]":
         os.close(lock)
 
 
-def open(name: str | bytes) -> Namespace:  # noqa: A001 - the handle of a named namespace
-    """A Namespace handle on the named network namespace.
-
-    A symlink at the name is followed, as `ip netns exec` follows it (docker's
-    `ln -s /proc/PID/ns/net /run/netns/NAME`), but only to a network namespace
-    file: a link to anything else (a regular file, a directory, another kind
-    of namespace, nothing) is an OSError naming /run/netns/NAME and the target.
-
-    >>> with nsfast.netns.open("blue") as ns:  # doctest: +SKIP
-    ...     ns.kind
-    <NsType.NET: 1073741824>
-    """
-    path = path_of(name)
-    try:
-        fd = _open_plain(path)
-    except FileNotFoundError:
-        raise _missing(path) from None
-    except OSError as e:
-        if e.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink
-            return _open_symlink(path)
-        raise os_error(e.errno, path, _privilege_hint(e.errno)) from None
-    return _as_netns(fd, path, None)
-
-
-def _open_symlink(path: str) -> Namespace:
-    """open() of a name that is a symlink: its target, if that is an nsfs file
-    of a network namespace (opened O_PATH first, so that no FIFO or device is
-    ever opened for reading)."""
-    try:
-        where = f"the name is a symlink to {os.readlink(path)}"
-    except OSError as e:
-        raise os_error(e.errno, path) from None
-    try:
-        pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-    except OSError as e:
-        raise os_error(e.errno, path, f"{where}, which does not exist"
-                       if e.errno == errno.ENOENT else where) from None
-    try:
-        if not stat.S_ISREG(os.fstat(pfd).st_mode):
-            raise os_error(errno.EINVAL, path, f"{where}, which is not a namespace file",
-                           what="opening the network namespace")
-        fd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_CLOEXEC)
-    finally:
-        os.close(pfd)
-    return _as_netns(fd, path, where)
-
-
-def _as_netns(fd: int, path: str, link: Optional[str]) -> Namespace:
-    """A Namespace on fd (taken over) if it is a network namespace; else fd
-    closed and OSError(EINVAL) naming path.  link: the hint's account of the
-    symlink that led to fd, None when the name is not one."""
-    try:
-        ns = Namespace(fd, path)
-    except OSError:  # fd closed by Namespace
-        raise os_error(errno.EINVAL, path, f"{link}, which is not a namespace file" if link else
-                       "not a namespace file: an add that was killed leaves an empty one; "
-                       "nsfast netns del removes it", what="opening the network namespace") \
-            from None
-    if ns.kind != NsType.NET:
-        kind = ns.kind.proc_name
-        ns.close()
-        raise os_error(errno.EINVAL, path, f"{link}, a {kind} namespace, not net" if link else
-                       f"a {kind} namespace, not net", what="opening the network namespace")
-    return ns
-
-
 def _identity(path: str) -> tuple[int, int]:
     st = os.stat(path)
     return (st.st_dev, st.st_ino)
@@ -458,8 +339,9 @@ def _identity(path: str) -> tuple[int, int]:
 def pids(name: str | bytes) -> "_builtin_list[int]":
     """Pids of the processes in the named namespace (`ip netns pids NAME`).
 
-    >>> nsfast.netns.pids("blue")  # doctest: +SKIP
-    [4242]
+    >>> with nsfast.netns.exec(netns_name, ["sleep", "60"]) as p:
+    ...     nsfast.netns.pids(netns_name) == [p.pid]
+    True
     """
     with open(name) as ns:
         want = ns.id
@@ -478,14 +360,15 @@ def pids(name: str | bytes) -> "_builtin_list[int]":
 def identify(pid: int | None = None) -> "_builtin_list[str]":
     """The names under which pid's network namespace is known (`ip netns identify PID`).
 
-    >>> nsfast.netns.identify(os.getpid())  # doctest: +SKIP
-    []
+    >>> with nsfast.netns.exec(netns_name, ["sleep", "60"]) as p:
+    ...     nsfast.netns.identify(p.pid) == [netns_name]
+    True
     """
     pid = os.getpid() if pid is None else _check_pid(pid)
     try:
         want = _identity(f"/proc/{pid}/ns/net")
     except FileNotFoundError:
-        raise ProcessLookupError(errno.ESRCH, f"no process {pid}", f"/proc/{pid}") from None
+        raise process_gone(pid) from None
     names = []
     for name in list():
         try:
@@ -499,8 +382,12 @@ def identify(pid: int | None = None) -> "_builtin_list[str]":
 def etc_binds(name: str | bytes) -> "_builtin_list[Bind]":
     """The /etc/netns/NAME/X -> /etc/X binds that `ip netns exec` makes (X must exist).
 
-    >>> nsfast.netns.etc_binds("blue")  # doctest: +SKIP
-    [Bind(src='/etc/netns/blue/resolv.conf', dst='/etc/resolv.conf', readonly=False, recursive=True)]
+    With /etc/netns/NAME/resolv.conf, that is
+    [Bind(src='/etc/netns/NAME/resolv.conf', dst='/etc/resolv.conf', readonly=False)];
+    without /etc/netns/NAME, nothing:
+
+    >>> nsfast.netns.etc_binds(netns_name)
+    []
     """
     src_dir = f"{ETC_DIR}/{check_name(name)}"
     try:
@@ -516,9 +403,9 @@ def exec(name: str | bytes, argv: Sequence, **spawn_options: Any) -> Process:  #
     mount namespace (slave propagation) with a fresh /sys for that netns and the
     files of /etc/netns/NAME bound over /etc.  Other options go to nsfast.spawn.
 
-    >>> nsfast.netns.exec("blue", ["ip", "addr"], stdout=nsfast.PIPE).communicate()  # doctest: +SKIP
+    >>> nsfast.netns.exec(netns_name, ["ip", "-o", "link"], stdout=nsfast.PIPE).communicate()
+    (b'1: lo: <LOOPBACK> ...', None)
     """
-    from .spawn import spawn
     check_name(name)
     new = NsType.parse(spawn_options.pop("namespaces", None))
     if new & NsType.NET:
@@ -538,8 +425,8 @@ def list_ids() -> "dict[str, int | None]":
     """Each name under /run/netns with the netnsid the calling thread's namespace has
     assigned to it (None: no id), as `ip netns list` prints them.
 
-    >>> nsfast.netns.list_ids()  # doctest: +SKIP
-    {'blue': 0, 'red': None}
+    >>> nsfast.netns.list_ids()[netns_name] is None  # no id until something asks for one
+    True
     """
     names = list()
     ids: dict = {name: None for name in names}

@@ -24,7 +24,7 @@ from .mounts import (_FS_ENCODING, _FS_ERRORS, MS_REC, PROPAGATION_FLAGS, Proc, 
 
 HOST_NAME_MAX = 64
 
-# plain ints: IntFlag arithmetic costs microseconds per spawn
+# plain ints: IntFlag arithmetic is slow, and runs on every spawn
 _UTS, _MNT, _PID, _NET, _TIME, _USER = (int(k) for k in (
     NsType.UTS, NsType.MNT, NsType.PID, NsType.NET, NsType.TIME, NsType.USER))
 _KEEP_ID = 0xFFFFFFFF
@@ -375,7 +375,7 @@ class SpawnPlan:
     """
     __slots__ = ("argv", "program", "spec", "env", "cwd", "root", "new", "writes", "helper",
                  "join", "netns", "cgroup", "std", "on_created", "init", "reusable", "packed",
-                 "limits")
+                 "plain", "limits")
 
     def __init__(self, argv: Sequence, *, executable=None, env: Optional[Mapping] = None,
                  cwd=None, namespaces: KindsLike = None, join: Any = None,
@@ -556,7 +556,11 @@ class SpawnPlan:
             init=bool(init), limits=limits,
             # /etc/subuid may change between calls: map_users="auto" reads it each time
             reusable=map_users is None,
-            packed=_core.Packed(spec))
+            packed=_core.Packed(spec),
+            # nothing to take per call: start() is one call into _core
+            plain=((maps is None or maps.helper is None) and join is None and netns is None
+                   and cg is None and stdin is None and stdout is None and stderr is None
+                   and on_created is None and not init and b"/" in program))
         for name, value in fields.items():
             object.__setattr__(self, name, value)
 

@@ -16,16 +16,15 @@ from typing import IO, Optional, Sequence
 from . import _core
 from .flags import NsType
 from .handles import Namespace
+from .kernel import PIDFD_GET_INFO, PIDFD_INFO_EXIT, PIDFD_INFO_EXIT_CODE_OFFSET, WALL
 from .limits import Limits, Usage, limit_hit
 
-_WALL = 0x40000000  # __WALL: children with exit signal 0 (caller ignores SIGCHLD)
+# __WALL: children with exit signal 0 (caller ignores SIGCHLD)
+_WALL = WALL
 
 # A caller that ignores SIGCHLD has its exec'd children reaped by the kernel
 # (execve resets the exit signal to SIGCHLD), so waitpid fails with ECHILD.
 # PIDFD_GET_INFO with PIDFD_INFO_EXIT (6.15) still tells the wait status.
-_PIDFD_GET_INFO = 0xC040FF0B   # _IOWR(0xFF, 11, struct pidfd_info), 64 bytes
-_PIDFD_INFO_EXIT = 1 << 3
-_EXIT_CODE_OFFSET = 60
 
 
 def _status_from_pidfd(pidfd: int) -> Optional[int]:
@@ -33,15 +32,15 @@ def _status_from_pidfd(pidfd: int) -> Optional[int]:
     if pidfd < 0:
         return None
     buf = bytearray(64)
-    struct.pack_into("Q", buf, 0, _PIDFD_INFO_EXIT)
+    struct.pack_into("Q", buf, 0, PIDFD_INFO_EXIT)
     try:
         select.select([pidfd], [], [])   # readable once it has exited
-        fcntl.ioctl(pidfd, _PIDFD_GET_INFO, buf)
+        fcntl.ioctl(pidfd, PIDFD_GET_INFO, buf)
     except OSError:
         return None
-    if not struct.unpack_from("Q", buf, 0)[0] & _PIDFD_INFO_EXIT:
+    if not struct.unpack_from("Q", buf, 0)[0] & PIDFD_INFO_EXIT:
         return None
-    return struct.unpack_from("i", buf, _EXIT_CODE_OFFSET)[0]
+    return struct.unpack_from("i", buf, PIDFD_INFO_EXIT_CODE_OFFSET)[0]
 
 
 # The children of Processes dropped before their child was reaped, as
@@ -60,8 +59,7 @@ def _settle(pidfd: int, child: "_core.Child") -> bool:
     except ChildProcessError:
         pass    # reaped already: SIGCHLD ignored, or someone's wait(-1)
     except OSError:
-        # no waitid(P_PIDFD) before 5.4: give up on it, as before; the stack
-        # stays (a C init may still run on it: Child leaks it then)
+        # no waitid(P_PIDFD) before 5.4: give up on it, as before
         _close_quietly(pidfd)
         return True
     _close_quietly(pidfd)
@@ -278,7 +276,7 @@ class Process:
         """Wait without blocking the event loop (the pidfd becomes readable at exit)."""
         if self.returncode is not None:
             return self.returncode
-        import asyncio  # already loaded when a loop runs; not at start-up (about 25 ms)
+        import asyncio  # already loaded when a loop runs; too slow to import at start-up
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         loop.add_reader(self.pidfd, lambda: done.done() or done.set_result(None))

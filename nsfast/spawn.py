@@ -12,17 +12,16 @@ import errno
 import os
 import subprocess
 import time
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from . import _core, cgroups, init_program
 from .errors import map_hint, namespace_hint, os_error
-from .features import features
 from .flags import NsType
-from .handles import Namespace, _check_pid, check_fd
+from .handles import Namespace, check_fd
 from .mounts import step_path
 from .plan import ChildSpec, SpawnPlan, _exec_paths
 from .process import Process
-from .targets import PidFd, differing_kinds, open_net_target, open_target
+from .targets import open_joins, open_namespace
 
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
@@ -116,6 +115,11 @@ def spawn(argv: Sequence, **options: Any) -> Process:
             _plans[key] = plan
     else:
         _reused += 1
+        if plan.plain:
+            try:
+                return Process(plan.packed.run_plain(os.getpid(), plan.writes), plan.argv)
+            except (OSError, _core.SpawnFailure) as e:
+                raise _spawn_error(e, plan.spec, plan.program, plan.new, NsType(0)) from None
     return start(plan)
 
 
@@ -152,7 +156,9 @@ def start(plan: SpawnPlan) -> Process:
                 raise os_error(e.errno, plan.cgroup) from None
             opened.append(cgroup_fd)
         if plan.join is not None:
-            joined, join_fds, join_kinds, join_pidfd = _join_targets(plan.join, handles)
+            # a pidfd join cannot be mixed with fds: with netns= join all per fd
+            joined, join_fds, join_kinds, join_pidfd = _join_targets(
+                plan.join, handles, use_pidfd=plan.netns is None)
             join_setgroups = bool(joined & _USER) and os.geteuid() == 0
             # the groups were cleared before the user ns join: a refusal inside
             # (setgroups denied there) changes nothing, as for nsenter
@@ -160,10 +166,6 @@ def start(plan: SpawnPlan) -> Process:
         if plan.netns is not None:
             if joined & _NET:
                 raise ValueError("netns= conflicts with a new or joined net namespace")
-            if join_pidfd:
-                # a pidfd join cannot be mixed with fds: join all per fd
-                raise ValueError("netns= cannot be combined with join=<pid>; "
-                                 "join by mapping instead")
             ns = _netns_target(plan.netns, handles)
             join_fds.append(ns.fileno())
             join_kinds.append(_NET)
@@ -252,71 +254,23 @@ def _std_fd(value: Any, which: int, opened: list, parent_ends: dict) -> int:
                     f"not {type(value).__name__}")
 
 
-def _join_targets(join: Any, handles: list) -> tuple:
-    """(kinds joined, fds, their kinds, whether fds[0] is a pidfd for all);
-    what it opens goes to handles, which the caller closes."""
-    if isinstance(join, bool):
-        raise TypeError("join takes a pid, a mapping kind -> target, or Namespace handles")
-    if isinstance(join, int) or isinstance(join, PidFd):
-        pid = _check_pid(int(join))
-        kinds = differing_kinds(pid, NsType.all())
-        if features.pidfd_setns and kinds:
-            fd = _core.pidfd_open(pid) if not isinstance(join, PidFd) else os.dup(int(join))
-            handles.append(_FdCloser(fd))
-            return kinds, [fd], [int(kinds)], True
-        items = [(k, pid) for k in kinds.kinds()]
-    elif isinstance(join, Mapping):
-        items = []
-        for k, target in join.items():
-            kind = NsType.parse(k)
-            if len(kind.kinds()) != 1:
-                raise ValueError(f"join key {k!r} must name one kind")
-            items.append((kind, target))
-    elif isinstance(join, Namespace):
-        items = [(join.kind, join)]
-    elif isinstance(join, (str, bytes, os.PathLike)):
-        raise TypeError("join takes a pid, a mapping kind -> target, or Namespace handles; "
-                        "a path goes in a mapping, e.g. join={'net': path}")
-    else:
-        try:
-            seq = list(join)
-        except TypeError:
-            raise TypeError(f"cannot join {type(join).__name__}") from None
-        for ns in seq:
-            if not isinstance(ns, Namespace):
-                raise TypeError("a join list holds Namespace handles")
-        items = [(ns.kind, ns) for ns in seq]
-    kinds = NsType(0)
-    fds, fd_kinds = [], []
-    for kind, target in items:
-        if kind & kinds:
-            raise ValueError(f"join names the {kind.proc_name} namespace twice")
-        ns = open_target(target, kind)
-        handles.append(ns)
-        fds.append(ns.fileno())
-        fd_kinds.append(int(kind))
-        kinds |= kind
-    return kinds, fds, fd_kinds, False
-
-
-class _FdCloser:
-    def __init__(self, fd: int):
-        self.fd = fd
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+def _join_targets(join: Any, handles: list, use_pidfd: bool = True) -> tuple:
+    """(kinds joined, fds, their kinds, whether fds[0] is a pidfd for all) for
+    join= (any target of nsfast.targets, a mapping kind -> target or a list of
+    targets); what it opens goes to handles, which the caller closes."""
+    joins = open_joins(join, use_pidfd=use_pidfd)
+    handles.append(joins)
+    return joins.joined, list(joins.fds), list(joins.kinds), joins.pidfd
 
 
 def _netns_target(netns: Any, handles: list) -> Namespace:
-    """A Namespace for spawn(netns=...): a pool, a name under /run/netns, a handle."""
+    """A Namespace for spawn(netns=...): a pool's next one, or any target
+    (nsfast.targets) of a net namespace, a name under /run/netns included."""
     if hasattr(netns, "take") and callable(netns.take):
         ns = netns.take()
-        handles.append(ns)  # a pool's namespace is used once, then closed
-        return ns
-    ns = open_net_target(netns, NsType.NET)
-    handles.append(ns)
+    else:
+        ns = open_namespace(netns, NsType.NET)
+    handles.append(ns)  # used once, then closed
     return ns
 
 
@@ -350,7 +304,7 @@ def _cgroup_error(path: str) -> OSError:
 
 def _spawn_error(e: Exception, spec: ChildSpec, program: bytes, new: int,
                  joined: NsType) -> OSError:
-    """The error spawn raises for a SpawnFailure or OSError of _core.spawn: a
+    """The error spawn raises for a SpawnFailure or OSError of Packed.run: a
     child's failure as the error of its step; a refused clone with a hint."""
     if isinstance(e, _core.SpawnFailure):
         return _failure_to_error(e, spec, program, NsType(new), joined)

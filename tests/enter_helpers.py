@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -39,7 +40,7 @@ def stop_all(procs: list) -> None:
     for p in procs:
         for c in children_of(p.pid):
             try:
-                os.kill(c, 9)
+                os.kill(c, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         p.kill()

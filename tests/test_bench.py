@@ -16,6 +16,7 @@ from nsfast._bench.__main__ import run_cases
 from nsfast._bench.harness import (Case, Config, Curve, Floor, Peer, at_most, command_peer,
                                 faster, module_peer, run_case, run_curve, within)
 from nsfast._bench.schema import validate
+from nsfast.kernel import CLONE_NEWUTS
 
 from conftest import need
 
@@ -196,7 +197,7 @@ def test_floors_compile_into_the_cache_not_beside_the_sources(floor_cache):
     assert sorted(os.listdir(here)) == before   # no .build beside the sources
     assert os.stat(floor_cache).st_mode & 0o777 == 0o700
     # the binary runs: one sample of unshare(CLONE_NEWUTS), in its own process
-    r = subprocess.run([prog, "1", "unshare", "0x04000000"], capture_output=True, text=True,
+    r = subprocess.run([prog, "1", "unshare", hex(CLONE_NEWUTS)], capture_output=True, text=True,
                        timeout=30)
     assert r.returncode == 0 and int(r.stdout.split()[0]) > 0, r.stderr
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 
 import pytest
@@ -111,7 +112,7 @@ def test_exit_status_and_signal(sleeper):
     p = sleeper(namespaces="uts")
     assert run_cli("enter", "-t", str(p.pid), "-u", "sh", "-c", "exit 7").returncode == 7
     r = run_cli("enter", "-t", str(p.pid), "-u", "sh", "-c", "kill -TERM $$")
-    assert r.returncode == 128 + 15
+    assert r.returncode == 128 + signal.SIGTERM
     missing = run_cli("enter", "-t", str(p.pid), "-u", "no-such-program-nsfast")
     assert missing.returncode == nsenter("-t", str(p.pid), "-u",
                                          "no-such-program-nsfast").returncode == 127

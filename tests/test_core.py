@@ -18,7 +18,7 @@ import time
 import pytest
 
 import nsfast
-from nsfast import Fd, Namespace, NsType
+from nsfast import Fd, Namespace, NsType, kernel
 
 from conftest import need, need_tool, ns_inode
 
@@ -60,7 +60,7 @@ def test_nstype_parsing():
     assert NsType.parse(["net", "uts"]) == NsType.NET | NsType.UTS
     assert NsType.parse([NsType.PID, "mount"]) == NsType.PID | NsType.MNT
     assert NsType.parse(NsType.IPC) is NsType.IPC
-    assert NsType.parse(0x40000000) == NsType.NET
+    assert NsType.parse(kernel.CLONE_NEWNET) == NsType.NET
     assert NsType.parse("all") == NsType.all()
     assert len(NsType.all().kinds()) == 8
     assert NsType.parse(None) == NsType(0)

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -355,6 +356,49 @@ def test_no_fd_leak(sleeper):
     assert open_fds() - before == set()
 
 
+def _ns_fds() -> set:
+    """(fd, link) of this process's open fds on net and uts namespace files."""
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            link = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if link.startswith(("net:[", "uts:[")):
+            found.add((int(name), link))
+    return found
+
+
+def test_a_thread_closes_its_way_back_when_it_ends(sleeper):
+    """The fds enter() keeps in each thread to come back to (opened on its
+    first enter() of a kind, common case or general one) end with the thread."""
+    p = sleeper(namespaces="net,uts")
+    home = {f"net:[{ns_inode(os.getpid(), 'net')}]", f"uts:[{ns_inode(os.getpid(), 'uts')}]"}
+    with Namespace.of(p.pid, "net") as ns:
+        before = _ns_fds()
+        held: list = []
+
+        def body():
+            with nsfast.enter(ns):
+                pass
+            with nsfast.enter(p.pid, "uts"):
+                pass
+            held.append(_ns_fds() - before)
+
+        for _ in range(4):
+            t = threading.Thread(target=body)
+            t.start()
+            t.join()
+            # closed as the thread exits, which ends just after join() returns:
+            # wait for it, so that the next thread's listing holds only its own
+            deadline = time.monotonic() + 5
+            while _ns_fds() - before and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert _ns_fds() - before == set()
+        # each thread held its own two homes while it ran
+        assert [sorted(link for _, link in h) for h in held] == [sorted(home)] * 4
+
+
 class Boom(Exception):
     """Raised inside run_in; module level so that it pickles."""
 
@@ -446,7 +490,8 @@ def test_setns_loop_joins_user_ns_first_when_it_grants_privilege():
 import os, nsfast
 import ctypes
 os.setgroups([]); os.setgid(65534); os.setuid(65534)
-ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: setuid cleared it
+from nsfast.kernel import PR_SET_DUMPABLE
+ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # setuid cleared it
 t = nsfast.spawn(["sleep", "30"], namespaces="user,mnt,uts", map_root=True, hostname="box")
 try:
     p = nsfast.spawn(["hostname"], join={"mnt": t.pid, "uts": t.pid, "user": t.pid},

@@ -38,7 +38,7 @@ def no_box_left():
     """Each test leaves no cgroup of its own behind (and removes them if it did)."""
     before = set(_own_boxes())
     yield
-    cgroups._Idle.clear()   # clean boxes kept for reuse are removed here
+    cgroups.clear()   # clean boxes kept for reuse are removed here
     left = [b for b in _own_boxes() if b not in before]
     for b in left:
         cgroups._rmdir_killing(b)
@@ -237,7 +237,7 @@ def test_a_sandbox_is_in_its_own_cgroups_with_limits_written(run):
         assert f.read().split() == [str(q.pid)]   # reused
     q.kill()
     q.wait()
-    cgroups._Idle.clear()
+    cgroups.clear()
     assert not os.path.exists(box)
 
 

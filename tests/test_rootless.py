@@ -204,3 +204,18 @@ def test_unprivileged_ps_lists_what_that_user_may_see(nobody_in_its_own_userns):
             assert os.stat(f"/proc/{q}").st_uid == NOBODY
         except FileNotFoundError:
             pass   # ended since
+
+
+def test_a_refused_fork_reports_its_own_errno():
+    """The init's fork of the payload refused by RLIMIT_NPROC is EAGAIN; the
+    child's forks used to report every failure as ENOMEM."""
+    seen = run_unprivileged("""
+        import json, resource, nsfast
+        resource.setrlimit(resource.RLIMIT_NPROC, (2, 2))   # us, and the init
+        try:
+            nsfast.spawn(["true"], namespaces="user,pid", map_root=True, init=True).wait()
+            print(json.dumps({"errno": 0}))
+        except OSError as e:
+            print(json.dumps({"errno": e.errno, "text": str(e)}))
+    """)
+    assert seen["errno"] == 11, seen   # EAGAIN

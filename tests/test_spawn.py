@@ -475,3 +475,14 @@ def test_on_created_failure_kills_and_reaps():
     with pytest.raises(RuntimeError):
         nsfast.spawn(["sleep", "600"], namespaces="user,pid", map_root=True, on_created=hook)
     assert set(children_of(os.getpid())) == kids
+
+
+def test_join_a_pid_and_take_the_netns_from_a_pool(sleeper):
+    """join=<pid> with netns=: the pid's namespaces are joined per fd, so that
+    the pool's net namespace can be joined beside them."""
+    target = sleeper(namespaces="uts,ipc")
+    with nsfast.NetnsPool(size=1) as pool:
+        p = sleeper(join=target.pid, netns=pool)
+        for kind in ("uts", "ipc"):
+            assert ns_inode(p.pid, kind) == ns_inode(target.pid, kind)
+        assert ns_inode(p.pid, "net") != ns_inode(os.getpid(), "net")

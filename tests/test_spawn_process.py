@@ -15,6 +15,7 @@ import time
 import pytest
 
 import nsfast
+from nsfast import kernel
 from conftest import children_of, inherited_ignores, need_tool, open_fds, sigset_bits
 
 from test_spawn import output, wait_gone
@@ -255,7 +256,7 @@ def test_init_reaps_orphans():
 
 
 def test_process_dropped_while_init_runs_does_not_crash_it():
-    p = nsfast.spawn(["sleep", "0.3"], namespaces="pid", init=True, pdeathsig=None)
+    p = nsfast.spawn(["sleep", "2"], namespaces="pid", init=True, pdeathsig=None)
     pid = p.pid
     del p
     import gc
@@ -263,7 +264,7 @@ def test_process_dropped_while_init_runs_does_not_crash_it():
     time.sleep(0.05)
     with open(f"/proc/{pid}/stat") as f:
         assert f.read().split(") ")[1][0] in "SR"   # alive, not killed by SIGSEGV
-    _, status = os.waitpid(pid, 0x40000000)
+    _, status = os.waitpid(pid, kernel.WALL)
     assert os.waitstatus_to_exitcode(status) == 0
 
 

@@ -45,7 +45,9 @@ commands:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the console script.
 
-    >>> main(["ls", "-t", "net"])  # doctest: +SKIP
+    >>> main(["ls", "-p", str(pid), "-t", "uts", "-n", "-o", "TYPE,NPROCS,COMMAND"])
+    uts 1 sleep 600
+    0
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):

@@ -3,7 +3,10 @@
 The suite's source is the repository's benchmarks/ directory, installed as
 nsfast._bench: never a `benchmarks` package found in the working directory.
 
->>> main(["bench", "--quick", "--only", "curves/spawn-true"])  # doctest: +SKIP
+>>> from nsfast.cli import main
+>>> main(["bench", "--list", "--only", "curves/spawn-true"])  # doctest: +NORMALIZE_WHITESPACE
+curves/spawn-true  curves
+0
 """
 from __future__ import annotations
 

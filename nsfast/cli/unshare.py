@@ -195,17 +195,14 @@ def _signal_number(text: Optional[str]) -> int:
         raise UsageError(f"unknown signal {text!r}") from None
 
 
-# _IOR(0xb7, 5, __u64): a mount namespace's 64-bit id (Linux 6.8+)
-_NS_GET_MNTNS_ID = 0x8008B705
-
-
 def _mntns_id(path: str) -> Optional[int]:
     """The id of the mount namespace at path; None where the kernel has no ids."""
     import fcntl
+    from ..kernel import NS_GET_MNTNS_ID
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         buf = bytearray(8)
-        fcntl.ioctl(fd, _NS_GET_MNTNS_ID, buf)
+        fcntl.ioctl(fd, NS_GET_MNTNS_ID, buf)
         return int.from_bytes(buf, sys.byteorder)
     except OSError:
         return None
@@ -223,6 +220,7 @@ def _persist(files: dict, affinity: Optional[set] = None):
     affinity: the CPUs to give the child back (the caller pinned itself, and
     so the child, to one CPU to make the namespace; see _spawn_persisting)."""
     from .. import _core
+    from ..kernel import MS_BIND
 
     def bind(pid: int) -> None:
         if "mnt" in files:
@@ -239,7 +237,7 @@ def _persist(files: dict, affinity: Optional[set] = None):
                 fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o444)
                 os.close(fd)
                 source = f"/proc/{pid}/ns/{entry}".encode()
-                _core.mount(source, os.fsencode(path), None, 0x1000, None)  # MS_BIND
+                _core.mount(source, os.fsencode(path), None, MS_BIND, None)
                 done.append(path)
         except OSError as e:
             for path in done:

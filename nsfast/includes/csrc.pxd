@@ -131,3 +131,12 @@ cdef extern from "kinds.h" nogil:
         char letter
     enum: NSF_KINDS
     const nsf_kind nsf_kinds[]
+
+cdef extern from "thread_ns.h" nogil:
+    enum: NSF_PER_THREAD
+    int nsf_thread_push(int kind, int *back)
+    int nsf_thread_pop(int kind)
+    int nsf_thread_enter(int fd, int kind)
+    int nsf_thread_leave(int kind)
+    int nsf_thread_setns(int fd, int kind)
+    void nsf_thread_forget(int kinds)
