@@ -560,7 +560,9 @@ class SpawnPlan:
             # nothing to take per call: start() is one call into _core
             plain=((maps is None or maps.helper is None) and join is None and netns is None
                    and cg is None and stdin is None and stdout is None and stderr is None
-                   and on_created is None and not init and b"/" in program))
+                   and on_created is None and not init and b"/" in program
+                   # limits: a box, a deadline and the usage are wired up in start()
+                   and limits is None))
         for name, value in fields.items():
             object.__setattr__(self, name, value)
 

@@ -7,6 +7,7 @@ so that a broken limit fails the test without hurting the machine.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -462,3 +463,21 @@ def test_v1_kill_through_the_freezer(run):
     finally:
         p.stdout.close()
         box._remove()
+
+
+def test_repeated_identical_spawns_are_each_limited(run):
+    """A repeated call reuses its plan (spawn's fast path, for an absolute
+    program and no std streams): each child still gets its box, its rlimits
+    and its deadline."""
+    _cgroup_v1("pids")
+    sleep = shutil.which("sleep")
+    for _ in range(3):
+        p = run([os.path.realpath(sleep), "60"], limits=Limits(pids=8, nofile=40, wall_time=30))
+        with open(f"/proc/{p.pid}/cgroup") as f:
+            assert "/box-" in f.read()
+        with open(f"/proc/{p.pid}/limits") as f:
+            assert any(line.startswith("Max open files") and line.split()[3] == "40"
+                       for line in f)
+        p.kill()
+        p.wait()
+        assert p.usage is not None and p.usage.signal == signal.SIGKILL
