@@ -41,6 +41,7 @@ enum nsf_step {
     NSF_STEP_CAPS,
     NSF_STEP_NO_NEW_PRIVS,
     NSF_STEP_UMASK,         /* op: a = the mask */
+    NSF_STEP_RLIMITS,       /* op each: a = resource, b = soft, c = hard (-1: infinity) */
     NSF_STEP_INIT,
     NSF_STEP_EXEC,          /* index = position in the exec path list */
     /* names only: what the two ids rows report */

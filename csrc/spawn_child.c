@@ -415,6 +415,15 @@ static void op_umask(const struct nsf_child_ctx *st, const struct nsf_op *op)
     nsf_sys1(__NR_umask, op->a);   /* cannot fail */
 }
 
+/* Limits the payload inherits through exec and fork (Limits in
+ * nsfast/limits.py): lowering needs no privilege, raising a hard limit
+ * needs CAP_SYS_RESOURCE, hence after the ids but before exec. */
+static void op_rlimit(const struct nsf_child_ctx *st, const struct nsf_op *op)
+{
+    uint64_t lim[2] = {(uint64_t)op->b, (uint64_t)op->c};
+    CHECK(nsf_sys4(__NR_prlimit64, 0, op->a, lim, 0), NSF_STEP_RLIMITS, (int)op->a);
+}
+
 static void set_pdeathsig(const struct nsf_child_ctx *st, const struct nsf_spawn *sp);
 
 /* The last thing before exec.  Every credential change (a joined user
@@ -499,6 +508,8 @@ static const struct step_row steps[NSF_STEP_COUNT] = {
     [NSF_STEP_NO_NEW_PRIVS] = {{"no_new_privs", "setting no_new_privs", 0, 0},
                                step_no_new_privs, 0},
     [NSF_STEP_UMASK] = {{"umask", "setting the umask", 0, 0}, 0, op_umask},
+    [NSF_STEP_RLIMITS] = {{"rlimits", "setting rlimit %s", EPERM,
+                           "raising a hard limit needs CAP_SYS_RESOURCE"}, 0, op_rlimit},
     [NSF_STEP_INIT] = {{"init", "starting the init program", 0, 0}, step_init, 0},
     [NSF_STEP_EXEC] = {{"exec", 0, 0, 0}, step_exec, 0},
     [NSF_STEP_GROUPS] = {{"groups", "groups(%s)", EINVAL, ID_HINT}, 0, 0},

@@ -17,6 +17,7 @@ from .handles import KindMismatch, Namespace
 from .inplace import pidfd_open, setns, unshare
 from .inspect import (NamespaceInfo, OutsideProcess, init_namespaces, list_namespaces,
                       namespaces, netnsid, nsfs_mounts, processes_outside_init)
+from .limits import Limits, Usage
 from .mounts import Bind, Mkdir, Proc, Sysfs, Tmpfs
 from . import netns
 from .pool import NetnsPool
@@ -28,9 +29,9 @@ from .targets import Fd, PidFd
 __version__ = "0.1.0"
 
 __all__ = [
-    "Bind", "DEVNULL", "Features", "Fd", "KindMismatch", "Mkdir", "Namespace", "NamespaceInfo", "NetnsPool",
+    "Bind", "DEVNULL", "Features", "Fd", "KindMismatch", "Limits", "Mkdir", "Namespace", "NamespaceInfo", "NetnsPool",
     "NsType", "OutsideProcess", "PIPE", "PidFd", "Proc", "Process", "STDOUT", "SpawnPlan",
-    "Sysfs", "Tmpfs",
+    "Sysfs", "Tmpfs", "Usage",
     "enter", "enter_and_exec", "features", "init_namespaces", "list_namespaces", "namespaces",
     "netns", "netnsid", "nsfs_mounts", "pidfd_open", "processes_outside_init", "reap_dropped",
     "run_in", "setns", "spawn", "unshare",

@@ -18,6 +18,7 @@ from . import _core, idmap
 from .features import features
 from .flags import KindsLike, NsType
 from .handles import check_fd
+from .limits import Limits
 from .mounts import (_FS_ENCODING, _FS_ERRORS, MS_REC, PROPAGATION_FLAGS, Proc, absolute,
                      pivot_step)
 
@@ -374,7 +375,7 @@ class SpawnPlan:
     """
     __slots__ = ("argv", "program", "spec", "env", "cwd", "root", "new", "writes", "helper",
                  "join", "netns", "cgroup", "std", "on_created", "init", "reusable", "packed",
-                 "plain")
+                 "plain", "limits")
 
     def __init__(self, argv: Sequence, *, executable=None, env: Optional[Mapping] = None,
                  cwd=None, namespaces: KindsLike = None, join: Any = None,
@@ -393,6 +394,7 @@ class SpawnPlan:
                  extra_groups: Optional[Sequence[int]] = None,
                  root_fd: Optional[int] = None, cwd_fd: Optional[int] = None,
                  fork_for_pid: bool = True, umask: Optional[int] = None,
+                 limits: Optional[Limits] = None,
                  on_created: Optional[Callable[[int], None]] = None) -> None:
         spec = ChildSpec()
         # ---- argv, program, env, cwd
@@ -515,6 +517,14 @@ class SpawnPlan:
             if not 0 <= umask <= 0o777:
                 raise ValueError(f"umask must be between 0 and 0o777, not {umask:#o}")
             spec.ops = (*spec.ops, ("umask", umask, 0, 0, None))
+        if limits is not None:
+            if not isinstance(limits, Limits):
+                raise TypeError(f"limits is an nsfast.Limits, not {type(limits).__name__}")
+            if limits.needs_cgroup and cgroup is not None:
+                raise ValueError("limits with memory, pids or cpu make the sandbox's own "
+                                 "cgroup: they cannot be combined with cgroup=")
+            spec.ops = (*spec.ops, *(("rlimits", res, soft, hard, None)
+                                     for res, soft, hard in limits.rlimits()))
         if not features.close_range:
             # only the close loop of kernels before 5.9 needs the bound
             try:
@@ -543,14 +553,16 @@ class SpawnPlan:
             argv=argv, program=program, spec=spec, env=env, cwd=cwd, root=root, new=new,
             writes=writes, helper=maps.helper if maps is not None else None, join=join,
             netns=netns, cgroup=cg, std=(stdin, stdout, stderr), on_created=on_created,
-            init=bool(init),
+            init=bool(init), limits=limits,
             # /etc/subuid may change between calls: map_users="auto" reads it each time
             reusable=map_users is None,
             packed=_core.Packed(spec),
             # nothing to take per call: start() is one call into _core
             plain=((maps is None or maps.helper is None) and join is None and netns is None
                    and cg is None and stdin is None and stdout is None and stderr is None
-                   and on_created is None and not init and b"/" in program))
+                   and on_created is None and not init and b"/" in program
+                   # limits: a box, a deadline and the usage are wired up in start()
+                   and limits is None))
         for name, value in fields.items():
             object.__setattr__(self, name, value)
 

@@ -9,6 +9,7 @@ import selectors
 import signal
 import struct
 import subprocess
+import threading
 import time
 from typing import IO, Optional, Sequence
 
@@ -16,6 +17,7 @@ from . import _core
 from .flags import NsType
 from .handles import Namespace
 from .kernel import PIDFD_GET_INFO, PIDFD_INFO_EXIT, PIDFD_INFO_EXIT_CODE_OFFSET, WALL
+from .limits import Limits, Usage, limit_hit
 
 # __WALL: children with exit signal 0 (caller ignores SIGCHLD)
 _WALL = WALL
@@ -65,6 +67,21 @@ def _settle(pidfd: int, child: "_core.Child") -> bool:
     return True
 
 
+class _WithBox:
+    """A dropped child and its cgroup box: once reaped, the box is finished
+    too (what is left in it killed, then reused or removed)."""
+
+    def __init__(self, child: "_core.Child", box) -> None:
+        self.child, self.box = child, box
+
+    def free_stack(self) -> None:
+        self.child.free_stack()
+        try:
+            self.box.finish()
+        except (OSError, ValueError):
+            pass   # gc() removes what stays behind
+
+
 def _close_quietly(fd: int) -> None:
     """Close fd; one that someone closed behind our back must not fail a spawn."""
     try:
@@ -110,6 +127,14 @@ class Process:
     _output: Optional[dict] = None
     _input = memoryview(b"")
     _input_offset = 0
+    # limits (set by spawn when limits= is given): the cgroup box, the
+    # wall-time deadline; usage once reaped
+    _limits: Optional[Limits] = None
+    _box = None
+    _deadline: Optional[float] = None
+    _timed_out = False
+    # what the reaped child used (nsfast.Usage), with limits= or without
+    usage: Optional[Usage] = None
 
     def __init__(self, child: "_core.Child", args: Sequence, stdin: Optional[IO] = None,
                  stdout: Optional[IO] = None, stderr: Optional[IO] = None):
@@ -121,14 +146,74 @@ class Process:
         self.args = args
         self.returncode: Optional[int] = None
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        self._started = time.monotonic()
+        self._lock = threading.Lock()   # reaping against the watcher's kill
 
-    def _reaped(self, status: int) -> int:
-        self.returncode = os.waitstatus_to_exitcode(status)
-        self._child.free_stack()
-        if self.pidfd >= 0:
-            os.close(self.pidfd)
-            self.pidfd = -1
+    def _limit(self, limits: Optional[Limits], box, started: float) -> None:
+        """Set by spawn: the limits, the cgroup box, when the spawn began."""
+        self._limits, self._box, self._started = limits, box, started
+        if limits is not None and limits.wall_time is not None:
+            from . import watch
+            self._deadline = started + limits.wall_time
+            watch.watch(self, self._deadline)
+
+    def expire(self) -> None:
+        """The wall-time limit passed: kill the whole sandbox (its cgroup, its
+        process group when it leads one, the child) unless it is reaped."""
+        with self._lock:
+            if self.returncode is not None or self.pidfd < 0:
+                return
+            self._timed_out = True
+            if self._box is not None:
+                self._box.kill()
+            try:
+                if os.getpgid(self.pid) == self.pid:   # not reaped: still our child
+                    os.killpg(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                _core.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _check_deadline(self) -> None:
+        if self._deadline is not None and not self._timed_out and \
+                time.monotonic() >= self._deadline:
+            self.expire()
+
+    def _reaped(self, status: int, rusage=None) -> int:
+        with self._lock:
+            self.returncode = os.waitstatus_to_exitcode(status)
+            self._child.free_stack()
+            if self.pidfd >= 0:
+                os.close(self.pidfd)
+                self.pidfd = -1
+        self.usage = self._usage(status, rusage)
         return self.returncode
+
+    def _usage(self, status: int, rusage) -> Usage:
+        """The Usage of the reaped child: rusage, and its cgroup's counters."""
+        wall = time.monotonic() - self._started
+        if self._deadline is not None:
+            from . import watch
+            watch.forget(self)
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+        user = system = 0.0
+        rss = 0
+        if rusage is not None:
+            user, system, rss = rusage.ru_utime, rusage.ru_stime, rusage.ru_maxrss * 1024
+        oom = pids_hit = False
+        if self._box is not None:
+            used = self._box.finish()
+            self._box = None
+            if used.cpu_user is not None:
+                user, system = max(user, used.cpu_user), max(system, used.cpu_system)
+            if used.max_memory:
+                rss = used.max_memory
+            oom, pids_hit = used.oom_killed, used.pids_hit
+        return Usage(code, sig, wall, user, system, rss, oom,
+                     limit_hit(self._limits, sig, user + system, self._timed_out, oom, pids_hit))
 
     def _reaped_elsewhere(self) -> int:
         """The kernel (SIGCHLD ignored) or someone else reaped the child: ask
@@ -142,18 +227,32 @@ class Process:
         """The exit code if the child has ended (reaping it), else None."""
         if self.returncode is not None:
             return self.returncode
+        self._check_deadline()
         try:
-            pid, status = os.waitpid(self.pid, os.WNOHANG | _WALL)
+            pid, status, rusage = os.wait4(self.pid, os.WNOHANG | _WALL)
         except ChildProcessError:
             return self._reaped_elsewhere()
         if pid == 0:
             return None
-        return self._reaped(status)
+        return self._reaped(status, rusage)
 
     def wait(self, timeout: Optional[float] = None) -> int:
         """Wait for the child to end; subprocess.TimeoutExpired after timeout seconds."""
         if self.returncode is not None:
             return self.returncode
+        if self._deadline is not None and not self._timed_out:
+            # the wall-time limit: wait no longer than it, kill at it
+            until = self._deadline - time.monotonic()
+            if timeout is None or timeout > until:
+                try:
+                    return self._wait(max(until, 0.0))
+                except subprocess.TimeoutExpired:
+                    self.expire()
+                    if timeout is not None:
+                        timeout = max(0.0, timeout - until)
+        return self._wait(timeout)
+
+    def _wait(self, timeout: Optional[float]) -> int:
         if timeout is not None:
             deadline = time.monotonic() + timeout
             poller = select.poll()
@@ -167,12 +266,11 @@ class Process:
                         raise subprocess.TimeoutExpired(self.args, timeout)
                     continue
                 break
-        while True:
-            try:
-                _, status = os.waitpid(self.pid, _WALL)
-            except ChildProcessError:
-                return self._reaped_elsewhere()
-            return self._reaped(status)
+        try:
+            _, status, rusage = os.wait4(self.pid, _WALL)
+        except ChildProcessError:
+            return self._reaped_elsewhere()
+        return self._reaped(status, rusage)
 
     async def wait_async(self) -> int:
         """Wait without blocking the event loop (the pidfd becomes readable at exit)."""
@@ -313,9 +411,10 @@ class Process:
         # Leave the child running (as subprocess does), but reap it once it
         # ends: now if it has, else at a later spawn or reap_dropped().
         self.pidfd = -1
+        child = self._child if self._box is None else _WithBox(self._child, self._box)
         try:
-            if not _settle(pidfd, self._child):
-                _dropped.append((pidfd, self._child))
+            if not _settle(pidfd, child):
+                _dropped.append((pidfd, child))
         except (TypeError, AttributeError):
             pass    # interpreter shutdown: module globals are gone
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import time
 from typing import Any, Callable, Optional, Sequence
 
-from . import _core, init_program
+from . import _core, cgroups, init_program
 from .errors import map_hint, namespace_hint, os_error
 from .flags import NsType
 from .handles import Namespace, check_fd
@@ -52,7 +53,7 @@ def spawn(argv: Sequence, **options: Any) -> Process:
     mount_proc, mounts, root, pivot_root, init, stdin, stdout, stderr,
     pass_fds, new_session, pdeathsig (SIGKILL by default), time_offsets,
     cgroup, netns, loopback, no_new_privs, capabilities, extra_groups,
-    root_fd, cwd_fd, fork_for_pid, umask, on_created.  A call repeated with
+    root_fd, cwd_fd, fork_for_pid, umask, limits, on_created.  A call repeated with
     equal (hashable) arguments reuses the plan validated the first time;
     spawn(plan) starts a SpawnPlan made beforehand.
 
@@ -80,6 +81,14 @@ def spawn(argv: Sequence, **options: Any) -> Process:
     >>> p = nsfast.spawn(["hostname"], namespaces="uts", hostname="box", stdout=nsfast.PIPE)
     >>> p.communicate()[0]
     b'box\\n'
+
+    limits: an nsfast.Limits (nsfast/limits.py): rlimits set before exec, a
+    cgroup of its own for memory, pids and cpu, a wall-time deadline; the
+    Process's usage tells what it used and which limit ended it.
+
+    >>> p = nsfast.spawn(["sleep", "10"], limits=nsfast.Limits(wall_time=0.2))
+    >>> p.wait(), p.usage.limit_hit
+    (-9, 'wall_time')
 
     root_fd, cwd_fd: directory fds opened by the caller, chrooted into / made the
     working directory after joining (nsenter -r/-w).  fork_for_pid=False
@@ -132,7 +141,14 @@ def start(plan: SpawnPlan) -> Process:
     opened: list = []
     parent_ends: dict = {}
     joined = NsType(0)
+    limits = plan.limits
+    box = None
+    started = time.monotonic()
     try:
+        if limits is not None and limits.needs_cgroup:
+            box = cgroups.take(limits)
+            if box.fd >= 0 and spec.use_clone3:
+                cgroup_fd = box.fd
         if plan.cgroup is not None:
             try:
                 cgroup_fd = os.open(plan.cgroup, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -165,6 +181,8 @@ def start(plan: SpawnPlan) -> Process:
                 fds.append(_std_fd(stderr, 2, opened, parent_ends))
             std_fds = fds
         helper, on_created = plan.helper, plan.on_created
+        if box is not None:
+            on_created = _attaching(box, cgroup_fd >= 0, on_created)
         raised: list = []   # what the caller's callbacks raised passes through as is
         try:
             child = plan.packed.run(
@@ -182,16 +200,34 @@ def start(plan: SpawnPlan) -> Process:
             if plan.cgroup is not None and isinstance(e, OSError) and e.errno == errno.EBADF:
                 raise _cgroup_error(plan.cgroup) from None
             raise _spawn_error(e, spec, program, plan.new, joined) from None
+    except BaseException:
+        if box is not None:
+            box.finish()
+        raise
     finally:
         for fd in opened:
             os.close(fd)
         for h in handles:
             h.close()
     if not parent_ends:
-        return Process(child, plan.argv)
-    streams = [os.fdopen(parent_ends[i], "wb" if i == 0 else "rb") if i in parent_ends else None
-               for i in range(3)]
-    return Process(child, plan.argv, *streams)
+        process = Process(child, plan.argv)
+    else:
+        streams = [os.fdopen(parent_ends[i], "wb" if i == 0 else "rb") if i in parent_ends
+                   else None for i in range(3)]
+        process = Process(child, plan.argv, *streams)
+    if limits is not None:
+        process._limit(limits, box, started)
+    return process
+
+
+def _attaching(box: "cgroups.Box", cloned_into: bool,
+               on_created: Optional[Callable[[int], None]]) -> Callable[[int], None]:
+    """on_created that first moves the waiting child into its v1 cgroups."""
+    def attach(pid: int) -> None:
+        box.attach(pid, cloned_into)
+        if on_created is not None:
+            on_created(pid)
+    return attach
 
 
 def _std_fd(value: Any, which: int, opened: list, parent_ends: dict) -> int:
@@ -306,6 +342,8 @@ def _failure_to_error(f: "_core.SpawnFailure", spec: ChildSpec, program: bytes,
             hint_errno = err
     elif step in ("groups", "setgid", "setuid"):
         subject = str({"groups": spec.groups, "setgid": spec.gid, "setuid": spec.uid}[step])
+    elif step == "rlimits":
+        subject = _rlimit_name(f.index)
     elif what == "child step %s":
         subject = step
     text_path = None if path is None else os.fsdecode(path)
@@ -315,3 +353,12 @@ def _failure_to_error(f: "_core.SpawnFailure", spec: ChildSpec, program: bytes,
                     what=what % subject if "%s" in what else what)
 
 
+
+
+def _rlimit_name(resource_number: int) -> str:
+    """RLIMIT_CPU for 0, as the rlimits step's error names it."""
+    import resource
+    for name in dir(resource):
+        if name.startswith("RLIMIT_") and getattr(resource, name) == resource_number:
+            return name
+    return str(resource_number)

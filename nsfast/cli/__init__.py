@@ -21,6 +21,7 @@ COMMANDS = {
     "ps": "ps",
     "netns": "netns",
     "bench": "bench",
+    "gc": "gc",
 }
 
 # the sub-commands the C launcher runs itself
@@ -37,6 +38,7 @@ commands:
   ps        processes whose namespaces differ from pid 1's
   netns     named network namespaces (ip netns sub-commands), veth pairs
   bench     the benchmark suite
+  gc        remove the cgroups of sandboxes whose owner is gone
 """
 
 

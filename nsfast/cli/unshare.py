@@ -57,10 +57,17 @@ OPTIONS.update({
     "bind": (None, 2),
     "ro-bind": (None, 2),
     "tmpfs": (None, 1),
+    "memory": (None, 1),
+    "pids": (None, 1),
+    "cpu": (None, 1),
+    "cpu-time": (None, 1),
+    "wall-time": (None, 1),
+    "rlimit": (None, 1),
+    "meta": (None, 1),
     "help": ("h", 0),
     "version": ("V", 0),
 })
-REPEATABLE = {"bind", "ro-bind", "tmpfs"}
+REPEATABLE = {"bind", "ro-bind", "tmpfs", "rlimit"}
 
 USAGE = """usage: {prog} [options] [--] [PROGRAM [ARGS...]]
 
@@ -97,6 +104,14 @@ Run PROGRAM (default $SHELL) in new namespaces.
      --bind SRC DST        bind-mount SRC on DST (needs -m)
      --ro-bind SRC DST     read-only bind mount (needs -m)
      --tmpfs DST           a fresh tmpfs on DST (needs -m)
+     --memory=SIZE         memory limit of the sandbox's cgroup (bytes, or 256M)
+     --pids=N              at most N tasks in the sandbox's cgroup
+     --cpu=SHARE           a share of one CPU (0.5: half a core)
+     --cpu-time=SECONDS    CPU time of each process (SIGXCPU, then SIGKILL)
+     --wall-time=SECONDS   kill the whole sandbox after SECONDS (-T/--time is the
+                           time namespace, as in unshare(1))
+     --rlimit NAME=VALUE   an rlimit: cpu, nofile, fsize, stack, as, core (repeatable)
+     --meta=FILE           write how it ended to FILE, in isolate's --meta format
  -h, --help, -V, --version
 """
 
@@ -347,8 +362,35 @@ def spawn_options(opts: dict) -> tuple[dict, dict]:
             raise UsageError("options --monotonic and --boottime require unsharing of a "
                              "time namespace (-T)")
         kw["time_offsets"] = offsets
+    limits = _limits(opts)
+    if limits is not None:
+        kw["limits"] = limits
     kw["namespaces"] = ",".join(sorted(kinds))
     return kw, persist
+
+
+def _limits(opts: dict):
+    """The Limits of --memory, --pids, --cpu, --cpu-time, --wall-time and
+    --rlimit, or None when none is given."""
+    from ..limits import Limits
+    given: dict = {}
+    for option, key, parse in (("memory", "memory", str), ("pids", "pids", int),
+                               ("cpu", "cpu", float), ("cpu-time", "cpu_time", float),
+                               ("wall-time", "wall_time", float)):
+        if option in opts:
+            try:
+                given[key] = parse(opts[option])
+            except ValueError:
+                raise UsageError(f"--{option} takes a number, not {opts[option]!r}") from None
+    if not given and not opts.get("rlimit"):
+        return None
+    try:
+        limits = Limits(**given)
+        for text in opts.get("rlimit", []):
+            limits = limits.with_rlimit(text)
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    return limits
 
 
 def _mount_steps(opts: dict) -> list:
@@ -373,14 +415,26 @@ def run(args: argparse.Namespace) -> int:
     import nsfast
     command = args.command or [os.environ.get("SHELL") or "/bin/sh"]
     kw, persist = spawn_options(opts)
-    proc = (_spawn_persisting(command, kw, persist) if persist
-            else nsfast.spawn(command, **kw))
+    meta = opts.get("meta")
+    if meta is not None:
+        from .meta import meta_lines, write_meta
+        kw.setdefault("limits", nsfast.Limits())   # for the usage report
+    try:
+        proc = (_spawn_persisting(command, kw, persist) if persist
+                else nsfast.spawn(command, **kw))
+    except OSError as e:
+        if meta is not None:
+            write_meta(meta, meta_lines(None, f"{e.filename or ''}: {e.strerror}"))
+        raise
     # as unshare(1): the terminal's ^C and a TERM go to the program, and we
     # report how it ended.  Ignored only now: the program inherits what is
     # ignored when it starts, as from subprocess.
     old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return exit_status(proc.wait())
+        status = exit_status(proc.wait())
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+    if meta is not None:
+        write_meta(meta, meta_lines(proc.usage, cgroup=kw["limits"].needs_cgroup))
+    return status
