@@ -30,6 +30,7 @@ enum nsf_step {
     NSF_STEP_HOSTNAME,
     NSF_STEP_DOMAINNAME,
     NSF_STEP_PROPAGATION,
+    NSF_STEP_SYSCTL,        /* op: s = a /proc/sys path, a = the number written */
     NSF_STEP_MOUNT,         /* index = position in the mount list */
     NSF_STEP_LOOPBACK,
     NSF_STEP_ROOT,
@@ -41,6 +42,8 @@ enum nsf_step {
     NSF_STEP_CAPS,
     NSF_STEP_NO_NEW_PRIVS,
     NSF_STEP_UMASK,         /* op: a = the mask */
+    NSF_STEP_SECCOMP,       /* op: s = a BPF program of a instructions, installed
+                               by before_exec as the last thing before exec */
     NSF_STEP_INIT,
     NSF_STEP_EXEC,          /* index = position in the exec path list */
     /* names only: what the two ids rows report */
@@ -92,6 +95,9 @@ enum nsf_mount_kind {
     NSF_MOUNT_MKDIR = 4,    /* make dst if missing */
     NSF_MOUNT_PIVOT = 5,    /* pivot_root into src, detach the old root */
     NSF_MOUNT_SYSFS = 6,
+    NSF_MOUNT_FILE = 7,     /* make dst an empty file if missing (a bind target) */
+    NSF_MOUNT_SYMLINK = 8,  /* a symlink dst -> src */
+    NSF_MOUNT_DEVPTS = 9,   /* a new devpts instance on dst, data its options */
 };
 
 struct nsf_mount_step {

@@ -1,0 +1,239 @@
+"""nsfast.Sandbox and the spawn options it is made of: seccomp=,
+max_user_namespaces=, the confined root (readonly_root, mask_paths,
+readonly_paths, minimal_dev, tmp_size), the id lease.  Witnessed by the
+payload's own view (/proc/self/status, its mountinfo, its syscalls' errnos)
+and by /proc/<pid> from outside."""
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+
+import pytest
+
+import nsfast
+import nsfast.confine
+from conftest import need_root
+
+NS = "user,mnt,pid,uts,ipc,net,cgroup"
+PY = sys.executable
+
+# a probe in Python: calls a syscall with ctypes and prints its errno (0: success)
+SYSCALL_PROBE = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+nr = int(sys.argv[1]); args = [int(a, 0) for a in sys.argv[2:]]
+r = libc.syscall(nr, *args)
+print(0 if r >= 0 else ctypes.get_errno())
+"""
+NR = {"keyctl": 250, "bpf": 321, "perf_event_open": 298, "unshare": 272, "clone3": 435,
+      "mount": 165, "getpid": 39, "userfaultfd": 323, "open_by_handle_at": 304,
+      "setns": 308, "fsopen": 430}
+NEWUSER, NEWUTS = 0x10000000, 0x04000000
+
+
+def errno_of(name, *args, **spawn_options) -> int:
+    argv = [PY, "-c", SYSCALL_PROBE, str(NR[name]), *map(str, args)]
+    p = nsfast.spawn(argv, stdout=nsfast.PIPE, **spawn_options)
+    out, _ = p.communicate(timeout=30)
+    assert p.returncode == 0, out
+    return int(out)
+
+
+# ---------------------------------------------------------------- seccomp
+
+@pytest.mark.parametrize("name,args,err", [
+    ("keyctl", (0, 0), errno.EPERM), ("bpf", (0, 0, 0), errno.EPERM),
+    ("perf_event_open", (0, 0, -1, -1, 0), errno.EPERM),
+    ("userfaultfd", (0,), errno.EPERM), ("open_by_handle_at", (-1, 0, 0), errno.EPERM),
+    ("mount", (0, 0, 0, 0, 0), errno.EPERM), ("fsopen", (0, 0), errno.EPERM),
+    ("unshare", (NEWUSER,), errno.EPERM), ("clone3", (0, 0), errno.ENOSYS),
+    ("setns", (-1, NEWUSER), errno.EPERM), ("setns", (-1, 0), errno.EPERM)])
+def test_default_filter_refuses(name, args, err):
+    assert errno_of(name, *args, no_new_privs=True, seccomp="default") == err
+
+
+@pytest.mark.parametrize("name,args", [("keyctl", (0, 0)), ("unshare", (NEWUSER,))])
+def test_without_a_filter_the_same_calls_reach_the_kernel(name, args):
+    # the witness that the refusals above are the filter's: keyctl(0) is EINVAL
+    # (no such operation), unshare(CLONE_NEWUSER) works
+    got = errno_of(name, *args, no_new_privs=True)
+    assert got in ((errno.EOPNOTSUPP, errno.EINVAL) if name == "keyctl" else (0,))
+
+
+def test_default_filter_allows_other_unshares_and_the_payload_runs():
+    assert errno_of("unshare", NEWUTS, namespaces="user", map_root=True, no_new_privs=True,
+                    seccomp="default") == 0
+
+
+def test_the_filter_is_installed_in_the_payload():
+    p = nsfast.spawn(["grep", "^Seccomp", "/proc/self/status"], stdout=nsfast.PIPE,
+                     no_new_privs=True, seccomp="default")
+    out = p.communicate(timeout=30)[0].decode()
+    assert "Seccomp:\t2" in out and "Seccomp_filters:\t1" in out
+
+
+def test_custom_policy_denies_with_its_errno():
+    policy = nsfast.Seccomp(deny=["getpid"], errno=errno.EACCES)
+    assert errno_of("getpid", no_new_privs=True, seccomp=policy) == errno.EACCES
+
+
+def test_allow_list_policy_runs_a_static_program(tmp_path):
+    # default="errno": only execve (always allowed) and what is listed
+    src = tmp_path / "p.c"
+    src.write_text("#include <unistd.h>\n#include <sys/syscall.h>\n"
+                   "int main(void){long r = syscall(SYS_getppid); syscall(SYS_exit_group, r < 0 ? 3 : 4);}\n")
+    subprocess.run(["cc", "-static", "-O", "-o", str(tmp_path / "p"), str(src)], check=True,
+                   timeout=120)
+    allow = ["exit_group", "arch_prctl", "brk", "set_tid_address", "set_robust_list",
+             "rseq", "prlimit64", "readlinkat", "uname", "mprotect", "getrandom"]
+    p = nsfast.spawn([str(tmp_path / "p")], no_new_privs=True,
+                     seccomp=nsfast.Seccomp(default="errno", allow=allow))
+    assert p.wait(timeout=30) == 3   # getppid refused, the rest ran
+
+
+def test_seccomp_without_no_new_privs_is_refused_by_the_kernel_with_a_hint():
+    if os.geteuid() == 0:
+        # root has CAP_SYS_ADMIN: drop it to see the kernel's rule
+        kw = dict(capabilities=[])
+    else:
+        kw = {}
+    with pytest.raises(OSError) as e:
+        nsfast.spawn(["/bin/true"], seccomp="default", **kw)
+    assert e.value.errno == errno.EACCES and "no_new_privs" in str(e.value)
+
+
+@pytest.mark.parametrize("bad,exc", [
+    (dict(default="deny"), ValueError), (dict(deny="keyctl"), TypeError),
+    (dict(allow=["read"], deny=["read"]), ValueError), (dict(errno=0), ValueError)])
+def test_bad_policies(bad, exc):
+    with pytest.raises(exc):
+        nsfast.Seccomp(**bad)
+
+
+def test_unknown_syscall_name_is_a_value_error_before_any_spawn():
+    with pytest.raises(ValueError, match="nosuchcall"):
+        nsfast.spawn(["/bin/true"], seccomp=nsfast.Seccomp(deny=["nosuchcall"]))
+    with pytest.raises(ValueError):
+        nsfast.spawn(["/bin/true"], seccomp="strict")
+
+
+def test_compiled_once_per_policy():
+    a = nsfast.Seccomp(deny=["keyctl"])
+    assert a.bpf() is nsfast.Seccomp(deny=["keyctl"]).bpf()
+
+
+def test_missing_libseccomp_is_a_clear_error_never_an_unfiltered_sandbox():
+    code = ("import nsfast\n"
+            "try:\n nsfast.spawn(['/bin/true'], no_new_privs=True, seccomp='default')\n"
+            "except OSError as e: print('ERR', e)\nelse: print('RAN')\n")
+    env = dict(os.environ, NSFAST_LIBSECCOMP="/nonexistent/libseccomp.so.2")
+    out = subprocess.run([PY, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=60).stdout
+    assert out.startswith("ERR") and "libseccomp2" in out
+
+
+# ---------------------------------------------------------------- max_user_namespaces
+
+def test_max_user_namespaces_is_set_inside_only():
+    p = nsfast.spawn(["cat", "/proc/sys/user/max_user_namespaces"], stdout=nsfast.PIPE,
+                     namespaces="user", map_root=True, max_user_namespaces=0)
+    assert p.communicate(timeout=30)[0] == b"0\n"
+    with open("/proc/sys/user/max_user_namespaces") as f:
+        assert int(f.read()) > 0
+    # and a nested user namespace is refused by it, without any filter
+    assert errno_of("unshare", NEWUSER, namespaces="user", map_root=True,
+                    max_user_namespaces=0) == errno.ENOSPC
+
+
+def test_max_user_namespaces_needs_a_new_user_namespace():
+    with pytest.raises(ValueError, match="user namespace"):
+        nsfast.spawn(["/bin/true"], max_user_namespaces=0)
+
+
+# ---------------------------------------------------------------- confined root
+
+CONFINED = dict(namespaces=NS, map_root=True, mount_proc=True, readonly_root=True,
+                mask_paths=True, readonly_paths=True, minimal_dev=True, tmp_size=8 << 20)
+
+
+def sh(script: str, **options) -> tuple[int, str]:
+    p = nsfast.spawn(["sh", "-c", script], stdout=nsfast.PIPE, stderr=nsfast.STDOUT,
+                     **options)
+    out = p.communicate(timeout=60)[0]
+    return p.returncode, out.decode(errors="replace")
+
+
+def test_confined_root_mounts_as_the_payload_sees_them():
+    code, out = sh("cat /proc/self/mountinfo", **CONFINED)
+    assert code == 0
+    rows = {}
+    for line in out.splitlines():
+        f = line.split()
+        rows[f[4]] = (f[5].split(","), f[f.index("-") + 1], f[3])
+    assert "ro" in rows["/"][0]
+    assert rows["/proc"][1] == "proc"
+    for path in nsfast.confine.READONLY_PATHS:
+        if os.path.exists(path):   # this kernel has it
+            assert "ro" in rows[path][0], path
+    assert rows["/tmp"][1] == "tmpfs" and "rw" in rows["/tmp"][0]
+    assert rows["/dev"][1] == "tmpfs" and rows["/dev/pts"][1] == "devpts"
+    assert rows["/proc/keys"][2] == "/null"   # /dev/null bound over it
+    if os.path.isdir("/sys/firmware"):
+        assert rows["/sys/firmware"][1] == "tmpfs" and "ro" in rows["/sys/firmware"][0]
+    # the host's tree is gone: no staging path, no host /run/... mounts but through /
+    assert not any(m.startswith("/tmp/") for m in rows)
+
+
+def test_confined_root_contents():
+    code, out = sh("echo $(ls /dev); readlink /dev/ptmx /dev/fd /dev/stdin; "
+                   "head -c4 /dev/zero | od -An -tx1; cat /proc/keys | wc -c; "
+                   "ls -A /sys/firmware 2>&1 | wc -l; "
+                   "echo x > /proc/sys/kernel/hostname; echo sys=$?; "
+                   "touch /usr/x; echo ro=$?; dd if=/dev/zero of=/tmp/f bs=1M count=16 "
+                   "2>/dev/null; echo tmp=$?; python3 -c 'import pty,os; m,s=pty.openpty(); "
+                   "print(\"pty\", os.ttyname(s))'", **CONFINED)
+    lines = out.splitlines()
+    assert set(lines[0].split()) == {"fd", "full", "null", "ptmx", "pts", "random", "shm",
+                                     "stderr", "stdin", "stdout", "tty", "urandom", "zero"}
+    assert lines[1:4] == ["pts/ptmx", "/proc/self/fd", "/proc/self/fd/0"]
+    assert lines[4].split() == ["00"] * 4
+    assert lines[5] == "0"          # /proc/keys reads as /dev/null
+    assert lines[6] == "0"          # /sys/firmware empty (or absent)
+    assert "hostname: Read-only file system" in out and "ro=1" in out
+    assert "tmp=1" in out           # 16 MiB do not fit the 8 MiB /tmp
+    assert "pty /dev/pts/0" in out  # the sandbox's own devpts
+
+
+def test_confined_root_with_root_dir(tmp_path):
+    # a root= tree: the host's /usr (and /bin, /lib ... as the host has them)
+    # bound in read-only; /proc, /dev and /tmp made by the confinement
+    root = tmp_path / "root"
+    for d in ("usr", "proc", "dev", "tmp", "sys"):
+        (root / d).mkdir(parents=True)
+    mounts = [nsfast.Bind("/usr", "/usr", readonly=True)]
+    for d in ("bin", "lib", "lib64", "sbin"):
+        host = "/" + d
+        if os.path.islink(host):
+            os.symlink(os.readlink(host), root / d)
+        elif os.path.isdir(host):
+            (root / d).mkdir()
+            mounts.append(nsfast.Bind(host, host, readonly=True))
+    opts = dict(CONFINED, root=str(root), pivot_root=True, mounts=mounts)
+    code, out = sh("ls /; touch /usr/x; echo ro=$?; touch /tmp/x; echo tmp=$?", **opts)
+    assert code == 0, out
+    assert "ro=1" in out and "tmp=0" in out
+    assert "home" not in out.split() and "etc" not in out.split()   # only the given tree
+    assert not os.path.exists(root / "tmp" / "x")   # /tmp is the sandbox's tmpfs
+
+
+@pytest.mark.parametrize("bad", [
+    dict(readonly_root=True),                                   # no mnt ns
+    dict(namespaces="user,mnt", map_root=True, mask_paths=True),   # no proc to mask
+    dict(namespaces="user,mnt,pid", map_root=True, root="/tmp", readonly_root=True),
+    dict(namespaces="user,mnt", map_root=True, tmp_size=-1),
+])
+def test_confinement_option_errors_before_any_syscall(bad):
+    with pytest.raises((ValueError, TypeError)):
+        nsfast.spawn(["/bin/true"], **bad)
