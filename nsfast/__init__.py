@@ -23,14 +23,15 @@ from .pool import NetnsPool
 from .process import Process, reap_dropped
 from .plan import SpawnPlan
 from .spawn import DEVNULL, PIPE, STDOUT, spawn
+from .sandbox import Completed, Sandbox
 from .seccomp import Seccomp
 from .targets import Fd, PidFd
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Bind", "DEVNULL", "Features", "Fd", "Mkdir", "Namespace", "NamespaceInfo", "NetnsPool",
-    "NsType", "OutsideProcess", "PIPE", "PidFd", "Proc", "Process", "STDOUT", "Seccomp", "SpawnPlan",
+    "Bind", "Completed", "DEVNULL", "Features", "Fd", "Mkdir", "Namespace", "NamespaceInfo", "NetnsPool",
+    "NsType", "OutsideProcess", "PIPE", "PidFd", "Proc", "Process", "STDOUT", "Sandbox", "Seccomp", "SpawnPlan",
     "Sysfs", "Tmpfs",
     "enter", "enter_and_exec", "features", "init_namespaces", "list_namespaces", "namespaces",
     "netns", "netnsid", "nsfs_mounts", "pidfd_open", "processes_outside_init", "reap_dropped",

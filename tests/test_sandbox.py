@@ -237,3 +237,101 @@ def test_confined_root_with_root_dir(tmp_path):
 def test_confinement_option_errors_before_any_syscall(bad):
     with pytest.raises((ValueError, TypeError)):
         nsfast.spawn(["/bin/true"], **bad)
+
+
+# ---------------------------------------------------------------- Sandbox
+
+def test_sandbox_defaults_witnessed_from_outside():
+    box = nsfast.Sandbox()
+    p = box.spawn(["sleep", "30"])
+    try:
+        me = os.getpid()
+        for kind in ("user", "mnt", "pid", "uts", "ipc", "cgroup", "net"):
+            deadline = 0
+            while os.readlink(f"/proc/{p.pid}/exe").endswith("python3") and deadline < 1000:
+                deadline += 1
+            assert os.readlink(f"/proc/{p.pid}/ns/{kind}") != os.readlink(f"/proc/{me}/ns/{kind}")
+        status = dict(line.split(":", 1) for line in open(f"/proc/{p.pid}/status"))
+        assert status["NoNewPrivs"].strip() == "1"
+        assert status["Seccomp"].strip() == "2"
+        assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0
+        host_uid = int(status["Uid"].split()[0])
+        if os.geteuid() == 0:
+            assert host_uid == box.lease.start and host_uid != 0
+        else:
+            assert host_uid == os.geteuid()
+        assert os.getsid(p.pid) == p.pid
+        env = open(f"/proc/{p.pid}/environ", "rb").read().split(b"\0")
+        assert sorted(e.split(b"=")[0] for e in env if e) == [b"HOME", b"LANG", b"PATH", b"TERM"]
+    finally:
+        p.kill()
+        p.wait()
+        box.close()
+
+
+def test_sandbox_run_and_loopback():
+    with nsfast.Sandbox() as box:
+        r = box.run(["sh", "-c", "cat; ip -o link | cut -d' ' -f2,9; exit 3"], input=b"in\n",
+                    timeout=60)
+    assert r.returncode == 3 and r.usage is None
+    assert r.stdout == b"in\nlo: UNKNOWN\n"
+
+
+def test_sandbox_run_timeout_kills():
+    with nsfast.Sandbox() as box:
+        with pytest.raises(subprocess.TimeoutExpired):
+            box.run(["sleep", "30"], timeout=0.5)
+
+
+def test_sandbox_closes_inherited_fds():
+    fd = os.open("/etc/hostname", os.O_RDONLY)   # inheritable
+    os.set_inheritable(fd, True)
+    try:
+        with nsfast.Sandbox() as box:
+            r = box.run(["ls", "/proc/self/fd"])
+        assert r.stdout.split() == [b"0", b"1", b"2", b"3"]   # 3: ls's own dir fd
+    finally:
+        os.close(fd)
+
+
+def test_each_default_turns_off_by_name():
+    with nsfast.Sandbox(seccomp=None, no_new_privs=False, readonly_root=False,
+                        allow_nested_userns=True, mask_paths=False, readonly_paths=False,
+                        minimal_dev=False, tmp_size=None, capabilities=None) as box:
+        r = box.run(["sh", "-c", "grep ^Seccomp: /proc/self/status; "
+                     "cat /proc/sys/user/max_user_namespaces; touch /tmp/.nsfast-sbx-probe; "
+                     "echo $?"])
+    lines = r.stdout.decode().split()
+    assert lines[1] == "0" and int(lines[2]) > 0
+    # readonly_root off: / is the host's (still in its own mnt ns, pivoted)
+
+
+def test_two_sandboxes_lease_different_ranges():
+    need_root()
+    a, b = nsfast.Sandbox(), nsfast.Sandbox()
+    try:
+        assert a.lease.start != b.lease.start
+        assert abs(a.lease.start - b.lease.start) >= a.lease.count
+        # another process sees both leased
+        code = ("import nsfast.sandbox as s; l = s.IdLease(); print(l.start)")
+        out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60)
+        assert int(out.stdout) not in (a.lease.start, b.lease.start)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_sandbox_validates_once_before_anything():
+    with pytest.raises(ValueError):
+        nsfast.Sandbox(tmp_size=0)
+    with pytest.raises(NotImplementedError, match="#15"):
+        nsfast.Sandbox(limits={"pids": 10})
+    with pytest.raises(TypeError):
+        nsfast.Sandbox(nosuchoption=1)
+
+
+def test_everything_a_sandbox_does_is_a_spawn_option():
+    with nsfast.Sandbox() as box:
+        opts = box.spawn_options()
+        p = nsfast.spawn(["grep", "^Seccomp:", "/proc/self/status"], stdout=nsfast.PIPE, **opts)
+        assert p.communicate(timeout=30)[0].split() == [b"Seccomp:", b"2"]
