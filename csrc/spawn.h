@@ -93,12 +93,15 @@ enum nsf_mount_kind {
     NSF_MOUNT_TMPFS = 2,
     NSF_MOUNT_PROC = 3,
     NSF_MOUNT_MKDIR = 4,    /* make dst if missing */
-    NSF_MOUNT_PIVOT = 5,    /* pivot_root into src, detach the old root */
+    NSF_MOUNT_PIVOT = 5,    /* pivot_root into src, detach the old root;
+                               flags: NSF_PIVOT_MOUNTED when src is a mount point */
     NSF_MOUNT_SYSFS = 6,
     NSF_MOUNT_FILE = 7,     /* make dst an empty file if missing (a bind target) */
     NSF_MOUNT_SYMLINK = 8,  /* a symlink dst -> src */
     NSF_MOUNT_DEVPTS = 9,   /* a new devpts instance on dst, data its options */
 };
+
+#define NSF_PIVOT_MOUNTED 1
 
 struct nsf_mount_step {
     int kind;

@@ -124,13 +124,17 @@ static long mount_bind(const struct nsf_mount_step *m)
     return nsf_sys5(__NR_mount, 0, m->dst, 0, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, 0);
 }
 
-static long pivot_into(const char *new_root)
+static long pivot_into(const char *new_root, unsigned long flags)
 {
     long r;
-    /* pivot_root wants the new root to be a mount point. */
-    r = nsf_sys5(__NR_mount, new_root, new_root, 0, MS_BIND | MS_REC, 0);
-    if (r < 0)
-        return r;
+    /* pivot_root wants the new root to be a mount point; a confined root
+     * is one already (NSF_PIVOT_MOUNTED), and a second copy of its tree
+     * would cost as much as the first */
+    if (!(flags & NSF_PIVOT_MOUNTED)) {
+        r = nsf_sys5(__NR_mount, new_root, new_root, 0, MS_BIND | MS_REC, 0);
+        if (r < 0)
+            return r;
+    }
     r = nsf_sys1(__NR_chdir, new_root);
     if (r < 0)
         return r;
@@ -166,7 +170,7 @@ static long run_mount_step(const struct nsf_mount_step *m)
         r = nsf_sys2(__NR_mkdir, m->dst, 0755);
         return r == -EEXIST ? 0 : r;
     case NSF_MOUNT_PIVOT:
-        return pivot_into(m->src);
+        return pivot_into(m->src, m->flags);
     case NSF_MOUNT_FILE:
         r = nsf_sys4(__NR_openat, AT_FDCWD, m->dst,
                      O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);

@@ -22,10 +22,11 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence, Union
 
-from .mounts import (_BIND, _MKDIR, MS_NODEV, MS_NOSUID, MS_REC, MS_NOEXEC, _PROC, _TMPFS,
-                     absolute, pivot_step)
+from .mounts import (_BIND, _MKDIR, _PIVOT, MS_NODEV, MS_NOSUID, MS_REC, MS_NOEXEC, _PROC,
+                     _TMPFS, absolute)
 
 _FILE, _SYMLINK, _DEVPTS = 7, 8, 9   # struct nsf_mount_step kinds (csrc/spawn.h)
+_PIVOT_MOUNTED = 1                    # NSF_PIVOT_MOUNTED
 
 # what OCI runtimes (runc, crun) mask and keep read-only by default
 MASKED_PATHS = ("/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -110,7 +111,8 @@ def root_steps(root: Optional[bytes], readonly_root: bool, mount_proc: bool,
             raise ValueError("a confined root takes Bind, Tmpfs, Proc, Mkdir ... mounts; "
                              "it makes its own pivot_root")
         steps.append((kind, readonly, flags, src, inside(dst), data))
-    steps.append(pivot_step(new))
+    # the first bind made `new` a mount point: no second copy of its tree
+    steps.append((_PIVOT, False, _PIVOT_MOUNTED, new, None, None))
     return steps
 
 

@@ -32,6 +32,7 @@ def _act_errno(err: int) -> int:
     return 0x00050000 | (err & 0xFFFF)
 
 
+_FLTATR_CTL_OPTIMIZE = 8   # enum scmp_filter_attr
 # struct scmp_arg_cmp's operators
 _CMP_EQ, _CMP_MASKED_EQ = 4, 7
 _CLONE_NEWUSER = 0x10000000
@@ -171,6 +172,7 @@ def _library():
         lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
                                                ctypes.c_uint, ctypes.POINTER(_ArgCmp)]
         lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
         _lib = lib
     return _lib
 
@@ -201,6 +203,10 @@ def _compile(policy: Seccomp) -> bytes:
     if not ctx:
         raise OSError(_errno.ENOMEM, "seccomp_init failed")
     try:
+        # a binary tree of syscall numbers (libseccomp 2.5+; older ones refuse
+        # the attribute and keep their list): the kernel runs the filter for
+        # every syscall number once when it is installed (its action cache)
+        lib.seccomp_attr_set(ctx, _FLTATR_CTL_OPTIMIZE, 2)
         strict = not policy._builtin
         allow = policy.allow
         if policy.default != "allow":
