@@ -29,6 +29,7 @@ import signal
 import subprocess
 from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
+from . import seccomp as _seccomp
 from .plan import SpawnPlan
 from .spawn import PIPE, spawn
 from .process import Process
@@ -124,7 +125,7 @@ class Sandbox:
                  minimal_dev: bool = True, tmp_size: Optional[int] = TMP_SIZE,
                  mounts: Sequence = (), seccomp: Any = "default",
                  allow_nested_userns: bool = False, hostname: Optional[str] = None,
-                 cwd: Any = "/", limits: Any = None) -> None:
+                 cwd: Any = "/", init: bool = False, limits: Any = None) -> None:
         if limits is not None:
             # the place of issue #15's Limits (pids, memory, wall time)
             raise NotImplementedError("Sandbox(limits=) comes with resource limits "
@@ -154,6 +155,11 @@ class Sandbox:
                 opts["map_current_user"] = True
         if not allow_nested_userns:
             opts["max_user_namespaces"] = 0
+        elif seccomp == "default":
+            opts["seccomp"] = _seccomp.default_policy(nested_userns=True)
+        if init:
+            # csrc/init.c as pid 1: it reaps orphans and forwards signals
+            opts["init"] = True
         self.options = opts
         try:
             SpawnPlan(["/bin/true"], **opts)   # every check spawn makes, now

@@ -90,9 +90,9 @@ class Seccomp:
     allow: tuple = ()
     deny: tuple = ()
     errno: int = _errno.EPERM
-    # the default policy's rules on arguments (new user namespaces, clone3,
-    # TIOCSTI); custom policies take names only
-    _builtin: bool = False
+    # the default policy's rules on arguments (_ARGS: TIOCSTI, and with
+    # _NO_USERNS new user namespaces and clone3); custom policies take names only
+    _builtin: int = 0
 
     def __post_init__(self) -> None:
         if self.default not in DEFAULTS:
@@ -121,12 +121,16 @@ class Seccomp:
         return _compile(self)
 
 
-_DEFAULT = Seccomp(deny=DEFAULT_DENY, _builtin=True)
+_ARGS, _NO_USERNS = 1, 2
+_DEFAULT = Seccomp(deny=DEFAULT_DENY, _builtin=_ARGS | _NO_USERNS)
+_DEFAULT_NESTED = Seccomp(deny=DEFAULT_DENY, _builtin=_ARGS)
 
 
-def default_policy() -> Seccomp:
-    """The default filter (what seccomp="default" means)."""
-    return _DEFAULT
+def default_policy(nested_userns: bool = False) -> Seccomp:
+    """The default filter (what seccomp="default" means); with
+    nested_userns=True it lets the payload make user namespaces (and use
+    clone3), as Sandbox(allow_nested_userns=True) wants."""
+    return _DEFAULT_NESTED if nested_userns else _DEFAULT
 
 
 def resolve(policy: Union[None, str, Seccomp]) -> Optional[Seccomp]:
@@ -220,7 +224,7 @@ def _compile(policy: Seccomp) -> bytes:
             if nr is not None and nr >= 0:
                 _add(lib, ctx, refuse, nr)
         if policy._builtin:
-            _argument_rules(lib, ctx, refuse)
+            _argument_rules(lib, ctx, refuse, bool(policy._builtin & _NO_USERNS))
         r, out = _export(lib, ctx)
         if r < 0:
             raise OSError(-r, f"seccomp_export_bpf: {os.strerror(-r)}")
@@ -229,8 +233,15 @@ def _compile(policy: Seccomp) -> bytes:
         lib.seccomp_release(ctx)
 
 
-def _argument_rules(lib, ctx, refuse: int) -> None:
+def _argument_rules(lib, ctx, refuse: int, no_userns: bool) -> None:
     """The default policy's refusals that look at arguments."""
+    ioctl = _number(lib, "ioctl", True)
+    # typing into the terminal (TIOCSTI) or the console (TIOCLINUX); the
+    # upper 32 bits of the request are ignored by the kernel: compare the low ones
+    for req in (_TIOCSTI, _TIOCLINUX):
+        _add(lib, ctx, refuse, ioctl, (1, _CMP_MASKED_EQ, 0xFFFFFFFF, req))
+    if not no_userns:
+        return
     newuser = (0, _CMP_MASKED_EQ, _CLONE_NEWUSER, _CLONE_NEWUSER)
     for name in ("unshare", "clone"):
         # clone's flags are its first argument on every architecture nsfast builds for
@@ -243,11 +254,6 @@ def _argument_rules(lib, ctx, refuse: int) -> None:
     setns = _number(lib, "setns", True)
     _add(lib, ctx, refuse, setns, (1, _CMP_MASKED_EQ, _CLONE_NEWUSER, _CLONE_NEWUSER))
     _add(lib, ctx, refuse, setns, (1, _CMP_EQ, 0, 0))   # 0: any type, user too
-    # typing into the terminal (TIOCSTI) or the console (TIOCLINUX); the
-    # upper 32 bits of the request are ignored by the kernel: compare the low ones
-    ioctl = _number(lib, "ioctl", True)
-    for req in (_TIOCSTI, _TIOCLINUX):
-        _add(lib, ctx, refuse, ioctl, (1, _CMP_MASKED_EQ, 0xFFFFFFFF, req))
 
 
 def _export(lib, ctx) -> tuple[int, bytes]:

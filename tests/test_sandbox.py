@@ -74,6 +74,23 @@ def test_the_filter_is_installed_in_the_payload():
     assert "Seccomp:\t2" in out and "Seccomp_filters:\t1" in out
 
 
+def test_the_init_program_runs_under_the_default_filter():
+    p = nsfast.spawn(["sh", "-c", "sleep 0.1 & wait; grep ^Seccomp: /proc/1/status"],
+                     stdout=nsfast.PIPE, namespaces="user,pid,mnt", map_root=True,
+                     mount_proc=True, init=True, no_new_privs=True, seccomp="default")
+    assert p.communicate(timeout=30)[0].split() == [b"Seccomp:", b"2"]   # init is filtered
+    assert p.returncode == 0
+
+
+def test_nested_user_namespaces_when_the_sandbox_allows_them():
+    with nsfast.Sandbox(allow_nested_userns=True) as box:
+        r = box.run(["unshare", "-U", "echo", "nested"])
+    assert r.stdout == b"nested\n", r.stderr
+    with nsfast.Sandbox() as box:
+        r = box.run(["unshare", "-U", "echo", "nested"])
+    assert r.returncode != 0 and b"Operation not permitted" in r.stderr
+
+
 def test_custom_policy_denies_with_its_errno():
     policy = nsfast.Seccomp(deny=["getpid"], errno=errno.EACCES)
     assert errno_of("getpid", no_new_privs=True, seccomp=policy) == errno.EACCES
