@@ -19,7 +19,9 @@ new root and enter it with pivot_root, in this order (kernel rules in
 """
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from typing import Optional, Sequence, Union
 
 from .mounts import (_BIND, _MKDIR, _PIVOT, MS_NODEV, MS_NOSUID, MS_REC, MS_NOEXEC, _PROC,
@@ -37,8 +39,38 @@ DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_LINKS = (("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"),
              ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"),
              ("pts/ptmx", "ptmx"))
-# the host's / is bound here when no root= is given: a directory every host has
-HOST_ROOT_STAGING = b"/tmp"
+# the host's / is bound on a directory of nsfast's own when no root= is
+# given: what it covers (in the child's mount namespace only) must not be a
+# source the caller binds from, as /tmp would be
+_staging: dict = {}
+
+
+def staging_dir() -> bytes:
+    """An empty directory of this user's, made once: /run/nsfast/root as
+    root, else nsfast-root-UID in $XDG_RUNTIME_DIR or the temp directory.
+    Checked to be a real directory owned by us (not a link someone else
+    planted in a shared /tmp), since the child resolves it at each step."""
+    uid = os.geteuid()
+    path = _staging.get(uid)
+    if path is not None:
+        return path
+    if uid == 0:
+        name = "/run/nsfast/root"
+    else:
+        import tempfile
+        base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+        name = os.path.join(base, f"nsfast-root-{uid}")
+    os.makedirs(os.path.dirname(name), mode=0o755, exist_ok=True)
+    try:
+        os.mkdir(name, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(name)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid:
+        raise OSError(errno.EEXIST, f"{name} is not a directory of uid {uid}: nsfast stages "
+                      f"the sandbox's root there (remove it)")
+    _staging[uid] = path = os.fsencode(name)
+    return path
 
 
 def _paths(value: Union[bool, Sequence], default: tuple, what: str) -> tuple:
@@ -74,7 +106,7 @@ def root_steps(root: Optional[bytes], readonly_root: bool, mount_proc: bool,
                          "(they confine a fresh /proc)")
     if tmp_size is not None:
         size_opts = _tmpfs_options(tmp_size, 0o1777)   # validates
-    new = (root.rstrip(b"/") or b"/") if root is not None else HOST_ROOT_STAGING
+    new = (root.rstrip(b"/") or b"/") if root is not None else staging_dir()
     seen_from_parent = root.rstrip(b"/") if root is not None else b""
 
     def inside(path: bytes) -> bytes:
@@ -110,6 +142,12 @@ def root_steps(root: Optional[bytes], readonly_root: bool, mount_proc: bool,
         if dst is None:
             raise ValueError("a confined root takes Bind, Tmpfs, Proc, Mkdir ... mounts; "
                              "it makes its own pivot_root")
+        if kind in (_BIND, _TMPFS, _PROC):
+            # the mount point, made if missing: a directory, or a file for a
+            # file's bind (an existing one stays; on the read-only root a
+            # missing one is EROFS)
+            file_bind = kind == _BIND and src is not None and not os.path.isdir(src)
+            steps.append((_FILE if file_bind else _MKDIR, False, 0, None, inside(dst), None))
         steps.append((kind, readonly, flags, src, inside(dst), data))
     # the first bind made `new` a mount point: no second copy of its tree
     steps.append((_PIVOT, False, _PIVOT_MOUNTED, new, None, None))

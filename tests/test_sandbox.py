@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -243,6 +245,23 @@ def test_confined_root_with_root_dir(tmp_path):
     assert "ro=1" in out and "tmp=0" in out
     assert "home" not in out.split() and "etc" not in out.split()   # only the given tree
     assert not os.path.exists(root / "tmp" / "x")   # /tmp is the sandbox's tmpfs
+
+
+def test_caller_mounts_in_a_confined_root_sources_under_the_host_tmp():
+    # the host's / is staged on a directory of nsfast's own, which hides
+    # nothing a caller binds from; mount points are made as needed
+    d = tempfile.mkdtemp(prefix="nsfast-src-", dir="/tmp")
+    try:
+        os.chmod(d, 0o755)
+        with open(os.path.join(d, "f"), "w") as f:
+            f.write("from the host's /tmp\n")
+        os.chmod(os.path.join(d, "f"), 0o644)
+        with nsfast.Sandbox(mounts=[nsfast.Bind(d, "/tmp/in", readonly=True),
+                                    nsfast.Bind(os.path.join(d, "f"), "/tmp/file")]) as box:
+            r = box.run(["cat", "/tmp/in/f", "/tmp/file"])
+        assert r.stdout == b"from the host's /tmp\n" * 2, r.stderr
+    finally:
+        shutil.rmtree(d)
 
 
 @pytest.mark.parametrize("bad", [
