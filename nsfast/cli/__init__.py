@@ -21,6 +21,7 @@ COMMANDS = {
     "ps": "ps",
     "netns": "netns",
     "bench": "bench",
+    "run": "run",
 }
 
 # the sub-commands the C launcher runs itself
@@ -36,6 +37,7 @@ commands:
   ls        list namespaces (lsns(8) flags)
   ps        processes whose namespaces differ from pid 1's
   netns     named network namespaces (ip netns sub-commands), veth pairs
+  run       run a program under nsfast.Sandbox (safe defaults; --config FILE.toml)
   bench     the benchmark suite
 """
 
