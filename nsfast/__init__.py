@@ -30,9 +30,9 @@ from .targets import Fd, PidFd
 __version__ = "0.1.0"
 
 __all__ = [
-    "Bind", "Completed", "DEVNULL", "Features", "Fd", "Mkdir", "Namespace", "NamespaceInfo", "NetnsPool",
-    "NsType", "OutsideProcess", "PIPE", "PidFd", "Proc", "Process", "STDOUT", "Sandbox", "Seccomp", "SpawnPlan",
-    "Sysfs", "Tmpfs",
+    "Bind", "Completed", "DEVNULL", "Features", "Fd", "Mkdir", "Namespace", "NamespaceInfo",
+    "NetnsPool", "NsType", "OutsideProcess", "PIPE", "PidFd", "Proc", "Process", "STDOUT",
+    "Sandbox", "Seccomp", "SpawnPlan", "Sysfs", "Tmpfs",
     "enter", "enter_and_exec", "features", "init_namespaces", "list_namespaces", "namespaces",
     "netns", "netnsid", "nsfs_mounts", "pidfd_open", "processes_outside_init", "reap_dropped",
     "run_in", "setns", "spawn", "unshare",

@@ -102,7 +102,8 @@ def test_allow_list_policy_runs_a_static_program(tmp_path):
     # default="errno": only execve (always allowed) and what is listed
     src = tmp_path / "p.c"
     src.write_text("#include <unistd.h>\n#include <sys/syscall.h>\n"
-                   "int main(void){long r = syscall(SYS_getppid); syscall(SYS_exit_group, r < 0 ? 3 : 4);}\n")
+                   "int main(void){long r = syscall(SYS_getppid);\n"
+                   "syscall(SYS_exit_group, r < 0 ? 3 : 4);}\n")
     subprocess.run(["cc", "-static", "-O", "-o", str(tmp_path / "p"), str(src)], check=True,
                    timeout=120)
     allow = ["exit_group", "arch_prctl", "brk", "set_tid_address", "set_robust_list",
