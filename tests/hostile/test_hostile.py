@@ -93,12 +93,18 @@ def as_nobody(probe_dir):
     setpriv = need_tool("setpriv")
     with open("/proc/sys/user/max_user_namespaces") as f:
         need(int(f.read()) > 0, "user namespaces for unprivileged users")
-    r = subprocess.run([setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                        sys.executable, os.path.join(HERE, "driver.py"), probe_dir,
-                        json.dumps([k.split() for k in EXPECTED])],
-                       capture_output=True, text=True, timeout=300,
-                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-                       cwd="/")
+    # the staging directory of that user (nsfast/confine.py), if this run makes it
+    staging = os.path.join(tempfile.gettempdir(), f"nsfast-root-{NOBODY}")
+    existed = os.path.exists(staging)
+    try:
+        r = subprocess.run([setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                            sys.executable, os.path.join(HERE, "driver.py"), probe_dir,
+                            json.dumps([k.split() for k in EXPECTED])],
+                           capture_output=True, text=True, timeout=300, cwd="/",
+                           env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    finally:
+        if not existed and os.path.isdir(staging):
+            os.rmdir(staging)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
