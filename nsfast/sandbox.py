@@ -116,7 +116,7 @@ class Sandbox:
     >>> box.run(["id", "-u"]).stdout   # doctest: +SKIP
     b'0\\n'
     """
-    def __init__(self, *, namespaces: str = NAMESPACES, loopback: bool = True,
+    def __init__(self, *, namespaces: str = NAMESPACES, loopback: Optional[bool] = None,
                  ids: str = "auto", id_base: int = ID_BASE,
                  no_new_privs: bool = True, capabilities: Optional[Sequence] = (),
                  new_session: bool = True, pdeathsig: Optional[int] = signal.SIGKILL,
@@ -143,6 +143,14 @@ class Sandbox:
             opts.update(root=root, pivot_root=True)
         if hostname is not None:
             opts["hostname"] = hostname
+        kinds = str(namespaces).replace(" ", "").split(",")
+        if loopback is None:   # lo up in a new net namespace, which is the default
+            opts["loopback"] = "net" in kinds
+        if "user" not in kinds:
+            if ids is not None or not allow_nested_userns:
+                raise ValueError("a Sandbox without a new user namespace needs ids=None and "
+                                 "allow_nested_userns=True (its id map and its "
+                                 "max_user_namespaces belong to that namespace)")
         if ids not in ("auto", None):
             raise ValueError("ids takes 'auto' (a leased range as root, your own id "
                              "otherwise) or None (no map)")

@@ -367,6 +367,24 @@ def test_sandbox_validates_once_before_anything():
         nsfast.Sandbox(nosuchoption=1)
 
 
+def test_a_sandbox_without_a_user_namespace_says_what_else_to_turn_off():
+    with pytest.raises(ValueError, match="ids=None and allow_nested_userns=True"):
+        nsfast.Sandbox(namespaces="mnt,pid")
+    with nsfast.Sandbox(namespaces="mnt,pid,uts", ids=None, allow_nested_userns=True) as box:
+        r = box.run(["grep", "^CapEff:", "/proc/self/status"])
+    assert r.stdout.split() == [b"CapEff:", b"0000000000000000"]
+
+
+def test_repeated_spawns_reuse_the_validated_plan():
+    spawn_module = sys.modules["nsfast.spawn"]
+    with nsfast.Sandbox() as box:
+        box.spawn(["/bin/true"]).wait()
+        before = spawn_module.plans_reused()
+        for _ in range(3):
+            assert box.spawn(["/bin/true"]).wait() == 0
+        assert spawn_module.plans_reused() == before + 3
+
+
 def test_everything_a_sandbox_does_is_a_spawn_option():
     with nsfast.Sandbox() as box:
         opts = box.spawn_options()
