@@ -8,7 +8,8 @@ turned off by name: Sandbox(seccomp=None), Sandbox(readonly_root=False) ...
 The defaults:
 - new user, mnt, pid, uts, ipc, cgroup and net namespaces; lo up;
 - ids never the host's root: as root, a range of 65536 host ids leased to
-  this sandbox alone (IdLease); as a user, the user's own id;
+  each running payload alone (IdLease), so that no two payloads, of this
+  box or any other, share a host uid; as a user, the user's own id;
 - no_new_privs, no capabilities, a new session, SIGKILL on the parent's
   death, no fds above 2, a minimal environment;
 - a confined root (nsfast/confine.py): the host's / read-only, a fresh
@@ -27,6 +28,7 @@ import fcntl
 import os
 import signal
 import subprocess
+import threading
 from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 from . import seccomp as _seccomp
@@ -108,6 +110,12 @@ class IdLease:
         self.release()
 
 
+def _ranges(lease: IdLease) -> dict:
+    """The spawn options that map inside ids 0.. onto a lease's host ids."""
+    ranges = ((0, lease.start, lease.count),)
+    return {"uid_map": ranges, "gid_map": ranges}
+
+
 class Sandbox:
     """A confinement policy, validated once; spawn() and run() start payloads
     under it.
@@ -130,7 +138,12 @@ class Sandbox:
             # the place of issue #15's Limits (pids, memory, wall time)
             raise NotImplementedError("Sandbox(limits=) comes with resource limits "
                                       "(nsfast issue #15); pass limits=None for now")
-        self.lease: Optional[IdLease] = None
+        # as root: id ranges, one per running payload (_take_ids)
+        self._id_base: Optional[int] = None
+        self._free: list = []       # leases no payload uses
+        self._busy: list = []       # (Process, lease)
+        self._reclaim = "pid" in str(namespaces).split(",")
+        self._lock = threading.Lock()
         opts: dict = dict(namespaces=namespaces, loopback=loopback, no_new_privs=no_new_privs,
                           new_session=new_session, pdeathsig=pdeathsig, cwd=cwd,
                           env=_Env(ENV if env is None else env), readonly_root=readonly_root,
@@ -156,9 +169,10 @@ class Sandbox:
                              "otherwise) or None (no map)")
         if ids == "auto":
             if os.geteuid() == 0:
-                self.lease = IdLease(id_base)
-                ranges = ((0, self.lease.start, self.lease.count),)
-                opts.update(uid_map=ranges, gid_map=ranges)
+                self._id_base = id_base
+                lease = IdLease(id_base)
+                self._free.append(lease)
+                opts.update(_ranges(lease))
             else:
                 opts["map_current_user"] = True
         if not allow_nested_userns:
@@ -193,9 +207,38 @@ class Sandbox:
                 opts["env"] = _Env(env)
             if pass_fds:
                 opts["pass_fds"] = tuple(pass_fds)
-        proc = spawn(argv, stdin=stdin, stdout=stdout, stderr=stderr, **opts)
-        proc._id_lease = self.lease   # the range stays leased while the process lives
+        if self._id_base is None:
+            return spawn(argv, stdin=stdin, stdout=stdout, stderr=stderr, **opts)
+        lease = self._take_ids()
+        try:
+            proc = spawn(argv, stdin=stdin, stdout=stdout, stderr=stderr,
+                         **{**opts, **_ranges(lease)})
+        except BaseException:
+            with self._lock:
+                self._free.append(lease)
+            raise
+        proc._id_lease = lease   # leased while the Process lives, even past close()
+        with self._lock:
+            self._busy.append((proc, lease))
         return proc
+
+    def _take_ids(self) -> "IdLease":
+        """An id range no running payload uses: one whose payload has ended
+        (with a pid namespace, its end is the end of every process in it), or
+        a new lease.  So two payloads never share a host uid, and a box that
+        runs one payload at a time reuses one range (and its spawn plan)."""
+        with self._lock:
+            if self._reclaim:
+                busy = []
+                for proc, lease in self._busy:
+                    if proc.poll() is None:
+                        busy.append((proc, lease))
+                    else:
+                        self._free.append(lease)
+                self._busy = busy
+            if self._free:
+                return self._free.pop()
+        return IdLease(self._id_base)
 
     def run(self, argv: Sequence, *, input: Optional[bytes] = None,
             timeout: Optional[float] = None) -> Completed:
@@ -213,10 +256,11 @@ class Sandbox:
         return Completed(proc.args, proc.returncode, out, err, None)
 
     def close(self) -> None:
-        """No more spawns.  The id range is given back once the last Process
-        of this sandbox is dropped too (each holds the lease)."""
+        """No more spawns.  The id ranges are given back, each once the
+        Process that uses it is dropped too."""
         self.options = None
-        self.lease = None
+        with self._lock:
+            self._free, self._busy = [], []
 
     def __enter__(self) -> "Sandbox":
         return self

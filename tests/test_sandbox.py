@@ -294,7 +294,7 @@ def test_sandbox_defaults_witnessed_from_outside():
         assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0
         host_uid = int(status["Uid"].split()[0])
         if os.geteuid() == 0:
-            assert host_uid == box.lease.start and host_uid != 0
+            assert host_uid >= nsfast.sandbox.ID_BASE and host_uid == p._id_lease.start
         else:
             assert host_uid == os.geteuid()
         assert os.getsid(p.pid) == p.pid
@@ -343,19 +343,44 @@ def test_each_default_turns_off_by_name():
     # readonly_root off: / is the host's (still in its own mnt ns, pivoted)
 
 
-def test_two_sandboxes_lease_different_ranges():
+def host_uid(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("Uid:")).split()[1])
+
+
+def test_no_two_running_payloads_share_a_host_uid():
     need_root()
     a, b = nsfast.Sandbox(), nsfast.Sandbox()
+    procs = [a.spawn(["sleep", "30"]), a.spawn(["sleep", "30"]), b.spawn(["sleep", "30"])]
     try:
-        assert a.lease.start != b.lease.start
-        assert abs(a.lease.start - b.lease.start) >= a.lease.count
-        # another process sees both leased
-        code = ("import nsfast.sandbox as s; l = s.IdLease(); print(l.start)")
+        uids = [host_uid(p.pid) for p in procs]
+        assert len(set(uids)) == 3 and min(uids) >= nsfast.sandbox.ID_BASE
+        assert all(abs(x - y) >= 65536 for x in uids for y in uids if x != y)
+        # another process leases none of them
+        code = "import nsfast.sandbox as s; print(s.IdLease().start)"
         out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60)
-        assert int(out.stdout) not in (a.lease.start, b.lease.start)
+        assert int(out.stdout) not in uids
     finally:
+        for p in procs:
+            p.kill()
+            p.wait()
         a.close()
         b.close()
+
+
+def test_a_range_is_reused_once_its_payload_has_ended():
+    need_root()
+    with nsfast.Sandbox() as box:
+        first = box.spawn(["sleep", "30"])
+        uid = host_uid(first.pid)
+        first.kill()
+        first.wait()
+        second = box.spawn(["sleep", "30"])
+        try:
+            assert host_uid(second.pid) == uid
+        finally:
+            second.kill()
+            second.wait()
 
 
 def test_sandbox_validates_once_before_anything():
