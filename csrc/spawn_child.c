@@ -172,8 +172,12 @@ static long run_mount_step(const struct nsf_mount_step *m)
     case NSF_MOUNT_PIVOT:
         return pivot_into(m->src, m->flags);
     case NSF_MOUNT_FILE:
+        /* an existing file stays as it is: opening it for writing would be
+         * refused on the read-only root, or by its unmapped owner's mode */
+        if (nsf_sys4(__NR_faccessat, AT_FDCWD, m->dst, F_OK, 0) == 0)
+            return 0;
         r = nsf_sys4(__NR_openat, AT_FDCWD, m->dst,
-                     O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (r >= 0)
             nsf_sys1(__NR_close, r);
         return r == -EEXIST ? 0 : (r < 0 ? r : 0);

@@ -265,6 +265,16 @@ def test_caller_mounts_in_a_confined_root_sources_under_the_host_tmp():
         shutil.rmtree(d)
 
 
+def test_caller_mounts_over_existing_files_and_dirs_of_the_read_only_root():
+    with open("/etc/hostname", "rb") as f:
+        hostname = f.read()
+    target = next(d for d in ("/mnt", "/srv", "/opt") if os.path.isdir(d))
+    with nsfast.Sandbox(mounts=[nsfast.Bind("/etc/hostname", "/etc/hosts", readonly=True),
+                                nsfast.Bind("/etc", target, readonly=True)]) as box:
+        r = box.run(["sh", "-c", f"cat /etc/hosts; test -e {target}/hostname && echo dir"])
+    assert r.stdout == hostname + b"dir\n", r.stderr
+
+
 @pytest.mark.parametrize("bad", [
     dict(readonly_root=True),                                   # no mnt ns
     dict(namespaces="user,mnt", map_root=True, mask_paths=True),   # no proc to mask
