@@ -98,7 +98,8 @@ enum nsf_mount_kind {
     NSF_MOUNT_SYSFS = 6,
     NSF_MOUNT_FILE = 7,     /* make dst an empty file if missing (a bind target) */
     NSF_MOUNT_SYMLINK = 8,  /* a symlink dst -> src */
-    NSF_MOUNT_DEVPTS = 9,   /* a new devpts instance on dst, data its options */
+    NSF_MOUNT_FS = 9,       /* a new filesystem of type src (devpts, overlay)
+                               on dst, data its options */
 };
 
 #define NSF_PIVOT_MOUNTED 1

@@ -184,9 +184,8 @@ static long run_mount_step(const struct nsf_mount_step *m)
     case NSF_MOUNT_SYMLINK:
         r = nsf_sys3(__NR_symlinkat, m->src, AT_FDCWD, m->dst);
         return r == -EEXIST ? 0 : r;
-    case NSF_MOUNT_DEVPTS:
-        /* newinstance: the payload's ptys are its own, not the host's */
-        return nsf_sys5(__NR_mount, "devpts", m->dst, "devpts", m->flags, m->data);
+    case NSF_MOUNT_FS:
+        return nsf_sys5(__NR_mount, m->src, m->dst, m->src, m->flags, m->data);
     }
     return -EINVAL;
 }

@@ -27,7 +27,7 @@ from typing import Optional, Sequence, Union
 from .mounts import (_BIND, _MKDIR, _PIVOT, MS_NODEV, MS_NOSUID, MS_REC, MS_NOEXEC, _PROC,
                      _TMPFS, absolute)
 
-_FILE, _SYMLINK, _DEVPTS = 7, 8, 9   # struct nsf_mount_step kinds (csrc/spawn.h)
+_FILE, _SYMLINK, _FS = 7, 8, 9   # struct nsf_mount_step kinds (csrc/spawn.h)
 _PIVOT_MOUNTED = 1                    # NSF_PIVOT_MOUNTED
 
 # what OCI runtimes (runc, crun) mask and keep read-only by default
@@ -83,15 +83,39 @@ def _paths(value: Union[bool, Sequence], default: tuple, what: str) -> tuple:
     return tuple(absolute(p, what) for p in value)
 
 
-def wanted(readonly_root, mask_paths, readonly_paths, minimal_dev, tmp_size) -> bool:
+def wanted(readonly_root, mask_paths, readonly_paths, minimal_dev, tmp_size,
+           overlay=None) -> bool:
     """Whether any confinement option asks for a confined root."""
     return bool(readonly_root or mask_paths or readonly_paths or minimal_dev
-                or tmp_size is not None)
+                or tmp_size is not None or overlay)
+
+
+OVERLAY_SIZE = 64 << 20
+
+
+def _overlay_steps(lower: bytes, size: int) -> tuple[bytes, list]:
+    """(the merged root, its steps): a tmpfs of `size` on the staging
+    directory holds the upper layer and the merged mount point; lower is
+    the read-only layer (only its own filesystem: overlayfs does not cross
+    the mounts below it)."""
+    from .mounts import _tmpfs_options
+    if b"," in lower or b":" in lower or b"\\" in lower:
+        raise ValueError("an overlay's lower directory cannot hold ',', ':' or '\\'")
+    stage = staging_dir()
+    merged = stage + b"/root"
+    steps = [(_TMPFS, False, MS_NOSUID | MS_NODEV, b"tmpfs", stage, _tmpfs_options(size, 0o755))]
+    for d in (b"/upper", b"/work", b"/root"):
+        steps.append((_MKDIR, False, 0, None, stage + d, None))
+    # userxattr: the only xattrs an overlay in a user namespace may write
+    data = b"lowerdir=" + lower + b",upperdir=" + stage + b"/upper,workdir=" + stage + \
+        b"/work,userxattr"
+    steps.append((_FS, False, MS_NOSUID, b"overlay", merged, data))
+    return merged, steps
 
 
 def root_steps(root: Optional[bytes], readonly_root: bool, mount_proc: bool,
                mask_paths, readonly_paths, minimal_dev: bool, tmp_size: Optional[int],
-               user_steps: Sequence[tuple]) -> list:
+               user_steps: Sequence[tuple], overlay: Union[None, bool, int] = None) -> list:
     """The mount steps of a confined root, ending with its pivot_root.
 
     root: root= (bytes) or None for the host's /.  user_steps: the caller's
@@ -108,6 +132,19 @@ def root_steps(root: Optional[bytes], readonly_root: bool, mount_proc: bool,
         size_opts = _tmpfs_options(tmp_size, 0o1777)   # validates
     new = (root.rstrip(b"/") or b"/") if root is not None else staging_dir()
     seen_from_parent = root.rstrip(b"/") if root is not None else b""
+    if overlay:
+        if root is None:
+            # overlayfs clones its lower layer's mount, which the kernel
+            # refuses in a user namespace when locked mounts lie below it, as
+            # they do below the host's / ("failed to clone lowerpath")
+            raise ValueError("overlay needs root=DIR (a tree without mounts below it): "
+                             "the host's / has mounts below it that a user namespace "
+                             "cannot leave out")
+        size = OVERLAY_SIZE if overlay is True else overlay
+        new, steps = _overlay_steps(root, size)
+    else:
+        steps = [(_BIND, bool(readonly_root), MS_REC, root if root is not None else b"/",
+                  new, None)]
 
     def inside(path: bytes) -> bytes:
         return new + path
@@ -117,8 +154,6 @@ def root_steps(root: Optional[bytes], readonly_root: bool, mount_proc: bool,
         fresh proc of this same kernel, anything else is in the root."""
         return path if path.startswith(b"/proc/") else seen_from_parent + path
 
-    steps: list = [(_BIND, bool(readonly_root), MS_REC, root if root is not None else b"/",
-                    new, None)]
     if mount_proc:
         steps.append((_PROC, False, 0, b"proc", inside(b"/proc"), None))
     for p in masked:
@@ -163,8 +198,9 @@ def _dev_steps(dev: bytes) -> list:
         steps.append((_FILE, False, 0, None, target, None))
         steps.append((_BIND, False, 0, b"/dev/" + name.encode(), target, None))
     steps.append((_MKDIR, False, 0, None, dev + b"/pts", None))
-    # no gid=5: the tty group is rarely mapped in the sandbox (EINVAL then)
-    steps.append((_DEVPTS, False, MS_NOSUID | MS_NOEXEC, b"devpts", dev + b"/pts",
+    # newinstance: the payload's ptys are its own; no gid=5: the tty group is
+    # rarely mapped in the sandbox (EINVAL then)
+    steps.append((_FS, False, MS_NOSUID | MS_NOEXEC, b"devpts", dev + b"/pts",
                   b"newinstance,ptmxmode=0666,mode=0620"))
     steps.append((_MKDIR, False, 0, None, dev + b"/shm", None))
     steps.append((_TMPFS, False, MS_NOSUID | MS_NODEV, b"tmpfs", dev + b"/shm", b"mode=1777"))

@@ -397,7 +397,7 @@ class SpawnPlan:
                  max_user_namespaces: Optional[int] = None,
                  readonly_root: bool = False, mask_paths: Union[bool, Sequence] = False,
                  readonly_paths: Union[bool, Sequence] = False, minimal_dev: bool = False,
-                 tmp_size: Optional[int] = None,
+                 tmp_size: Optional[int] = None, overlay: Union[None, bool, int] = None,
                  on_created: Optional[Callable[[int], None]] = None) -> None:
         spec = ChildSpec()
         # ---- argv, program, env, cwd
@@ -456,11 +456,15 @@ class SpawnPlan:
             steps.extend(m.as_steps())
         if (steps or pivot_root) and not new & _MNT:
             raise ValueError("mounts and pivot_root need a new mnt namespace")
-        if confine.wanted(readonly_root, mask_paths, readonly_paths, minimal_dev, tmp_size):
+        if overlay is not None and (isinstance(overlay, bool) is False and (
+                not isinstance(overlay, int) or overlay <= 0)):
+            raise ValueError("overlay is True or the upper layer's size in bytes")
+        if confine.wanted(readonly_root, mask_paths, readonly_paths, minimal_dev, tmp_size,
+                          overlay):
             # a confined root (nsfast/confine.py): built, then entered with pivot_root
             if not new & _MNT:
-                raise ValueError("readonly_root, mask_paths, readonly_paths, minimal_dev and "
-                                 "tmp_size need a new mnt namespace")
+                raise ValueError("readonly_root, mask_paths, readonly_paths, minimal_dev, "
+                                 "tmp_size and overlay need a new mnt namespace")
             if mount_proc and not new & _PID:
                 raise ValueError("mount_proc needs new mnt and pid namespaces")
             if root is not None and not pivot_root:
@@ -470,7 +474,8 @@ class SpawnPlan:
                 raise ValueError("a confined root mounts its proc on /proc")
             steps = confine.root_steps(None if root is None else absolute(root, "root"),
                                        readonly_root, bool(mount_proc), mask_paths,
-                                       readonly_paths, minimal_dev, tmp_size, steps)
+                                       readonly_paths, minimal_dev, tmp_size, steps,
+                                       overlay)
             spec.proc_target = None
             root = pivot_root = None
         if root is not None:

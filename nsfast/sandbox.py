@@ -133,7 +133,8 @@ class Sandbox:
                  minimal_dev: bool = True, tmp_size: Optional[int] = TMP_SIZE,
                  mounts: Sequence = (), seccomp: Any = "default",
                  allow_nested_userns: bool = False, hostname: Optional[str] = None,
-                 cwd: Any = "/", init: bool = False, limits: Any = None) -> None:
+                 cwd: Any = "/", init: bool = False, overlay: Any = None,
+                 limits: Any = None) -> None:
         if limits is not None:
             # the place of issue #15's Limits (pids, memory, wall time)
             raise NotImplementedError("Sandbox(limits=) comes with resource limits "
@@ -154,6 +155,9 @@ class Sandbox:
             opts["capabilities"] = tuple(capabilities)
         if root is not None:
             opts.update(root=root, pivot_root=True)
+        if overlay:
+            # a writable tmpfs layer (True: 64 MiB, or a size) over root=
+            opts["overlay"] = overlay
         if hostname is not None:
             opts["hostname"] = hostname
         kinds = str(namespaces).replace(" ", "").split(",")

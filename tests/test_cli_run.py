@@ -94,3 +94,8 @@ def test_meta_and_timeout(tmp_path):
                                             "usage": None}
     run_cli("run", "--meta", str(meta), "--", "true", check=True)
     assert json.loads(meta.read_text())["returncode"] == 0
+
+
+def test_overlay_needs_a_root(tmp_path):
+    r = run_cli("run", "--overlay", "--", "true")
+    assert r.returncode == 1 and b"root=DIR" in r.stderr and r.stderr.count(b"\n") == 1

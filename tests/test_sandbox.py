@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -273,6 +274,44 @@ def test_caller_mounts_over_existing_files_and_dirs_of_the_read_only_root():
                                 nsfast.Bind("/etc", target, readonly=True)]) as box:
         r = box.run(["sh", "-c", f"cat /etc/hosts; test -e {target}/hostname && echo dir"])
     assert r.stdout == hostname + b"dir\n", r.stderr
+
+
+@pytest.fixture
+def open_dir():
+    """A directory the sandbox's range-mapped ids may enter (pytest's
+    tmp_path lies below root's 0700 directory)."""
+    d = tempfile.mkdtemp(prefix="nsfast-tree-", dir="/var/tmp")
+    os.chmod(d, 0o755)
+    yield pathlib.Path(d)
+    shutil.rmtree(d)
+
+
+def test_overlay_over_a_root_dir_takes_writes_and_keeps_them_off_the_tree(open_dir):
+    root = open_dir / "root"
+    for d in ("usr", "proc", "dev", "tmp", "etc"):
+        (root / d).mkdir(parents=True)
+    (root / "etc" / "motd").write_text("lower\n")
+    # the tree is the host root's, unmapped in the sandbox: new files go where
+    # "other" may write and nothing needs a copy-up (an unmapped owner's file
+    # or directory cannot be copied up: EOVERFLOW; a tree to change belongs
+    # to the mapped ids)
+    os.chmod(root, 0o777)
+    for d in ("bin", "lib", "lib64", "sbin"):
+        if os.path.islink("/" + d):
+            os.symlink(os.readlink("/" + d), root / d)
+    with nsfast.Sandbox(root=str(root), overlay=1 << 20,
+                        mounts=[nsfast.Bind("/usr", "/usr", readonly=True)]) as box:
+        r = box.run(["sh", "-c", "cat /etc/motd; echo upper > /f; cat /f; "
+                     "mkdir /new; head -c 2000000 /dev/zero > /new/big; echo big=$?"])
+    assert r.stdout.decode().split() == ["lower", "upper", "big=1"], r.stderr
+    assert b"No space left" in r.stderr   # the upper layer's 1 MiB
+    assert (root / "etc" / "motd").read_text() == "lower\n"   # the tree is untouched
+    assert not (root / "new").exists() and not (root / "f").exists()
+
+
+def test_overlay_needs_a_root_dir():
+    with pytest.raises(ValueError, match="root=DIR"):
+        nsfast.Sandbox(overlay=True)
 
 
 @pytest.mark.parametrize("bad", [

@@ -6,7 +6,7 @@ The TOML file holds the keys of the Python options (Sandbox(**policy)):
 namespaces, loopback, ids, id_base, no_new_privs, capabilities,
 new_session, env, root, readonly_root, mount_proc, mask_paths,
 readonly_paths, minimal_dev, tmp_size, mounts, seccomp,
-allow_nested_userns, hostname, cwd, init, limits.  Flags given on the
+allow_nested_userns, hostname, cwd, init, overlay, limits.  Flags given on the
 command line win over the file.  Both are checked before anything is
 touched: an unknown key is an error.  The exit status is the payload's
 (128+N for a signal N); --meta writes its return code and usage as JSON
@@ -52,8 +52,8 @@ def build_parser(prog: str) -> Parser:
     p.add_argument("--ro-bind", nargs=2, action="append", default=[], metavar=("SRC", "DST"))
     p.add_argument("--tmpfs", action="append", default=[], metavar="DST[:SIZE]")
     p.add_argument("--root", metavar="DIR", help="this tree as /, instead of the host's")
-    p.add_argument("--overlay", action="store_true",
-                   help="a writable tmpfs over the read-only root (not yet)")
+    p.add_argument("--overlay", nargs="?", const="64M", metavar="SIZE",
+                   help="a writable tmpfs layer of SIZE (64M) over the --root tree")
     p.add_argument("--net", choices=("none", "loopback", "host"),
                    help="a new net namespace without (none) or with lo up (loopback, the "
                         "default), or the host's")
@@ -138,7 +138,7 @@ def policy(args) -> dict:
     if mounts:
         opts["mounts"] = mounts
     if args.overlay:
-        raise UsageError("--overlay is not implemented yet")
+        opts["overlay"] = size(args.overlay)
     if args.root:
         opts["root"] = os.path.abspath(args.root)
     if args.net == "none":
