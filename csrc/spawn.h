@@ -30,6 +30,7 @@ enum nsf_step {
     NSF_STEP_HOSTNAME,
     NSF_STEP_DOMAINNAME,
     NSF_STEP_PROPAGATION,
+    NSF_STEP_SYSCTL,        /* op: s = a /proc/sys path, a = the number written */
     NSF_STEP_MOUNT,         /* index = position in the mount list */
     NSF_STEP_LOOPBACK,
     NSF_STEP_ROOT,
@@ -42,6 +43,8 @@ enum nsf_step {
     NSF_STEP_NO_NEW_PRIVS,
     NSF_STEP_UMASK,         /* op: a = the mask */
     NSF_STEP_RLIMITS,       /* op each: a = resource, b = soft, c = hard (-1: infinity) */
+    NSF_STEP_SECCOMP,       /* op: s = a BPF program of a instructions, installed
+                               by before_exec as the last thing before exec */
     NSF_STEP_INIT,
     NSF_STEP_EXEC,          /* index = position in the exec path list */
     /* names only: what the two ids rows report */
@@ -91,9 +94,16 @@ enum nsf_mount_kind {
     NSF_MOUNT_TMPFS = 2,
     NSF_MOUNT_PROC = 3,
     NSF_MOUNT_MKDIR = 4,    /* make dst if missing */
-    NSF_MOUNT_PIVOT = 5,    /* pivot_root into src, detach the old root */
+    NSF_MOUNT_PIVOT = 5,    /* pivot_root into src, detach the old root;
+                               flags: NSF_PIVOT_MOUNTED when src is a mount point */
     NSF_MOUNT_SYSFS = 6,
+    NSF_MOUNT_FILE = 7,     /* make dst an empty file if missing (a bind target) */
+    NSF_MOUNT_SYMLINK = 8,  /* a symlink dst -> src */
+    NSF_MOUNT_FS = 9,       /* a new filesystem of type src (devpts, overlay)
+                               on dst, data its options */
 };
+
+#define NSF_PIVOT_MOUNTED 1
 
 struct nsf_mount_step {
     int kind;

@@ -124,13 +124,17 @@ static long mount_bind(const struct nsf_mount_step *m)
     return nsf_sys5(__NR_mount, 0, m->dst, 0, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, 0);
 }
 
-static long pivot_into(const char *new_root)
+static long pivot_into(const char *new_root, unsigned long flags)
 {
     long r;
-    /* pivot_root wants the new root to be a mount point. */
-    r = nsf_sys5(__NR_mount, new_root, new_root, 0, MS_BIND | MS_REC, 0);
-    if (r < 0)
-        return r;
+    /* pivot_root wants the new root to be a mount point; a confined root
+     * is one already (NSF_PIVOT_MOUNTED), and a second copy of its tree
+     * would cost as much as the first */
+    if (!(flags & NSF_PIVOT_MOUNTED)) {
+        r = nsf_sys5(__NR_mount, new_root, new_root, 0, MS_BIND | MS_REC, 0);
+        if (r < 0)
+            return r;
+    }
     r = nsf_sys1(__NR_chdir, new_root);
     if (r < 0)
         return r;
@@ -166,7 +170,22 @@ static long run_mount_step(const struct nsf_mount_step *m)
         r = nsf_sys2(__NR_mkdir, m->dst, 0755);
         return r == -EEXIST ? 0 : r;
     case NSF_MOUNT_PIVOT:
-        return pivot_into(m->src);
+        return pivot_into(m->src, m->flags);
+    case NSF_MOUNT_FILE:
+        /* an existing file stays as it is: opening it for writing would be
+         * refused on the read-only root, or by its unmapped owner's mode */
+        if (nsf_sys4(__NR_faccessat, AT_FDCWD, m->dst, F_OK, 0) == 0)
+            return 0;
+        r = nsf_sys4(__NR_openat, AT_FDCWD, m->dst,
+                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (r >= 0)
+            nsf_sys1(__NR_close, r);
+        return r == -EEXIST ? 0 : (r < 0 ? r : 0);
+    case NSF_MOUNT_SYMLINK:
+        r = nsf_sys3(__NR_symlinkat, m->src, AT_FDCWD, m->dst);
+        return r == -EEXIST ? 0 : r;
+    case NSF_MOUNT_FS:
+        return nsf_sys5(__NR_mount, m->src, m->dst, m->src, m->flags, m->data);
     }
     return -EINVAL;
 }
@@ -424,6 +443,45 @@ static void op_rlimit(const struct nsf_child_ctx *st, const struct nsf_op *op)
     CHECK(nsf_sys4(__NR_prlimit64, 0, op->a, lim, 0), NSF_STEP_RLIMITS, (int)op->a);
 }
 
+/* A number written into a /proc/sys file from inside the new user
+ * namespace: the per-namespace sysctls (user.max_user_namespaces) are those
+ * of the writer's user namespace, whatever proc mount it goes through. */
+static void op_sysctl(const struct nsf_child_ctx *st, const struct nsf_op *op)
+{
+    char text[24];
+    int n = 0;
+    unsigned long long v = op->a < 0 ? 0 : (unsigned long long)op->a;
+    char digits[24];
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) && n < 20);
+    for (int i = 0; i < n; i++)
+        text[i] = digits[n - 1 - i];
+    text[n++] = '\n';
+    long fd = nsf_sys4(__NR_openat, AT_FDCWD, op->s, O_WRONLY | O_CLOEXEC, 0);
+    CHECK(fd, NSF_STEP_SYSCTL, 0);
+    long r = nsf_sys3(__NR_write, fd, text, n);
+    nsf_sys1(__NR_close, fd);
+    CHECK(r, NSF_STEP_SYSCTL, 0);
+}
+
+/* seccomp(SET_MODE_FILTER) with the program of a seccomp op, if any: after
+ * it the child makes only the calls of before_exec and the exec, which the
+ * filter must allow (nsfast.Seccomp adds execve and execveat to custom ones). */
+static void install_seccomp(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
+    for (int k = 0; k < sp->n_ops; k++) {
+        if (sp->ops[k].step != NSF_STEP_SECCOMP)
+            continue;
+        struct {
+            unsigned short len;
+            const void *filter;
+        } prog = {(unsigned short)sp->ops[k].a, sp->ops[k].s};
+        CHECK(nsf_sys3(__NR_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0, &prog),
+              NSF_STEP_SECCOMP, k);
+    }
+}
+
 static void set_pdeathsig(const struct nsf_child_ctx *st, const struct nsf_spawn *sp);
 
 /* The last thing before exec.  Every credential change (a joined user
@@ -446,6 +504,7 @@ static void before_exec(const struct nsf_child_ctx *st, const struct nsf_spawn *
         }
     }
     restore_signal_mask(st);
+    install_seccomp(st, sp);
 }
 
 /* pid 1 of a new pid namespace is a program of its own (csrc/init.c), exec'd
@@ -494,6 +553,7 @@ static const struct step_row steps[NSF_STEP_COUNT] = {
     [NSF_STEP_DOMAINNAME] = {{"domainname", "setting domainname", 0, 0}, step_domainname, 0},
     [NSF_STEP_PROPAGATION] = {{"propagation", "changing the propagation of /", 0, 0},
                               step_propagation, 0},
+    [NSF_STEP_SYSCTL] = {{"sysctl", "writing a sysctl", 0, 0}, 0, op_sysctl},
     [NSF_STEP_MOUNT] = {{"mount", "mount step %s", 0, 0}, step_mounts, 0},
     [NSF_STEP_LOOPBACK] = {{"loopback", "bringing lo up", 0, 0}, step_loopback, 0},
     [NSF_STEP_ROOT] = {{"root", 0, 0, 0}, step_root, 0},
@@ -510,6 +570,8 @@ static const struct step_row steps[NSF_STEP_COUNT] = {
     [NSF_STEP_UMASK] = {{"umask", "setting the umask", 0, 0}, 0, op_umask},
     [NSF_STEP_RLIMITS] = {{"rlimits", "setting rlimit %s", EPERM,
                            "raising a hard limit needs CAP_SYS_RESOURCE"}, 0, op_rlimit},
+    [NSF_STEP_SECCOMP] = {{"seccomp", "installing the seccomp filter", EACCES,
+                           "seccomp needs no_new_privs=True (or CAP_SYS_ADMIN)"}, 0, 0},
     [NSF_STEP_INIT] = {{"init", "starting the init program", 0, 0}, step_init, 0},
     [NSF_STEP_EXEC] = {{"exec", 0, 0, 0}, step_exec, 0},
     [NSF_STEP_GROUPS] = {{"groups", "groups(%s)", EINVAL, ID_HINT}, 0, 0},

@@ -24,14 +24,16 @@ from .pool import NetnsPool
 from .process import Process, reap_dropped
 from .plan import SpawnPlan
 from .spawn import DEVNULL, PIPE, STDOUT, spawn
+from .sandbox import Completed, Sandbox
+from .seccomp import Seccomp
 from .targets import Fd, PidFd
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Bind", "DEVNULL", "Features", "Fd", "KindMismatch", "Limits", "Mkdir", "Namespace", "NamespaceInfo", "NetnsPool",
-    "NsType", "OutsideProcess", "PIPE", "PidFd", "Proc", "Process", "STDOUT", "SpawnPlan",
-    "Sysfs", "Tmpfs", "Usage",
+    "Bind", "Completed", "DEVNULL", "Features", "Fd", "KindMismatch", "Limits", "Mkdir",
+    "Namespace", "NamespaceInfo", "NetnsPool", "NsType", "OutsideProcess", "PIPE", "PidFd",
+    "Proc", "Process", "STDOUT", "Sandbox", "Seccomp", "SpawnPlan", "Sysfs", "Tmpfs", "Usage",
     "enter", "enter_and_exec", "features", "init_namespaces", "list_namespaces", "namespaces",
     "netns", "netnsid", "nsfs_mounts", "pidfd_open", "processes_outside_init", "reap_dropped",
     "run_in", "setns", "spawn", "unshare",

@@ -14,7 +14,7 @@ import os
 import signal
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
-from . import _core, idmap
+from . import _core, confine, idmap, seccomp as _seccomp
 from .features import features
 from .flags import KindsLike, NsType
 from .handles import check_fd
@@ -395,6 +395,11 @@ class SpawnPlan:
                  root_fd: Optional[int] = None, cwd_fd: Optional[int] = None,
                  fork_for_pid: bool = True, umask: Optional[int] = None,
                  limits: Optional[Limits] = None,
+                 seccomp: Union[None, str, "_seccomp.Seccomp"] = None,
+                 max_user_namespaces: Optional[int] = None,
+                 readonly_root: bool = False, mask_paths: Union[bool, Sequence] = False,
+                 readonly_paths: Union[bool, Sequence] = False, minimal_dev: bool = False,
+                 tmp_size: Optional[int] = None, overlay: Union[None, bool, int] = None,
                  on_created: Optional[Callable[[int], None]] = None) -> None:
         spec = ChildSpec()
         # ---- argv, program, env, cwd
@@ -453,6 +458,28 @@ class SpawnPlan:
             steps.extend(m.as_steps())
         if (steps or pivot_root) and not new & _MNT:
             raise ValueError("mounts and pivot_root need a new mnt namespace")
+        if overlay is not None and (isinstance(overlay, bool) is False and (
+                not isinstance(overlay, int) or overlay <= 0)):
+            raise ValueError("overlay is True or the upper layer's size in bytes")
+        if confine.wanted(readonly_root, mask_paths, readonly_paths, minimal_dev, tmp_size,
+                          overlay):
+            # a confined root (nsfast/confine.py): built, then entered with pivot_root
+            if not new & _MNT:
+                raise ValueError("readonly_root, mask_paths, readonly_paths, minimal_dev, "
+                                 "tmp_size and overlay need a new mnt namespace")
+            if mount_proc and not new & _PID:
+                raise ValueError("mount_proc needs new mnt and pid namespaces")
+            if root is not None and not pivot_root:
+                raise ValueError("a confined root is entered with pivot_root: "
+                                 "give pivot_root=True with root=")
+            if mount_proc not in (True, False, "/proc"):
+                raise ValueError("a confined root mounts its proc on /proc")
+            steps = confine.root_steps(None if root is None else absolute(root, "root"),
+                                       readonly_root, bool(mount_proc), mask_paths,
+                                       readonly_paths, minimal_dev, tmp_size, steps,
+                                       overlay)
+            spec.proc_target = None
+            root = pivot_root = None
         if root is not None:
             rootb = absolute(root, "root")
             if pivot_root:
@@ -525,6 +552,21 @@ class SpawnPlan:
                                  "cgroup: they cannot be combined with cgroup=")
             spec.ops = (*spec.ops, *(("rlimits", res, soft, hard, None)
                                      for res, soft, hard in limits.rlimits()))
+        if max_user_namespaces is not None:
+            if isinstance(max_user_namespaces, bool) or not isinstance(max_user_namespaces, int):
+                raise TypeError("max_user_namespaces is an int")
+            if not 0 <= max_user_namespaces < 2**31:
+                raise ValueError(f"max_user_namespaces {max_user_namespaces} is out of range")
+            if not new & _USER:
+                raise ValueError("max_user_namespaces needs a new user namespace (it is a "
+                                 "sysctl of the user namespace)")
+            # written by the child inside its user namespace, before the mounts
+            spec.ops = (*spec.ops, ("sysctl", max_user_namespaces, 0, 0,
+                                    b"/proc/sys/user/max_user_namespaces"))
+        policy = _seccomp.resolve(seccomp)
+        if policy is not None:
+            bpf = policy.bpf()
+            spec.ops = (*spec.ops, ("seccomp", len(bpf) // 8, 0, 0, bpf))
         if not features.close_range:
             # only the close loop of kernels before 5.9 needs the bound
             try:

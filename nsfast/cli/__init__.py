@@ -22,6 +22,7 @@ COMMANDS = {
     "netns": "netns",
     "bench": "bench",
     "gc": "gc",
+    "run": "run",
 }
 
 # the sub-commands the C launcher runs itself
@@ -37,6 +38,7 @@ commands:
   ls        list namespaces (lsns(8) flags)
   ps        processes whose namespaces differ from pid 1's
   netns     named network namespaces (ip netns sub-commands), veth pairs
+  run       run a program under nsfast.Sandbox (safe defaults; --config FILE.toml)
   bench     the benchmark suite
   gc        remove the cgroups of sandboxes whose owner is gone
 """

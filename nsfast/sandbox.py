@@ -1,0 +1,273 @@
+"""nsfast.Sandbox: spawn with a policy that is safe by default.
+
+A Sandbox holds a policy, validated once, and adds safe defaults to
+nsfast.spawn: every option it sets is a spawn option, so nothing here is
+out of spawn's reach (Sandbox.spawn_options() shows them).  Each default is
+turned off by name: Sandbox(seccomp=None), Sandbox(readonly_root=False) ...
+
+The defaults:
+- new user, mnt, pid, uts, ipc, cgroup and net namespaces; lo up;
+- ids never the host's root: as root, a range of 65536 host ids leased to
+  each running payload alone (IdLease), so that no two payloads, of this
+  box or any other, share a host uid; as a user, the user's own id;
+- no_new_privs, no capabilities, a new session, SIGKILL on the parent's
+  death, no fds above 2, a minimal environment;
+- a confined root (nsfast/confine.py): the host's / read-only, a fresh
+  /proc with the OCI masked and read-only paths, a minimal /dev, a 64 MiB
+  /tmp;
+- the default seccomp filter (nsfast/seccomp.py), and no nested user
+  namespaces (max_user_namespaces 0 inside, as bwrap --disable-userns).
+
+limits= is the place of the resource limits (issue #15); until they land
+only limits=None is taken, and Completed.usage is None.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import subprocess
+import threading
+from typing import Any, Mapping, NamedTuple, Optional, Sequence
+
+from . import seccomp as _seccomp
+from .plan import SpawnPlan
+from .spawn import PIPE, spawn
+from .process import Process
+
+NAMESPACES = "user,mnt,pid,uts,ipc,cgroup,net"
+ENV = (("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+       ("HOME", "/"), ("LANG", "C.UTF-8"), ("TERM", "dumb"))
+ID_BASE = 1 << 30          # host ids leased to sandboxes start here
+ID_COUNT = 65536           # ids a sandbox gets
+LEASE_DIR = "/run/nsfast/idleases"
+TMP_SIZE = 64 << 20
+
+
+class Completed(NamedTuple):
+    """What Sandbox.run returns.  usage is None until resource accounting
+    (issue #15) lands."""
+    args: Sequence
+    returncode: int
+    stdout: Optional[bytes]
+    stderr: Optional[bytes]
+    usage: Any = None
+
+
+class _Env(dict):
+    """The sandbox's environment: a dict that hashes, so that spawn reuses
+    the plan of a repeated call (a dict argument would be validated anew)."""
+    def __hash__(self) -> int:   # type: ignore[override]
+        return hash(tuple(self.items()))
+
+    def _immutable(self, *a, **k):
+        raise TypeError("a Sandbox's environment is fixed")
+
+    __setitem__ = __delitem__ = update = pop = popitem = clear = setdefault = _immutable
+
+
+class IdLease:
+    """A range of host ids held by one sandbox: an flock'ed file per slot
+    under LEASE_DIR, so that no other sandbox of this or another process
+    takes it while it is held (flock locks belong to the open file, so two
+    Sandboxes of one process exclude each other too).
+
+    >>> lease = IdLease(); lease.count
+    65536
+    """
+    def __init__(self, base: int = ID_BASE, count: int = ID_COUNT,
+                 directory: str = LEASE_DIR) -> None:
+        if isinstance(base, bool) or not isinstance(base, int) or base < 1:
+            raise ValueError("id_base must be a positive host id (0 is the host's root)")
+        if not 0 < count <= 2**32 - 1 - base:
+            raise ValueError("the id range does not fit below 2**32")
+        self.count = count
+        self.fd = -1
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        slots = min((2**32 - 1 - base) // count, 1 << 16)
+        for slot in range(slots):
+            start = base + slot * count
+            fd = os.open(os.path.join(directory, f"{start}-{count}"),
+                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.fd, self.start = fd, start
+            return
+        raise OSError(errno.EAGAIN, f"all {slots} id ranges from {base} are leased "
+                                    f"(see {directory})")
+
+    def release(self) -> None:
+        """Give the range back (the processes that use it must be gone)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _ranges(lease: IdLease) -> dict:
+    """The spawn options that map inside ids 0.. onto a lease's host ids."""
+    ranges = ((0, lease.start, lease.count),)
+    return {"uid_map": ranges, "gid_map": ranges}
+
+
+class Sandbox:
+    """A confinement policy, validated once; spawn() and run() start payloads
+    under it.
+
+    >>> box = Sandbox()
+    >>> box.run(["id", "-u"]).stdout   # doctest: +SKIP
+    b'0\\n'
+    """
+    def __init__(self, *, namespaces: str = NAMESPACES, loopback: Optional[bool] = None,
+                 ids: str = "auto", id_base: int = ID_BASE,
+                 no_new_privs: bool = True, capabilities: Optional[Sequence] = (),
+                 new_session: bool = True, pdeathsig: Optional[int] = signal.SIGKILL,
+                 env: Optional[Mapping] = None, root=None, readonly_root: bool = True,
+                 mount_proc: bool = True, mask_paths: Any = True, readonly_paths: Any = True,
+                 minimal_dev: bool = True, tmp_size: Optional[int] = TMP_SIZE,
+                 mounts: Sequence = (), seccomp: Any = "default",
+                 allow_nested_userns: bool = False, hostname: Optional[str] = None,
+                 cwd: Any = "/", init: bool = False, overlay: Any = None,
+                 limits: Any = None) -> None:
+        if limits is not None:
+            # the place of issue #15's Limits (pids, memory, wall time)
+            raise NotImplementedError("Sandbox(limits=) comes with resource limits "
+                                      "(nsfast issue #15); pass limits=None for now")
+        # as root: id ranges, one per running payload (_take_ids)
+        self._id_base: Optional[int] = None
+        self._free: list = []       # leases no payload uses
+        self._busy: list = []       # (Process, lease)
+        self._reclaim = "pid" in str(namespaces).split(",")
+        self._lock = threading.Lock()
+        opts: dict = dict(namespaces=namespaces, loopback=loopback, no_new_privs=no_new_privs,
+                          new_session=new_session, pdeathsig=pdeathsig, cwd=cwd,
+                          env=_Env(ENV if env is None else env), readonly_root=readonly_root,
+                          mount_proc=mount_proc, mask_paths=mask_paths,
+                          readonly_paths=readonly_paths, minimal_dev=minimal_dev,
+                          tmp_size=tmp_size, mounts=tuple(mounts), seccomp=seccomp)
+        if capabilities is not None:
+            opts["capabilities"] = tuple(capabilities)
+        if root is not None:
+            opts.update(root=root, pivot_root=True)
+        if overlay:
+            # a writable tmpfs layer (True: 64 MiB, or a size) over root=
+            opts["overlay"] = overlay
+        if hostname is not None:
+            opts["hostname"] = hostname
+        kinds = str(namespaces).replace(" ", "").split(",")
+        if loopback is None:   # lo up in a new net namespace, which is the default
+            opts["loopback"] = "net" in kinds
+        if "user" not in kinds:
+            if ids is not None or not allow_nested_userns:
+                raise ValueError("a Sandbox without a new user namespace needs ids=None and "
+                                 "allow_nested_userns=True (its id map and its "
+                                 "max_user_namespaces belong to that namespace)")
+        if ids not in ("auto", None):
+            raise ValueError("ids takes 'auto' (a leased range as root, your own id "
+                             "otherwise) or None (no map)")
+        if ids == "auto":
+            if os.geteuid() == 0:
+                self._id_base = id_base
+                lease = IdLease(id_base)
+                self._free.append(lease)
+                opts.update(_ranges(lease))
+            else:
+                opts["map_current_user"] = True
+        if not allow_nested_userns:
+            opts["max_user_namespaces"] = 0
+        elif seccomp == "default":
+            opts["seccomp"] = _seccomp.default_policy(nested_userns=True)
+        if init:
+            # csrc/init.c as pid 1: it reaps orphans and forwards signals
+            opts["init"] = True
+        self.options = opts
+        try:
+            SpawnPlan(["/bin/true"], **opts)   # every check spawn makes, now
+        except BaseException:
+            self.close()
+            raise
+
+    def spawn_options(self) -> dict:
+        """The nsfast.spawn options this sandbox passes (a copy)."""
+        return dict(self.options)
+
+    def spawn(self, argv: Sequence, *, stdin=None, stdout=None, stderr=None, cwd=None,
+              env: Optional[Mapping] = None, pass_fds: Sequence[int] = ()) -> Process:
+        """Start argv in the sandbox; a Process as nsfast.spawn returns."""
+        if self.options is None:
+            raise ValueError("this Sandbox is closed")
+        opts = self.options
+        if cwd is not None or env is not None or pass_fds:
+            opts = dict(opts)
+            if cwd is not None:
+                opts["cwd"] = cwd
+            if env is not None:
+                opts["env"] = _Env(env)
+            if pass_fds:
+                opts["pass_fds"] = tuple(pass_fds)
+        if self._id_base is None:
+            return spawn(argv, stdin=stdin, stdout=stdout, stderr=stderr, **opts)
+        lease = self._take_ids()
+        try:
+            proc = spawn(argv, stdin=stdin, stdout=stdout, stderr=stderr,
+                         **{**opts, **_ranges(lease)})
+        except BaseException:
+            with self._lock:
+                self._free.append(lease)
+            raise
+        proc._id_lease = lease   # leased while the Process lives, even past close()
+        with self._lock:
+            self._busy.append((proc, lease))
+        return proc
+
+    def _take_ids(self) -> "IdLease":
+        """An id range no running payload uses: one whose payload has ended
+        (with a pid namespace, its end is the end of every process in it), or
+        a new lease.  So two payloads never share a host uid, and a box that
+        runs one payload at a time reuses one range (and its spawn plan)."""
+        with self._lock:
+            if self._reclaim:
+                busy = []
+                for proc, lease in self._busy:
+                    if proc.poll() is None:
+                        busy.append((proc, lease))
+                    else:
+                        self._free.append(lease)
+                self._busy = busy
+            if self._free:
+                return self._free.pop()
+        return IdLease(self._id_base)
+
+    def run(self, argv: Sequence, *, input: Optional[bytes] = None,
+            timeout: Optional[float] = None) -> Completed:
+        """Run argv to its end, its output captured, as subprocess.run.  On a
+        timeout the payload is killed and TimeoutExpired raised."""
+        proc = self.spawn(argv, stdin=PIPE if input is not None else subprocess.DEVNULL,
+                          stdout=PIPE, stderr=PIPE)
+        with proc:
+            try:
+                out, err = proc.communicate(input, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise
+        return Completed(proc.args, proc.returncode, out, err, None)
+
+    def close(self) -> None:
+        """No more spawns.  The id ranges are given back, each once the
+        Process that uses it is dropped too."""
+        self.options = None
+        with self._lock:
+            self._free, self._busy = [], []
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
