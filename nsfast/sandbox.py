@@ -16,10 +16,8 @@ The defaults:
   /proc with the OCI masked and read-only paths, a minimal /dev, a 64 MiB
   /tmp;
 - the default seccomp filter (nsfast/seccomp.py), and no nested user
-  namespaces (max_user_namespaces 0 inside, as bwrap --disable-userns).
-
-limits= is the place of the resource limits (issue #15); until they land
-only limits=None is taken, and Completed.usage is None.
+  namespaces (max_user_namespaces 0 inside, as bwrap --disable-userns);
+- limits (nsfast.Limits): generous, never unlimited (default_limits()).
 """
 from __future__ import annotations
 
@@ -32,6 +30,7 @@ import threading
 from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 from . import seccomp as _seccomp
+from .limits import Limits, Usage
 from .plan import SpawnPlan
 from .spawn import PIPE, spawn
 from .process import Process
@@ -43,16 +42,19 @@ ID_BASE = 1 << 30          # host ids leased to sandboxes start here
 ID_COUNT = 65536           # ids a sandbox gets
 LEASE_DIR = "/run/nsfast/idleases"
 TMP_SIZE = 64 << 20
+DEFAULT_PIDS = 512
+DEFAULT_MEMORY = 1 << 30
+DEFAULT_WALL_TIME = 600.0
 
 
 class Completed(NamedTuple):
-    """What Sandbox.run returns.  usage is None until resource accounting
-    (issue #15) lands."""
+    """What Sandbox.run returns: as subprocess.CompletedProcess, and the
+    payload's usage (nsfast.Usage)."""
     args: Sequence
     returncode: int
     stdout: Optional[bytes]
     stderr: Optional[bytes]
-    usage: Any = None
+    usage: Optional[Usage] = None
 
 
 class _Env(dict):
@@ -116,13 +118,30 @@ def _ranges(lease: IdLease) -> dict:
     return {"uid_map": ranges, "gid_map": ranges}
 
 
+def default_limits() -> Limits:
+    """Sandbox's limits unless told otherwise: generous, never unlimited.  As
+    root, a cgroup of its own caps tasks and memory; a user seldom may make
+    cgroups, so there the caps are rlimits (its address space, its files).
+    Both end the sandbox after ten minutes.
+
+    >>> default_limits().wall_time
+    600.0
+    """
+    if os.geteuid() == 0:
+        return Limits(pids=DEFAULT_PIDS, memory=DEFAULT_MEMORY, wall_time=DEFAULT_WALL_TIME)
+    return Limits(address_space=DEFAULT_MEMORY * 4, nofile=1024, wall_time=DEFAULT_WALL_TIME)
+
+
 class Sandbox:
     """A confinement policy, validated once; spawn() and run() start payloads
     under it.
 
-    >>> box = Sandbox()
-    >>> box.run(["id", "-u"]).stdout   # doctest: +SKIP
-    b'0\\n'
+    >>> with Sandbox(limits=nsfast.Limits(nofile=64)) as box:
+    ...     done = box.run(["sh", "-c", "id -u; ulimit -n"])
+    >>> done.stdout, done.returncode, done.usage.limit_hit
+    (b'0\\n64\\n', 0, None)
+
+    (The default limits keep a cgroup ready for the next payload.)
     """
     def __init__(self, *, namespaces: str = NAMESPACES, loopback: Optional[bool] = None,
                  ids: str = "auto", id_base: int = ID_BASE,
@@ -134,11 +153,12 @@ class Sandbox:
                  mounts: Sequence = (), seccomp: Any = "default",
                  allow_nested_userns: bool = False, hostname: Optional[str] = None,
                  cwd: Any = "/", init: bool = False, overlay: Any = None,
-                 limits: Any = None) -> None:
-        if limits is not None:
-            # the place of issue #15's Limits (pids, memory, wall time)
-            raise NotImplementedError("Sandbox(limits=) comes with resource limits "
-                                      "(nsfast issue #15); pass limits=None for now")
+                 limits: Any = "default") -> None:
+        if isinstance(limits, str) and limits == "default":
+            limits = default_limits()
+        elif limits is not None and not isinstance(limits, Limits):
+            raise TypeError(f"limits is an nsfast.Limits, 'default' or None, not "
+                            f"{type(limits).__name__}")
         # as root: id ranges, one per running payload (_take_ids)
         self._id_base: Optional[int] = None
         self._free: list = []       # leases no payload uses
@@ -151,6 +171,8 @@ class Sandbox:
                           mount_proc=mount_proc, mask_paths=mask_paths,
                           readonly_paths=readonly_paths, minimal_dev=minimal_dev,
                           tmp_size=tmp_size, mounts=tuple(mounts), seccomp=seccomp)
+        if limits is not None:
+            opts["limits"] = limits
         if capabilities is not None:
             opts["capabilities"] = tuple(capabilities)
         if root is not None:
@@ -257,7 +279,7 @@ class Sandbox:
                 proc.kill()
                 proc.wait()
                 raise
-        return Completed(proc.args, proc.returncode, out, err, None)
+        return Completed(proc.args, proc.returncode, out, err, proc.usage)
 
     def close(self) -> None:
         """No more spawns.  The id ranges are given back, each once the

@@ -86,14 +86,37 @@ def test_seccomp_file(tmp_path):
     assert r.stdout == b"-1 13\n", r.stderr
 
 
+def _meta(path) -> dict:
+    return dict(line.split(":", 1) for line in path.read_text().splitlines())
+
+
 def test_meta_and_timeout(tmp_path):
-    meta = tmp_path / "meta.json"
+    """--meta in isolate's format; --timeout kills from outside (124), a
+    --wall-time limit from inside (status TO, killed)."""
+    meta = tmp_path / "meta"
     r = run_cli("run", "--timeout", "0.3", "--meta", str(meta), "--", "sleep", "10")
     assert r.returncode == 124
-    assert json.loads(meta.read_text()) == {"returncode": None, "timed_out": True,
-                                            "usage": None}
+    assert _meta(meta)["exitsig"] == "9"
     run_cli("run", "--meta", str(meta), "--", "true", check=True)
-    assert json.loads(meta.read_text())["returncode"] == 0
+    seen = _meta(meta)
+    assert seen["exitcode"] == "0" and "status" not in seen and "cg-mem" in seen
+    r = run_cli("run", "--wall-time", "0.3", "--meta", str(meta), "--", "sleep", "10")
+    seen = _meta(meta)
+    assert (seen["status"], seen["killed"]) == ("TO", "1"), seen
+    r = run_cli("run", "--no-limits", "--meta", str(meta), "--", "sh", "-c", "exit 3")
+    assert r.returncode == 3 and _meta(meta)["status"] == "RE"
+
+
+def test_limit_flags_and_the_limits_table(tmp_path):
+    r = run_cli("run", "--pids", "32", "--rlimit", "NOFILE=40", "--", "sh", "-c", "ulimit -n")
+    assert r.stdout == b"40\n", r.stderr
+    config = tmp_path / "box.toml"
+    config.write_text('[limits]\nnofile = 48\n')
+    r = run_cli("run", "--config", str(config), "--", "sh", "-c", "ulimit -n")
+    assert r.stdout == b"48\n", r.stderr
+    config.write_text('[limits]\nbogus = 1\n')
+    r = run_cli("run", "--config", str(config), "--", "true")
+    assert r.returncode != 0 and len(r.stderr.splitlines()) == 1
 
 
 def test_overlay_needs_a_root(tmp_path):

@@ -359,7 +359,7 @@ def test_sandbox_run_and_loopback():
     with nsfast.Sandbox() as box:
         r = box.run(["sh", "-c", "cat; ip -o link | cut -d' ' -f2,9; exit 3"], input=b"in\n",
                     timeout=60)
-    assert r.returncode == 3 and r.usage is None
+    assert r.returncode == 3 and r.usage.exit_code == 3 and r.usage.limit_hit is None
     assert r.stdout == b"in\nlo: UNKNOWN\n"
 
 
@@ -435,7 +435,7 @@ def test_a_range_is_reused_once_its_payload_has_ended():
 def test_sandbox_validates_once_before_anything():
     with pytest.raises(ValueError):
         nsfast.Sandbox(tmp_size=0)
-    with pytest.raises(NotImplementedError, match="#15"):
+    with pytest.raises(TypeError):
         nsfast.Sandbox(limits={"pids": 10})
     with pytest.raises(TypeError):
         nsfast.Sandbox(nosuchoption=1)
@@ -464,3 +464,21 @@ def test_everything_a_sandbox_does_is_a_spawn_option():
         opts = box.spawn_options()
         p = nsfast.spawn(["grep", "^Seccomp:", "/proc/self/status"], stdout=nsfast.PIPE, **opts)
         assert p.communicate(timeout=30)[0].split() == [b"Seccomp:", b"2"]
+
+
+def test_default_limits_are_generous_but_never_unlimited():
+    """As root: a cgroup of the sandbox's own caps tasks and memory, and the
+    sandbox ends after its wall time; limits=None turns all of it off."""
+    from nsfast.sandbox import default_limits
+    limits = default_limits()
+    assert limits.pids and limits.memory and limits.wall_time
+    with nsfast.Sandbox() as box:
+        assert box.spawn_options()["limits"] == limits
+        r = box.run(["sh", "-c", "cat /proc/self/cgroup"], timeout=60)
+    assert r.returncode == 0 and r.usage is not None
+    assert any(b":pids:" in line and b"box-" in line for line in r.stdout.splitlines())
+    with nsfast.Sandbox(limits=None) as box:
+        assert "limits" not in box.spawn_options()
+    with nsfast.Sandbox(limits=nsfast.Limits(wall_time=0.5)) as box:
+        r = box.run(["sleep", "30"], timeout=60)
+    assert r.usage.limit_hit == "wall_time"

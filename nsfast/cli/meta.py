@@ -10,9 +10,10 @@ sandbox itself failed; absent for a clean exit) and message.
 from __future__ import annotations
 
 import signal
-from typing import Optional
+from typing import Optional, Sequence
 
-from ..limits import Usage
+from ..limits import Limits, Usage
+from .common import UsageError
 
 
 def meta_lines(usage: Optional[Usage], error: Optional[str] = None,
@@ -74,3 +75,36 @@ def write_meta(path: str, text: str) -> None:
     """Write the meta file whole (a reader never sees half of it)."""
     with open(path, "w") as f:
         f.write(text)
+
+
+# the limit flags of nsfast unshare and nsfast run: flag -> (Limits field, parse)
+LIMIT_FLAGS = {"memory": ("memory", str), "pids": ("pids", int), "cpu": ("cpu", float),
+               "cpu-time": ("cpu_time", float), "wall-time": ("wall_time", float)}
+
+
+def limits_from(values: dict, rlimits: Sequence[str], base: Optional[Limits] = None):
+    """The Limits of the limit flags given (values: flag -> text) and
+    --rlimit NAME=VALUE texts, over base; None when nothing is given and
+    there is no base.  UsageError for a bad value.
+
+    >>> limits_from({"pids": "64"}, ["NOFILE=32"])
+    Limits(pids=64, nofile=32, core=0)
+    """
+    given: dict = {}
+    for flag, text in values.items():
+        key, parse = LIMIT_FLAGS[flag]
+        try:
+            given[key] = parse(text)
+        except ValueError:
+            raise UsageError(f"--{flag} takes a number, not {text!r}") from None
+    if not given and not rlimits and base is None:
+        return None
+    try:
+        fields = {} if base is None else dict(base._items())
+        fields.update(given)
+        limits = Limits(**fields)
+        for text in rlimits:
+            limits = limits.with_rlimit(text)
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+    return limits

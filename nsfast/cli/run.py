@@ -6,17 +6,18 @@ The TOML file holds the keys of the Python options (Sandbox(**policy)):
 namespaces, loopback, ids, id_base, no_new_privs, capabilities,
 new_session, env, root, readonly_root, mount_proc, mask_paths,
 readonly_paths, minimal_dev, tmp_size, mounts, seccomp,
-allow_nested_userns, hostname, cwd, init, overlay, limits.  Flags given on the
-command line win over the file.  Both are checked before anything is
-touched: an unknown key is an error.  The exit status is the payload's
-(128+N for a signal N); --meta writes its return code and usage as JSON
-(usage is null until resource accounting, issue #15, lands).
+allow_nested_userns, hostname, cwd, init, overlay, limits (a table of
+nsfast.Limits' keys, or false for none).  Flags given on the command line
+win over the file; the limit flags (--memory, --pids, --cpu, --cpu-time,
+--wall-time, --rlimit NAME=VALUE) change the Sandbox's default limits, and
+--no-limits drops them.  Both are checked before anything is touched: an
+unknown key is an error.  The exit status is the payload's (128+N for a
+signal N); --meta writes how it ended in isolate's --meta format.
 """
 from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import os
 import re
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from .. import Bind, Mkdir, Seccomp, Tmpfs
 from ..sandbox import Sandbox
 from .common import Parser, UsageError, exit_status
+from .meta import LIMIT_FLAGS, limits_from, meta_lines, write_meta
 
 _SIZE = re.compile(r"^(\d+)([kKmMgG]?)$")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -68,7 +70,12 @@ def build_parser(prog: str) -> Parser:
     p.add_argument("--init", action="store_true", help="an init as pid 1 (reaps orphans)")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="kill the payload after this wall time (exit status 124)")
-    p.add_argument("--meta", metavar="FILE", help="write the return code and usage as JSON")
+    for flag, (key, _) in LIMIT_FLAGS.items():
+        p.add_argument(f"--{flag}", dest=key, metavar="N", help=f"nsfast.Limits {key}")
+    p.add_argument("--rlimit", action="append", default=[], metavar="NAME=VALUE",
+                   help="an rlimit of the payload, e.g. NOFILE=64")
+    p.add_argument("--no-limits", action="store_true", help="no limits at all")
+    p.add_argument("--meta", metavar="FILE", help="write how it ended, in isolate's format")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="PROGRAM [ARGS]")
     return p
 
@@ -102,6 +109,21 @@ def _seccomp(value: Any) -> Any:
     return value
 
 
+def _limits_table(value: Any) -> Any:
+    """The limits key: false (none) or a table of nsfast.Limits' keys."""
+    if value is False:
+        return None
+    if not isinstance(value, dict):
+        raise UsageError("limits is a table of nsfast.Limits' keys, or false")
+    from ..limits import Limits
+    try:
+        return Limits(**value)
+    except TypeError as e:
+        raise UsageError(f"limits: {e}") from None
+    except ValueError as e:
+        raise UsageError(f"limits: {e}") from None
+
+
 def _read_toml(path: str) -> dict:
     import tomllib   # Python 3.11+
     try:
@@ -125,8 +147,8 @@ def policy(args) -> dict:
             opts["mounts"] = _mounts(opts["mounts"])
         if "seccomp" in opts:
             opts["seccomp"] = _seccomp(opts["seccomp"])
-        if opts.get("limits") is not None:
-            raise UsageError("limits come with resource limits (nsfast issue #15)")
+        if "limits" in opts:
+            opts["limits"] = _limits_table(opts["limits"])
     mounts = list(opts.get("mounts", ()))
     for src, dst in args.bind:
         mounts.append(Bind(os.path.abspath(src), dst))
@@ -165,6 +187,16 @@ def policy(args) -> dict:
             opts[name] = getattr(args, name)
     if args.init:
         opts["init"] = True
+    flags = {flag: getattr(args, key) for flag, (key, _) in LIMIT_FLAGS.items()
+             if getattr(args, key) is not None}
+    if args.no_limits and (flags or args.rlimit):
+        raise UsageError("give --no-limits or limit flags, not both")
+    if args.no_limits:
+        opts["limits"] = None
+    elif flags or args.rlimit:
+        from ..sandbox import default_limits
+        base = opts.get("limits", default_limits()) or None
+        opts["limits"] = limits_from(flags, args.rlimit, base)
     if args.env:
         env = dict(opts.get("env") or dict(_default("env")))
         for item in args.env:
@@ -186,7 +218,9 @@ def run(args) -> int:
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not argv:
         raise UsageError("no program to run")
-    box = Sandbox(**policy(args))
+    options = policy(args)
+    box = Sandbox(**options)
+    box_limits = box.spawn_options().get("limits")
     with box:
         proc = box.spawn(argv)
         try:
@@ -201,7 +235,6 @@ def run(args) -> int:
             raise
     status = 124 if code is None else exit_status(code)
     if args.meta:
-        with open(args.meta, "w") as f:
-            json.dump({"returncode": code, "timed_out": code is None, "usage": None}, f)
-            f.write("\n")
+        limits = box_limits
+        write_meta(args.meta, meta_lines(proc.usage, cgroup=bool(limits and limits.needs_cgroup)))
     return status

@@ -372,25 +372,8 @@ def spawn_options(opts: dict) -> tuple[dict, dict]:
 def _limits(opts: dict):
     """The Limits of --memory, --pids, --cpu, --cpu-time, --wall-time and
     --rlimit, or None when none is given."""
-    from ..limits import Limits
-    given: dict = {}
-    for option, key, parse in (("memory", "memory", str), ("pids", "pids", int),
-                               ("cpu", "cpu", float), ("cpu-time", "cpu_time", float),
-                               ("wall-time", "wall_time", float)):
-        if option in opts:
-            try:
-                given[key] = parse(opts[option])
-            except ValueError:
-                raise UsageError(f"--{option} takes a number, not {opts[option]!r}") from None
-    if not given and not opts.get("rlimit"):
-        return None
-    try:
-        limits = Limits(**given)
-        for text in opts.get("rlimit", []):
-            limits = limits.with_rlimit(text)
-    except (ValueError, TypeError) as e:
-        raise UsageError(str(e)) from None
-    return limits
+    from .meta import LIMIT_FLAGS, limits_from
+    return limits_from({f: opts[f] for f in LIMIT_FLAGS if f in opts}, opts.get("rlimit", []))
 
 
 def _mount_steps(opts: dict) -> list:
