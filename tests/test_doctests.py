@@ -126,6 +126,9 @@ def test_docstring_examples_run(example_globals, request):
     test = doctest.DocTest(test.examples, example_globals, test.name, test.filename,
                            test.lineno, test.docstring)
     nsfast.init_program.init_fd()  # made once per process, by design: not a leak
+    # the cgroups earlier tests' sandboxes kept for reuse (open fds, by design):
+    # gone before, so that an example's clear() cannot look like a change
+    nsfast.cgroups.clear()
     before = _state()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     report: list[str] = []
