@@ -170,8 +170,8 @@ class Layout(NamedTuple):
 
 
 def layout(needed: list[str]) -> Layout:
-    """Where each needed controller is, plus the accounting ones that exist
-    (cpuacct, freezer on v1; the v2 tree itself).  OSError naming the
+    """Where each needed controller is, plus the v1 freezer on a host without
+    a v2 tree (to kill) and the v2 tree itself.  OSError naming the
     controller when one is nowhere.
 
     >>> layout([]).v2 is None or os.path.isdir(layout([]).v2)
@@ -202,8 +202,10 @@ def layout(needed: list[str]) -> Layout:
                            f"enabled below this process's cgroup v2 ({v2})",
                            what=f"no {c} controller")
     if needed:
-        # CPU time from cpuacct; the freezer kills on v1 only (v2 has cgroup.kill)
-        for extra in ("cpuacct",) if v2 is not None else ("cpuacct", "freezer"):
+        # the freezer kills on v1 only (v2 has cgroup.kill).  No cpuacct: each
+        # v1 hierarchy costs a cgroup.procs write per spawn (a migration, tens
+        # of microseconds), and the CPU time comes from the reaped child's rusage
+        for extra in () if v2 is not None else ("freezer",):
             h = next((h for h in hs if h.version == 1 and extra in h.controllers), None)
             if h is not None:
                 v1[h.own] = h.controllers
@@ -279,8 +281,7 @@ class Box:
         self._fds: dict = {}
         self.key = _key(limits)
         # counters of v2 controllers cannot all be reset: such boxes are not reused
-        self._reusable = not place.v2_controllers and any(
-            "cpuacct" in c for _, c in place.v1)
+        self._reusable = not place.v2_controllers
         name = f"box-{next(_Owner.counter)}"
         try:
             for own, ctrls in place.v1:
