@@ -180,6 +180,9 @@ struct nsf_child_ctx {
     int fork_after;                  /* pid or time ns joined or unshared: fork again */
     int need_ready;                  /* send NSF_MSG_READY before waiting */
     int need_sync;                   /* wait for the parent's release byte */
+    int late_unshare;                /* made after the release: a cgroup namespace
+                                        whose root is the cgroup the parent put
+                                        the child in while it waited */
     int errpipe_w;
     int sync_r;
     int sync_w;                      /* the child closes its copy */

@@ -708,6 +708,8 @@ int nsf_child_main(void *arg)
             child_exit(127); /* the parent died or gave up */
         nsf_sys1(__NR_close, st->sync_r);
     }
+    if (st->late_unshare)
+        CHECK(nsf_sys1(__NR_unshare, st->late_unshare), NSF_STEP_UNSHARE, 0);
     if (st->fork_after || tj.fd >= 0) {
         /* Joined or new pid and time namespaces apply to children only.
          * CLONE_PARENT makes the grandchild the caller's own child. */

@@ -474,9 +474,18 @@ def test_default_limits_are_generous_but_never_unlimited():
     assert limits.pids and limits.memory and limits.wall_time
     with nsfast.Sandbox() as box:
         assert box.spawn_options()["limits"] == limits
-        r = box.run(["sh", "-c", "cat /proc/self/cgroup"], timeout=60)
-    assert r.returncode == 0 and r.usage is not None
-    assert any(b":pids:" in line and b"box-" in line for line in r.stdout.splitlines())
+        with open("/proc/self/cgroup", "rb") as f:
+            hierarchies = len(f.read().splitlines())
+        with box.spawn(["sh", "-c", "cat /proc/self/cgroup; exec sleep 30"],
+                       stdout=nsfast.PIPE) as p:
+            seen_inside = [p.stdout.readline().rstrip(b"\n") for _ in range(hierarchies)]
+            with open(f"/proc/{p.pid}/cgroup", "rb") as f:
+                outside = f.read()
+    # the host sees the sandbox in a pids and a memory cgroup of its own...
+    assert any(b":pids:" in line and b"box-" in line for line in outside.splitlines())
+    assert any(b":memory:" in line and b"box-" in line for line in outside.splitlines())
+    # ...and the sandbox, in its cgroup namespace, sees only its root there
+    assert all(line.endswith(b":/") for line in seen_inside), seen_inside
     with nsfast.Sandbox(limits=None) as box:
         assert "limits" not in box.spawn_options()
     with nsfast.Sandbox(limits=nsfast.Limits(wall_time=0.5)) as box:
