@@ -18,6 +18,7 @@ from nsfast import cgroups
 
 from .cases_spawn import floor_for
 from .harness import Case, Peer, within
+from .peer_crun import CrunPeer
 
 TRUE = "/bin/true"
 NAMES = "pid,mnt,uts,ipc"
@@ -67,31 +68,28 @@ def _isolate_peer() -> Peer:
     return Peer("isolate", op)
 
 
-def _crun_peer() -> Peer:
-    exe = shutil.which("crun")
-    if exe is None:
-        return Peer("crun", None, "not on PATH: apt-get install crun (it also needs an OCI "
-                    "bundle with the same limits in config.json)")
-    # crun needs a bundle (a rootfs and config.json with the limits); not
-    # written here: named as missing with the reason until someone writes one
-    return Peer("crun", None, f"{exe} found, but this suite has no OCI bundle for it yet")
-
-
-def _setup():
-    cgroups.prepare(LIMITS, 4)
-
-
 def cases(cfg) -> list:
     try:
         cgroups.layout(["memory", "pids", "cpu"])
     except OSError:
         return []   # a host without these controllers: nothing to compare
+    crun = CrunPeer(TRUE, NAMES, LIMITS)
     isolate = _isolate_peer()
-    peers = [Peer("unlimited", _unlimited), _crun_peer(), _nsjail_peer()]
+    peers = [Peer("unlimited", _unlimited), crun.peer, _nsjail_peer()]
     if isolate.op is not None:
         subprocess.run([shutil.which("isolate"), "--cg", "--box-id=97", "--init"],
                        capture_output=True)
     peers.append(isolate)
+
+    def setup():
+        cgroups.prepare(LIMITS, 4)
+        crun.setup()
+
+    def teardown():
+        try:
+            crun.teardown()
+        finally:
+            cgroups.clear()
     return [Case(
         name="limits-spawn",
         op=_limited,
@@ -99,11 +97,12 @@ def cases(cfg) -> list:
         floor=floor_for(NAMES, False),
         peers=peers,
         check=_check,
-        setup=_setup,
-        teardown=cgroups.clear,
+        setup=setup,
+        teardown=teardown,
         targets=[within(1.2, "unlimited")],
         samples=200,
         note=f"spawn and wait /bin/true in {NAMES} with memory, pids, cpu (a cgroup box, "
-             f"reused) and nofile, cpu_time (rlimits), against the same without limits",
+             f"reused) and nofile, cpu_time (rlimits), against the same without limits; "
+             f"crun runs the same /bin/true, copied with its libraries into the rootfs of "
+             f"an OCI bundle with the same limits and namespaces (benchmarks/peer_crun.py)",
     )]
-

@@ -402,12 +402,13 @@ def sample_case(case: Case, cfg: Config) -> dict:
     warmup = min(case.warmup, 2) if cfg.quick else case.warmup
     rounds = 4
     per_round = max(1, math.ceil(n / rounds))
-    contenders = [("nsfast", case.op)] + [(p.name, p.op) for p in case.peers if p.op]
-    samples: dict = {name: [] for name, _ in contenders}
     floor_samples: list = []
     start = time.monotonic()
     if case.setup:
         case.setup()
+    # after setup: it may find a peer unusable here (op None, the reason in install)
+    contenders = [("nsfast", case.op)] + [(p.name, p.op) for p in case.peers if p.op]
+    samples: dict = {name: [] for name, _ in contenders}
     gc_was = gc.isenabled()
     served: Optional[Union[ServedFloor, InProcessFloor]] = None
     try:

@@ -573,3 +573,48 @@ def test_validator_rejects_broken_documents(quick_run):
     assert any("ratio_floor" in p for p in problems)
     assert any("unexpected key extra" in p for p in problems)
     assert validate([]) != []
+
+
+def _cgroup_dirs_named(word: str) -> list:
+    found = []
+    for base in os.listdir("/sys/fs/cgroup"):
+        for top, dirs, _ in os.walk(os.path.join("/sys/fs/cgroup", base)):
+            found += [os.path.join(top, d) for d in dirs if word in d]
+    return found
+
+
+@pytest.mark.system   # crun makes cgroups in every v1 hierarchy
+def test_the_crun_peer_runs_with_its_limits_and_leaves_nothing(tmp_path, monkeypatch):
+    """limits-spawn's crun peer: its setup writes a bundle and proves the
+    limits on a created container, each sample is a crun run, and teardown
+    leaves no bundle, container, cgroup or helper process; a limit it cannot
+    translate makes it a missing peer with the reason, never an unlimited one."""
+    import shutil
+    import tempfile
+    from conftest import children_of
+    from nsfast import Limits
+    from nsfast._bench.cases_limits import LIMITS, NAMES
+    from nsfast._bench.peer_crun import CrunPeer
+    if shutil.which("crun") is None:
+        # not need_tool(): crun is an optional benchmark peer, which CI does not install
+        pytest.skip("crun is an optional benchmark peer and is not on PATH "
+                    "(apt-get install crun)")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    before = set(children_of(os.getpid()))
+    mine = f"nsfast-crun-{os.getpid()}"
+    crun = CrunPeer("/bin/true", NAMES, LIMITS)
+    r = run_case(Case("crun-peer", lambda: None, check=lambda: None, peers=[crun.peer],
+                      setup=crun.setup, teardown=crun.teardown, samples=20), _quick())
+    assert crun.peer.op is not None, crun.peer.install
+    assert r["missing"] == {} and r["peers"]["crun"]["n"] >= 5
+    assert r["peers"]["crun"]["min"] > 100_000   # a container run, in ns
+    assert list(tmp_path.iterdir()) == []          # the bundle is gone
+    assert _cgroup_dirs_named(mine) == []
+    assert set(children_of(os.getpid())) <= before
+
+    bad = CrunPeer("/bin/true", NAMES, Limits(pids=8, wall_time=5))
+    r = run_case(Case("crun-peer-bad", lambda: None, check=lambda: None, peers=[bad.peer],
+                      setup=bad.setup, teardown=bad.teardown), _quick())
+    assert r["peers"] == {} and "cannot run here with the limits" in r["missing"]["crun"]
+    assert "memory, pids, cpu" in r["missing"]["crun"]
+    assert list(tmp_path.iterdir()) == [] and _cgroup_dirs_named(mine) == []
