@@ -47,19 +47,9 @@ def no_box_left():
 
 
 @pytest.fixture
-def run():
-    """Factory: spawn with limits; the process is killed and reaped after the test."""
-    procs = []
-
-    def make(argv, **kw):
-        p = nsfast.spawn(argv, **kw)
-        procs.append(p)
-        return p
-    yield make
-    for p in procs:
-        if p.returncode is None:
-            p.kill()
-            p.wait()
+def run(sleeper):
+    """Factory: spawn (with limits); killed and reaped after the test."""
+    return sleeper
 
 
 def _ended(p, timeout: float = 30.0) -> int:
