@@ -18,7 +18,7 @@ from nsfast._bench.harness import (Case, Config, Curve, Floor, Peer, at_most, co
 from nsfast._bench.schema import validate
 from nsfast.kernel import CLONE_NEWUTS
 
-from conftest import need
+from conftest import need, need_tool
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AREAS = sorted(f[len("cases_"):-3] for f in os.listdir(os.path.join(ROOT, "benchmarks"))
@@ -589,16 +589,12 @@ def test_the_crun_peer_runs_with_its_limits_and_leaves_nothing(tmp_path, monkeyp
     limits on a created container, each sample is a crun run, and teardown
     leaves no bundle, container, cgroup or helper process; a limit it cannot
     translate makes it a missing peer with the reason, never an unlimited one."""
-    import shutil
     import tempfile
     from conftest import children_of
     from nsfast import Limits
     from nsfast._bench.cases_limits import LIMITS, NAMES
     from nsfast._bench.peer_crun import CrunPeer
-    if shutil.which("crun") is None:
-        # not need_tool(): crun is an optional benchmark peer, which CI does not install
-        pytest.skip("crun is an optional benchmark peer and is not on PATH "
-                    "(apt-get install crun)")
+    need_tool("crun")   # the README's install line installs it
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     before = set(children_of(os.getpid()))
     mine = f"nsfast-crun-{os.getpid()}"

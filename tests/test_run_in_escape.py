@@ -26,7 +26,7 @@ import nsfast
 from nsfast import _core
 from nsfast.enter import RemoteTraceback
 
-from conftest import need_tool
+from conftest import need, need_tool
 
 # what the caller holds: one token in its environment (inherited by every
 # fork), one in an ordinary heap object
@@ -482,8 +482,7 @@ def test_programs_of_the_child_cannot_type_into_the_callers_terminal(hostile):
             legacy = f.read().strip() == "1"
     except FileNotFoundError:
         legacy = True  # before 6.2 TIOCSTI is always there
-    if not legacy:
-        pytest.skip("TIOCSTI is disabled on this kernel (dev.tty.legacy_tiocsti=0)")
+    need(legacy, "TIOCSTI (dev.tty.legacy_tiocsti=1; this kernel has it disabled)")
     target = hostile()
     master, slave = os.openpty()
     try:
