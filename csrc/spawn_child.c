@@ -449,14 +449,7 @@ static void op_rlimit(const struct nsf_child_ctx *st, const struct nsf_op *op)
 static void op_sysctl(const struct nsf_child_ctx *st, const struct nsf_op *op)
 {
     char text[24];
-    int n = 0;
-    unsigned long long v = op->a < 0 ? 0 : (unsigned long long)op->a;
-    char digits[24];
-    do
-        digits[n++] = (char)('0' + v % 10);
-    while ((v /= 10) && n < 20);
-    for (int i = 0; i < n; i++)
-        text[i] = digits[n - 1 - i];
+    int n = nsf_decimal(text, op->a < 0 ? 0 : (unsigned long long)op->a);
     text[n++] = '\n';
     long fd = nsf_sys4(__NR_openat, AT_FDCWD, op->s, O_WRONLY | O_CLOEXEC, 0);
     CHECK(fd, NSF_STEP_SYSCTL, 0);
@@ -561,7 +554,7 @@ static const struct step_row steps[NSF_STEP_COUNT] = {
                               "proc can be refused in a user namespace when the host's "
                               "/proc has over-mounted paths"}, step_mount_proc, 0},
     [NSF_STEP_CWD] = {{"cwd", 0, 0, 0}, step_cwd, 0},
-    [NSF_STEP_FDS] = {{"fds", "setting up fd %s", 0, 0}, 0, 0},   /* setup_fds, in step_fds */
+    [NSF_STEP_FDS] = {{"fds", "setting up fd %s", 0, 0}, setup_fds, 0},
     [NSF_STEP_SETSID] = {{"setsid", "starting a new session", 0, 0}, step_setsid, 0},
     [NSF_STEP_IDS] = {{"ids", "taking the ids", 0, 0}, step_ids, 0},
     [NSF_STEP_CAPS] = {{"capabilities", "dropping capabilities", 0, 0}, step_caps, 0},
@@ -595,8 +588,6 @@ static int child_rest(void *arg)
     const struct nsf_child_ctx *st = arg;
     const struct nsf_spawn *sp = st->sp;
     for (int i = NSF_STEP_IDS_EARLY; i <= NSF_STEP_EXEC; i++) {
-        if (i == NSF_STEP_FDS)
-            setup_fds(st, sp);
         if (steps[i].run)
             steps[i].run(st, sp);
         if (steps[i].run_op)

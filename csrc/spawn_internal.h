@@ -27,6 +27,20 @@ static inline long nsf_strlen(const char *s)
     return n;
 }
 
+/* v in decimal at out (at most 20 characters, no NUL); returns how many. */
+static inline int nsf_decimal(char *out, unsigned long long v)
+{
+    char digits[20];
+    int d = 0, n = 0;
+    do {
+        digits[d++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (d)
+        out[n++] = digits[--d];
+    return n;
+}
+
 /* execve each candidate path in turn (a PATH search done ahead); returns
  * only when none could be run, with the error to report: as subprocess, the
  * first that is not "not here", and in *index the path it came from. */

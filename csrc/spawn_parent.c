@@ -147,15 +147,7 @@ static long count_strings(const char *const *v)
 
 static void put_number(char *out, long v)
 {
-    char digits[24];
-    int d = 0;
-    do {
-        digits[d++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (d)
-        *out++ = digits[--d];
-    *out = 0;
+    out[nsf_decimal(out, (unsigned long long)v)] = 0;
 }
 
 /* nsfast-init's argv (csrc/init.c): ERRFD NCAND CANDIDATES... ARGV... */
@@ -398,15 +390,7 @@ int nsf_proc_write(pid_t pid, const char *name, const char *text, size_t len)
     const char prefix[] = "/proc/";
     for (const char *p = prefix; *p; p++)
         path[n++] = *p;
-    char digits[16];
-    int d = 0;
-    unsigned v = (unsigned)pid;
-    do {
-        digits[d++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (d)
-        path[n++] = digits[--d];
+    n += nsf_decimal(path + n, (unsigned)pid);
     path[n++] = '/';
     for (const char *p = name; *p && n < (int)sizeof path - 1; p++)
         path[n++] = *p;
