@@ -47,14 +47,9 @@ def plans_reused() -> int:
 def spawn(argv: Sequence, **options: Any) -> Process:
     """Start argv in new (and/or joined) namespaces, without forking Python.
 
-    The options are SpawnPlan's (nsfast/plan.py): executable, env, cwd,
-    namespaces, join, uid_map, gid_map, map_root, map_current_user,
-    map_users, setgroups, uid, gid, hostname, domainname, propagation,
-    mount_proc, mounts, root, pivot_root, init, stdin, stdout, stderr,
-    pass_fds, new_session, pdeathsig (SIGKILL by default), time_offsets,
-    cgroup, netns, loopback, no_new_privs, capabilities, extra_groups,
-    root_fd, cwd_fd, fork_for_pid, umask, limits, on_created.  A call repeated with
-    equal (hashable) arguments reuses the plan validated the first time;
+    The options are SpawnPlan's keyword arguments (nsfast/plan.py, which
+    lists them once; help(nsfast.SpawnPlan)).  A call repeated with equal
+    (hashable) arguments reuses the plan validated the first time;
     spawn(plan) starts a SpawnPlan made beforehand.
 
     on_created(pid), if given, runs in the caller once the child's new
