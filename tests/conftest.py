@@ -122,21 +122,23 @@ def cli():
     return run_cli
 
 
-def children_of(pid: int) -> list[int]:
-    """Pids whose parent is pid (zombies included), from /proc."""
-    out = []
+def proc_files(name: str):
+    """(pid, bytes of /proc/PID/name) for each process now; one that ends
+    during the walk is left out.  Bytes: a command need not be UTF-8."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()   # bytes: the command name need not be UTF-8
+            with open(f"/proc/{entry}/{name}", "rb") as f:
+                yield int(entry), f.read()
         except OSError:
             continue
-        ppid = int(stat.rsplit(b")", 1)[1].split()[1])
-        if ppid == pid:
-            out.append(int(entry))
-    return out
+
+
+def children_of(pid: int) -> list[int]:
+    """Pids whose parent is pid (zombies included), from /proc."""
+    return [child for child, stat in proc_files("stat")
+            if int(stat.rsplit(b")", 1)[1].split()[1]) == pid]
 
 
 def sigset_bits(signals) -> int:

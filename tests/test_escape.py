@@ -29,7 +29,7 @@ import pytest
 import nsfast
 from nsfast import kernel
 from nsfast.kernel import PR_GET_DUMPABLE
-from conftest import need, need_tool
+from conftest import need, need_tool, proc_files
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ATTACK = os.path.join(HERE, "attack_proc.py")
@@ -231,17 +231,7 @@ _KILLED_PARENT = textwrap.dedent("""
 
 
 def _procs_with(marker: str) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    found.append(int(name))
-        except OSError:
-            pass
-    return found
+    return [pid for pid, cmdline in proc_files("cmdline") if marker.encode() in cmdline]
 
 
 @pytest.mark.system   # fault injection: 40 parents killed at random points, 10 s
