@@ -9,7 +9,7 @@ readonly_paths, minimal_dev, tmp_size, mounts, seccomp,
 allow_nested_userns, hostname, cwd, init, overlay, limits (a table of
 nsfast.Limits' keys, or false for none).  Flags given on the command line
 win over the file; the limit flags (--memory, --pids, --cpu, --cpu-time,
---wall-time, --rlimit NAME=VALUE) change the Sandbox's default limits, and
+--wall-time or --time, --rlimit NAME=VALUE) change the Sandbox's default limits, and
 --no-limits drops them.  Both are checked before anything is touched: an
 unknown key is an error.  The exit status is the payload's (128+N for a
 signal N); --meta writes how it ended in isolate's --meta format.
@@ -71,7 +71,10 @@ def build_parser(prog: str) -> Parser:
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="kill the payload after this wall time (exit status 124)")
     for flag, (key, _) in LIMIT_FLAGS.items():
-        p.add_argument(f"--{flag}", dest=key, metavar="N", help=f"nsfast.Limits {key}")
+        # nsfast run is no drop-in, so --time can be the wall limit the
+        # resource issue names; unshare keeps util-linux's -T/--time[=FILE]
+        names = [f"--{flag}", "--time"] if flag == "wall-time" else [f"--{flag}"]
+        p.add_argument(*names, dest=key, metavar="N", help=f"nsfast.Limits {key}")
     p.add_argument("--rlimit", action="append", default=[], metavar="NAME=VALUE",
                    help="an rlimit of the payload, e.g. NOFILE=64")
     p.add_argument("--no-limits", action="store_true", help="no limits at all")
