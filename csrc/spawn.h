@@ -21,6 +21,7 @@ enum nsf_step {
     NSF_STEP_NONE = 0,
     /* before the parent's release */
     NSF_STEP_PDEATHSIG,
+    NSF_STEP_CGROUP,        /* index = which of the cgroup files */
     NSF_STEP_JOIN,          /* index = kind that failed */
     NSF_STEP_UNSHARE,
     NSF_STEP_SYNC,          /* waiting for the parent's release */
@@ -158,6 +159,9 @@ struct nsf_spawn {
     int n_ops;
     /* clone */
     int cgroup_fd;                   /* CLONE_INTO_CGROUP, or -1 */
+    const int *cgroup_procs_fds;     /* the child writes "0" into each: the
+                                        cgroups it joins itself, first thing */
+    int n_cgroup_procs;
     int use_clone3;
     /* credentials and directories after joining (nsenter -S -G -r -w) */
     int n_groups;                    /* -1 = keep; else setgroups(n_groups, groups) */

@@ -537,6 +537,7 @@ struct step_row {
 static const struct step_row steps[NSF_STEP_COUNT] = {
     [NSF_STEP_NONE] = {{"none", 0, 0, 0}, 0, 0},
     [NSF_STEP_PDEATHSIG] = {{"pdeathsig", "setting the parent-death signal", 0, 0}, 0, 0},
+    [NSF_STEP_CGROUP] = {{"cgroup", "joining the sandbox's cgroups", 0, 0}, 0, 0},
     [NSF_STEP_JOIN] = {{"join", "joining %s namespace", 0, 0}, 0, 0},
     [NSF_STEP_UNSHARE] = {{"unshare", "unshare(%s)", 0, 0}, 0, 0},
     [NSF_STEP_SYNC] = {{"sync", "waiting for the parent", 0, 0}, 0, 0},
@@ -609,6 +610,17 @@ static void set_pdeathsig(const struct nsf_child_ctx *st, const struct nsf_spawn
         child_exit(127);
 }
 
+/* The sandbox's cgroups, joined by the child itself before any namespace
+ * (a cgroup namespace made later has the sandbox's cgroup as its root): a
+ * write of "0" moves the writer, which costs no pid lookup, and into a v1
+ * "tasks" file takes no global lock; nor does the parent wait for it.  The
+ * kernel checks the credentials of the caller, who opened the files. */
+static void join_cgroups(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
+    for (int i = 0; i < sp->n_cgroup_procs; i++)
+        CHECK(nsf_sys3(__NR_write, sp->cgroup_procs_fds[i], "0", 1), NSF_STEP_CGROUP, i);
+}
+
 static int grandchild_main(void *arg)
 {
     const struct nsf_child_ctx *st = arg;
@@ -677,6 +689,7 @@ int nsf_child_main(void *arg)
         set_pdeathsig(st, sp);
     if (st->sync_w >= 0)
         nsf_sys1(__NR_close, st->sync_w); /* so that the parent's death is EOF */
+    join_cgroups(st, sp);
     if (sp->join.count) {
         struct nsf_join rest;
         int fds[16], kinds[16];

@@ -123,11 +123,12 @@ static void namespace_rules(const struct nsf_spawn *sp, struct nsf_child_ctx *ct
         ctx->unshare_flags = sp->new_kinds & CLONE_NEWTIME;
         ctx->fork_after = 0;
     }
-    /* a parent that holds the child may move it into cgroups (v1 has no
-     * CLONE_INTO_CGROUP): a new cgroup namespace comes after that, so that
-     * its root is the sandbox's cgroup and the host's path stays hidden */
+    /* a child that joins cgroups itself (v1 has no CLONE_INTO_CGROUP), or
+     * whose parent may move it while it waits, makes a new cgroup namespace
+     * after that, so that its root is the sandbox's cgroup and the host's
+     * path stays hidden */
     ctx->late_unshare = 0;
-    if (sp->parent_hold && (sp->new_kinds & CLONE_NEWCGROUP)) {
+    if ((sp->parent_hold || sp->n_cgroup_procs) && (sp->new_kinds & CLONE_NEWCGROUP)) {
         ctx->late_unshare = CLONE_NEWCGROUP;
         ctx->clone_flags &= ~CLONE_NEWCGROUP;
         ctx->unshare_flags &= ~CLONE_NEWCGROUP;

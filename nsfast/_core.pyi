@@ -54,7 +54,8 @@ class Packed:
                   map_writes: Sequence[tuple[str, bytes]]) -> Child: ...
     def run(self, exec_paths: Optional[Sequence[bytes]], std_fds: Optional[Sequence[int]],
             join_fds: Sequence[int], join_kinds: Sequence[int], join_pidfd: bool,
-            join_setgroups: bool, groups_best_effort: bool, cgroup_fd: int, init_fd: int,
+            join_setgroups: bool, groups_best_effort: bool, cgroup_fd: int,
+            cgroup_procs_fds: Optional[Sequence[int]], init_fd: int,
             parent_pid: int, map_writes: Sequence[tuple[str, bytes]],
             map_helper: Optional[Callable[[int], None]],
             on_created: Optional[Callable[[int], None]]) -> Child: ...

@@ -377,14 +377,15 @@ cdef class Packed:
         return _run(&sp, pk, map_writes, None, None)
 
     def run(self, exec_paths, std_fds, join_fds, join_kinds, bint join_pidfd,
-            bint join_setgroups, bint groups_best_effort, int cgroup_fd, int init_fd,
-            int parent_pid, map_writes, map_helper, on_created):
+            bint join_setgroups, bint groups_best_effort, int cgroup_fd, cgroup_procs_fds,
+            int init_fd, int parent_pid, map_writes, map_helper, on_created):
         """Clone, set up and exec a child.  exec_paths: the candidates when
         they differ from the spec's (a PATH search), else None; std_fds: three
         fds or None; join_*: the fds to join now; map_writes: (proc file name,
         bytes) written into /proc/<pid>/ while the child waits; map_helper,
         if set, is called with the pid instead to write maps with newuidmap;
-        on_created, if set, after the maps, before the child goes on.
+        on_created, if set, after the maps, before the child goes on;
+        cgroup_procs_fds: cgroup files the child writes "0" into first.
         Returns a Child or raises SpawnFailure / OSError."""
         cdef int i
         cdef nsf_spawn sp = self.sp          # a copy: calls may run at once
@@ -404,6 +405,9 @@ cdef class Packed:
             sp.join.setgroups_first = join_setgroups
         sp.groups_best_effort = sp.groups_best_effort or groups_best_effort
         sp.cgroup_fd = cgroup_fd
+        if cgroup_procs_fds:
+            sp.cgroup_procs_fds = pk.intv(cgroup_procs_fds)
+            sp.n_cgroup_procs = len(cgroup_procs_fds)
         sp.init_fd = init_fd
         sp.parent_pid = parent_pid
         sp.parent_hold = bool(map_writes) or map_helper is not None or on_created is not None

@@ -314,7 +314,7 @@ class Box:
             fd = self._fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         return os.pread(fd, 4096, 0).decode()
 
-    def _w(self, path: str, text: str, controller: str) -> None:
+    def _fd_w(self, path: str, controller: str) -> int:
         key = path + "\0w"
         fd = self._fds.get(key)
         if fd is None:
@@ -323,6 +323,10 @@ class Box:
             except OSError as e:
                 raise os_error(e.errno, path, f"the {controller} controller cannot be "
                                f"used here", what=f"opening the {controller} cgroup file") from None
+        return fd
+
+    def _w(self, path: str, text: str, controller: str) -> None:
+        fd = self._fd_w(path, controller)
         try:
             os.write(fd, text.encode())
         except OSError as e:
@@ -374,13 +378,18 @@ class Box:
                 _write(self.file("cpu.cfs_period_us"), str(_PERIOD_US), "cpu")
                 _write(self.file("cpu.cfs_quota_us"), str(quota), "cpu")
 
-    def attach(self, pid: int, cloned_into: bool) -> None:
-        """Move pid into each directory the clone did not put it in (v1; v2
-        too without CLONE_INTO_CGROUP, cloned_into=False)."""
+    def join_fds(self, cloned_into: bool) -> list[int]:
+        """The files the child writes "0" into to join the box itself, first
+        thing (csrc/spawn_child.c): each v1 directory's tasks (one thread:
+        the kernel's global lock is skipped), and the v2 one's cgroup.procs
+        unless the clone put it there (CLONE_INTO_CGROUP, cloned_into)."""
+        fds = []
         for path, version, ctrls in self.dirs:
             if version == 1 or not cloned_into:
-                self._w(os.path.join(path, "cgroup.procs"), str(pid),
-                       ",".join(sorted(ctrls)) or "cgroup v2")
+                name = "tasks" if version == 1 else "cgroup.procs"
+                fds.append(self._fd_w(os.path.join(path, name),
+                                      ",".join(sorted(ctrls)) or "cgroup v2"))
+        return fds
 
     def pids(self) -> list[int]:
         """The processes in the box (from its first directory)."""

@@ -176,13 +176,12 @@ def start(plan: SpawnPlan) -> Process:
                 fds.append(_std_fd(stderr, 2, opened, parent_ends))
             std_fds = fds
         helper, on_created = plan.helper, plan.on_created
-        if box is not None:
-            on_created = _attaching(box, cgroup_fd >= 0, on_created)
         raised: list = []   # what the caller's callbacks raised passes through as is
         try:
             child = plan.packed.run(
                 exec_paths, std_fds, join_fds, join_kinds, join_pidfd, join_setgroups,
                 groups_best_effort, cgroup_fd,
+                None if box is None else box.join_fds(cgroup_fd >= 0),
                 init_program.init_fd() if plan.init else -1, os.getpid(), plan.writes,
                 None if helper is None else _passing(helper, raised),
                 None if on_created is None else _passing(on_created, raised))
@@ -213,16 +212,6 @@ def start(plan: SpawnPlan) -> Process:
     if limits is not None:
         process._limit(limits, box, started)
     return process
-
-
-def _attaching(box: "cgroups.Box", cloned_into: bool,
-               on_created: Optional[Callable[[int], None]]) -> Callable[[int], None]:
-    """on_created that first moves the waiting child into its v1 cgroups."""
-    def attach(pid: int) -> None:
-        box.attach(pid, cloned_into)
-        if on_created is not None:
-            on_created(pid)
-    return attach
 
 
 def _std_fd(value: Any, which: int, opened: list, parent_ends: dict) -> int:

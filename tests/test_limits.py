@@ -441,9 +441,15 @@ def test_v1_kill_through_the_freezer(run):
     v1 = tuple((h.own, h.controllers) for h in hs if h.version == 1
                and h.controllers & {"pids", "freezer"})
     box = cgroups.Box(Limits(pids=32), cgroups.Layout(v1, None, frozenset()))
+
+    def move_in(pid):   # the test's own move, while the child waits
+        for d, _, _ in box.dirs:
+            with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+    p = None
     try:
         p = run(["sh", "-c", "for i in 1 2 3 4; do sleep 100 & done; echo; wait"],
-                stdout=nsfast.PIPE, on_created=lambda pid: box.attach(pid, False))
+                stdout=nsfast.PIPE, on_created=move_in)
         p.stdout.readline()             # the sleeps are started
         inside = box.pids()
         assert len(inside) == 5 and p.pid in inside
@@ -457,7 +463,8 @@ def test_v1_kill_through_the_freezer(run):
         with open(os.path.join(freezer, "freezer.state")) as f:
             assert f.read().strip() == "THAWED"
     finally:
-        p.stdout.close()
+        if p is not None:
+            p.stdout.close()
         box._remove()
 
 
@@ -477,3 +484,4 @@ def test_repeated_identical_spawns_are_each_limited(run):
         p.kill()
         p.wait()
         assert p.usage is not None and p.usage.signal == signal.SIGKILL
+

@@ -90,6 +90,8 @@ cdef extern from "spawn.h" nogil:
         const nsf_op *ops
         int n_ops
         int cgroup_fd
+        const int *cgroup_procs_fds
+        int n_cgroup_procs
         int use_clone3
         int n_groups
         const int *groups
