@@ -280,6 +280,10 @@ class Box:
         self._killed = False
         self._fds: dict = {}
         self.key = _key(limits)
+        # kernel objects of an ended sandbox are freed a while after it
+        # (RCU): a box reused at once still has some charged, a little
+        # more each time, so what may stay is a small share of the limit
+        self._residue_max = max(_RESIDUE_MAX, (limits.memory or 0) // 128)
         # counters of v2 controllers cannot all be reset: such boxes are not reused
         self._reusable = not place.v2_controllers
         name = f"box-{next(_Owner.counter)}"
@@ -402,6 +406,18 @@ class Box:
         except OSError:
             return []
 
+    def _empty(self) -> bool:
+        """No process in the box: pids.current (zombies count) or v2's
+        cgroup.events, read through a kept fd, else cgroup.procs afresh."""
+        for path, version, ctrls in self.dirs:
+            if "pids" in ctrls:
+                return _int_file(os.path.join(path, "pids.current"), self._r) == 0
+        for path, version, _ in self.dirs:
+            if version == 2:
+                events = _key_values(os.path.join(path, "cgroup.events"), self._r)
+                return events.get("populated", 1) == 0
+        return not self.pids()
+
     def kill(self) -> None:
         """SIGKILL everything in the box: cgroup.kill (v2), else freeze, kill, thaw."""
         self._killed = True
@@ -478,7 +494,7 @@ class Box:
         counter that cannot be reset), else remove its directories."""
         if self.finished:
             raise ValueError("this cgroup box was finished already")
-        if self.pids():
+        if not self._empty():
             self.kill()
         used = self.usage()
         # a v2 cgroup that got cgroup.kill kills every later clone into it
@@ -492,16 +508,14 @@ class Box:
     def _reset(self) -> bool:
         """Ready the box for another sandbox: empty, no memory charged, the
         peak and CPU counters at zero.  False when it cannot be."""
-        try:
-            if self.pids():
-                return False
+        try:   # empty: finish() saw it, and nothing joins a box of ours
             for path, version, ctrls in self.dirs:
                 if version == 1 and "memory" in ctrls:
                     # kernel objects freed late stay charged a while (a few
                     # hundred KiB); page cache the payload left is more: then
                     # a fresh box, so that no sandbox starts with less
                     used = _int_file(os.path.join(path, "memory.usage_in_bytes"), self._r)
-                    if used is None or used > _RESIDUE_MAX:
+                    if used is None or used > self._residue_max:
                         return False
                     self._w(os.path.join(path, "memory.max_usage_in_bytes"), "0", "memory")
                 if version == 1 and "cpuacct" in ctrls:
@@ -552,7 +566,7 @@ class _Idle:
             if not boxes or _Owner.pid != os.getpid():
                 return None
             cls.count -= 1
-            box = boxes.pop()
+            box = boxes.pop(0)   # the one that rested longest: its residue drained
         box.finished = False
         return box
 

@@ -485,3 +485,25 @@ def test_repeated_identical_spawns_are_each_limited(run):
         p.wait()
         assert p.usage is not None and p.usage.signal == signal.SIGKILL
 
+
+def test_boxes_are_reused_across_many_sandboxes():
+    """Back-to-back sandboxes with a memory limit keep reusing the boxes made
+    ahead: the kernel frees an ended sandbox's objects a little later, and
+    that residue must not make every dozenth sandbox pay for a new box
+    (witness: the box directories in the memory hierarchy, listed after
+    each sandbox)."""
+    _cgroup_v1("memory")
+    limits = Limits(memory="256M", pids=64)
+    assert cgroups.prepare(limits, 4) == 4
+    try:
+        subtrees = {os.path.dirname(d) for d in _own_boxes() if "/memory/" in d}
+        assert len(subtrees) == 1, subtrees
+        subtree = subtrees.pop()
+        seen = set()
+        for _ in range(150):
+            p = nsfast.spawn(["/bin/true"], namespaces="pid,mnt", limits=limits)
+            assert p.wait() == 0
+            seen |= {n for n in os.listdir(subtree) if n.startswith("box-")}
+        assert len(seen) <= 4, sorted(seen)
+    finally:
+        cgroups.clear()
