@@ -279,6 +279,7 @@ class Box:
         self.finished = False
         self._killed = False
         self._fds: dict = {}
+        self._join: dict = {}   # cloned_into -> the fds of join_fds
         self.key = _key(limits)
         # kernel objects of an ended sandbox are freed a while after it
         # (RCU): a box reused at once still has some charged, a little
@@ -387,12 +388,15 @@ class Box:
         thing (csrc/spawn_child.c): each v1 directory's tasks (one thread:
         the kernel's global lock is skipped), and the v2 one's cgroup.procs
         unless the clone put it there (CLONE_INTO_CGROUP, cloned_into)."""
-        fds = []
-        for path, version, ctrls in self.dirs:
-            if version == 1 or not cloned_into:
-                name = "tasks" if version == 1 else "cgroup.procs"
-                fds.append(self._fd_w(os.path.join(path, name),
-                                      ",".join(sorted(ctrls)) or "cgroup v2"))
+        fds = self._join.get(cloned_into)
+        if fds is None:
+            fds = []
+            for path, version, ctrls in self.dirs:
+                if version == 1 or not cloned_into:
+                    name = "tasks" if version == 1 else "cgroup.procs"
+                    fds.append(self._fd_w(os.path.join(path, name),
+                                          ",".join(sorted(ctrls)) or "cgroup v2"))
+            self._join[cloned_into] = fds
         return fds
 
     def pids(self) -> list[int]:
@@ -500,23 +504,24 @@ class Box:
         # a v2 cgroup that got cgroup.kill kills every later clone into it
         # (seen on 6.18): a box that needed a kill is never reused
         if not (self._reusable and not self._killed and not used.oom_killed and not used.pids_hit
-                and self._reset() and _Idle.put(self)):
+                and self._reset(used.max_memory) and _Idle.put(self)):
             self._remove()
         self.finished = True
         return used
 
-    def _reset(self) -> bool:
-        """Ready the box for another sandbox: empty, no memory charged, the
-        peak and CPU counters at zero.  False when it cannot be."""
+    def _reset(self, peak: Optional[int]) -> bool:
+        """Ready the box for another sandbox: empty, little memory charged,
+        the peak and CPU counters at zero.  False when it cannot be."""
         try:   # empty: finish() saw it, and nothing joins a box of ours
             for path, version, ctrls in self.dirs:
                 if version == 1 and "memory" in ctrls:
-                    # kernel objects freed late stay charged a while (a few
-                    # hundred KiB); page cache the payload left is more: then
-                    # a fresh box, so that no sandbox starts with less
-                    used = _int_file(os.path.join(path, "memory.usage_in_bytes"), self._r)
-                    if used is None or used > self._residue_max:
-                        return False
+                    # page cache the payload left stays charged: then a fresh
+                    # box, so that no sandbox starts with less than a share of
+                    # its limit (what is charged now is at most the peak)
+                    if peak is None or peak > self._residue_max:
+                        used = _int_file(os.path.join(path, "memory.usage_in_bytes"), self._r)
+                        if used is None or used > self._residue_max:
+                            return False
                     self._w(os.path.join(path, "memory.max_usage_in_bytes"), "0", "memory")
                 if version == 1 and "cpuacct" in ctrls:
                     self._w(os.path.join(path, "cpuacct.usage"), "0", "cpuacct")
@@ -528,7 +533,7 @@ class Box:
         self.finished = True
         for fd in self._fds.values():
             os.close(fd)
-        self._fds = {}
+        self._fds, self._join = {}, {}
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
