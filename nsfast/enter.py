@@ -108,6 +108,8 @@ def _check_process_wide(kinds: NsType, allow: bool) -> None:
     if wide & NsType.USER:
         raise ValueError("a user namespace cannot be left once entered (the way back needs "
                          f"privilege in the parent namespace): {_POINTER}")
+    from .watch import quiesce   # an idle wall-time watcher is ours to stop
+    quiesce()
     threads = len(os.listdir("/proc/self/task"))
     if threads > 1:
         raise RuntimeError(f"cannot enter {names} namespaces: this process has {threads} "

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -507,3 +508,32 @@ def test_boxes_are_reused_across_many_sandboxes():
         assert len(seen) <= 4, sorted(seen)
     finally:
         cgroups.clear()
+
+
+def test_one_watcher_thread_serves_a_run_of_sandboxes():
+    """The wall-time watcher stays for the next sandbox instead of a new
+    thread per spawn (witness: the kernel thread id of the watcher)."""
+    tids = set()
+    for _ in range(10):
+        p = nsfast.spawn(["/bin/true"], limits=Limits(wall_time=30))
+        tids |= {t.native_id for t in threading.enumerate() if t.name == "nsfast-wall-time"}
+        assert p.wait() == 0
+    assert len(tids) == 1, tids
+
+
+def test_an_idle_watcher_does_not_block_unshare_in_place():
+    """unshare(user) in place needs a single-threaded process: the idle
+    watcher of an ended sandbox is stopped for it (in a separate interpreter,
+    so that the pytest process keeps its namespaces)."""
+    code = textwrap.dedent("""
+        import os, threading, nsfast
+        p = nsfast.spawn(["/bin/true"], limits=nsfast.Limits(wall_time=30))
+        p.wait()
+        print(sum(t.name == "nsfast-wall-time" for t in threading.enumerate()))
+        before = os.stat("/proc/self/ns/user").st_ino
+        nsfast.unshare("user")
+        print(os.stat("/proc/self/ns/user").st_ino != before)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "True"]
