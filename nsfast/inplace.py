@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from typing import Optional
 
 from . import _core
@@ -38,7 +39,10 @@ def _refuse_if_threaded(kinds: int, verb: str) -> None:
     if threads > 1:
         from .watch import quiesce   # an idle wall-time watcher is ours to stop
         if quiesce():
-            threads = thread_count()
+            # the kernel lets a joined thread go a moment after its join
+            deadline = time.monotonic() + 1.0
+            while (threads := thread_count()) > 1 and time.monotonic() < deadline:
+                time.sleep(0.001)
     if threads > 1 and kinds & _WHOLE_PROCESS_MASK:
         names = ",".join(k.proc_name for k in NsType(kinds & _WHOLE_PROCESS_MASK).kinds())
         raise RuntimeError(
