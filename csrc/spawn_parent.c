@@ -114,6 +114,22 @@ static void namespace_rules(const struct nsf_spawn *sp, struct nsf_child_ctx *ct
     int joined = 0;
     for (int i = 0; i < sp->join.count; i++)
         joined |= sp->join.kinds[i];
+    ctx->user_last = sp->user_last;
+    if (ctx->user_last) {
+        /* pid, net, uts, ipc by the clone; the mount namespace copies the
+         * one joined (a small template) and the cgroup namespace follows
+         * the child's own join of its cgroups; the user namespace comes last
+         * (step_user_last).  A joined pid or user namespace or a new time
+         * namespace would need a second fork: the plan does not ask for them. */
+        int later = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWTIME;
+        ctx->clone_flags = sp->new_kinds & ~later;
+        ctx->unshare_flags = sp->new_kinds & (CLONE_NEWNS | CLONE_NEWCGROUP);
+        ctx->fork_after = 0;
+        ctx->late_unshare = 0;
+        ctx->need_ready = sp->parent_hold;
+        ctx->need_sync = sp->parent_hold || (sp->pdeathsig && (sp->new_kinds & CLONE_NEWPID));
+        return;
+    }
     if (joined) {
         ctx->clone_flags = 0;
         ctx->unshare_flags = sp->new_kinds;

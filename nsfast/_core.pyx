@@ -297,6 +297,7 @@ cdef void _spec_defaults(nsf_spawn *sp):
     sp.std_fds[0] = sp.std_fds[1] = sp.std_fds[2] = -1
     sp.max_fd = 1024
     sp.cgroup_fd = -1
+    sp.user_fd = -1
     sp.init_fd = -1
     sp.use_clone3 = 1
     sp.n_groups = -1
@@ -327,6 +328,7 @@ cdef class Packed:
         sp.root = pk.cstr(spec.root)
         sp.new_kinds = spec.new_kinds
         sp.no_pid_fork = spec.no_pid_fork
+        sp.user_last = spec.user_last
         sp.hostname = pk.cstr(spec.hostname)
         sp.domainname = pk.cstr(spec.domainname)
         sp.propagation = spec.propagation
@@ -364,6 +366,7 @@ cdef class Packed:
         sp.uid = -1 if spec.uid is None else spec.uid
         sp.root_fd = spec.root_fd
         sp.cwd_fd = spec.cwd_fd
+        sp.user_fd = spec.user_fd
 
     def run_plain(self, int parent_pid, map_writes):
         """run() for a plan that takes nothing per call: no std streams, no

@@ -158,6 +158,11 @@ def start(plan: SpawnPlan) -> Process:
             # the groups were cleared before the user ns join: a refusal inside
             # (setgroups denied there) changes nothing, as for nsenter
             groups_best_effort = join_setgroups and spec.groups == []
+        if plan.template is not None:
+            if plan.template.fd < 0:
+                raise ValueError("this mount template is closed")
+            join_fds.append(plan.template.fd)
+            join_kinds.append(int(NsType.MNT))
         if plan.netns is not None:
             if joined & _NET:
                 raise ValueError("netns= conflicts with a new or joined net namespace")

@@ -67,6 +67,7 @@ cdef extern from "spawn.h" nogil:
         nsf_join join
         int parent_hold
         int no_pid_fork
+        int user_last
         const char *hostname
         const char *domainname
         unsigned long propagation
@@ -90,6 +91,7 @@ cdef extern from "spawn.h" nogil:
         const nsf_op *ops
         int n_ops
         int cgroup_fd
+        int user_fd
         const int *cgroup_procs_fds
         int n_cgroup_procs
         int use_clone3
