@@ -86,6 +86,7 @@ class IdLease:
             raise ValueError("the id range does not fit below 2**32")
         self.count = count
         self.fd = -1
+        self._user_ns: dict = {}   # max_user_namespaces -> fd (user_ns())
         os.makedirs(directory, mode=0o700, exist_ok=True)
         slots = min((2**32 - 1 - base) // count, 1 << 16)
         for slot in range(slots):
@@ -102,8 +103,38 @@ class IdLease:
         raise OSError(errno.EAGAIN, f"all {slots} id ranges from {base} are leased "
                                     f"(see {directory})")
 
+    def user_ns(self, max_user_namespaces: Optional[int]) -> int:
+        """An fd of a user namespace that maps 0.. onto this range, made once
+        (its maps and max_user_namespaces written): a sandbox started from a
+        mount template joins it last instead of making one, so no spawn
+        waits for its maps.  Only one payload at a time holds a lease, so no
+        two share it."""
+        key = max_user_namespaces
+        fd = self._user_ns.get(key)
+        if fd is not None:
+            return fd
+        got: list = []
+
+        def hold(pid: int) -> None:   # while the maker waits, its maps written
+            got.append(os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
+        opts: dict = dict(namespaces="user", pdeathsig=None, on_created=hold, **_ranges(self))
+        if max_user_namespaces is not None:
+            opts["max_user_namespaces"] = max_user_namespaces
+        try:
+            maker = spawn(["true"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **opts)
+            maker.wait()
+        except BaseException:
+            for fd in got:
+                os.close(fd)
+            raise
+        self._user_ns[key] = got[0]
+        return got[0]
+
     def release(self) -> None:
         """Give the range back (the processes that use it must be gone)."""
+        for fd in self._user_ns.values():
+            os.close(fd)
+        self._user_ns = {}
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -116,6 +147,27 @@ def _ranges(lease: IdLease) -> dict:
     """The spawn options that map inside ids 0.. onto a lease's host ids."""
     ranges = ((0, lease.start, lease.count),)
     return {"uid_map": ranges, "gid_map": ranges}
+
+
+def _no_template(kinds: list, ids: Any, overlay: Any, capabilities: Any, mounts: Sequence,
+                 mount_proc: bool, opts: dict) -> Optional[str]:
+    """Why a Sandbox cannot start from a mount template, or None.  From a
+    template every namespace but the user namespace is the caller's, so the
+    payload cannot use capabilities in them: kept capabilities need the
+    usual path; so do binds of the caller's paths (outside the template)."""
+    from .mounts import Bind
+    if os.geteuid() != 0 or ids != "auto":
+        return "a template needs root and leased ids"
+    if not {"user", "mnt", "pid"} <= set(kinds) or "time" in kinds:
+        return "a template needs new user, mnt and pid namespaces and no time namespace"
+    if overlay or not mount_proc or capabilities is None or tuple(capabilities):
+        return "a template takes no overlay, needs mount_proc and drops every capability"
+    if any(isinstance(m, Bind) for m in mounts):
+        return "a template's sandbox cannot bind the caller's paths (they are outside it)"
+    if not any(opts.get(k) for k in ("readonly_root", "mask_paths", "readonly_paths",
+                                       "minimal_dev", "tmp_size")):
+        return "a template is for a confined root"
+    return None
 
 
 def default_limits() -> Limits:
@@ -153,7 +205,7 @@ class Sandbox:
                  mounts: Sequence = (), seccomp: Any = "default",
                  allow_nested_userns: bool = False, hostname: Optional[str] = None,
                  cwd: Any = "/", init: bool = False, overlay: Any = None,
-                 limits: Any = "default") -> None:
+                 limits: Any = "default", mount_template: Any = "auto") -> None:
         if isinstance(limits, str) and limits == "default":
             limits = default_limits()
         elif limits is not None and not isinstance(limits, Limits):
@@ -208,6 +260,26 @@ class Sandbox:
         if init:
             # csrc/init.c as pid 1: it reaps orphans and forwards signals
             opts["init"] = True
+        # a template mount namespace: the start costs the same whatever the
+        # host's mount table (nsfast/template.py)
+        self._template = None
+        self._nested_sysctl = None if allow_nested_userns else 0
+        if mount_template not in ("auto", True, False):
+            raise ValueError("mount_template takes 'auto', True or False")
+        if mount_template:
+            why = _no_template(kinds, ids, overlay, capabilities, mounts, mount_proc, opts)
+            if why is None:
+                from . import template as _template
+                self._template = _template.shared(
+                    None if root is None else os.fsencode(root), readonly_root, minimal_dev,
+                    _template.static_masks(mask_paths))
+                opts["namespaces"] = ",".join(k for k in kinds if k != "user")
+                opts["template"] = self._template
+                for key in ("max_user_namespaces", "root", "pivot_root", "uid_map", "gid_map"):
+                    opts.pop(key, None)
+                opts.update(self._lease_options(self._free[0]))
+            elif mount_template is True:
+                raise ValueError(f"mount_template=True, but {why}")
         self.options = opts
         try:
             SpawnPlan(["/bin/true"], **opts)   # every check spawn makes, now
@@ -238,7 +310,7 @@ class Sandbox:
         lease = self._take_ids()
         try:
             proc = spawn(argv, stdin=stdin, stdout=stdout, stderr=stderr,
-                         **{**opts, **_ranges(lease)})
+                         **{**opts, **self._lease_options(lease)})
         except BaseException:
             with self._lock:
                 self._free.append(lease)
@@ -247,6 +319,14 @@ class Sandbox:
         with self._lock:
             self._busy.append((proc, lease))
         return proc
+
+    def _lease_options(self, lease: "IdLease") -> dict:
+        """The spawn options of a payload on this lease: its id maps, or with
+        a template the user namespace made for the lease, joined last."""
+        if self._template is None:
+            return _ranges(lease)
+        return {"user_ns": lease.user_ns(self._nested_sysctl), "uid": 0, "gid": 0,
+                "extra_groups": ()}
 
     def _take_ids(self) -> "IdLease":
         """An id range no running payload uses: one whose payload has ended
