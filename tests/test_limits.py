@@ -537,3 +537,21 @@ def test_an_idle_watcher_does_not_block_unshare_in_place():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["1", "True"]
+
+
+def test_nproc_is_the_process_rlimit_of_the_payload(run):
+    """nproc: RLIMIT_NPROC, counted for the payload's uid in its own user
+    namespace (witness: /proc/<pid>/limits, and a fork refused past it)."""
+    p = run(["sleep", "60"], namespaces="user,pid,mnt", map_root=True,
+            limits=Limits(nproc=8))
+    with open(f"/proc/{p.pid}/limits") as f:
+        row = next(line for line in f if line.startswith("Max processes"))
+    assert row.split()[2:4] == ["8", "8"]
+    # the host's root is exempt: here the payload's uid 0 is an unprivileged host uid
+    ids = "0 300000 65536"
+    code = "for i in 1 2 3 4 5 6 7 8; do sleep 5 & done; echo done"
+    q = nsfast.spawn(["sh", "-c", code], namespaces="user,pid,mnt", uid_map=ids, gid_map=ids,
+                     limits=Limits(nproc=4), stdout=nsfast.PIPE, stderr=nsfast.STDOUT)
+    out = q.communicate(timeout=60)[0].decode()
+    assert "fork" in out.lower() or "resource" in out.lower(), out
+    assert Limits().with_rlimit("nproc=16").nproc == 16
