@@ -173,15 +173,16 @@ def _no_template(kinds: list, ids: Any, overlay: Any, capabilities: Any, mounts:
 def default_limits() -> Limits:
     """Sandbox's limits unless told otherwise: generous, never unlimited.  As
     root, a cgroup of its own caps tasks and memory; a user seldom may make
-    cgroups, so there the caps are rlimits (its address space, its files).
-    Both end the sandbox after ten minutes.
+    cgroups, so there the caps are rlimits (its address space, its
+    processes, its files).  Both end the sandbox after ten minutes.
 
     >>> default_limits().wall_time
     600.0
     """
     if os.geteuid() == 0:
         return Limits(pids=DEFAULT_PIDS, memory=DEFAULT_MEMORY, wall_time=DEFAULT_WALL_TIME)
-    return Limits(address_space=DEFAULT_MEMORY * 4, nofile=1024, wall_time=DEFAULT_WALL_TIME)
+    return Limits(address_space=DEFAULT_MEMORY * 2, nofile=1024, nproc=DEFAULT_PIDS,
+                  wall_time=DEFAULT_WALL_TIME)
 
 
 class Sandbox:
