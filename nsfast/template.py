@@ -30,14 +30,14 @@ from .kernel import (AT_RECURSIVE, CLONE_NEWNS, MNT_DETACH, MOUNT_ATTR_RDONLY, M
                      MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT)
 from .mounts import parse_mountinfo
 
-# mounts a sandbox replaces with its own (under these) or has no use for
-# (these filesystem types: the host's runtime state, its cgroup and kernel
-# interfaces, its shared memory): they stay out of the template
+# mounts a sandbox replaces with its own (under these) stay out of the
+# template; of the rest only the operating system's tree stays: filesystems
+# on a block device (/usr, /boot, /home ...) and /sys itself.  The host's
+# runtime state (tmpfs), its kernel interfaces, other runtimes' container
+# roots (overlay) and network filesystems are left out: a sandbox binds
+# what it needs by name (the usual path).
 REPLACED = (b"/proc", b"/dev", b"/tmp")
-LEFT_OUT_TYPES = frozenset((
-    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
-    "devtmpfs", "efivarfs", "fusectl", "hugetlbfs", "mqueue", "nsfs", "proc", "pstore",
-    "ramfs", "rpc_pipefs", "securityfs", "selinuxfs", "tmpfs", "tracefs"))
+KEPT_PSEUDO = {b"/sys": "sysfs"}
 # mount points each sandbox mounts on: they must exist in the read-only tree
 SANDBOX_POINTS = (b"/proc", b"/tmp", b"/dev/pts", b"/dev/shm")
 
@@ -90,7 +90,7 @@ class MountTemplate:
             _core.mount(None, b"/", None, MS_REC | MS_PRIVATE, None)
             stage = staging_dir()
             _core.mount(self.root or b"/", stage, None, MS_BIND | MS_REC, None)
-            self._leave_out(stage)
+            self._leave_out(stage, keep_dev=not minimal_dev)
             if readonly:
                 _core.mount_setattr(stage, AT_RECURSIVE, MOUNT_ATTR_RDONLY, 0, 0)
             if minimal_dev:
@@ -117,9 +117,11 @@ class MountTemplate:
             out["error"] = e
 
     @staticmethod
-    def _leave_out(stage: bytes) -> None:
+    def _leave_out(stage: bytes, keep_dev: bool) -> None:
         """Detach the mounts below stage that a sandbox has no use for (the
-        topmost of each subtree: a detach takes what is below it along)."""
+        topmost of each subtree: a detach takes what is below it along);
+        keep_dev: the host's /dev as it is (minimal_dev off)."""
+        replaced = tuple(r for r in REPLACED if not (keep_dev and r == b"/dev"))
         with open("/proc/thread-self/mountinfo", "rb") as f:
             table = parse_mountinfo(f.read())
         gone: list = []
@@ -130,8 +132,10 @@ class MountTemplate:
             inside = point[len(stage):]
             if any(inside == g or inside.startswith(g + b"/") for g in gone):
                 continue
-            if m.fs_type in LEFT_OUT_TYPES or any(
-                    inside == r or inside.startswith(r + b"/") for r in REPLACED):
+            if keep_dev and (inside == b"/dev" or inside.startswith(b"/dev/")):
+                continue
+            os_tree = m.source.startswith("/dev/") or KEPT_PSEUDO.get(inside) == m.fs_type
+            if not os_tree or any(inside == r or inside.startswith(r + b"/") for r in replaced):
                 _core.umount2(point, MNT_DETACH)
                 gone.append(inside)
 

@@ -154,3 +154,12 @@ def test_the_template_is_opt_out_by_name_and_refused_where_it_cannot_hold():
     # capabilities kept: the usual path, whose namespaces the payload owns
     with nsfast.Sandbox(capabilities=["CAP_NET_ADMIN"]) as box:
         assert "template" not in box.spawn_options()
+
+
+def test_without_minimal_dev_the_template_keeps_the_hosts_dev():
+    need_root()
+    with nsfast.Sandbox(minimal_dev=False) as box:
+        assert box.spawn_options()["template"] is not None
+        r = box.run(["sh", "-c", "head -c1 /dev/zero | od -An -tx1; test -e /dev/vda || "
+                     "test -d /dev/pts && echo host"])
+    assert r.returncode == 0 and r.stdout.split() == [b"00", b"host"], r
