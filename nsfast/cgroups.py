@@ -503,10 +503,12 @@ class Box:
         used = self.usage()
         # a v2 cgroup that got cgroup.kill kills every later clone into it
         # (seen on 6.18): a box that needed a kill is never reused
-        if not (self._reusable and not self._killed and not used.oom_killed and not used.pids_hit
-                and self._reset(used.max_memory) and _Idle.put(self)):
-            self._remove()
+        clean = (self._reusable and not self._killed and not used.oom_killed
+                 and not used.pids_hit and self._reset(used.max_memory))
+        # finished before it is put back: another thread may take it at once
         self.finished = True
+        if not (clean and _Idle.put(self)):
+            self._remove()
         return used
 
     def _reset(self, peak: Optional[int]) -> bool:

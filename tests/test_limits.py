@@ -555,3 +555,31 @@ def test_nproc_is_the_process_rlimit_of_the_payload(run):
     out = q.communicate(timeout=60)[0].decode()
     assert "fork" in out.lower() or "resource" in out.lower(), out
     assert Limits().with_rlimit("nproc=16").nproc == 16
+
+
+def test_boxes_reused_by_threads_at_once():
+    """Sandboxes with the same limits started and reaped by 4 threads at
+    once: a box put back by one thread and taken by another at once is
+    never seen as finished by the second."""
+    _cgroup_v1("pids")
+    limits = Limits(pids=32)
+    errors: list = []
+
+    def churn():
+        try:
+            for _ in range(40):
+                assert nsfast.spawn(["/bin/true"], limits=limits).wait() == 0
+        except BaseException as e:
+            errors.append(e)
+    threads = [threading.Thread(target=churn) for _ in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)   # the threads switch often: the window is small
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+        cgroups.clear()
+    assert errors == []
