@@ -338,10 +338,11 @@ class Sandbox:
             if self._reclaim:
                 busy = []
                 for proc, lease in self._busy:
-                    if proc.poll() is None:
-                        busy.append((proc, lease))
-                    else:
+                    # ended, not reaped here: its owner may be waiting for it
+                    if proc.ended():
                         self._free.append(lease)
+                    else:
+                        busy.append((proc, lease))
                 self._busy = busy
             if self._free:
                 return self._free.pop()

@@ -163,3 +163,22 @@ def test_without_minimal_dev_the_template_keeps_the_hosts_dev():
         r = box.run(["sh", "-c", "head -c1 /dev/zero | od -An -tx1; test -e /dev/vda || "
                      "test -d /dev/pts && echo host"])
     assert r.returncode == 0 and r.stdout.split() == [b"00", b"host"], r
+
+
+def test_a_lease_is_freed_by_an_ended_payload_that_its_owner_reaps():
+    """The Sandbox looks for ended payloads without reaping them (a thread
+    may be waiting for one): the zombie stays for its owner, whose wait
+    gets its status and usage (witness: /proc/<pid>/stat)."""
+    need_root()
+    with nsfast.Sandbox() as box:
+        p = box.spawn(["sh", "-c", "exit 7"])
+        while not p.ended():
+            pass
+        with open(f"/proc/{p.pid}/stat") as f:
+            assert f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        q = box.spawn(["true"])           # takes p's range: p has ended
+        assert q._id_lease is p._id_lease
+        with open(f"/proc/{p.pid}/stat") as f:   # still its owner's to reap
+            assert f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        assert p.wait() == 7 and p.usage.exit_code == 7
+        assert q.wait() == 0
