@@ -33,7 +33,7 @@ from .harness import Case, Peer, at_most, within
 TRUE = "/bin/true"
 BWRAP = ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
          "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-PER_THREAD = 10
+PER_THREAD = 5
 
 
 class _Boxes:
@@ -170,7 +170,7 @@ def cases(cfg) -> list:
                   "against one with none more; each from a thread that lives in its "
                   "namespace, handed the request through a queue"),
         Case(name="sandbox-2-threads", op=lambda: _threads(_sandboxed),
-             peers=[Peer("spawn", lambda: _threads(_plain))], check=_check, samples=30,
+             peers=[Peer("spawn", lambda: _threads(_plain))], check=_check, samples=20,
              note=f"{2 * PER_THREAD} Sandbox payloads spawned and waited by 2 threads at "
                   f"once, against the same with nsfast.spawn and no policy; per payload: "
                   f"the median / {2 * PER_THREAD}"),
