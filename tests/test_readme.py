@@ -138,7 +138,10 @@ def test_the_readme_has_blocks_of_both_kinds_and_runs_most():
     ("netns.veth('leak0', 'leak1')\n", {"links": ["leak0@leak1", "leak1@leak0"]}),
     # a dropped Process is killed with its parent (pdeathsig), unless told otherwise
     ("nsfast.spawn(['sleep', '60'], pdeathsig=None)\n", {"processes": ["sleep 60"]}),
-], ids=["netns", "veth", "process"])
+    ("import threading, time\n"
+     "threading.Thread(target=time.sleep, args=(60,), name='leak', daemon=True).start()\n",
+     {"threads": ["leak"]}),
+], ids=["netns", "veth", "process", "thread"])
 def test_a_block_that_leaves_something_fails(source, left):
     """The runner's witness: a block that cleans nothing up is seen to."""
     need_root()
