@@ -15,6 +15,7 @@ import signal
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 from . import _core, confine, idmap, seccomp as _seccomp
+from .argtypes import Argv
 from .features import features
 from .flags import KindsLike, NsType
 from .handles import check_fd
@@ -379,7 +380,7 @@ class SpawnPlan:
                  "join", "netns", "cgroup", "std", "on_created", "init", "reusable", "packed",
                  "template", "plain", "limits")
 
-    def __init__(self, argv: Sequence, *, executable=None, env: Optional[Mapping] = None,
+    def __init__(self, argv: Argv, *, executable=None, env: Optional[Mapping] = None,
                  cwd=None, namespaces: KindsLike = None, join: Any = None,
                  uid_map=None, gid_map=None, map_root: bool = False,
                  map_current_user: bool = False, map_users: Optional[str] = None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from . import _core
 from .errors import namespace_hint, os_error
@@ -151,7 +151,7 @@ class NetnsPool(Closeable):
             self._wait_ns += time.perf_counter_ns() - t0
         return ns
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """hits, misses, wait_seconds (spent inside take()), ready, made (by the
         background thread), setup_errors, last_error.
 

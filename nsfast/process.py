@@ -11,9 +11,10 @@ import struct
 import subprocess
 import threading
 import time
-from typing import IO, Optional, Sequence
+from typing import IO, Optional
 
 from . import _core
+from .argtypes import Argv
 from .flags import NsType
 from .handles import Namespace
 from .kernel import PIDFD_GET_INFO, PIDFD_INFO_EXIT, PIDFD_INFO_EXIT_CODE_OFFSET, WALL
@@ -136,7 +137,7 @@ class Process:
     # what the reaped child used (nsfast.Usage), with limits= or without
     usage: Optional[Usage] = None
 
-    def __init__(self, child: "_core.Child", args: Sequence, stdin: Optional[IO] = None,
+    def __init__(self, child: "_core.Child", args: Argv, stdin: Optional[IO] = None,
                  stdout: Optional[IO] = None, stderr: Optional[IO] = None):
         if _dropped:
             reap_dropped()   # both spawn paths make a Process: the one hook they share

@@ -30,6 +30,7 @@ import threading
 from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 from . import seccomp as _seccomp
+from .argtypes import Argv
 from .limits import Limits, Usage
 from .plan import SpawnPlan
 from .spawn import PIPE, spawn
@@ -50,7 +51,7 @@ DEFAULT_WALL_TIME = 600.0
 class Completed(NamedTuple):
     """What Sandbox.run returns: as subprocess.CompletedProcess, and the
     payload's usage (nsfast.Usage)."""
-    args: Sequence
+    args: Argv
     returncode: int
     stdout: Optional[bytes]
     stderr: Optional[bytes]
@@ -292,7 +293,7 @@ class Sandbox:
         """The nsfast.spawn options this sandbox passes (a copy)."""
         return dict(self.options)
 
-    def spawn(self, argv: Sequence, *, stdin=None, stdout=None, stderr=None, cwd=None,
+    def spawn(self, argv: Argv, *, stdin=None, stdout=None, stderr=None, cwd=None,
               env: Optional[Mapping] = None, pass_fds: Sequence[int] = ()) -> Process:
         """Start argv in the sandbox; a Process as nsfast.spawn returns."""
         if self.options is None:
@@ -348,7 +349,7 @@ class Sandbox:
                 return self._free.pop()
         return IdLease(self._id_base)
 
-    def run(self, argv: Sequence, *, input: Optional[bytes] = None,
+    def run(self, argv: Argv, *, input: Optional[bytes] = None,
             timeout: Optional[float] = None) -> Completed:
         """Run argv to its end, its output captured, as subprocess.run.  On a
         timeout the payload is killed and TimeoutExpired raised."""

@@ -12,9 +12,10 @@ import errno
 import os
 import subprocess
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 from . import _core, cgroups, init_program
+from .argtypes import Argv
 from .errors import map_hint, namespace_hint, os_error
 from .flags import NsType
 from .handles import Namespace, check_fd
@@ -44,7 +45,7 @@ def plans_reused() -> int:
     return _reused
 
 
-def spawn(argv: Sequence, **options: Any) -> Process:
+def spawn(argv: Argv | SpawnPlan, **options: Any) -> Process:
     """Start argv in new (and/or joined) namespaces, without forking Python.
 
     The options are SpawnPlan's keyword arguments (nsfast/plan.py, which

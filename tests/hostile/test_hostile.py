@@ -92,7 +92,7 @@ def as_root(probe_dir):
 
 
 @pytest.fixture(scope="module")
-def as_nobody(probe_dir):
+def as_nobody(probe_dir, python_for_nobody):
     setpriv = need_tool("setpriv")
     with open("/proc/sys/user/max_user_namespaces") as f:
         need(int(f.read()) > 0, "user namespaces for unprivileged users")
@@ -100,11 +100,15 @@ def as_nobody(probe_dir):
     staging = os.path.join(tempfile.gettempdir(), f"nsfast-root-{NOBODY}")
     existed = os.path.exists(staging)
     try:
+        # the driver's source is handed over, and nsfast is a readable copy:
+        # this checkout may be in a directory uid 65534 cannot search
+        with open(driver.__file__) as f:
+            source = f.read()
         r = subprocess.run([setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                            sys.executable, os.path.join(HERE, "driver.py"), probe_dir,
+                            python_for_nobody.executable, "-c", source, probe_dir,
                             json.dumps([k.split() for k in EXPECTED])],
                            capture_output=True, text=True, timeout=300, cwd="/",
-                           env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+                           env=python_for_nobody.env())
     finally:
         if not existed and os.path.isdir(staging):
             os.rmdir(staging)
