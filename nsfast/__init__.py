@@ -20,6 +20,7 @@ from .inspect import (NamespaceInfo, OutsideProcess, init_namespaces, list_names
 from .limits import Limits, Usage
 from .mounts import Bind, Mkdir, Proc, Sysfs, Tmpfs
 from . import netns
+from .bridge import Bridge
 from .pool import NetnsPool
 from .process import Process, reap_dropped
 from .plan import SpawnPlan
@@ -31,7 +32,7 @@ from .targets import Fd, PidFd
 __version__ = "0.1.0"
 
 __all__ = [
-    "Bind", "Completed", "DEVNULL", "Features", "Fd", "KindMismatch", "Limits", "Mkdir",
+    "Bind", "Bridge", "Completed", "DEVNULL", "Features", "Fd", "KindMismatch", "Limits", "Mkdir",
     "Namespace", "NamespaceInfo", "NetnsPool", "NsType", "OutsideProcess", "PIPE", "PidFd",
     "Proc", "Process", "STDOUT", "Sandbox", "Seccomp", "SpawnPlan", "Sysfs", "Tmpfs", "Usage",
     "enter", "enter_and_exec", "features", "init_namespaces", "list_namespaces", "namespaces",

@@ -1,0 +1,204 @@
+"""Address leases of a bridge's subnet, shared by every thread and process.
+
+One lease file per bridge under /run/nsfast/bridges/, named after the bridge
+and the network namespace it lives in, holds a line per address handed out:
+
+    next 7
+    10.88.0.2 nsv4f1c09a2be 812
+    10.88.0.3 nsv0d77e13c55 815
+
+(the address, the host end of the sandbox's veth pair and that end's
+ifindex).  Every change happens under an flock of a lock file beside it and
+is written to a temporary file renamed over the old one, so that a process
+killed in the middle leaves the old leases or the new ones, never half.
+
+A lease lives as long as its veth: the kernel destroys both ends of the pair
+when the sandbox's network namespace goes, also when its owner was
+SIGKILLed, so an entry whose veth (that name with that ifindex) is gone is
+stale.  Each allocation collects the stale entries first.  The veth is made
+before its lease is written, so no allocation ever sees a live lease as
+stale; an address is handed out again only once its old veth is gone (no
+neighbour on the bridge still answers for it).  Addresses are handed out
+round-robin (`next`), so a freed one is not reused at once.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import ipaddress
+import os
+from typing import Callable, Dict, Optional, Tuple
+
+from .errors import os_error
+
+LEASE_DIR = "/run/nsfast/bridges"
+
+# (veth name, ifindex) -> whether that link still exists
+Alive = Callable[[str, int], bool]
+Entry = Tuple[str, int]
+
+
+def usable_addresses(subnet: ipaddress.IPv4Network) -> Tuple[int, int]:
+    """(first, last) offsets in subnet that sandboxes may get: the first host
+    address is the bridge's, the network and broadcast addresses no one's.
+
+    >>> usable_addresses(ipaddress.ip_network("10.88.0.0/24"))
+    (2, 254)
+    """
+    return 2, subnet.num_addresses - 2
+
+
+class LeaseFile:
+    """The leases of one bridge's subnet (see the module's docstring).
+
+    >>> leases = LeaseFile("/tmp/doc-leases", "br0", 4026531840,
+    ...                    ipaddress.ip_network("10.88.0.0/29"), lambda veth, index: True)
+    >>> leases.take("nsvA", 11), leases.take("nsvB", 12)
+    ('10.88.0.2', '10.88.0.3')
+    >>> leases.drop("10.88.0.2"); sorted(leases.live())
+    ['10.88.0.3']
+    >>> leases.remove()
+    """
+
+    def __init__(self, directory: str, bridge: str, netns_inode: int,
+                 subnet: ipaddress.IPv4Network, alive: Alive) -> None:
+        self.directory = directory
+        base = os.path.join(directory, f"{bridge}.{netns_inode}")
+        self.path = base + ".leases"
+        self.lock_path = base + ".lock"
+        self.subnet = subnet
+        self._alive = alive
+
+    # ---- the file
+    def _locked(self) -> int:
+        """An fd on the lock file holding its exclusive flock (closing it lets go)."""
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                         0o600)
+        except OSError as e:
+            raise os_error(e.errno, self.lock_path, "the bridge's leases live under "
+                           f"{LEASE_DIR}, which needs root" if e.errno in
+                           (errno.EACCES, errno.EPERM) else None,
+                           what="opening the lease lock") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            st = os.fstat(fd)
+            try:
+                now = os.lstat(self.lock_path)
+                same = (st.st_dev, st.st_ino) == (now.st_dev, now.st_ino)
+            except FileNotFoundError:
+                same = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if not same:  # remove() unlinked it while we waited: lock the new one
+            os.close(fd)
+            return self._locked()
+        return fd
+
+    def _read(self) -> Tuple[int, Dict[str, Entry]]:
+        """(next offset, address -> (veth, ifindex)); a line that does not parse
+        is dropped (only a hand edit makes one)."""
+        try:
+            with open(self.path, encoding="ascii", errors="replace") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return 0, {}
+        cursor, entries = 0, {}
+        for line in lines:
+            fields = line.split()
+            try:
+                if len(fields) == 2 and fields[0] == "next":
+                    cursor = int(fields[1])
+                elif len(fields) == 3:
+                    address = str(ipaddress.IPv4Address(fields[0]))
+                    entries[address] = (fields[1], int(fields[2]))
+            except ValueError:
+                continue
+        return cursor, entries
+
+    def _write(self, cursor: int, entries: Dict[str, Entry]) -> None:
+        text = f"next {cursor}\n" + "".join(
+            f"{address} {veth} {index}\n" for address, (veth, index) in entries.items())
+        tmp = self.path + ".tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC |
+                         os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, text.encode("ascii"))
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except OSError as e:
+            raise os_error(e.errno, self.path, what="writing the leases") from None
+
+    def _collect(self, entries: Dict[str, Entry]) -> bool:
+        """Drop the entries whose veth is gone; whether any was."""
+        stale = [a for a, (veth, index) in entries.items() if not self._alive(veth, index)]
+        for address in stale:
+            del entries[address]
+        return bool(stale)
+
+    # ---- the public side
+    def take(self, veth: str, index: int) -> str:
+        """A free address of the subnet, leased to the veth named veth (ifindex
+        index) until that veth is gone; OSError(EADDRNOTAVAIL) when every
+        address is taken by a live veth."""
+        first, last = usable_addresses(self.subnet)
+        count = last - first + 1
+        lock = self._locked()
+        try:
+            cursor, entries = self._read()
+            self._collect(entries)
+            base = int(self.subnet.network_address)
+            start = cursor if first <= cursor <= last else first
+            for i in range(count):
+                offset = first + (start - first + i) % count
+                address = str(ipaddress.IPv4Address(base + offset))
+                if address not in entries:
+                    entries[address] = (veth, index)
+                    self._write(offset + 1, entries)
+                    return address
+            raise os_error(errno.EADDRNOTAVAIL, self.path,
+                           f"all {count} addresses of {self.subnet} are leased to live "
+                           "sandboxes; use a larger subnet", what="leasing an address")
+        finally:
+            os.close(lock)
+
+    def drop(self, address: str, veth: Optional[str] = None) -> None:
+        """End the lease of address now (when veth is given, only if it is
+        that veth's), e.g. when its sandbox's wiring failed."""
+        lock = self._locked()
+        try:
+            cursor, entries = self._read()
+            entry = entries.get(address)
+            if entry is not None and (veth is None or entry[0] == veth):
+                del entries[address]
+                self._write(cursor, entries)
+        finally:
+            os.close(lock)
+
+    def live(self) -> Dict[str, Entry]:
+        """address -> (veth, ifindex) of every live lease; stale ones are collected."""
+        lock = self._locked()
+        try:
+            cursor, entries = self._read()
+            if self._collect(entries):
+                self._write(cursor, entries)
+            return entries
+        finally:
+            os.close(lock)
+
+    def remove(self) -> None:
+        """Delete the lease file and its lock (the bridge is gone).  A waiter
+        that got the unlinked lock sees so and locks a new file (_locked)."""
+        lock = self._locked()
+        try:
+            for path in (self.path, self.lock_path):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+        finally:
+            os.close(lock)
