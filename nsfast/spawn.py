@@ -136,6 +136,7 @@ def start(plan: SpawnPlan) -> Process:
     opened: list = []
     parent_ends: dict = {}
     joined = NsType(0)
+    address = None   # the address of a bridged netns (nsfast.Bridge)
     limits = plan.limits
     box = None
     started = time.monotonic()
@@ -162,6 +163,7 @@ def start(plan: SpawnPlan) -> Process:
             if joined & _NET:
                 raise ValueError("netns= conflicts with a new or joined net namespace")
             ns = _netns_target(plan.netns, handles)
+            address = getattr(ns, "address", None)
             join_fds.append(ns.fileno())
             join_kinds.append(_NET)
             joined |= NsType.NET
@@ -212,6 +214,8 @@ def start(plan: SpawnPlan) -> Process:
         process = Process(child, plan.argv, *streams)
     if limits is not None:
         process._limit(limits, box, started)
+    if address is not None:
+        process.address = address
     return process
 
 
