@@ -75,8 +75,8 @@ class NetnsPool(Closeable):
         if setup is not None and not callable(setup):
             raise TypeError("setup is a callable taking a Namespace")
         if bridge is not None:
-            from .bridge import Bridge
-            if not isinstance(bridge, Bridge):
+            # an nsfast.Bridge (not imported: the bridge makes its namespaces here)
+            if not callable(getattr(bridge, "take", None)) or not hasattr(bridge, "subnet"):
                 raise TypeError(f"bridge is an nsfast.Bridge, not {type(bridge).__name__}")
             if bridge.closed:
                 raise ValueError("the bridge is closed")
