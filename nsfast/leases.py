@@ -51,13 +51,14 @@ def usable_addresses(subnet: ipaddress.IPv4Network) -> Tuple[int, int]:
 class LeaseFile:
     """The leases of one bridge's subnet (see the module's docstring).
 
-    >>> leases = LeaseFile("/tmp/doc-leases", "br0", 4026531840,
-    ...                    ipaddress.ip_network("10.88.0.0/29"), lambda veth, index: True)
-    >>> leases.take("nsvA", 11), leases.take("nsvB", 12)
-    ('10.88.0.2', '10.88.0.3')
-    >>> leases.drop("10.88.0.2"); sorted(leases.live())
-    ['10.88.0.3']
-    >>> leases.remove()
+    >>> import tempfile; where = tempfile.mkdtemp()
+    >>> leases = LeaseFile(where, "br0", 4026531840, ipaddress.ip_network("10.88.0.0/29"),
+    ...                    lambda veth, index: veth != "nsvGone")
+    >>> leases.take("nsvA", 11), leases.take("nsvGone", 12), leases.take("nsvC", 13)
+    ('10.88.0.2', '10.88.0.3', '10.88.0.4')
+    >>> leases.drop("10.88.0.2"); sorted(leases.live())   # nsvGone's lease is collected
+    ['10.88.0.4']
+    >>> leases.remove(); os.rmdir(where)
     """
 
     def __init__(self, directory: str, bridge: str, netns_inode: int,

@@ -471,7 +471,7 @@ def test_sandbox_refuses_a_network_of_the_wrong_type(make_bridge):
 
 # ---- command line
 
-def test_cli_bridge_add_list_run_del(make_bridge):
+def test_cli_bridge_add_list_run_del(tmp_path):
     name = bridge_name()
     subnet = ipaddress.ip_network(free_subnet())
     try:
@@ -485,6 +485,11 @@ def test_cli_bridge_add_list_run_del(make_bridge):
         assert ipaddress.ip_interface(r.stdout.decode().split()[3]) in \
             [ipaddress.ip_interface(f"{a}/{subnet.prefixlen}") for a in subnet.hosts()]
         assert link_exists(name)   # adopted by the run, so left in place
+        config = tmp_path / "bridge.toml"
+        config.write_text(f'network = "bridge:{name}"\n')
+        r = run_cli("run", "--config", str(config), "--", "ip", "-4", "-o", "route",
+                    check=True)
+        assert f"default via {subnet.network_address + 1} dev eth0" in r.stdout.decode()
         again = run_cli("netns", "bridge", "add", name)
         assert again.returncode == 1 and b"exists" in again.stderr
         run_cli("netns", "bridge", "del", name, check=True)
