@@ -1,16 +1,23 @@
 """Address leases of a bridge's subnet, shared by every thread and process.
 
 One lease file per bridge under /run/nsfast/bridges/, named after the bridge
-and the network namespace it lives in, holds a line per address handed out:
+and the network namespace it lives in, is a journal of the leases:
 
-    next 7
-    10.88.0.2 nsv4f1c09a2be 812
-    10.88.0.3 nsv0d77e13c55 815
+    + 10.88.0.2 nsv4f1c09a2be 812
+    + 10.88.0.3 nsv0d77e13c55 815
+    next 4
+    - 10.88.0.2
 
-(the address, the host end of the sandbox's veth pair and that end's
-ifindex).  Every change happens under an flock of a lock file beside it and
-is written to a temporary file renamed over the old one, so that a process
-killed in the middle leaves the old leases or the new ones, never half.
+(`+`: the address, the host end of the sandbox's veth pair and that end's
+ifindex; `-`: the lease of that address ended; `next`: where the next search
+starts).  Every change happens under an flock of a lock file beside it and
+is one append of whole lines, so a process killed in the middle leaves at
+most a line without its newline, which the next writer ends and every reader
+ignores (only the change of the killed writer, which never returned an
+address, is lost).  Appending is what makes an allocation cheap: a file
+renamed over another is flushed to disk first by ext4 (auto_da_alloc), some
+milliseconds where /run is not a tmpfs.  When the journal has grown well past
+the live leases it is compacted once: written anew and renamed over.
 
 A lease lives as long as its veth: the kernel destroys both ends of the pair
 when the sandbox's network namespace goes, also when its owner was
@@ -61,6 +68,9 @@ class LeaseFile:
     >>> leases.remove(); os.rmdir(where)
     """
 
+    # compact the journal once it has this many lines more than twice the live leases
+    SLACK = 256
+
     def __init__(self, directory: str, bridge: str, netns_inode: int,
                  subnet: ipaddress.IPv4Network, alive: Alive) -> None:
         self.directory = directory
@@ -98,48 +108,72 @@ class LeaseFile:
             return self._locked()
         return fd
 
-    def _read(self) -> Tuple[int, Dict[str, Entry]]:
-        """(next offset, address -> (veth, ifindex)); a line that does not parse
-        is dropped (only a hand edit makes one)."""
+    def _read(self) -> "_Journal":
+        """The journal replayed.  A line that does not parse is skipped: the
+        unfinished last line of a killed writer, or a hand edit."""
+        journal = _Journal()
         try:
-            with open(self.path, encoding="ascii", errors="replace") as f:
-                lines = f.read().splitlines()
+            with open(self.path, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
-            return 0, {}
-        cursor, entries = 0, {}
-        for line in lines:
+            return journal
+        journal.torn = bool(data) and not data.endswith(b"\n")
+        lines = data.decode("ascii", "replace").split("\n")
+        journal.lines = len(lines) - 1
+        entries = journal.entries
+        for line in lines:   # a torn last line has fewer fields, or a bad number
             fields = line.split()
             try:
-                if len(fields) == 2 and fields[0] == "next":
-                    cursor = int(fields[1])
-                elif len(fields) == 3:
-                    address = str(ipaddress.IPv4Address(fields[0]))
-                    entries[address] = (fields[1], int(fields[2]))
+                if len(fields) == 4 and fields[0] == "+":
+                    entries[fields[1]] = (fields[2], int(fields[3]))
+                elif len(fields) == 2 and fields[0] == "-":
+                    entries.pop(fields[1], None)
+                elif len(fields) == 2 and fields[0] == "next":
+                    journal.cursor = int(fields[1])
             except ValueError:
                 continue
-        return cursor, entries
+        return journal
 
-    def _write(self, cursor: int, entries: Dict[str, Entry]) -> None:
-        text = f"next {cursor}\n" + "".join(
-            f"{address} {veth} {index}\n" for address, (veth, index) in entries.items())
-        tmp = self.path + ".tmp"
+    def _save(self, journal: "_Journal", changes: list) -> None:
+        """Append changes (lines without their newline) to the journal, or, when it
+        has grown far past the live leases, write it anew with only those."""
+        if not changes:
+            return
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC |
+            if journal.lines + len(changes) > 2 * len(journal.entries) + self.SLACK:
+                self._rewrite(journal)
+                return
+            text = ("\n" if journal.torn else "") + "".join(f"{c}\n" for c in changes)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC |
                          os.O_NOFOLLOW, 0o600)
             try:
                 os.write(fd, text.encode("ascii"))
             finally:
                 os.close(fd)
-            os.replace(tmp, self.path)
         except OSError as e:
             raise os_error(e.errno, self.path, what="writing the leases") from None
 
-    def _collect(self, entries: Dict[str, Entry]) -> bool:
-        """Drop the entries whose veth is gone; whether any was."""
-        stale = [a for a, (veth, index) in entries.items() if not self._alive(veth, index)]
+    def _rewrite(self, journal: "_Journal") -> None:
+        """The journal compacted: the live leases and the cursor, in a new file
+        renamed over the old one."""
+        text = "".join(f"+ {address} {veth} {index}\n"
+                       for address, (veth, index) in journal.entries.items())
+        tmp = self.path + ".tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     0o600)
+        try:
+            os.write(fd, f"{text}next {journal.cursor}\n".encode("ascii"))
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+
+    def _collect(self, journal: "_Journal") -> list:
+        """Drop the entries whose veth is gone; the journal lines that say so."""
+        stale = [a for a, (veth, index) in journal.entries.items()
+                 if not self._alive(veth, index)]
         for address in stale:
-            del entries[address]
-        return bool(stale)
+            del journal.entries[address]
+        return [f"- {address}" for address in stale]
 
     # ---- the public side
     def take(self, veth: str, index: int) -> str:
@@ -150,17 +184,20 @@ class LeaseFile:
         count = last - first + 1
         lock = self._locked()
         try:
-            cursor, entries = self._read()
-            self._collect(entries)
+            journal = self._read()
+            changes = self._collect(journal)
             base = int(self.subnet.network_address)
-            start = cursor if first <= cursor <= last else first
+            start = journal.cursor if first <= journal.cursor <= last else first
             for i in range(count):
                 offset = first + (start - first + i) % count
                 address = str(ipaddress.IPv4Address(base + offset))
-                if address not in entries:
-                    entries[address] = (veth, index)
-                    self._write(offset + 1, entries)
+                if address not in journal.entries:
+                    journal.entries[address] = (veth, index)
+                    journal.cursor = offset + 1
+                    self._save(journal, [*changes, f"+ {address} {veth} {index}",
+                                         f"next {offset + 1}"])
                     return address
+            self._save(journal, changes)
             raise os_error(errno.EADDRNOTAVAIL, self.path,
                            f"all {count} addresses of {self.subnet} are leased to live "
                            "sandboxes; use a larger subnet", what="leasing an address")
@@ -172,11 +209,10 @@ class LeaseFile:
         that veth's), e.g. when its sandbox's wiring failed."""
         lock = self._locked()
         try:
-            cursor, entries = self._read()
-            entry = entries.get(address)
+            journal = self._read()
+            entry = journal.entries.pop(address, None)
             if entry is not None and (veth is None or entry[0] == veth):
-                del entries[address]
-                self._write(cursor, entries)
+                self._save(journal, [f"- {address}"])
         finally:
             os.close(lock)
 
@@ -184,10 +220,9 @@ class LeaseFile:
         """address -> (veth, ifindex) of every live lease; stale ones are collected."""
         lock = self._locked()
         try:
-            cursor, entries = self._read()
-            if self._collect(entries):
-                self._write(cursor, entries)
-            return entries
+            journal = self._read()
+            self._save(journal, self._collect(journal))
+            return journal.entries
         finally:
             os.close(lock)
 
@@ -203,3 +238,14 @@ class LeaseFile:
                     pass
         finally:
             os.close(lock)
+
+
+class _Journal:
+    """A lease file replayed: the live entries, the cursor, how many lines it
+    has and whether its last one lacks its newline."""
+
+    def __init__(self) -> None:
+        self.cursor = 0
+        self.entries: Dict[str, Entry] = {}
+        self.lines = 0
+        self.torn = False
