@@ -5,6 +5,7 @@ user, mnt, pid and time: nsfast never changes the latter in the caller; it
 does that work in a child made by clone.
 """
 import sys as _sys
+import typing as _typing
 
 if not _sys.platform.startswith("linux"):
     raise ImportError(f"nsfast needs Linux (namespaces are a Linux kernel feature); "
@@ -20,7 +21,6 @@ from .inspect import (NamespaceInfo, OutsideProcess, init_namespaces, list_names
 from .limits import Limits, Usage
 from .mounts import Bind, Mkdir, Proc, Sysfs, Tmpfs
 from . import netns
-from .bridge import Bridge
 from .pool import NetnsPool
 from .process import Process, reap_dropped
 from .plan import SpawnPlan
@@ -28,6 +28,9 @@ from .spawn import DEVNULL, PIPE, STDOUT, spawn
 from .sandbox import Completed, Sandbox
 from .seccomp import Seccomp
 from .targets import Fd, PidFd
+
+if _typing.TYPE_CHECKING:   # at run time: __getattr__ below, on first use
+    from .bridge import Bridge
 
 __version__ = "0.1.0"
 
@@ -39,3 +42,12 @@ __all__ = [
     "netns", "netnsid", "nsfs_mounts", "pidfd_open", "processes_outside_init", "reap_dropped",
     "run_in", "setns", "spawn", "unshare",
 ]
+
+
+def __getattr__(name: str):
+    """nsfast.Bridge, imported on first use: it is not on the hot paths, and
+    every command line start imports this package."""
+    if name == "Bridge":
+        from .bridge import Bridge
+        return Bridge
+    raise AttributeError(f"module 'nsfast' has no attribute {name!r}")

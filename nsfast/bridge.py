@@ -22,7 +22,6 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
-import secrets
 import socket
 import threading
 from typing import Any, Dict, Optional
@@ -329,7 +328,7 @@ class Bridge(Closeable):
         the bridge (isolated if asked), the host's end up."""
         from pyroute2 import NetlinkError
         for _ in range(8):
-            veth = VETH_PREFIX + secrets.token_hex(5)
+            veth = VETH_PREFIX + os.urandom(5).hex()
             msgs = [links._veth_message(veth, PEER_NAME, ns.fileno(), master=self.index,
                                         up=True)]
             if self.isolated:
