@@ -177,7 +177,7 @@ class Bridge(Closeable):
     when a bridge of that name exists; it gets the subnet's first address.
     close() removes it only if this object created it.
 
-    isolated=True sets each port the `isolated` flag: sandboxes reach the
+    isolated=True gives each port the `isolated` flag: sandboxes reach the
     bridge's address but not one another; isolated=False lets them talk.
 
     spawn(netns=bridge), Sandbox(network=bridge) and NetnsPool(bridge=bridge)
