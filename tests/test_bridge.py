@@ -517,3 +517,40 @@ def test_cli_bridge_errors_are_one_line():
         assert r.stderr.count(b"\n") == 1 and b"Traceback" not in r.stderr
         assert words in r.stderr, (args, r.stderr)
     assert not link_exists(name)
+
+
+def test_attach_wires_a_named_namespace_until_it_is_removed(make_bridge):
+    from nsfast import netns
+    br = make_bridge()
+    name = f"nsfb{PID}attach"
+    netns.add(name)
+    try:
+        address = br.attach(name)
+        shown = ip("-n", name, "-4", "-o", "addr", "show", "dev", "eth0").stdout.split()
+        assert shown[3] == f"{address}/{br.subnet.prefixlen}"
+        assert f"default via {br.address} dev eth0" in ip("-n", name, "route").stdout
+        assert list(br.leases()) == [address]
+        with pytest.raises(FileExistsError, match="eth0"):
+            br.attach(name)   # it has its eth0 already: nothing else is made
+        assert list(br.leases()) == [address] and len(ports_of(br.name)) == 1
+    finally:
+        netns.remove(name)
+    wait_until(lambda: br.leases() == {} and ports_of(br.name) == [],
+               what="the removed namespace's lease or port stayed")
+    assert nsfast.spawn(["true"]).address is None   # not on a bridge
+
+
+def test_a_lease_journal_cut_short_by_a_killed_writer_stays_readable(tmp_path):
+    import ipaddress as ip_
+    from nsfast.leases import LeaseFile
+    leases = LeaseFile(str(tmp_path), "br", 1, ip_.ip_network("10.213.0.0/29"),
+                       lambda veth, index: True)
+    assert leases.take("nsvA", 1) == "10.213.0.2"
+    with open(leases.path, "a") as f:
+        f.write("+ 10.213.0.3 nsvB")   # a writer killed in the middle of its line
+    assert leases.take("nsvC", 3) == "10.213.0.3"   # the torn line leased nothing
+    assert leases.take("nsvD", 4) == "10.213.0.4"
+    assert leases.live() == {"10.213.0.2": ("nsvA", 1), "10.213.0.3": ("nsvC", 3),
+                             "10.213.0.4": ("nsvD", 4)}
+    with open(leases.path) as f:
+        assert "+ 10.213.0.3 nsvB\n+ 10.213.0.3 nsvC 3\n" in f.read()
