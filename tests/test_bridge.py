@@ -133,14 +133,18 @@ def make_bridge():
     lease files) is gone afterwards, whatever the test did."""
     need_tool("ip")
     made: list = []
+    bridges: list = []
 
     def make(isolated: bool = True, prefix: int = 24, **kwargs):
         name = kwargs.pop("name", None) or bridge_name()
         subnet = kwargs.pop("subnet", None) or free_subnet(prefix)
         made.append(name)
-        return nsfast.Bridge(name, subnet, isolated=isolated, **kwargs)
+        bridges.append(nsfast.Bridge(name, subnet, isolated=isolated, **kwargs))
+        return bridges[-1]
 
     yield make
+    for br in bridges:
+        br.close()   # its fds too, now rather than at some later garbage collection
     for name in made:
         ip("link", "del", "dev", name, check=False)
         for f in lease_files(name):
@@ -537,7 +541,9 @@ def test_attach_wires_a_named_namespace_until_it_is_removed(make_bridge):
         netns.remove(name)
     wait_until(lambda: br.leases() == {} and ports_of(br.name) == [],
                what="the removed namespace's lease or port stayed")
-    assert nsfast.spawn(["true"]).address is None   # not on a bridge
+    with nsfast.spawn(["true"]) as p:
+        assert p.address is None   # not on a bridge
+        p.wait()
 
 
 def test_a_lease_journal_cut_short_by_a_killed_writer_stays_readable(tmp_path):
