@@ -5,6 +5,7 @@ user, mnt, pid and time: nsfast never changes the latter in the caller; it
 does that work in a child made by clone.
 """
 import sys as _sys
+import typing as _typing
 
 if not _sys.platform.startswith("linux"):
     raise ImportError(f"nsfast needs Linux (namespaces are a Linux kernel feature); "
@@ -28,13 +29,25 @@ from .sandbox import Completed, Sandbox
 from .seccomp import Seccomp
 from .targets import Fd, PidFd
 
+if _typing.TYPE_CHECKING:   # at run time: __getattr__ below, on first use
+    from .bridge import Bridge
+
 __version__ = "0.1.0"
 
 __all__ = [
-    "Bind", "Completed", "DEVNULL", "Features", "Fd", "KindMismatch", "Limits", "Mkdir",
+    "Bind", "Bridge", "Completed", "DEVNULL", "Features", "Fd", "KindMismatch", "Limits", "Mkdir",
     "Namespace", "NamespaceInfo", "NetnsPool", "NsType", "OutsideProcess", "PIPE", "PidFd",
     "Proc", "Process", "STDOUT", "Sandbox", "Seccomp", "SpawnPlan", "Sysfs", "Tmpfs", "Usage",
     "enter", "enter_and_exec", "features", "init_namespaces", "list_namespaces", "namespaces",
     "netns", "netnsid", "nsfs_mounts", "pidfd_open", "processes_outside_init", "reap_dropped",
     "run_in", "setns", "spawn", "unshare",
 ]
+
+
+def __getattr__(name: str):
+    """nsfast.Bridge, imported on first use: it is not on the hot paths, and
+    every command line start imports this package."""
+    if name == "Bridge":
+        from .bridge import Bridge
+        return Bridge
+    raise AttributeError(f"module 'nsfast' has no attribute {name!r}")

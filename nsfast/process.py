@@ -136,6 +136,9 @@ class Process:
     _timed_out = False
     # what the reaped child used (nsfast.Usage), with limits= or without
     usage: Optional[Usage] = None
+    # the IPv4 address of its eth0 when it was spawned on an nsfast.Bridge
+    # (spawn(netns=bridge), a NetnsPool(bridge=...), Sandbox(network=...))
+    address: Optional[str] = None
 
     def __init__(self, child: "_core.Child", args: Argv, stdin: Optional[IO] = None,
                  stdout: Optional[IO] = None, stderr: Optional[IO] = None):

@@ -18,6 +18,12 @@ The defaults:
 - the default seccomp filter (nsfast/seccomp.py), and no nested user
   namespaces (max_user_namespaces 0 inside, as bwrap --disable-userns);
 - limits (nsfast.Limits): generous, never unlimited (default_limits()).
+
+network=nsfast.Bridge(...) (or a NetnsPool, bridged or not) puts each
+payload in a network namespace wired to the bridge instead: eth0 with an
+address (Process.address), lo up, a default route via the bridge.  The
+namespace belongs to the host's user namespace, so the payload, root only
+in its own, cannot change its addresses or routes.
 """
 from __future__ import annotations
 
@@ -171,6 +177,21 @@ def _no_template(kinds: list, ids: Any, overlay: Any, capabilities: Any, mounts:
     return None
 
 
+def _joined_network(network: Any, kinds: list, loopback: Optional[bool]) -> list:
+    """The namespace kinds of a Sandbox(network=...): a bridge (nsfast.Bridge)
+    or a pool of namespaces (nsfast.NetnsPool, bridged or not) gives each
+    payload a network namespace of its own that it joins, so none is made."""
+    from .bridge import Bridge
+    from .pool import NetnsPool
+    if not isinstance(network, (Bridge, NetnsPool)):
+        raise TypeError(f"network is an nsfast.Bridge or an nsfast.NetnsPool, not "
+                        f"{type(network).__name__}")
+    if loopback is not None:
+        raise ValueError("network= brings its own lo up (a bridge) or leaves it to the "
+                         "pool's setup: loopback= cannot be given with it")
+    return [k for k in kinds if k != "net"]
+
+
 def default_limits() -> Limits:
     """Sandbox's limits unless told otherwise: generous, never unlimited.  As
     root, a cgroup of its own caps tasks and memory; a user seldom may make
@@ -207,7 +228,8 @@ class Sandbox:
                  mounts: Sequence = (), seccomp: Any = "default",
                  allow_nested_userns: bool = False, hostname: Optional[str] = None,
                  cwd: Any = "/", init: bool = False, overlay: Any = None,
-                 limits: Any = "default", mount_template: Any = "auto") -> None:
+                 limits: Any = "default", network: Any = None,
+                 mount_template: Any = "auto") -> None:
         if isinstance(limits, str) and limits == "default":
             limits = default_limits()
         elif limits is not None and not isinstance(limits, Limits):
@@ -237,6 +259,9 @@ class Sandbox:
         if hostname is not None:
             opts["hostname"] = hostname
         kinds = str(namespaces).replace(" ", "").split(",")
+        if network is not None:
+            kinds = _joined_network(network, kinds, loopback)
+            opts.update(namespaces=",".join(kinds), netns=network, loopback=False)
         if loopback is None:   # lo up in a new net namespace, which is the default
             opts["loopback"] = "net" in kinds
         if "user" not in kinds:

@@ -137,6 +137,7 @@ def start(plan: SpawnPlan) -> Process:
     opened: list = []
     parent_ends: dict = {}
     joined = NsType(0)
+    address = None   # the address of a bridged netns (nsfast.Bridge)
     limits = plan.limits
     box = None
     started = time.monotonic()
@@ -168,6 +169,7 @@ def start(plan: SpawnPlan) -> Process:
             if joined & _NET:
                 raise ValueError("netns= conflicts with a new or joined net namespace")
             ns = _netns_target(plan.netns, handles)
+            address = getattr(ns, "address", None)
             join_fds.append(ns.fileno())
             join_kinds.append(_NET)
             joined |= NsType.NET
@@ -217,6 +219,8 @@ def start(plan: SpawnPlan) -> Process:
         process = Process(child, plan.argv, *streams)
     if limits is not None:
         process._limit(limits, box, started)
+    if address is not None:
+        process.address = address
     return process
 
 

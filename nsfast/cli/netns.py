@@ -5,6 +5,8 @@
     nsfast netns list                nsfast netns identify [PID]
     nsfast netns exec NAME CMD...    nsfast netns veth NAME PEER [--netns NS] [--peer-netns NS]
                                                      [--addr CIDR] [--peer-addr CIDR]
+    nsfast netns bridge add [NAME [SUBNET]]   (default nsfast0 10.88.0.0/16)
+    nsfast netns bridge del NAME...           nsfast netns bridge list
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from .common import Parser, UsageError, exit_status, fail, write_text
 VERBS = {
     "add": "add", "attach": "attach", "del": "delete", "delete": "delete",
     "list": "list", "ls": "list", "show": "list", "exec": "exec", "pids": "pids",
-    "identify": "identify", "veth": "veth",
+    "identify": "identify", "veth": "veth", "bridge": "bridge",
 }
 
 
@@ -24,7 +26,7 @@ def build_parser(prog: str) -> Parser:
     p = Parser(prog=prog, description="named network namespaces, as `ip netns`",
                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("verb", nargs="?", default="list", metavar="COMMAND",
-                   help="add, attach, del, list, exec, pids, identify, veth")
+                   help="add, attach, del, list, exec, pids, identify, veth, bridge")
     p.add_argument("args", nargs=argparse.REMAINDER, help="the command's arguments")
     return p
 
@@ -67,7 +69,7 @@ def run(args) -> int:
     verb = VERBS.get(args.verb)
     if verb is None:
         raise UsageError(f"unknown command {args.verb!r} (add, attach, del, list, exec, "
-                         "pids, identify, veth)")
+                         "pids, identify, veth, bridge)")
     rest = list(args.args)
     if verb == "add":
         netns.add(*_want(rest, 1, "add NAME"))
@@ -104,4 +106,37 @@ def run(args) -> int:
         v = _veth_parser("nsfast netns").parse_args(rest)
         netns.veth(v.name, v.peer, peer_netns=v.peer_netns, netns=v.netns, addr=v.addr,
                    peer_addr=v.peer_addr, up=not v.down)
+    elif verb == "bridge":
+        _bridge(rest)
     return 0
+
+
+def _bridge(rest: list) -> None:
+    """nsfast netns bridge add|del|list: bridges for sandboxes (nsfast.Bridge)."""
+    import errno
+    import socket
+    from nsfast import bridge, links
+    verb = rest[0] if rest else "list"
+    rest = rest[1:]
+    if verb == "add":
+        if len(rest) > 2:
+            raise UsageError("usage: nsfast netns bridge add [NAME [SUBNET]]")
+        name = rest[0] if rest else bridge.DEFAULT_NAME
+        subnet = rest[1] if len(rest) > 1 else bridge.DEFAULT_SUBNET
+        links.check_ifname(name, "bridge name")
+        bridge.parse_subnet(subnet)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            if links.ifindex(s, name):
+                raise FileExistsError(errno.EEXIST, "a link of that name exists", name)
+        bridge.Bridge(name, subnet).detach()
+    elif verb in ("del", "delete"):
+        if not rest:
+            raise UsageError("usage: nsfast netns bridge del NAME...")
+        for name in rest:
+            bridge.delete(name)
+    elif verb in ("list", "ls", "show"):
+        _want(rest, 0, "bridge list")
+        _print_lines(f"{name} {' '.join(addresses) or '-'} ports {len(ports)}"
+                     for name, addresses, ports in bridge.list_bridges())
+    else:
+        raise UsageError(f"unknown command bridge {verb!r} (add, del, list)")
