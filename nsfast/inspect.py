@@ -21,8 +21,9 @@ from .flags import KindsLike, LSNS_ORDER, NsType, from_proc_name
 from .handles import _check_pid
 from .kernel import (NETNSA_FD, NETNSA_NSID, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_HDR,
                      NS_GET_OWNER_UID, RTM_GETNSID, RTM_NEWNSID)
+from .mounttable import mountinfo
 
-# No dataclasses, socket or mounts at import: `nsfast ls` imports this module
+# No dataclasses, socket or nsfast.mounts at import: `nsfast ls` imports this module
 # and its start-up is the cost of every listing (see tests/test_imports.py).
 
 
@@ -155,7 +156,6 @@ def nsfs_mounts() -> dict[tuple[str, int], list[str]]:
     >>> nsfast.nsfs_mounts()[("net", os.stat(path).st_ino)] == [path]
     True
     """
-    from .mounts import mountinfo   # only here: its parser costs start-up time
     found: dict = {}
     for entry in mountinfo():
         if entry.fs_type != "nsfs":
