@@ -19,8 +19,8 @@ from . import _core
 from .errors import PTRACE_HINT, os_error
 from .flags import KindsLike, LSNS_ORDER, NsType, from_proc_name
 from .handles import _check_pid
-from .kernel import (NETNSA_FD, NETNSA_NSID, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_HDR,
-                     NS_GET_OWNER_UID, RTM_GETNSID, RTM_NEWNSID)
+from .kernel import (NETNSA_FD, NETNSA_NSID, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_HDR, RTM_GETNSID,
+                     RTM_NEWNSID)
 from .mounttable import mountinfo
 
 # No dataclasses, socket or nsfast.mounts at import: `nsfast ls` imports this module
@@ -166,24 +166,70 @@ def nsfs_mounts() -> dict[tuple[str, int], list[str]]:
     return found
 
 
-def _fd_holders(names: set) -> dict[tuple[str, int], list[tuple[int, int]]]:
-    """(proc name, inode) -> [(pid, fd)] for every open fd on a namespace file."""
+def _fd_holders(names: set) -> tuple[dict, dict]:
+    """(proc name, inode) -> [(pid, fd)] for every open fd on a namespace file;
+    and, when net is among names, ("net", inode) -> [(pid, fd)] of the sockets
+    in each network namespace (a socket keeps its namespace alive, as newer
+    lsns finds it: pidfd_getfd and SIOCGSKNS, where the caller may ptrace)."""
     found: dict = {}
+    sockets: dict = {}
     for pid in _pids():
         base = f"/proc/{pid}/fd"
         try:
             fds = os.listdir(base)
         except OSError:
             continue
-        for fd in fds:
-            try:
-                link = os.readlink(f"{base}/{fd}")
-            except OSError:
-                continue
-            key = _parse_link(link) if link.endswith("]") else None
-            if key and key[0] in names:
-                found.setdefault(key, []).append((pid, int(fd)))
-    return found
+        pidfd = None
+        try:
+            for fd in fds:
+                try:
+                    link = os.readlink(f"{base}/{fd}")
+                except OSError:
+                    continue
+                if not link.endswith("]"):
+                    continue
+                if link.startswith("socket:[") and "net" in names:
+                    if pidfd is None:
+                        pidfd = _pidfd(pid)
+                    ino = _socket_netns_inode(pidfd, int(fd)) if pidfd is not None else None
+                    if ino is not None:
+                        sockets.setdefault(("net", ino), []).append((pid, int(fd)))
+                    continue
+                key = _parse_link(link)
+                if key and key[0] in names:
+                    found.setdefault(key, []).append((pid, int(fd)))
+        finally:
+            if pidfd is not None and pidfd >= 0:
+                os.close(pidfd)
+    return found, sockets
+
+
+def _pidfd(pid: int) -> Optional[int]:
+    """A pidfd for pid; -1 (tried, none) when it is gone or not ours to inspect."""
+    try:
+        return _core.pidfd_open(pid)
+    except OSError:
+        return -1
+
+
+def _socket_netns_fd(pidfd: int, fd: int) -> Optional[int]:
+    """An fd on the network namespace of socket fd of pidfd's process, or None."""
+    if pidfd < 0:
+        return None
+    try:
+        return _core.socket_netns(pidfd, fd)
+    except OSError:
+        return None
+
+
+def _socket_netns_inode(pidfd: int, fd: int) -> Optional[int]:
+    nsfd = _socket_netns_fd(pidfd, fd)
+    if nsfd is None:
+        return None
+    try:
+        return os.fstat(nsfd).st_ino
+    finally:
+        os.close(nsfd)
 
 
 # ---------------------------------------------------------------- the listing
@@ -195,7 +241,9 @@ class NamespaceInfo:
     command are that process's (for a user namespace no process is in, uid
     and user are its creator's); parent and owner are inodes where the kernel
     tells (NS_GET_PARENT for user and pid namespaces, NS_GET_USERNS for all);
-    mounts are the nsfs bind mounts holding it, fds the (pid, fd) pairs; pids
+    mounts are the nsfs bind mounts holding it, fds the (pid, fd) pairs of
+    open namespace files, sockets the (pid, fd) pairs of the sockets in a
+    network namespace no process, mount or namespace file holds; pids
     every process in it, in pid order.  related is True for a namespace listed
     only because the kernel names it as another's parent or owner.
 
@@ -204,19 +252,21 @@ class NamespaceInfo:
     """
 
     __slots__ = ("kind", "inode", "nprocs", "pid", "ppid", "uid", "user", "command", "parent",
-                 "owner", "mounts", "fds", "pids", "netnsid", "related")
+                 "owner", "mounts", "fds", "pids", "netnsid", "related", "sockets")
 
     def __init__(self, kind: NsType, inode: int, nprocs: int = 0, pid: Optional[int] = None,
                  ppid: Optional[int] = None, uid: Optional[int] = None,
                  user: Optional[str] = None, command: Optional[str] = None,
                  parent: Optional[int] = None, owner: Optional[int] = None,
                  mounts: tuple = (), fds: tuple = (), pids: tuple = (),
-                 netnsid: Optional[int] = None, related: bool = False) -> None:
+                 netnsid: Optional[int] = None, related: bool = False,
+                 sockets: tuple = ()) -> None:
         self.kind, self.inode, self.nprocs, self.pid, self.ppid = kind, inode, nprocs, pid, ppid
         self.uid, self.user, self.command, self.parent, self.owner = (uid, user, command,
                                                                      parent, owner)
         self.mounts, self.fds, self.pids, self.netnsid, self.related = (mounts, fds, pids,
                                                                        netnsid, related)
+        self.sockets = sockets
 
     def _fields(self) -> tuple:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -262,6 +312,17 @@ def _open_info(info: NamespaceInfo) -> Optional[int]:
         if os.fstat(fd).st_ino == info.inode:
             return fd
         os.close(fd)  # a process exited and its pid was reused
+    for pid, sock in info.sockets:
+        pidfd = _pidfd(pid)
+        try:
+            fd = _socket_netns_fd(pidfd, sock)
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
+        if fd is not None:
+            if os.fstat(fd).st_ino == info.inode:
+                return fd
+            os.close(fd)
     return None
 
 
@@ -307,13 +368,15 @@ def netnsid(fd: int) -> Optional[int]:
 
 
 def list_namespaces(kinds: KindsLike = None, *, with_netnsid: bool = False,
-                    related: bool = True) -> list[NamespaceInfo]:
+                    related: bool = True, related_kinds: KindsLike = None
+                    ) -> list[NamespaceInfo]:
     """Every namespace on the system (of the given kinds), sorted by inode, as lsns.
 
     Besides the namespaces processes are in, it lists those held only by an
-    nsfs bind mount or an open fd (as util-linux 2.39+ lsns does), and, unless
-    related is False, the user and pid namespaces the kernel names as parents
-    or owners of a listed one (as lsns --tree does), of any kind.
+    nsfs bind mount, an open fd or a socket (as util-linux 2.39+ lsns does),
+    and, unless related is False, the user and pid namespaces that the kernel
+    names as parents or owners of a listed one: of the kinds asked for, or of
+    related_kinds (lsns --tree adds the owning user namespaces to `-t net`).
     with_netnsid fills .netnsid of network namespaces (one netlink request each).
 
     >>> path = nsfast.netns.path_of(netns_name)
@@ -333,7 +396,8 @@ def list_namespaces(kinds: KindsLike = None, *, with_netnsid: bool = False,
                                    nprocs=len(procs), pid=first.pid, uid=first.uid,
                                    user=_user(first.uid), pids=tuple(p.pid for p in procs))
     name_set = set(names)
-    for holders, attr in ((nsfs_mounts(), "mounts"), (_fd_holders(name_set), "fds")):
+    fd_files, sockets = _fd_holders(name_set)
+    for holders, attr in ((nsfs_mounts(), "mounts"), (fd_files, "fds")):
         for key, where in holders.items():
             if key[0] not in name_set:
                 continue
@@ -341,7 +405,14 @@ def list_namespaces(kinds: KindsLike = None, *, with_netnsid: bool = False,
             if info is None:
                 info = table[key] = NamespaceInfo(kind=from_proc_name(key[0]), inode=key[1])
             setattr(info, attr, tuple(where))
-    _fill_relations(table, related)
+    for key, where in sockets.items():
+        if key not in table:
+            table[key] = NamespaceInfo(kind=NsType.NET, inode=key[1], sockets=tuple(where))
+    if not related:
+        add = NsType(0)
+    else:
+        add = want if related_kinds is None else NsType.parse(related_kinds)
+    _fill_relations(table, add)
     for info in table.values():
         if info.pid is not None:
             info.command = _command(info.pid)
@@ -359,19 +430,10 @@ def list_namespaces(kinds: KindsLike = None, *, with_netnsid: bool = False,
     return result
 
 
-def _owner_uid(fd: int) -> Optional[int]:
-    """The uid that created the user namespace fd is on (NS_GET_OWNER_UID)."""
-    import fcntl
-    try:
-        return struct.unpack("=I", fcntl.ioctl(fd, NS_GET_OWNER_UID, bytes(4)))[0]
-    except OSError:
-        return None
-
-
-def _fill_relations(table: dict, add_related: bool) -> None:
+def _fill_relations(table: dict, add_kinds: NsType) -> None:
     """Set parent and owner inodes, and the creator of a user namespace no
-    process is in; with add_related, add the related user and pid namespaces
-    that nothing else in the table holds (kept alive by the kernel's references)."""
+    process is in; add the related user and pid namespaces of add_kinds that
+    nothing else in the table holds (kept alive by the kernel's references)."""
     pending = [(info, _open_info(info)) for info in table.values()]
     while pending:
         info, fd = pending.pop()
@@ -379,8 +441,11 @@ def _fill_relations(table: dict, add_related: bool) -> None:
             continue
         try:
             if info.pid is None and info.kind == NsType.USER:
-                info.uid = _owner_uid(fd)
-                info.user = None if info.uid is None else _user(info.uid)
+                try:
+                    info.uid = _core.ns_owner_uid(fd)
+                    info.user = _user(info.uid)
+                except OSError:
+                    pass
             ioctls = [("owner", _core.ns_get_userns, NsType.USER)]
             if info.kind in (NsType.USER, NsType.PID):
                 ioctls.append(("parent", _core.ns_get_parent, info.kind))
@@ -391,7 +456,7 @@ def _fill_relations(table: dict, add_related: bool) -> None:
                 ino = os.fstat(rel_fd).st_ino
                 setattr(info, attr, ino)
                 key = (rel_kind.proc_name, ino)
-                if key not in table and add_related:
+                if key not in table and rel_kind & add_kinds:
                     table[key] = rel = NamespaceInfo(kind=rel_kind, inode=ino, related=True)
                     pending.append((rel, rel_fd))
                 else:

@@ -48,7 +48,6 @@ AT_RECURSIVE = 0x8000
 MOUNT_ATTR_RDONLY = 0x1
 
 # ---- ioctls
-NS_GET_OWNER_UID = 0xB704       # _IO(0xb7, 4): a user namespace's creator uid (4.11+)
 NS_GET_MNTNS_ID = 0x8008B705   # _IOR(0xb7, 5, __u64): a mount namespace's id (6.8+)
 PIDFD_GET_INFO = 0xC040FF0B    # _IOWR(0xFF, 11, struct pidfd_info), 64 bytes (6.13+)
 PIDFD_INFO_EXIT = 1 << 3       # pidfd_info.mask: the exit status is filled in (6.15+)

@@ -133,6 +133,26 @@ def test_a_namespace_only_an_fd_holds_is_listed(cli, sleeper):
         os.close(fd)
 
 
+def test_a_network_namespace_only_a_socket_holds_is_listed(cli, sleeper):
+    """lsns/netns-from-sock of util-linux: a socket keeps its network namespace;
+    newer lsns finds it (pidfd_getfd, SIOCGSKNS) and lists it with NPROCS 0."""
+    import socket
+    p = sleeper(namespaces="net")
+    ino = ns_inode(p.pid, "net")
+    with nsfast.enter(p.pid, "net"):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        p.kill()
+        p.wait()
+        for column, expected in (("NS", str(ino)), ("TYPE", "net"), ("NPROCS", "0"),
+                                 ("PID", ""), ("USER", "root"), ("COMMAND", "")):
+            out = _ls(cli, "--noheadings", "--raw", "--output", column,
+                      "--filter", f"NS == {ino}")
+            assert out == expected + "\n", column
+    finally:
+        sock.close()
+
+
 def test_filter_selects_rows_as_lsns_dash_q(cli, boxed):
     a, b = boxed
     ino = ns_inode(a.pid, "uts")

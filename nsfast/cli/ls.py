@@ -532,7 +532,7 @@ def run(args: Args) -> int:
     infos = list_namespaces(",".join(args.types) if args.types else None,
                             with_netnsid="NETNSID" in args.columns or
                             "NETNSID" in getattr(args.filter, "columns", ()),
-                            related=args.tree in ("owner", "parent"))
+                            related=args.tree in ("owner", "parent"), related_kinds="user,pid")
     cells = Cells(args)
     if args.namespace is not None:
         match = [i for i in infos if i.inode == args.namespace]
