@@ -173,6 +173,7 @@ def _fd_holders(names: set) -> tuple[dict, dict]:
     lsns finds it: pidfd_getfd and SIOCGSKNS, where the caller may ptrace)."""
     found: dict = {}
     sockets: dict = {}
+    nsfs_dev = _nsfs_dev()
     for pid in _pids():
         base = f"/proc/{pid}/fd"
         try:
@@ -185,6 +186,13 @@ def _fd_holders(names: set) -> tuple[dict, dict]:
                 try:
                     link = os.readlink(f"{base}/{fd}")
                 except OSError:
+                    continue
+                if link.startswith("/"):
+                    # a namespace file opened through a bind mount shows that
+                    # path (deleted or not): nsfs's device tells it apart
+                    key = _nsfs_file(f"{base}/{fd}", nsfs_dev)
+                    if key and key[0] in names:
+                        found.setdefault(key, []).append((pid, int(fd)))
                     continue
                 if not link.endswith("]"):
                     continue
@@ -202,6 +210,35 @@ def _fd_holders(names: set) -> tuple[dict, dict]:
             if pidfd is not None and pidfd >= 0:
                 os.close(pidfd)
     return found, sockets
+
+
+def _nsfs_dev() -> Optional[int]:
+    """The device number of nsfs, the file system of every namespace file."""
+    try:
+        return os.stat("/proc/self/ns/net").st_dev
+    except OSError:
+        return None
+
+
+def _nsfs_file(path: str, nsfs_dev: Optional[int]) -> Optional[tuple[str, int]]:
+    """(proc name, inode) when path opens a namespace file, else None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if st.st_dev != nsfs_dev:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        kind = NsType(_core.ns_get_nstype(fd)).proc_name
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    return kind, st.st_ino
 
 
 def _pidfd(pid: int) -> Optional[int]:

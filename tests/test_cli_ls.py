@@ -133,6 +133,25 @@ def test_a_namespace_only_an_fd_holds_is_listed(cli, sleeper):
         os.close(fd)
 
 
+def test_a_namespace_file_opened_through_its_bind_mount_is_listed(cli):
+    """lsns/filedesc of util-linux: the fd's link names the (removed) mount
+    point, not net:[INODE]; the file system (nsfs) tells it is a namespace."""
+    name = f"nsfast-ls-fd-{os.getpid()}"
+    nsfast.netns.add(name)
+    try:
+        fd = os.open(nsfast.netns.path_of(name), os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        nsfast.netns.remove(name)
+    try:
+        ino = os.fstat(fd).st_ino
+        assert not os.readlink(f"/proc/self/fd/{fd}").startswith("net:")
+        out = _ls(cli, "--noheadings", "--raw", "--output", "TYPE,NPROCS,USER",
+                  "-Q", f"NS == {ino}")
+        assert out == "net 0 root\n"
+    finally:
+        os.close(fd)
+
+
 def test_a_network_namespace_only_a_socket_holds_is_listed(cli, sleeper):
     """lsns/netns-from-sock of util-linux: a socket keeps its network namespace;
     newer lsns finds it (pidfd_getfd, SIOCGSKNS) and lists it with NPROCS 0."""
