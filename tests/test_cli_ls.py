@@ -113,6 +113,9 @@ def test_a_namespace_only_a_bind_mount_holds_is_listed_as_newer_lsns_lists_it(cl
                   "-Q", f"NS == {ino}")
         assert out == f"{ino} net 0   root {path}\n"
         assert _ls(cli, "-n", "-o", "NS", "-t", "net", "-l").split().count(str(ino)) == 1
+        # -P (util-linux 2.40): only the namespaces no process is in
+        persistent = _ls(cli, "-n", "-r", "-P", "-o", "NS,NPROCS").splitlines()
+        assert f"{ino} 0" in persistent and all(r.endswith(" 0") for r in persistent)
     finally:
         nsfast.netns.remove(name)
     assert str(ino) not in _ls(cli, "-n", "-o", "NS", "-t", "net")

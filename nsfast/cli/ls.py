@@ -4,7 +4,8 @@ The output is util-linux lsns's, byte for byte (its libsmartcols table): the
 same columns and defaults, the process tree in COMMAND and the owner/parent
 trees in NS, column widths, escapes, raw and JSON layouts.  Where newer
 util-linux differs from 2.38 it follows the newer one: namespaces held only by
-an nsfs bind mount or an open fd are listed (NPROCS 0), and -Q/--filter.
+an nsfs bind mount, an open fd or a socket are listed (NPROCS 0), -Q/--filter
+and -P/--persistent.
 
 Start-up is most of a listing's cost, so this module imports only what the
 listing needs (see tests/test_imports.py).
@@ -35,7 +36,7 @@ OPTIONS = [
     Opt("json", "J"), Opt("list", "l"), Opt("task", "p", 1), Opt("output", "o", 1),
     Opt("output-all"), Opt("noheadings", "n"), Opt("raw", "r"), Opt("notruncate", "u"),
     Opt("nowrap", "W"), Opt("type", "t", 1), Opt("tree", "T", "??"), Opt("filter", "Q", 1),
-    Opt("help", "h"), Opt("version", "V"),
+    Opt("persistent", "P"), Opt("help", "h"), Opt("version", "V"),
 ]
 # lsns 2.38 also declares -l and -T exclusive, in an order its check never
 # reaches: it takes both (-l -T is a tree), and so does nsfast ls
@@ -53,6 +54,7 @@ Options:
  -n, --noheadings       don't print headings
  -o, --output <list>    define which output columns to use
      --output-all       output all columns
+ -P, --persistent       namespaces without processes
  -p, --task <pid>       print process namespaces
  -r, --raw              use the raw output format
  -u, --notruncate       don't truncate text in columns
@@ -78,11 +80,11 @@ class Args:
         self.namespace = None
         self.tree = None
         self.filter = None
-        self.help = self.version = False
+        self.help = self.version = self.persistent = False
 
 
 class _Parser:
-    """lsns's getopt_long "Jlp:o:nruhVt:T::WQ:" and its checks, in its order."""
+    """lsns's getopt_long "JlPp:o:nruhVt:T::WQ:" and its checks, in its order."""
 
     def parse_args(self, argv) -> Args:
         found, words = parse(argv, OPTIONS, permute=True)
@@ -211,6 +213,8 @@ def _namespace_rows(infos: list, args: Args) -> list:
 
     for info in infos:
         if args.task is not None and args.task not in info.pids:
+            continue
+        if args.persistent and info.nprocs:
             continue
         if id(info) not in ns_row:
             show(info)
