@@ -26,6 +26,10 @@ COLUMNS = {
     "NETNSID": (True, False, 0), "NSFS": (False, False, 0), "PNS": (True, True, 10),
     "ONS": (True, True, 10),
 }
+# nsfast's own, which lsns would refuse (not in --output-all): PNS and ONS
+# under the names nsfast ls used first, and the (pid:fd) holders of a namespace
+EXTRA = {"PARENT": (True, True, 0), "OWNER": (True, True, 0), "FDS": (False, False, 0)}
+KNOWN = {**COLUMNS, **EXTRA}
 DEFAULT = ["NS", "TYPE", "NPROCS", "PID", "USER", "COMMAND"]
 NET_EXTRA = ["NETNSID", "NSFS"]   # before COMMAND when -t net is given
 PROCESS_DEFAULT = ["PID", "PPID", "USER", "COMMAND"]   # with a NS argument
@@ -136,7 +140,7 @@ class _Parser:
             args.columns = _column_list(output, args.columns)
         if args.filter is not None:
             from .lsfilter import compile_filter
-            args.filter = compile_filter(args.filter, COLUMNS)
+            args.filter = compile_filter(args.filter, KNOWN)
         return args
 
 
@@ -150,7 +154,7 @@ def _column_list(spec: str, current: list) -> list:
     """-o LIST: these columns, or with a leading + the current ones and these."""
     cols = list(current) if spec.startswith("+") else []
     for name in spec.removeprefix("+").split(","):
-        if name.upper() not in COLUMNS:
+        if name.upper() not in KNOWN:
             raise UsageError(f"unknown column: {name}")
         cols.append(name.upper())
     return cols
@@ -280,10 +284,12 @@ class Cells:
             return ns.kind.proc_name
         if col == "NPROCS":
             return str(ns.nprocs)
-        if col == "PNS":
+        if col in ("PNS", "PARENT"):
             return str(ns.parent or 0)
-        if col == "ONS":
+        if col in ("ONS", "OWNER"):
             return str(ns.owner or 0)
+        if col == "FDS":
+            return ",".join(f"{p}:{fd}" for p, fd in ns.fds) or None
         if col == "NSFS":
             return self.sep.join(dict.fromkeys(ns.mounts)) or None
         if col == "NETNSID":
@@ -407,7 +413,7 @@ def _print_table(rows: list, cols: list, cells: Cells, args: Args) -> str:
             lines.append(" ".join(raw_cell((_art(r, not utf8) if k == at else "") + (v or ""))
                                   for k, v in enumerate(values)))
         return "".join(line + "\n" for line in lines)
-    right = [COLUMNS[c][0] and k != at for k, c in enumerate(cols)]
+    right = [KNOWN[c][0] and k != at for k, c in enumerate(cols)]
     # each cell as chunks: one, or the lines of a multi-line NSFS cell
     table = []
     for r, values in zip(order, data):
@@ -429,7 +435,7 @@ def _print_table(rows: list, cols: list, cells: Cells, args: Args) -> str:
     for k, c in enumerate(cols):
         # libsmartcols: at least the heading (also under -n); the width hint
         # only where the data is at least as wide as the heading
-        hint = COLUMNS[c][2]
+        hint = KNOWN[c][2]
         if widths[k] < len(c):
             widths[k] = len(c)
         elif widths[k] < hint and len(c) < hint:
@@ -494,7 +500,7 @@ def _print_json(rows: list, cols: list, cells: Cells, args: Args) -> str:
             v = cells.value(r, c)
             if not v:
                 text = "null"
-            elif COLUMNS[c][1]:
+            elif KNOWN[c][1]:
                 text = v
             else:
                 text = _json_string(v)
