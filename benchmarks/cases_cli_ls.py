@@ -13,7 +13,7 @@ import sys
 
 import nsfast
 
-from .harness import Case, Peer
+from .harness import Case, Floor, Peer
 
 
 def _launcher() -> str:
@@ -57,6 +57,9 @@ def _case(flags: list, held: _Held) -> Case:
     name = "ls-cli" + "".join(flags).lower()   # ls-cli, ls-cli-j
     return Case(
         name=name, op=lambda: run([nsfast_cmd, "ls", *flags]),
+        # a fork and exec of a C program that reads every ns link and prints a
+        # line a namespace: what any lister does, started as a command
+        floor=Floor("floor_cli_ls.c", ["list"], served=True),
         peers=[Peer(" ".join(["lsns", *flags]), (lambda: run([lsns, *flags])) if lsns else None,
                     "apt-get install util-linux"),
                # the interpreter's start-up alone, isolated as the launcher starts it
