@@ -6,12 +6,13 @@ import os
 import re
 import sys
 import subprocess
+import time
 
 import pytest
 
 import nsfast
 
-from conftest import need_tool, ns_inode
+from conftest import children_of, need_tool, ns_inode
 
 
 def lsns(*args: str) -> str:
@@ -54,6 +55,23 @@ def _side_by_side(args, env: dict | None = None) -> tuple:
     return theirs, ours.replace(b"nsfast ls: ", b"lsns: ")
 
 
+def _wait_for_child_command(pid: int, cmdline: bytes) -> None:
+    """Until the shell pid has forked its child and the child has exec'd:
+    before that the child's command line is the shell's, and two listings
+    a moment apart would differ."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for child in children_of(pid):
+            try:
+                with open(f"/proc/{child}/cmdline", "rb") as f:
+                    if f.read() == cmdline:
+                        return
+            except OSError:
+                pass
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not start {cmdline!r}")
+
+
 @pytest.fixture
 def boxed(sleeper):
     """Two sleepers sharing new net and uts namespaces."""
@@ -71,6 +89,7 @@ def held(sleeper):
     user = sleeper(namespaces="user")
     pid = sleeper(namespaces="pid")
     ipc = sleeper(["sh", "-c", "sleep 600; :", "two\nlines"], namespaces="ipc")
+    _wait_for_child_command(ipc.pid, b"sleep\x00600\x00")
     return {"a": a.pid, "b": b.pid, "user": user.pid, "pid": pid.pid,
             "ipc": ns_inode(ipc.pid, "ipc"), "ipc_pid": ipc.pid}
 
@@ -282,7 +301,8 @@ def test_a_newline_in_a_command_line_stays_in_its_row(cli, sleeper):
     p = sleeper(argv=[sys.executable, "-c", "import time\ntime.sleep(600)"], namespaces="uts")
     for args in (("ps",), ("ls", "-t", "uts", "-o", "PID,COMMAND")):
         out = cli(*args, check=True).stdout.decode().splitlines()
-        pids = [line.split()[0] for line in out[1:]]
+        # (a namespace no process is in, which another test may hold, has no PID)
+        pids = [line.split()[0] for line in out[1:] if line.strip()]
         assert all(x.isdigit() for x in pids), out
         row = [line for line in out[1:] if line.split()[0] == str(p.pid)]
         assert len(row) == 1 and row[0].endswith("-c import time\\x0atime.sleep(600)")
