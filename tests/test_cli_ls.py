@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import sys
 import subprocess
 import time
@@ -115,6 +116,31 @@ def test_ls_under_lc_all_c_draws_ascii_and_escapes_what_is_not(held, sleeper):
         assert ours == theirs
     theirs, _ = _side_by_side(("-t", "uts"), {"LC_ALL": "C"})
     assert b"\\xc3\\xbc" in theirs and f" {p.pid} ".encode() in theirs
+
+
+ON_A_TERMINAL = """
+findmnt -rn -t nsfs -o TARGET | sort -r | while read -r m; do umount -l "$m"; done
+script -qec "stty cols $COLS; lsns $ARGS" /dev/null; printf '\\0'
+script -qec "stty cols $COLS; $PYTHON -m nsfast.cli ls $ARGS" /dev/null
+"""
+
+
+@pytest.mark.system
+def test_ls_on_a_terminal_cuts_the_command_as_lsns_does(held, sleeper):
+    """On a terminal libsmartcols narrows COMMAND (not under -u) to fit the width."""
+    need_tool("script")
+    long_one = sleeper(["sh", "-c", "sleep 600; :", "x" * 100], namespaces="uts")
+    _wait_for_child_command(long_one.pid, b"sleep\x00600\x00")
+    for cols in (40, 80, 200):
+        for flags in ("", "-u", "-t uts", "-l -o NS,COMMAND,PID", "-T"):
+            r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                ON_A_TERMINAL], capture_output=True, timeout=60,
+                               env=dict(os.environ, PYTHON=shlex.quote(sys.executable),
+                                        COLS=str(cols), ARGS=flags))
+            theirs, _, ours = r.stdout.partition(b"\0")
+            assert ours == theirs, (cols, flags)
+            if flags == "":   # cut on 40 columns, whole on 200
+                assert (b"x" * 100 in theirs) == (cols == 200), cols
 
 
 def _ls(cli, *args: str) -> str:

@@ -441,6 +441,15 @@ def _print_table(rows: list, cols: list, cells: Cells, args: Args) -> str:
         elif widths[k] < hint and len(c) < hint:
             widths[k] = hint
     last = len(cols) - 1
+    trunc = [c == "COMMAND" and not args.notruncate for c in cols]
+    room = _terminal_width()
+    if room is not None:
+        _fit(widths, cols, trunc, room)
+        # a cell wider than its (reduced) column is cut, as libsmartcols cuts it
+        for _, row_cells in table:
+            for k, chunks in enumerate(row_cells):
+                if trunc[k]:
+                    chunks[:] = [x[:widths[k]] for x in chunks]
 
     def line(texts: list) -> str:
         parts = []
@@ -470,6 +479,39 @@ def _print_table(rows: list, cols: list, cells: Cells, args: Args) -> str:
                     texts.append("")
             out.append(line(texts))
     return "".join(x + "\n" for x in out)
+
+
+def _terminal_width() -> int | None:
+    """The width libsmartcols fits a table into: the terminal's when stdout is
+    one (TIOCGWINSZ, else $COLUMNS, else 80); None when stdout is no terminal."""
+    if not sys.stdout.isatty():
+        return None
+    try:
+        columns = os.get_terminal_size(sys.stdout.fileno()).columns
+    except OSError:
+        columns = 0
+    if columns <= 0:
+        env = os.environ.get("COLUMNS", "")
+        columns = int(env) if env.isdigit() else 0
+    return columns if columns > 0 else 80
+
+
+def _fit(widths: list, cols: list, trunc: list, room: int) -> None:
+    """Narrow the truncatable columns (COMMAND, unless -u) one cell at a time,
+    in column order, down to their heading's width, until the table fits in
+    room: libsmartcols's reduction for lsns's columns (none of which has a
+    relative width hint)."""
+    total = sum(widths) + len(widths) - 1
+    while total > room:
+        before = total
+        for k, c in enumerate(cols):
+            if total <= room:
+                break
+            if trunc[k] and widths[k] > len(c):
+                widths[k] -= 1
+                total -= 1
+        if total == before:
+            return
 
 
 def _json_string(text: str) -> str:
