@@ -101,7 +101,9 @@ class _Parser:
         force_list = False
         for name, value in found:
             if name == "task":
-                args.task = _number(value, "invalid PID argument", 2 ** 31 - 1)
+                # as lsns: a 32-bit number, and 0 filters nothing
+                args.task = _number(value, "invalid PID argument", 2 ** 31 - 1, signed=True) \
+                    or None
             elif name == "type":
                 if value not in TYPES:
                     raise UsageError(f"unknown namespace type: {value}")
@@ -144,8 +146,9 @@ class _Parser:
         return args
 
 
-def _number(text: str, what: str, top: int) -> int:
-    if not text.isdigit() or not text.isascii() or int(text) > top:
+def _number(text: str, what: str, top: int, signed: bool = False) -> int:
+    digits = text[1:] if signed and text[:1] == "-" else text
+    if not digits.isdigit() or not digits.isascii() or not -top - 1 <= int(text) <= top:
         raise UsageError(f"{what}: '{text}'")
     return int(text)
 
