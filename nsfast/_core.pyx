@@ -88,6 +88,15 @@ def ns_owner_uid(int fd):
     return uid
 
 
+def socket_netns(int pidfd, int fd):
+    """An fd on the network namespace of another process's socket: fd is the
+    socket's number in the process pidfd names (pidfd_getfd, SIOCGSKNS)."""
+    cdef int r = nsf_socket_netns(pidfd, fd)
+    if r < 0:
+        raise _err(-r)
+    return r
+
+
 def probe():
     """Which optional syscalls this kernel has, as a dict of booleans."""
     return {

@@ -48,7 +48,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the console script.
 
     >>> main(["ls", "-p", str(pid), "-t", "uts", "-n", "-o", "TYPE,NPROCS,COMMAND"])
-    uts 1 sleep 600
+    uts       1 sleep 600
     0
     """
     args = list(sys.argv[1:] if argv is None else argv)

@@ -14,6 +14,7 @@ cdef extern from "nscore.h" nogil:
     int nsf_pidfd_send_signal(int pidfd, int sig)
     int nsf_ns_ioctl(int fd, unsigned long request)
     int nsf_ns_owner_uid(int fd, uint32_t *uid)
+    int nsf_socket_netns(int pidfd, int fd)
     int nsf_probe_clone3()
     int nsf_probe_pidfd_open()
     int nsf_probe_mount_setattr()
