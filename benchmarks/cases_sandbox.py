@@ -163,15 +163,19 @@ def cases(cfg) -> list:
                   "nsfast.spawn of the same namespaces with no policy and bwrap "
                   f"{' '.join(BWRAP)}"),
         Case(name="sandbox-mounts-1000", op=lambda: spaces["many"].spawn_in(),
+             floor=floor_for(NAMESPACES, True),
              peers=[Peer("0 more mounts", lambda: spaces["few"].spawn_in())], check=_check,
              setup=setup_mounts, teardown=teardown_mounts,
              targets=[within(1.3, "0 more mounts")], samples=100,
              note="a Sandbox spawn from a mount namespace with 1,000 more tmpfs mounts, "
                   "against one with none more; each from a thread that lives in its "
-                  "namespace, handed the request through a queue"),
+                  "namespace, handed the request through a queue; the floor is a spawn "
+                  "of the same namespaces from this process's"),
         Case(name="sandbox-2-threads", op=lambda: _threads(_sandboxed),
+             floor=floor_for(NAMESPACES, True),
              peers=[Peer("spawn", lambda: _threads(_plain))], check=_check, samples=20,
              note=f"{2 * PER_THREAD} Sandbox payloads spawned and waited by 2 threads at "
                   f"once, against the same with nsfast.spawn and no policy; per payload: "
-                  f"the median / {2 * PER_THREAD}"),
+                  f"the median / {2 * PER_THREAD}; the floor is one spawn of the same "
+                  f"namespaces"),
     ]
