@@ -10,6 +10,7 @@ if not _sys.platform.startswith("linux"):
     raise ImportError(f"nsfast needs Linux (namespaces are a Linux kernel feature); "
                       f"this is {_sys.platform}")
 
+from .aio import wait_all
 from .features import Features, features
 from .flags import NsType
 from .enter import enter, enter_and_exec, run_in
@@ -36,5 +37,5 @@ __all__ = [
     "Proc", "Process", "STDOUT", "Sandbox", "Seccomp", "SpawnPlan", "Sysfs", "Tmpfs", "Usage",
     "enter", "enter_and_exec", "features", "init_namespaces", "list_namespaces", "namespaces",
     "netns", "netnsid", "nsfs_mounts", "pidfd_open", "processes_outside_init", "reap_dropped",
-    "run_in", "setns", "spawn", "unshare",
+    "run_in", "setns", "spawn", "unshare", "wait_all",
 ]
