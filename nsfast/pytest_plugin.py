@@ -196,3 +196,5 @@ def sandbox() -> Iterator[Any]:
         for proc in started:
             proc.__exit__(None, None, None)   # killed if it runs, reaped, pipes closed
         box.close()
+        started.clear()   # no cycle through box.spawn keeps them (and their ids) to a gc
+        del box.spawn
