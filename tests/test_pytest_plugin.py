@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -268,3 +270,15 @@ def test_bridge_fails(bridge):
     assert len(made) == 2 and len(set(made)) == 2, seen
     for name in made:
         assert not ip_link_exists(name), f"bridge {name} is still there"
+
+
+def test_the_readme_example_suite_passes(pytester):
+    need_tool("ip")
+    need_tool("ping")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## asyncio and pytest"):]
+    suite = next(block for block in re.findall(r"```python\n(.*?)```", section, re.S)
+                 if "def test_" in block)
+    pytester.makepyfile(suite)
+    pytester.runpytest_inprocess("--strict-markers", "-p", "no:cacheprovider"
+                                 ).assert_outcomes(passed=5)
