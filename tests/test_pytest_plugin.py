@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 import nsfast
-from conftest import children_of, need_tool, open_fds
+from conftest import children_of, need_tool
+from test_pool import net_inodes_held
 
 pytest_plugins = ["pytester"]
 
@@ -85,21 +86,8 @@ def other_thread():
     t.join()
 
 
-def held_namespaces() -> set[str]:
-    """What our fds point at that is a namespace, e.g. 'net:[4026532...]'."""
-    held = set()
-    for fd in open_fds():
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        if target.endswith("]") and ":[" in target:
-            held.add(target)
-    return held
-
-
 def assert_released(inode: int) -> None:
-    assert f"net:[{inode}]" not in held_namespaces(), "an fd of ours still holds the netns"
+    assert inode not in net_inodes_held(), "an fd of ours still holds the netns"
 
 
 def test_the_plugin_is_loaded_by_its_entry_point_and_adds_nothing_unasked(inner):
