@@ -23,7 +23,7 @@ import contextlib
 import os
 import subprocess
 import time
-from typing import IO, TYPE_CHECKING, Any, Iterable, Iterator, Optional
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
 if TYPE_CHECKING:
     import asyncio
@@ -40,8 +40,9 @@ async def wait(process: Any) -> int:
     3
     """
     import asyncio
-    if process.returncode is not None:
-        return process.returncode
+    code: Optional[int] = process.returncode
+    if code is not None:
+        return code
     loop = asyncio.get_running_loop()
     fd = process._pidfd_dup()
     if fd >= 0:
@@ -50,7 +51,8 @@ async def wait(process: Any) -> int:
                 await _readable(loop, fd)
         finally:
             os.close(fd)
-    return process.wait()   # it has ended: this reaps without blocking
+    code = process.wait()   # it has ended: this reaps without blocking
+    return code
 
 
 async def wait_all(processes: Iterable[Any]) -> list[int]:
@@ -92,9 +94,10 @@ async def communicate(process: Any, input: Optional[bytes] = None,
     """
     import asyncio
     check_input(input)
-    chunks: dict = {f: [] for f in (process.stdout, process.stderr) if f is not None}
+    chunks: dict[IO[bytes], list[bytes]] = {
+        f: [] for f in (process.stdout, process.stderr) if f is not None}
 
-    def collected(f: Optional[IO]) -> Optional[bytes]:
+    def collected(f: Optional[IO[bytes]]) -> Optional[bytes]:
         return None if f is None else b"".join(chunks[f])
 
     async def to_the_end() -> None:
@@ -106,6 +109,8 @@ async def communicate(process: Any, input: Optional[bytes] = None,
     try:
         await asyncio.wait_for(to_the_end(), timeout)
     except asyncio.TimeoutError:
+        if timeout is None:
+            raise   # not ours: a TimeoutError from inside
         raise subprocess.TimeoutExpired(process.args, timeout,
                                         output=collected(process.stdout),
                                         stderr=collected(process.stderr)) from None
@@ -134,7 +139,7 @@ async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
         loop.remove_reader(fd)
 
 
-def _set_once(done: asyncio.Future) -> None:
+def _set_once(done: asyncio.Future[None]) -> None:
     if not done.done():
         done.set_result(None)
 
@@ -156,15 +161,15 @@ def _wall_time_timer(loop: asyncio.AbstractEventLoop, process: Any) -> Iterator[
 
 
 async def _pump(loop: asyncio.AbstractEventLoop, process: Any, input: Optional[bytes],
-                chunks: dict) -> None:
+                chunks: dict[IO[bytes], list[bytes]]) -> None:
     """Write input to process.stdin and read its stdout and stderr into
     chunks, until every pipe is closed; each pipe is closed at its end."""
     done = loop.create_future()
-    live: dict = {}   # file -> loop.remove_reader or loop.remove_writer
+    live: dict[IO[bytes], Callable[[int], bool]] = {}   # file -> loop.remove_reader/_writer
     data = memoryview(bytes(input or b""))
     sent = 0
 
-    def finished(f: IO) -> None:
+    def finished(f: IO[bytes]) -> None:
         live.pop(f)(f.fileno())
         f.close()
         if not live and not done.done():
@@ -174,7 +179,7 @@ async def _pump(loop: asyncio.AbstractEventLoop, process: Any, input: Optional[b
         if not done.done():
             done.set_exception(e)
 
-    def read(f: IO) -> None:
+    def read(f: IO[bytes]) -> None:
         try:
             chunk = os.read(f.fileno(), 65536)
         except BlockingIOError:
@@ -186,7 +191,7 @@ async def _pump(loop: asyncio.AbstractEventLoop, process: Any, input: Optional[b
         else:
             finished(f)
 
-    def write(f: IO) -> None:
+    def write(f: IO[bytes]) -> None:
         nonlocal sent
         try:
             sent += os.write(f.fileno(), data[sent:])

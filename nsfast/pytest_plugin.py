@@ -181,7 +181,7 @@ def sandbox() -> Iterator[Any]:
     """A default nsfast.Sandbox; what it started and still runs is killed after."""
     import nsfast
     box = nsfast.Sandbox()
-    started: list = []
+    started: list[Any] = []
     spawn = box.spawn
 
     def spawn_and_keep(*args: Any, **kwargs: Any) -> Any:
