@@ -61,11 +61,10 @@ async def wait_all(processes: Iterable[Any]) -> list[int]:
     Cancelled, it stops waiting and leaves the processes as they are.
 
     >>> import asyncio
-    >>> box = nsfast.Sandbox(limits=nsfast.Limits(wall_time=60))
-    >>> procs = [box.spawn(["sh", "-c", f"exit {n}"]) for n in range(3)]
-    >>> asyncio.run(nsfast.wait_all(procs))
+    >>> with nsfast.Sandbox(limits=nsfast.Limits(nofile=64)) as box:
+    ...     procs = [box.spawn(["sh", "-c", f"exit {n}"]) for n in range(3)]
+    ...     asyncio.run(nsfast.wait_all(procs))
     [0, 1, 2]
-    >>> box.close()
     """
     import asyncio
     procs = list(processes)

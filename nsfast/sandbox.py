@@ -289,7 +289,7 @@ class Sandbox:
         killed and TimeoutExpired raised; cancelled, the payload is killed.
 
         >>> import asyncio
-        >>> with Sandbox(limits=nsfast.Limits(wall_time=60)) as box:
+        >>> with Sandbox(limits=nsfast.Limits(nofile=64)) as box:
         ...     done = asyncio.run(box.run_async(["cat"], input=b"hi"))
         >>> done.stdout, done.returncode
         (b'hi', 0)
