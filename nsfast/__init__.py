@@ -32,7 +32,7 @@ _HOME = {
     "netns": "netns", "NetnsPool": "pool", "Process": "process", "reap_dropped": "process",
     "SpawnPlan": "plan", "DEVNULL": "spawn", "PIPE": "spawn", "STDOUT": "spawn",
     "spawn": "spawn", "Completed": "sandbox", "Sandbox": "sandbox", "Seccomp": "seccomp",
-    "Fd": "targets", "PidFd": "targets", "Bridge": "bridge",
+    "Fd": "targets", "PidFd": "targets", "Bridge": "bridge", "wait_all": "aio",
 }
 
 __all__ = [
@@ -41,12 +41,13 @@ __all__ = [
     "Proc", "Process", "STDOUT", "Sandbox", "Seccomp", "SpawnPlan", "Sysfs", "Tmpfs", "Usage",
     "enter", "enter_and_exec", "features", "init_namespaces", "list_namespaces", "namespaces",
     "netns", "netnsid", "nsfs_mounts", "pidfd_open", "processes_outside_init", "reap_dropped",
-    "run_in", "setns", "spawn", "unshare",
+    "run_in", "setns", "spawn", "unshare", "wait_all",
 ]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # what type checkers see; at run time __getattr__ imports these
     from . import netns
+    from .aio import wait_all
     from .bridge import Bridge
     from .enter import enter, enter_and_exec, run_in
     from .features import Features, features

@@ -13,6 +13,7 @@ import threading
 import time
 from typing import IO, Optional
 
+from . import aio
 from . import _core
 from .argtypes import Argv
 from .flags import NsType
@@ -297,18 +298,23 @@ class Process:
         return self._reaped(status, rusage)
 
     async def wait_async(self) -> int:
-        """Wait without blocking the event loop (the pidfd becomes readable at exit)."""
-        if self.returncode is not None:
-            return self.returncode
-        import asyncio  # already loaded when a loop runs; too slow to import at start-up
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        loop.add_reader(self.pidfd, lambda: done.done() or done.set_result(None))
-        try:
-            await done
-        finally:
-            loop.remove_reader(self.pidfd)
-        return self.wait()
+        """wait() for the event loop: a reader on the pidfd, no thread
+        (nsfast.aio.wait; nsfast.wait_all waits for many).
+
+        >>> import asyncio
+        >>> with nsfast.spawn(["true"]) as p:
+        ...     asyncio.run(p.wait_async())
+        0
+        """
+        return await aio.wait(self)
+
+    def _pidfd_dup(self) -> int:
+        """A new fd on the pidfd, the caller's to close; -1 once reaped.  An
+        event loop waits on the copy: reaping closes the pidfd itself."""
+        with self._lock:   # _reaped closes the pidfd under it
+            if self.returncode is not None or self.pidfd < 0:
+                return -1
+            return os.dup(self.pidfd)
 
     def send_signal(self, sig: int) -> None:
         """Send sig through the pidfd: never to a recycled pid."""

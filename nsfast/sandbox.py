@@ -35,6 +35,7 @@ import subprocess
 import threading
 from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
+from . import aio
 from . import seccomp as _seccomp
 from .argtypes import Argv
 from .limits import Limits, Usage
@@ -386,6 +387,30 @@ class Sandbox:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+                raise
+        return Completed(proc.args, proc.returncode, out, err, proc.usage)
+
+    async def run_async(self, argv: Sequence, *, input: Optional[bytes] = None,
+                        timeout: Optional[float] = None) -> Completed:
+        """run() for the event loop: the pipes and the pidfd are watched by the
+        loop (nsfast.aio), no thread is started.  On a timeout the payload is
+        killed and TimeoutExpired raised; cancelled, the payload is killed.
+
+        >>> import asyncio
+        >>> with Sandbox(limits=nsfast.Limits(nofile=64)) as box:
+        ...     done = asyncio.run(box.run_async(["cat"], input=b"hi"))
+        >>> done.stdout, done.returncode
+        (b'hi', 0)
+        """
+        aio.check_input(input)
+        proc = self.spawn(argv, stdin=PIPE if input is not None else subprocess.DEVNULL,
+                          stdout=PIPE, stderr=PIPE)
+        with proc:   # killed and reaped when cancelled
+            try:
+                out, err = await aio.communicate(proc, input, timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await aio.wait(proc)
                 raise
         return Completed(proc.args, proc.returncode, out, err, proc.usage)
 
