@@ -14,8 +14,8 @@ from typing import Any, Optional
 from typing_extensions import assert_type
 
 import nsfast
-from nsfast import (Limits, Namespace, NamespaceInfo, NetnsPool, NsType, Process, Sandbox, Usage,
-                    enter, list_namespaces, netns, spawn)
+from nsfast import (Bridge, Limits, Namespace, NamespaceInfo, NetnsPool, NsType, Process,
+                    Sandbox, Usage, enter, list_namespaces, netns, spawn)
 
 
 def spawn_and_wait() -> tuple[bytes, int]:
@@ -96,6 +96,18 @@ def pooled() -> dict[str, Any]:
         stats = pool.stats()
     assert_type(stats, dict[str, Any])
     return stats
+
+
+def bridged() -> Optional[str]:
+    bridge = Bridge(name="nsfast-typing", subnet="10.213.0.0/24", isolated=True)
+    assert_type(bridge, Bridge)
+    try:
+        p = spawn(["/bin/true"], netns=bridge)
+        assert_type(p, Process)
+        p.wait()
+        return p.address
+    finally:
+        bridge.close()
 
 
 def listing() -> list[tuple[str, int, Optional[int]]]:
