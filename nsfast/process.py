@@ -29,6 +29,13 @@ _WALL = WALL
 # PIDFD_GET_INFO with PIDFD_INFO_EXIT (6.15) still tells the wait status.
 
 
+def _readable(fd: int, timeout_ms: Optional[int]) -> bool:
+    """poll(2) for POLLIN (select() refuses fds above 1023)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(timeout_ms))
+
+
 def _status_from_pidfd(pidfd: int) -> Optional[int]:
     """The wait status of an exited, already reaped process, or None."""
     if pidfd < 0:
@@ -36,7 +43,7 @@ def _status_from_pidfd(pidfd: int) -> Optional[int]:
     buf = bytearray(64)
     struct.pack_into("Q", buf, 0, PIDFD_INFO_EXIT)
     try:
-        select.select([pidfd], [], [])   # readable once it has exited
+        _readable(pidfd, None)   # readable once it has exited
         fcntl.ioctl(pidfd, PIDFD_GET_INFO, buf)
     except OSError:
         return None
@@ -246,7 +253,7 @@ class Process:
         with self._lock:
             if self.returncode is not None:
                 return True
-            return bool(select.select([self.pidfd], [], [], 0)[0])
+            return _readable(self.pidfd, 0)
 
     def poll(self) -> Optional[int]:
         """The exit code if the child has ended (reaping it), else None."""
