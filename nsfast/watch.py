@@ -26,6 +26,7 @@ _entries: dict = {}         # id(Process) -> its heap entry
 _order = itertools.count()
 _thread = None
 _stop = False
+_wake_at = 0.0              # when the sleeping thread wakes on its own
 
 
 def watch(process, deadline: float) -> None:
@@ -40,7 +41,7 @@ def watch(process, deadline: float) -> None:
         if _thread is None:
             _thread = threading.Thread(target=_run, name="nsfast-wall-time", daemon=True)
             _thread.start()
-        elif _heap[0] is entry:
+        elif deadline < _wake_at:   # only a wake-up it would sleep through
             _lock.notify()
 
 
@@ -51,6 +52,8 @@ def forget(process) -> None:
         entry = _entries.pop(id(process), None)
         if entry is not None and entry[2] is process:
             entry[2] = None
+        while _heap and _heap[0][2] is None:   # what a run of sandboxes leaves
+            heapq.heappop(_heap)
 
 
 def watched() -> int:
@@ -84,7 +87,7 @@ def quiesce() -> bool:
 
 
 def _run() -> None:
-    global _thread, _stop
+    global _thread, _stop, _wake_at
     idle_until = None
     while True:
         with _lock:
@@ -95,14 +98,16 @@ def _run() -> None:
                 if idle_until is None:
                     idle_until = now + LINGER
                 if _stop or now >= idle_until:
-                    _thread, _stop = None, False
+                    _thread, _stop, _wake_at = None, False, 0.0
                     return
+                _wake_at = idle_until
                 _lock.wait(idle_until - now)
                 continue
             idle_until = None
             entry = _heap[0]
             left = entry[0] - now
             if left > 0:
+                _wake_at = entry[0]
                 _lock.wait(left)
                 continue
             heapq.heappop(_heap)

@@ -583,3 +583,12 @@ def test_boxes_reused_by_threads_at_once():
         sys.setswitchinterval(interval)
         cgroups.clear()
     assert errors == []
+
+
+def test_a_run_of_sandboxes_leaves_no_deadlines_behind():
+    """Deadlines of reaped sandboxes leave the watcher's heap as they are
+    forgotten, not 600 s later when the first of them would have come."""
+    from nsfast import watch
+    for _ in range(50):
+        assert nsfast.spawn(["/bin/true"], limits=Limits(wall_time=600)).wait() == 0
+    assert watch.watched() == 0 and len(watch._heap) <= 1
