@@ -159,10 +159,13 @@ def root_steps(root: Optional[bytes], readonly_root: bool, mount_proc: bool,
 
 
 def template_steps(mount_proc: bool, mask_paths, readonly_paths, minimal_dev: bool,
-                   tmp_size: Optional[int], user_steps: Sequence[tuple]) -> list:
+                   tmp_size: Optional[int], user_steps: Sequence[tuple],
+                   empty_dir: Optional[bytes] = None) -> list:
     """The mount steps of a sandbox started from a template.MountTemplate,
     which holds the root, /dev's nodes and the masks outside /proc: the
-    rest, each sandbox's own, on top."""
+    rest, each sandbox's own, on top.  empty_dir: an empty directory of the
+    template on a read-only superblock, bound over the masked directories
+    (no new filesystem each)."""
     masked = tuple(p for p in _paths(mask_paths, MASKED_PATHS, "mask_paths")
                    if p.startswith(b"/proc/"))
     ro = _paths(readonly_paths, READONLY_PATHS, "readonly_paths")
@@ -170,12 +173,12 @@ def template_steps(mount_proc: bool, mask_paths, readonly_paths, minimal_dev: bo
         raise ValueError("mask_paths and readonly_paths need mount_proc=True "
                          "(they confine a fresh /proc)")
     return sandbox_steps(lambda p: p, lambda p: p, mount_proc, masked, ro, minimal_dev,
-                         tmp_size, user_steps, with_dev_tree=False)
+                         tmp_size, user_steps, with_dev_tree=False, empty_dir=empty_dir)
 
 
 def sandbox_steps(inside, as_seen, mount_proc: bool, masked: tuple, ro: tuple,
                   minimal_dev: bool, tmp_size: Optional[int], user_steps: Sequence[tuple],
-                  with_dev_tree: bool) -> list:
+                  with_dev_tree: bool, empty_dir: Optional[bytes] = None) -> list:
     """proc, its masks and read-only paths, /dev (its tree, or only devpts and
     shm on a template's), /tmp and the caller's mounts, targets inside the
     new root (inside(); as_seen(): where the parent sees a path now)."""
@@ -188,7 +191,9 @@ def sandbox_steps(inside, as_seen, mount_proc: bool, masked: tuple, ro: tuple,
         seen = as_seen(p)
         if not os.path.lexists(seen):
             continue
-        if os.path.isdir(seen):
+        if os.path.isdir(seen) and empty_dir is not None:
+            steps.append((_BIND, False, 0, empty_dir, inside(p), None))
+        elif os.path.isdir(seen):
             steps.append((_TMPFS, True, MS_NOSUID | MS_NODEV | MS_NOEXEC, b"tmpfs", inside(p),
                           b"mode=0555"))
         else:

@@ -485,8 +485,9 @@ class SpawnPlan:
                                  "sysctls could be written: set max_user_namespaces on a "
                                  "user namespace made ahead (user_ns=)")
             steps = confine.template_steps(bool(mount_proc), mask_paths, readonly_paths,
-                                           minimal_dev, tmp_size, steps)
+                                           minimal_dev, tmp_size, steps, template.empty_dir)
             spec.proc_target = None
+            spec.propagation = 0   # the template's mounts are private already
             spec.user_last = True
         elif user_ns is not None:
             raise ValueError("user_ns= is joined last, after a template's mounts: it needs "

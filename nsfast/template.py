@@ -83,6 +83,8 @@ class MountTemplate:
             raise made["error"]
         self.fd = made["fd"]
         self.mounts = made["mounts"]
+        # an empty directory on a read-only superblock: the first masked one
+        self.empty_dir: Optional[bytes] = made.get("empty")
 
     def _make(self, readonly: bool, minimal_dev: bool, masked: tuple, out: dict) -> None:
         try:
@@ -96,7 +98,8 @@ class MountTemplate:
             if minimal_dev:
                 _make_dev(stage + b"/dev")
             for path in masked:
-                _mask(stage, path)
+                if _mask(stage, path) and "empty" not in out:
+                    out["empty"] = path
             missing = [p for p in SANDBOX_POINTS if (minimal_dev or not p.startswith(b"/dev/"))
                        and not os.path.isdir(stage + p)]
             if missing:
@@ -164,16 +167,17 @@ def _make_dev(dev: bytes) -> None:
     _core.mount(None, dev, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, None)
 
 
-def _mask(stage: bytes, path: bytes) -> None:
-    """Hide path: an empty read-only tmpfs over a directory, /dev/null over
-    a file; nothing when the tree has no such path."""
+def _mask(stage: bytes, path: bytes) -> bool:
+    """Hide path: an empty read-only tmpfs over a directory (True), /dev/null
+    over a file; nothing when the tree has no such path."""
     target = stage + path
     if not os.path.lexists(target):
-        return
+        return False
     if os.path.isdir(target):
         _core.mount(b"tmpfs", target, b"tmpfs", MS_NOSUID | MS_NOEXEC | MS_RDONLY, b"mode=0555")
-    else:
-        _core.mount(b"/dev/null", target, None, MS_BIND, None)
+        return True
+    _core.mount(b"/dev/null", target, None, MS_BIND, None)
+    return False
 
 
 def static_masks(mask_paths) -> tuple:
