@@ -37,7 +37,8 @@ static const char prog[] = "nsfast unshare";
 enum {
     OPT_MAP_USER = 256, OPT_MAP_GROUP, OPT_MAP_USERS, OPT_MAP_GROUPS, OPT_MAP_AUTO,
     OPT_SETGROUPS, OPT_MOUNT_PROC, OPT_PROPAGATION, OPT_KILL_CHILD, OPT_FORWARD,
-    OPT_KEEP_CAPS, OPT_MONOTONIC, OPT_BOOTTIME, OPT_CLEAR_ENV, OPT_HOSTNAME, OPT_PYTHON,
+    OPT_KEEP_CAPS, OPT_MONOTONIC, OPT_BOOTTIME, OPT_CLEAR_ENV, OPT_KEEP_ENV, OPT_HOSTNAME,
+    OPT_PYTHON,
 };
 
 static const char optstring[] = "+fhVmuinpCTUrcR:w:S:G:";
@@ -89,6 +90,7 @@ static const struct option longopts[] = {
     {"version", no_argument, 0, 'V'},
     {"wall-time", optional_argument, 0, OPT_PYTHON},
     {"wd", required_argument, 0, 'w'},
+    {"whitelist-env", required_argument, 0, OPT_KEEP_ENV},
     {0, 0, 0, 0},
 };
 
@@ -122,6 +124,7 @@ static const char help[] =
     "     --setgroups allow|deny  control the setgroups syscall in user namespaces\n"
     "     --keep-caps           retain capabilities granted in user namespaces\n"
     "     --clear-env           clear the environment\n"
+    "     --whitelist-env <name>[,...]  clear the environment but for these variables\n"
     " -R, --root=<dir>          run the command with root directory set to <dir>\n"
     " -w, --wd=<dir>            change working directory to <dir>\n"
     " -S, --setuid <uid>        set uid in entered namespace\n"
@@ -160,6 +163,8 @@ struct unshare_opts {
     const char *root, *wd, *hostname;
     long long monotonic, boottime;
     int has_monotonic, has_boottime, keep_caps, clear_env;
+    char *keep_env[64];                    /* --whitelist-env: NAME=VALUE to set again */
+    int n_keep_env;
 };
 
 static long long unsigned_number(const char *text, const char *what)
@@ -285,6 +290,26 @@ static int signal_number(const char *text)
     nsf_cli_die(prog, "unknown signal: %s", text);
 }
 
+/* --whitelist-env A,B: the environment is cleared but for these, whose
+ * values are read now (before anything changes them). */
+static void keep_env(struct unshare_opts *o, const char *names)
+{
+    char *copy = strdup(names), *save = 0;
+    if (!copy)
+        nsf_cli_die(prog, "out of memory");
+    o->clear_env = 1;
+    for (char *name = strtok_r(copy, ",", &save); name; name = strtok_r(0, ",", &save)) {
+        const char *value = getenv(name);
+        if (!value)
+            continue;
+        if (o->n_keep_env == (int)(sizeof o->keep_env / sizeof o->keep_env[0]))
+            nsf_cli_die(prog, "too many --whitelist-env variables");
+        if (asprintf(&o->keep_env[o->n_keep_env++], "%s=%s", name, value) < 0)
+            nsf_cli_die(prog, "out of memory");
+    }
+    free(copy);
+}
+
 /* One option; NSF_TO_PYTHON for one that Python does. */
 static int apply(struct unshare_opts *o, int c, const char *value)
 {
@@ -362,6 +387,9 @@ static int apply(struct unshare_opts *o, int c, const char *value)
         break;
     case OPT_CLEAR_ENV:
         o->clear_env = 1;
+        break;
+    case OPT_KEEP_ENV:
+        keep_env(o, value);
         break;
     case OPT_HOSTNAME:
         if (strlen(value) > 64)
@@ -641,6 +669,8 @@ static void set_up(const struct unshare_opts *o, unsigned euid, unsigned egid)
         nsf_cli_keep_caps(prog);
     if (o->clear_env)
         clearenv();
+    for (int i = 0; i < o->n_keep_env; i++)
+        putenv(o->keep_env[i]);
 }
 
 int nsf_unshare_main(int argc, char **argv)
