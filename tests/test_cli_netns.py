@@ -174,9 +174,10 @@ def test_monitor_reports_add_and_delete(names):
         run_cli("netns", "del", name, check=True)
         seen = []
         while len(seen) < 2:
-            line = mon.stdout.readline().decode().strip()
-            if line.endswith(name):
-                seen.append(line)
+            line = mon.stdout.readline().decode()
+            assert line, "monitor ended"
+            if line.strip().endswith(name):
+                seen.append(line.strip())
         assert seen == [f"add {name}", f"delete {name}"]
     finally:
         mon.kill()
