@@ -55,17 +55,18 @@ static int run_python(int argc, char **argv)
                         "nsfast installed)", dir, fallback, strerror(errno));
         python = fallback;
     }
-    char **args = calloc((size_t)argc + 3, sizeof *args);
+    char **args = calloc((size_t)argc + 4, sizeof *args);
     if (!args)
         nsf_cli_die("nsfast", "out of memory");
     args[0] = (char *)python;
-    /* not -m: that puts the working directory first on sys.path, and a root
-     * command must not import whatever nsfast/ or pyroute2.py lies there */
-    args[1] = "-c";
-    /* from_launcher: Python must not hand the command back to us */
-    args[2] = "import sys; del sys.path[0]; from nsfast.cli import main; "
-              "sys.exit(main(from_launcher=True))";
-    memcpy(args + 3, argv + 1, (size_t)(argc - 1) * sizeof *args);
+    /* -I: a root command imports no nsfast/ or pyroute2.py from the working
+     * directory (nor a script's), and no PYTHON* variable or user site
+     * decides what it runs; from_launcher: Python must not hand the command
+     * back to us */
+    args[1] = "-I";
+    args[2] = "-c";
+    args[3] = "import sys; from nsfast.cli import main; sys.exit(main(from_launcher=True))";
+    memcpy(args + 4, argv + 1, (size_t)(argc - 1) * sizeof *args);
     execv(python, args);
     nsf_cli_die("nsfast", "cannot run %s: %s", python, strerror(errno));
 }

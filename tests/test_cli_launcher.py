@@ -67,6 +67,11 @@ def test_python_commands_ignore_the_working_directory(launcher, tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"nsfast {nsfast.__version__}\n".encode()
     assert not marker.exists()
+    # nor from PYTHONPATH: Python starts isolated (-I), as the issue asks
+    r = subprocess.run([launcher, "--version"], capture_output=True, timeout=60,
+                       env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    assert r.returncode == 0, r.stderr
+    assert not marker.exists()
 
 
 def test_other_commands_reach_python(launcher):
