@@ -13,8 +13,11 @@ import os
 import shutil
 import subprocess
 
+from nsfast.targets import differing_kinds
+from nsfast.flags import NsType
+
 from .cases_enter import _launcher, _Target
-from .harness import Case, Peer, within
+from .harness import Case, Floor, Peer, within
 
 UNSHARE_FLAGS = ["-Urmpiuf", "--mount-proc"]
 
@@ -38,6 +41,7 @@ def _unshare_case(cfg) -> Case:
     return Case(
         name="dropin-unshare-Urmpiuf-true", op=lambda: _run(ours, "unshare", *UNSHARE_FLAGS,
                                                              "true"),
+        floor=Floor("floor_cli_dropin.c", ["unshare"], served=True),   # forks
         peers=[Peer("unshare", (lambda: _run(unshare, *UNSHARE_FLAGS, "true"))
                     if unshare else None, "apt-get install util-linux")],
         check=check, targets=[within(1.0, "unshare")], samples=60, warmup=3,
@@ -49,6 +53,12 @@ def _nsenter_case(cfg) -> Case:
     target = _Target(namespaces="user,mnt,pid,ipc,uts,net", map_root=True, mount_proc=True,
                      hostname="dropin")
     ours, nsenter = _launcher(), shutil.which("nsenter")
+    floor = Floor("floor_enter.c", ["exec", "(pid)", "(mask)"], served=True)   # forks
+
+    def setup() -> None:
+        target.start()
+        floor.args = ["exec", str(target.pid), hex(int(differing_kinds(target.pid,
+                                                                       NsType.all())))]
 
     def check() -> None:
         out = subprocess.run([ours, "nsenter", "-t", str(target.pid), "-a", "hostname"],
@@ -61,7 +71,7 @@ def _nsenter_case(cfg) -> Case:
         op=lambda: _run(ours, "nsenter", "-t", str(target.pid), "-a", "true"),
         peers=[Peer("nsenter", (lambda: _run(nsenter, "-t", str(target.pid), "-a", "true"))
                     if nsenter else None, "apt-get install util-linux")],
-        check=check, setup=target.start, teardown=target.stop,
+        floor=floor, check=check, setup=setup, teardown=target.stop,
         targets=[within(1.0, "nsenter")], samples=60, warmup=3,
         note="nsfast nsenter -t PID -a true vs nsenter -t PID -a true: join six kinds in "
              "place, fork for the pid namespace, exec true")
@@ -89,12 +99,14 @@ def _netns_case(cfg) -> Case:
         if os.path.lexists(f"/run/netns/{name}"):
             raise AssertionError(f"nsfast netns del left /run/netns/{name}")
 
-    def teardown() -> None:
-        if os.path.lexists(f"/run/netns/{name}"):
-            subprocess.run([ours, "netns", "del", name])
+    def teardown() -> None:   # what a failed sample (ours, ip's, the floor's) left
+        for left in (name, name + "f"):
+            if os.path.lexists(f"/run/netns/{left}"):
+                subprocess.run([ours, "netns", "del", left])
 
     return Case(
         name="dropin-netns-add-exec-del", op=lambda: cycle(ours, "netns"),
+        floor=Floor("floor_cli_dropin.c", ["netns", name + "f"], served=True),   # forks
         peers=[Peer("ip netns", (lambda: cycle(ip, "netns")) if ip else None,
                     "apt-get install iproute2")],
         check=check, teardown=teardown, targets=[within(1.0, "ip netns")], samples=40,
