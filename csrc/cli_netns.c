@@ -53,12 +53,19 @@ static void switch_to(const char *name)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "/run/netns/%s", name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: NAME may be a symlink to a fifo, which must not block us */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
-        nsf_cli_die(prog, "cannot open network namespace \"%s\": %s", name, strerror(errno));
-    if (nsf_ns_ioctl(fd, NS_GET_NSTYPE) != CLONE_NEWNET)
-        nsf_cli_die(prog, "%s: not a network namespace (an add that was killed leaves an "
-                    "empty file: `nsfast netns del %s` removes it)", path, name);
+        nsf_cli_die(prog, "%s: cannot open network namespace \"%s\": %s", path, name,
+                    strerror(errno));
+    int type = nsf_ns_ioctl(fd, NS_GET_NSTYPE);
+    if (type < 0)
+        nsf_cli_die(prog, "%s: %s (hint: not a network namespace; an add that was killed "
+                    "leaves an empty file, which `nsfast netns del %s` removes)", path,
+                    strerror(EINVAL), name);
+    if (type != CLONE_NEWNET)
+        nsf_cli_die(prog, "%s: %s (hint: a %s namespace, not a network namespace)", path,
+                    strerror(EINVAL), nsf_kind_name(type));
     if (setns(fd, CLONE_NEWNET) < 0)
         nsf_cli_die(prog, "setting the network namespace \"%s\" failed: %s", name,
                     strerror(errno));
