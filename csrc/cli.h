@@ -48,6 +48,10 @@ __attribute__((noreturn)) int nsf_enter_run(struct nsf_enter_opts *o);
 int nsf_unshare_main(int argc, char **argv);
 /* `nsfast netns exec NAME PROGRAM...` (argv[0] "exec") */
 int nsf_netns_exec_main(int argc, char **argv);
+/* `nsfast netns add NAME`, `nsfast netns del|delete NAME...` (argv[0] the verb) */
+int nsf_netns_add_main(int argc, char **argv);
+/* Exit 1 with nsfast.netns's message unless name is a usable netns name. */
+void nsf_netns_check_name(const char *name);
 
 /* cli_exec.c: exec program (NULL-terminated; empty or NULL: $SHELL, else
  * /bin/sh, as a login shell) in this process, searching PATH.  On failure

@@ -83,7 +83,12 @@ int main(int argc, char **argv)
             return status;
         argv[1] = name;
     }
-    if (argc > 2 && strcmp(argv[1], "netns") == 0 && strcmp(argv[2], "exec") == 0)
-        return nsf_netns_exec_main(argc - 2, argv + 2);
+    if (argc > 2 && strcmp(argv[1], "netns") == 0) {
+        if (strcmp(argv[2], "exec") == 0)
+            return nsf_netns_exec_main(argc - 2, argv + 2);
+        if (strcmp(argv[2], "add") == 0 || strcmp(argv[2], "del") == 0 ||
+            strcmp(argv[2], "delete") == 0)
+            return nsf_netns_add_main(argc - 2, argv + 2);
+    }
     return run_python(argc, argv);
 }

@@ -19,15 +19,6 @@
 
 static const char prog[] = "nsfast netns";
 
-/* A name as ip takes it: one path component (nsfast/netns_names.py). */
-static void check_name(const char *name)
-{
-    if (!*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
-        strlen(name) >= NAME_MAX)
-        nsf_cli_die(prog, "%s: not a valid network namespace name (one path component, "
-                    "not . or ..)", *name ? name : "''");
-}
-
 /* Each /etc/netns/NAME/FILE on /etc/FILE; a failure is said and skipped,
  * as ip does. */
 static void bind_etc(const char *name)
@@ -96,7 +87,7 @@ int nsf_netns_exec_main(int argc, char **argv)
     if (i + 1 >= argc)
         nsf_cli_die(prog, "no command specified (usage: nsfast netns exec NAME PROGRAM "
                     "[ARGS...])");
-    check_name(argv[i]);
+    nsf_netns_check_name(argv[i]);
     switch_to(argv[i]);
     fflush(stdout);
     nsf_cli_exec(prog, argv + i + 1);

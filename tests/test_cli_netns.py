@@ -241,3 +241,17 @@ def test_veth_peer_netns_and_move_take_a_pid(names, sleeper):
     inside = subprocess.run([nsenter, "-t", str(p.pid), "-n", "ip", "-o", "link"],
                             capture_output=True, text=True).stdout
     assert f": {moved}@" in inside
+
+
+def test_add_replaces_what_a_killed_add_left(names):
+    """An empty file at the name, no namespace on it, nobody's flock: what an
+    add killed before its bind leaves.  The next add removes it and goes on;
+    a file with a namespace on it is never replaced."""
+    name = names("st", create=False)
+    path = f"/run/netns/{name}"
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL, 0))
+    run_cli("netns", "add", name, check=True)
+    assert ip("netns", "exec", name, "ip", "-o", "link").stdout.startswith("1: lo:")
+    assert "already exists" in one_line_error(run_cli("netns", "add", name))
+    run_cli("netns", "del", name, check=True)
+    assert not os.path.lexists(path)

@@ -27,8 +27,9 @@ COMMANDS = {
     "run": "run",
 }
 
-# the sub-commands the C launcher runs itself (netns: only `netns exec`)
+# the sub-commands the C launcher runs itself (netns: exec, add, del)
 C_COMMANDS = ("enter", "nsenter", "unshare")
+C_NETNS_VERBS = ("exec", "add", "del", "delete")
 # the launcher as setup.py builds it into the package directory
 LAUNCHER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_nsfast")
 
@@ -62,7 +63,8 @@ def main(argv: Optional[Sequence[str]] = None, from_launcher: bool = False) -> i
         from nsfast import __version__
         print(f"nsfast {__version__}")
         return 0
-    if not from_launcher and (args[0] in C_COMMANDS or args[:2] == ["netns", "exec"]):
+    if not from_launcher and (args[0] in C_COMMANDS or (
+            args[0] == "netns" and args[1:2] and args[1] in C_NETNS_VERBS)):
         return _exec_launcher(args)
     name = COMMANDS.get(args[0])
     if name is None:
