@@ -105,14 +105,15 @@ def _netns_case(cfg) -> Case:
                 subprocess.run([ours, "netns", "del", left])
 
     return Case(
-        name="dropin-netns-add-exec-del", op=lambda: cycle(ours, "netns"),
+        name="dropin-ipnetns-cycle", op=lambda: cycle(ours, "netns"),
         floor=Floor("floor_cli_dropin.c", ["netns", name + "f"], served=True),   # forks
         peers=[Peer("ip netns", (lambda: cycle(ip, "netns")) if ip else None,
                     "apt-get install iproute2")],
         check=check, teardown=teardown, targets=[within(1.0, "ip netns")], samples=40,
         warmup=3,
-        note="three commands: netns add N, netns exec N true, netns del N (exec in C; add "
-             "and del start Python) vs the same with ip netns")
+        note="three commands, netns add N, netns exec N true, netns del N, all in the C "
+             "launcher, vs the same with ip netns (named so that the pyroute2 promise on "
+             "*netns*add* does not take it)")
 
 
 def cases(cfg) -> list:
