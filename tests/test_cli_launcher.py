@@ -101,7 +101,7 @@ def test_signalled_program_kills_us_with_its_signal(launcher, sleeper):
         assert r.returncode == 7
 
 
-def test_fork_parent_waits_through_int_and_dies_of_term(launcher, sleeper):
+def test_fork_parent_dies_of_term_and_leaves_the_program(launcher, sleeper):
     """-p forks, as nsenter: the parent stays in our pid namespace; SIGTERM
     sent to it kills it (the default action, as nsenter's), not the program."""
     pid = str(sleeper(namespaces="pid").pid)
