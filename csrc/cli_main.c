@@ -1,9 +1,10 @@
 /* The nsfast command.  The drop-ins for the tools that exec in place,
  * `nsfast enter` (alias nsenter), `nsfast unshare` and `nsfast netns exec`,
  * run here, in C, and exec the program in this process as nsenter(1),
- * unshare(1) and `ip netns exec` do; every other command line (and an
- * unshare whose options need nsfast's Python) is the Python CLI's, started
- * as `<python> -c '<run nsfast.cli.main>' ARGS...`.
+ * unshare(1) and `ip netns exec` do; so do `netns add` and `netns del`.
+ * Every other command line (and an unshare whose options need nsfast's
+ * Python) is the Python CLI's, started as
+ * `<python> -I -c '<run nsfast.cli.main>' ARGS...`.
  *
  * <python> is python3 (then python) in the directory this program is in
  * (a virtual environment's bin/, or a prefix's), else $NSFAST_PYTHON, else
@@ -59,10 +60,10 @@ static int run_python(int argc, char **argv)
     if (!args)
         nsf_cli_die("nsfast", "out of memory");
     args[0] = (char *)python;
-    /* -I: a root command imports no nsfast/ or pyroute2.py from the working
-     * directory (nor a script's), and no PYTHON* variable or user site
-     * decides what it runs; from_launcher: Python must not hand the command
-     * back to us */
+    /* -I: neither the working directory (a root command must not import
+     * whatever nsfast/ or pyroute2.py lies there) nor PYTHON* variables nor
+     * the user's site-packages decide what runs, and start-up is shorter;
+     * from_launcher: Python must not hand the command back to us */
     args[1] = "-I";
     args[2] = "-c";
     args[3] = "import sys; from nsfast.cli import main; sys.exit(main(from_launcher=True))";

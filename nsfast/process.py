@@ -11,9 +11,10 @@ import struct
 import subprocess
 import threading
 import time
-from typing import IO, Optional, Sequence
+from typing import IO, Optional
 
 from . import _core
+from .argtypes import Argv
 from .flags import NsType
 from .handles import Namespace
 from .kernel import PIDFD_GET_INFO, PIDFD_INFO_EXIT, PIDFD_INFO_EXIT_CODE_OFFSET, WALL
@@ -135,8 +136,11 @@ class Process:
     _timed_out = False
     # what the reaped child used (nsfast.Usage), with limits= or without
     usage: Optional[Usage] = None
+    # the IPv4 address of its eth0 when it was spawned on an nsfast.Bridge
+    # (spawn(netns=bridge), a NetnsPool(bridge=...), Sandbox(network=...))
+    address: Optional[str] = None
 
-    def __init__(self, child: "_core.Child", args: Sequence, stdin: Optional[IO] = None,
+    def __init__(self, child: "_core.Child", args: Argv, stdin: Optional[IO] = None,
                  stdout: Optional[IO] = None, stderr: Optional[IO] = None):
         if _dropped:
             reap_dropped()   # both spawn paths make a Process: the one hook they share
@@ -183,12 +187,16 @@ class Process:
 
     def _reaped(self, status: int, rusage=None) -> int:
         with self._lock:
-            self.returncode = os.waitstatus_to_exitcode(status)
+            # two threads may end one wait each (a wait and a poll): the
+            # first one here records the end, once
+            if self.returncode is not None:
+                return self.returncode
             self._child.free_stack()
             if self.pidfd >= 0:
                 os.close(self.pidfd)
                 self.pidfd = -1
-        self.usage = self._usage(status, rusage)
+            self.usage = self._usage(status, rusage)
+            self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
     def _usage(self, status: int, rusage) -> Usage:
@@ -218,10 +226,26 @@ class Process:
     def _reaped_elsewhere(self) -> int:
         """The kernel (SIGCHLD ignored) or someone else reaped the child: ask
         the pidfd for its status; 0 where the kernel cannot tell, as subprocess."""
-        status = _status_from_pidfd(self.pidfd)
+        with self._lock:   # the pidfd stays ours while it is read
+            if self.returncode is not None:   # the other thread was first
+                return self.returncode
+            status = _status_from_pidfd(self.pidfd)
         if status is None:
             status = 0
         return self._reaped(status)
+
+    def ended(self) -> bool:
+        """Whether the child has exited, without reaping it (its pidfd is
+        readable then): another thread may be waiting for it.
+
+        >>> p = nsfast.spawn(["true"]); p.wait(); p.ended()
+        0
+        True
+        """
+        with self._lock:
+            if self.returncode is not None:
+                return True
+            return bool(select.select([self.pidfd], [], [], 0)[0])
 
     def poll(self) -> Optional[int]:
         """The exit code if the child has ended (reaping it), else None."""

@@ -52,7 +52,7 @@ def main(argv: Optional[Sequence[str]] = None, from_launcher: bool = False) -> i
     started us for this command line, which it does not run itself.
 
     >>> main(["ls", "-p", str(pid), "-t", "uts", "-n", "-o", "TYPE,NPROCS,COMMAND"])
-    uts 1 sleep 600
+    uts       1 sleep 600
     0
     """
     args = list(sys.argv[1:] if argv is None else argv)

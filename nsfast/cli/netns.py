@@ -9,6 +9,8 @@
     nsfast netns veth NAME PEER [--netns NS] [--peer-netns NS|PID]
                                 [--addr CIDR] [--peer-addr CIDR]
     nsfast netns move DEV NETNS|PID  (ip link set DEV netns NETNS|PID)
+    nsfast netns bridge add [NAME [SUBNET]]   (default nsfast0 10.88.0.0/16)
+    nsfast netns bridge del NAME...           nsfast netns bridge list
 
 `exec NAME` is run by the C launcher, in place, as `ip netns exec` runs it.
 Output is ip's: `list` in directory order with `(id: N)`, `identify` the
@@ -30,7 +32,7 @@ RUN_DIR = "/run/netns"
 VERBS = [("list", "list"), ("show", "list"), ("lst", "list"), ("list-id", "list-id"),
          ("add", "add"), ("set", "set"), ("delete", "delete"), ("identify", "identify"),
          ("pids", "pids"), ("exec", "exec"), ("monitor", "monitor"), ("attach", "attach"),
-         ("veth", "veth"), ("move", "move")]
+         ("veth", "veth"), ("move", "move"), ("bridge", "bridge")]
 NAMES = ", ".join(v for v, _ in VERBS if v != "lst")
 
 
@@ -297,4 +299,37 @@ def run(args) -> int:
     elif verb == "move":
         dev, target = _want(rest, 2, "move DEV NETNS|PID")
         netns.move(dev, _netns_or_pid(target))
+    elif verb == "bridge":
+        _bridge(rest)
     return 0
+
+
+def _bridge(rest: list) -> None:
+    """nsfast netns bridge add|del|list: bridges for sandboxes (nsfast.Bridge)."""
+    import errno
+    import socket
+    from nsfast import bridge, links
+    verb = rest[0] if rest else "list"
+    rest = rest[1:]
+    if verb == "add":
+        if len(rest) > 2:
+            raise UsageError("usage: nsfast netns bridge add [NAME [SUBNET]]")
+        name = rest[0] if rest else bridge.DEFAULT_NAME
+        subnet = rest[1] if len(rest) > 1 else bridge.DEFAULT_SUBNET
+        links.check_ifname(name, "bridge name")
+        bridge.parse_subnet(subnet)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+            if links.ifindex(s, name):
+                raise FileExistsError(errno.EEXIST, "a link of that name exists", name)
+        bridge.Bridge(name, subnet).detach()
+    elif verb in ("del", "delete"):
+        if not rest:
+            raise UsageError("usage: nsfast netns bridge del NAME...")
+        for name in rest:
+            bridge.delete(name)
+    elif verb in ("list", "ls", "show"):
+        _want(rest, 0, "bridge list")
+        _print_lines(f"{name} {' '.join(addresses) or '-'} ports {len(ports)}"
+                     for name, addresses, ports in bridge.list_bridges())
+    else:
+        raise UsageError(f"unknown command bridge {verb!r} (add, del, list)")
