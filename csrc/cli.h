@@ -16,6 +16,11 @@ void nsf_cli_say(const char *prog, const char *fmt, ...)
 __attribute__((noreturn)) void nsf_cli_die(const char *prog, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A decimal 0..2^32-1, or exit 1 with "failed to parse WHAT: 'TEXT'". */
+long long nsf_cli_u32(const char *prog, const char *text, const char *what);
+/* Write text to path in one write(2) (a /proc map file takes one), or exit 1. */
+void nsf_cli_write_file(const char *prog, const char *path, const char *text);
+
 /* What `nsfast enter` was asked, as nsfast/cli/enter.py's Options were. */
 struct nsf_enter_opts {
     const char *prog;               /* "nsfast enter" or "nsfast nsenter" */
@@ -64,6 +69,25 @@ __attribute__((noreturn)) void nsf_cli_exit_as(const char *prog, int status);
 int nsf_cli_wait(const char *prog, pid_t pid);
 /* fork: returns in the child; the parent waits and leaves as the child did. */
 void nsf_cli_continue_as_child(const char *prog);
+
+/* cli_idmap.c: ranges of ids for --map-users/--map-groups (INNER:OUTER:COUNT,
+ * 2.38's OUTER,INNER,COUNT, or auto), and the helper process that writes them
+ * into our maps after unshare(2): started before it, released after it. */
+struct nsf_id_range {
+    unsigned inner, outer, count;
+};
+#define NSF_MAX_RANGES 16
+struct nsf_id_ranges {
+    struct nsf_id_range r[NSF_MAX_RANGES];
+    int n;
+};
+void nsf_ranges_add(struct nsf_id_ranges *m, const char *text, int group);
+/* -r/-c/--map-user beside ranges: one more line, taken out of the ranges. */
+void nsf_ranges_merge_single(struct nsf_id_ranges *m, long long single, unsigned ours);
+/* The fd that releases the helper, or -1 when there are no ranges. */
+int nsf_map_helper_start(const struct nsf_id_ranges *uids, const struct nsf_id_ranges *gids,
+                         pid_t *helper);
+void nsf_map_helper_release(int fd, pid_t helper);
 
 /* cli_caps.c: raise every permitted capability into the ambient set, so
  * that the program keeps them across exec (--keep-caps). */

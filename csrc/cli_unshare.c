@@ -144,18 +144,11 @@ static const char help[] =
     " -h, --help                display this help\n"
     " -V, --version             display version\n";
 
-struct range {
-    unsigned inner, outer, count;
-};
-
-#define MAX_RANGES 16
-
 struct unshare_opts {
     int flags;
     int fork, forward, kill_sig;
     long long map_uid, map_gid;            /* single maps of our ids; -1: none */
-    struct range uids[MAX_RANGES], gids[MAX_RANGES];
-    int n_uids, n_gids;
+    struct nsf_id_ranges uids, gids;      /* --map-users, --map-groups */
     const char *setgroups;                 /* "allow", "deny" or NULL */
     const char *proc;                      /* --mount-proc's directory */
     unsigned long propagation;             /* 0: unchanged */
@@ -166,16 +159,6 @@ struct unshare_opts {
     char *keep_env[64];                    /* --whitelist-env: NAME=VALUE to set again */
     int n_keep_env;
 };
-
-static long long unsigned_number(const char *text, const char *what)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (!*text || *end || errno || text[0] == '-' || v > 0xffffffffULL)
-        nsf_cli_die(prog, "failed to parse %s: '%s'", what, text);
-    return (long long)v;
-}
 
 static long long offset_seconds(const char *text, const char *what)
 {
@@ -207,54 +190,6 @@ static long long user_id(const char *text, int group)
     nsf_cli_die(prog, "unknown user %s", text);
 }
 
-/* The first range of /etc/subuid or /etc/subgid for our user (by name or
- * uid), mapped from 0 inside, as --map-users=auto reads it. */
-static struct range subid_range(const char *file)
-{
-    uid_t euid = geteuid();
-    struct passwd *pw = getpwuid(euid);
-    char line[512], uid_text[16];
-    FILE *f = fopen(file, "re");
-    snprintf(uid_text, sizeof uid_text, "%u", (unsigned)euid);
-    if (!f)
-        nsf_cli_die(prog, "cannot open %s: %s", file, strerror(errno));
-    while (fgets(line, sizeof line, f)) {
-        char *name = strtok(line, ":\n"), *start = strtok(0, ":\n"), *count = strtok(0, ":\n");
-        if (!name || !start || !count)
-            continue;
-        if (strcmp(name, uid_text) != 0 && !(pw && strcmp(name, pw->pw_name) == 0))
-            continue;
-        fclose(f);
-        return (struct range){0, (unsigned)unsigned_number(start, file),
-                              (unsigned)unsigned_number(count, file)};
-    }
-    fclose(f);
-    nsf_cli_die(prog, "no line matching user \"%s\" in %s", pw ? pw->pw_name : uid_text, file);
-}
-
-/* INNER:OUTER:COUNT (newer util-linux), OUTER,INNER,COUNT (2.38), or auto */
-static void add_range(struct range *ranges, int *n, const char *text, int group)
-{
-    const char *option = group ? "--map-groups" : "--map-users";
-    unsigned a, b, c;
-    int used = 0;
-    if (*n == MAX_RANGES)
-        nsf_cli_die(prog, "too many %s ranges", option);
-    if (strcmp(text, "auto") == 0) {
-        ranges[(*n)++] = subid_range(group ? "/etc/subgid" : "/etc/subuid");
-        return;
-    }
-    if (sscanf(text, "%u:%u:%u%n", &a, &b, &c, &used) == 3 && !text[used]) {
-        ranges[(*n)++] = (struct range){a, b, c};
-        return;
-    }
-    if (sscanf(text, "%u,%u,%u%n", &b, &a, &c, &used) == 3 && !text[used]) {
-        ranges[(*n)++] = (struct range){a, b, c};
-        return;
-    }
-    nsf_cli_die(prog, "%s takes INNER:OUTER:COUNT or auto, not '%s'", option, text);
-}
-
 static unsigned long propagation_flags(const char *text)
 {
     static const struct {
@@ -277,7 +212,7 @@ static int signal_number(const char *text)
     if (!text)
         return SIGKILL;
     if (*text >= '0' && *text <= '9') {
-        long long v = unsigned_number(text, "signal");
+        long long v = nsf_cli_u32(prog, text, "signal");
         if (v > 0 && v < NSIG)
             return (int)v;
     }
@@ -363,16 +298,16 @@ static int apply(struct unshare_opts *o, int c, const char *value)
         break;
     case OPT_MAP_USERS:
         o->flags |= CLONE_NEWUSER;
-        add_range(o->uids, &o->n_uids, value, 0);
+        nsf_ranges_add(&o->uids, value, 0);
         break;
     case OPT_MAP_GROUPS:
         o->flags |= CLONE_NEWUSER;
-        add_range(o->gids, &o->n_gids, value, 1);
+        nsf_ranges_add(&o->gids, value, 1);
         break;
     case OPT_MAP_AUTO:
         o->flags |= CLONE_NEWUSER;
-        add_range(o->uids, &o->n_uids, "auto", 0);
-        add_range(o->gids, &o->n_gids, "auto", 1);
+        nsf_ranges_add(&o->uids, "auto", 0);
+        nsf_ranges_add(&o->gids, "auto", 1);
         break;
     case OPT_SETGROUPS:
         if (strcmp(value, "allow") != 0 && strcmp(value, "deny") != 0)
@@ -398,10 +333,10 @@ static int apply(struct unshare_opts *o, int c, const char *value)
         o->hostname = value;
         break;
     case 'S':
-        o->uid = unsigned_number(value, "uid");
+        o->uid = nsf_cli_u32(prog, value, "uid");
         break;
     case 'G':
-        o->gid = unsigned_number(value, "gid");
+        o->gid = nsf_cli_u32(prog, value, "gid");
         break;
     case 'R':
         o->root = value;
@@ -419,130 +354,6 @@ static int apply(struct unshare_opts *o, int c, const char *value)
         break;
     }
     return 0;
-}
-
-/* A single map beside ranges becomes one more line, and the ranges give up
- * the inner id it takes, as util-linux merges them. */
-static void merge_single(struct range *ranges, int *n, long long single, unsigned ours)
-{
-    if (!*n || single < 0)
-        return;
-    struct range out[MAX_RANGES * 2 + 1];
-    int m = 0;
-    for (int i = 0; i < *n; i++) {
-        struct range r = ranges[i];
-        unsigned id = (unsigned)single;
-        if (id < r.inner || id >= r.inner + r.count || m + 2 > MAX_RANGES * 2) {
-            out[m++] = r;
-            continue;
-        }
-        /* below the single id, then above it (one outer id fewer) */
-        if (id > r.inner)
-            out[m++] = (struct range){r.inner, r.outer, id - r.inner};
-        if (r.inner + r.count - id - 1 > 0)
-            out[m++] = (struct range){id + 1, r.outer + (id - r.inner), r.inner + r.count - id - 1};
-    }
-    out[m++] = (struct range){(unsigned)single, ours, 1};
-    if (m > MAX_RANGES)
-        nsf_cli_die(prog, "too many id map ranges");
-    memcpy(ranges, out, (size_t)m * sizeof *out);
-    *n = m;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        nsf_cli_die(prog, "cannot open %s: %s", path, strerror(errno));
-    ssize_t n = write(fd, text, strlen(text));
-    if (n != (ssize_t)strlen(text))
-        nsf_cli_die(prog, "write failed %s: %s", path, n < 0 ? strerror(errno) : "short write");
-    close(fd);
-}
-
-/* The helper that writes the range maps of pid (root writes the files;
- * others run newuidmap and newgidmap), once pid has unshared. */
-static void write_ranges(pid_t pid, const char *which, const struct range *r, int n)
-{
-    char path[64], text[MAX_RANGES * 40] = "";
-    size_t len = 0;
-    if (!n)
-        return;
-    if (geteuid() == 0) {
-        for (int i = 0; i < n; i++)
-            len += (size_t)snprintf(text + len, sizeof text - len, "%u %u %u\n", r[i].inner,
-                                    r[i].outer, r[i].count);
-        snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, which);
-        write_file(path, text);
-        return;
-    }
-    const char *tool = strcmp(which, "uid_map") == 0 ? "newuidmap" : "newgidmap";
-    char *argv[3 + 3 * MAX_RANGES], numbers[1 + 3 * MAX_RANGES][16];
-    int a = 0;
-    argv[a++] = (char *)tool;
-    snprintf(numbers[0], sizeof numbers[0], "%d", (int)pid);
-    argv[a++] = numbers[0];
-    for (int i = 0; i < n; i++) {
-        unsigned v[3] = {r[i].inner, r[i].outer, r[i].count};
-        for (int j = 0; j < 3; j++) {
-            snprintf(numbers[1 + 3 * i + j], sizeof numbers[0], "%u", v[j]);
-            argv[a++] = numbers[1 + 3 * i + j];
-        }
-    }
-    argv[a] = 0;
-    pid_t child = fork();
-    if (child < 0)
-        nsf_cli_die(prog, "fork failed: %s", strerror(errno));
-    if (child == 0) {
-        execvp(tool, argv);
-        nsf_cli_exec_failed(prog, tool);
-    }
-    int status;
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (!WIFEXITED(status) || WEXITSTATUS(status))
-        exit(1);   /* newuidmap said why */
-}
-
-/* Fork the helper before unshare(2); it waits on a pipe.  The fd to
- * release it with, or -1 when there are no ranges. */
-static int start_map_helper(const struct unshare_opts *o, pid_t *helper)
-{
-    int p[2];
-    char byte;
-    if (!o->n_uids && !o->n_gids)
-        return -1;
-    if (pipe2(p, O_CLOEXEC) < 0)
-        nsf_cli_die(prog, "pipe failed: %s", strerror(errno));
-    pid_t parent = getpid();
-    *helper = fork();
-    if (*helper < 0)
-        nsf_cli_die(prog, "fork failed: %s", strerror(errno));
-    if (*helper) {
-        close(p[0]);
-        return p[1];
-    }
-    close(p[1]);
-    if (read(p[0], &byte, 1) != 1)
-        _exit(1);   /* the parent failed before unshare, and said why */
-    write_ranges(parent, "uid_map", o->uids, o->n_uids);
-    write_ranges(parent, "gid_map", o->gids, o->n_gids);
-    _exit(0);
-}
-
-static void release_map_helper(int fd, pid_t helper)
-{
-    int status;
-    if (fd < 0)
-        return;
-    if (write(fd, "x", 1) != 1)
-        nsf_cli_die(prog, "releasing the id map helper: %s", strerror(errno));
-    close(fd);
-    while (waitpid(helper, &status, 0) < 0)
-        if (errno != EINTR)
-            nsf_cli_die(prog, "waitpid failed: %s", strerror(errno));
-    if (!WIFEXITED(status) || WEXITSTATUS(status))
-        nsf_cli_die(prog, "writing the id maps failed");
 }
 
 static pid_t forward_to;
@@ -610,7 +421,7 @@ static void set_time_offset(int clock, long long seconds)
 {
     char text[64];
     snprintf(text, sizeof text, "%d %lld 0", clock, seconds);
-    write_file("/proc/self/timens_offsets", text);
+    nsf_cli_write_file(prog, "/proc/self/timens_offsets", text);
 }
 
 /* After unshare(2) and the fork: what unshare(1) does in the program's
@@ -618,17 +429,17 @@ static void set_time_offset(int clock, long long seconds)
 static void set_up(const struct unshare_opts *o, unsigned euid, unsigned egid)
 {
     char text[64];
-    if (o->map_uid >= 0 && !o->n_uids) {
+    if (o->map_uid >= 0 && !o->uids.n) {
         snprintf(text, sizeof text, "%lld %u 1", o->map_uid, euid);
-        write_file("/proc/self/uid_map", text);
+        nsf_cli_write_file(prog, "/proc/self/uid_map", text);
     }
-    if (o->map_gid >= 0 && !o->n_gids) {
-        write_file("/proc/self/setgroups", "deny");
+    if (o->map_gid >= 0 && !o->gids.n) {
+        nsf_cli_write_file(prog, "/proc/self/setgroups", "deny");
         snprintf(text, sizeof text, "%lld %u 1", o->map_gid, egid);
-        write_file("/proc/self/gid_map", text);
+        nsf_cli_write_file(prog, "/proc/self/gid_map", text);
     }
     if (o->setgroups)
-        write_file("/proc/self/setgroups", o->setgroups);
+        nsf_cli_write_file(prog, "/proc/self/setgroups", o->setgroups);
     if ((o->flags & CLONE_NEWNS) && o->propagation &&
         mount("none", "/", 0, o->propagation, 0) < 0)
         nsf_cli_die(prog, "cannot change root filesystem propagation: %s", strerror(errno));
@@ -702,23 +513,23 @@ int nsf_unshare_main(int argc, char **argv)
     if ((o.has_monotonic || o.has_boottime) && !(o.flags & CLONE_NEWTIME))
         nsf_cli_die(prog, "options --monotonic and --boottime require unsharing of a time "
                     "namespace (-T)");
-    if (o.map_gid >= 0 && !o.n_gids && o.setgroups && strcmp(o.setgroups, "allow") == 0)
+    if (o.map_gid >= 0 && !o.gids.n && o.setgroups && strcmp(o.setgroups, "allow") == 0)
         nsf_cli_die(prog, "options --setgroups=allow and --map-group are mutually exclusive "
                     "(-r, -c and --map-group deny setgroups, so that the gid map can be "
                     "written)");
 
     unsigned euid = geteuid(), egid = getegid();
-    merge_single(o.uids, &o.n_uids, o.n_uids ? o.map_uid : -1, euid);
-    merge_single(o.gids, &o.n_gids, o.n_gids ? o.map_gid : -1, egid);
+    nsf_ranges_merge_single(&o.uids, o.uids.n ? o.map_uid : -1, euid);
+    nsf_ranges_merge_single(&o.gids, o.gids.n ? o.map_gid : -1, egid);
     signal(SIGCHLD, SIG_DFL);   /* as unshare(1): clear what we inherited */
     pid_t helper = 0;
-    int release = start_map_helper(&o, &helper);
+    int release = nsf_map_helper_start(&o.uids, &o.gids, &helper);
     if (unshare(o.flags) < 0)
         nsf_cli_die(prog, "unshare failed: %s%s", strerror(errno),
                     errno == EPERM ? " (hint: namespaces other than user need "
                                      "CAP_SYS_ADMIN; -r adds a user namespace that grants it)"
                                    : "");
-    release_map_helper(release, helper);
+    nsf_map_helper_release(release, helper);
     if (o.has_boottime)
         set_time_offset(CLOCK_BOOTTIME, o.boottime);
     if (o.has_monotonic)
