@@ -1,6 +1,10 @@
-/* The nsfast command.  `nsfast enter` (alias nsenter) runs here, in C, so that
- * it starts as fast as nsenter(1) does; every other command line is the
- * Python CLI's, started as `<python> -I -c '<run nsfast.cli.main>' ARGS...`.
+/* The nsfast command.  The drop-ins for the tools that exec in place,
+ * `nsfast enter` (alias nsenter), `nsfast unshare` and `nsfast netns exec`,
+ * run here, in C, and exec the program in this process as nsenter(1),
+ * unshare(1) and `ip netns exec` do; so do `netns add` and `netns del`.
+ * Every other command line (and an unshare whose options need nsfast's
+ * Python) is the Python CLI's, started as
+ * `<python> -I -c '<run nsfast.cli.main>' ARGS...`.
  *
  * <python> is python3 (then python) in the directory this program is in
  * (a virtual environment's bin/, or a prefix's), else $NSFAST_PYTHON, else
@@ -58,10 +62,11 @@ static int run_python(int argc, char **argv)
     args[0] = (char *)python;
     /* -I: neither the working directory (a root command must not import
      * whatever nsfast/ or pyroute2.py lies there) nor PYTHON* variables nor
-     * the user's site-packages decide what runs, and start-up is shorter */
+     * the user's site-packages decide what runs, and start-up is shorter;
+     * from_launcher: Python must not hand the command back to us */
     args[1] = "-I";
     args[2] = "-c";
-    args[3] = "import sys; from nsfast.cli import main; sys.exit(main())";
+    args[3] = "import sys; from nsfast.cli import main; sys.exit(main(from_launcher=True))";
     memcpy(args + 4, argv + 1, (size_t)(argc - 1) * sizeof *args);
     execv(python, args);
     nsf_cli_die("nsfast", "cannot run %s: %s", python, strerror(errno));
@@ -71,5 +76,20 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && (strcmp(argv[1], "enter") == 0 || strcmp(argv[1], "nsenter") == 0))
         return nsf_enter_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "unshare") == 0) {
+        /* getopt permutes nothing ('+'), but it sets argv[0]: keep ours */
+        char *name = argv[1];
+        int status = nsf_unshare_main(argc - 1, argv + 1);
+        if (status != NSF_TO_PYTHON)
+            return status;
+        argv[1] = name;
+    }
+    if (argc > 2 && strcmp(argv[1], "netns") == 0) {
+        if (strcmp(argv[2], "exec") == 0)
+            return nsf_netns_exec_main(argc - 2, argv + 2);
+        if (strcmp(argv[2], "add") == 0 || strcmp(argv[2], "del") == 0 ||
+            strcmp(argv[2], "delete") == 0)
+            return nsf_netns_add_main(argc - 2, argv + 2);
+    }
     return run_python(argc, argv);
 }
