@@ -24,8 +24,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 
 import pytest
@@ -86,20 +88,38 @@ def run_block(block: Block, timeout: float = 240) -> subprocess.CompletedProcess
     """The block in its own namespaces (the module's docstring), as root."""
     unshare = need_tool("unshare")
     os.makedirs("/run/netns", exist_ok=True)   # where the private tmpfs goes
+    # the block works in an empty tmpfs of its own, and /tmp is one too; a
+    # checkout or interpreter that lives under /tmp is bound back into it
+    scratch = tempfile.mkdtemp(prefix="nsfast-readme-", dir="/var/tmp")   # not below /tmp
+    ours = {p.split("/")[2] for p in (os.path.realpath(sys.prefix),
+                                      os.path.realpath(sys.executable),
+                                      os.path.realpath(README))
+            if p.startswith("/tmp/")}
+    back = "".join(f"mkdir -p /tmp/{shlex.quote(n)}; "
+                   f"mount --rbind {shlex.quote(scratch)}/{shlex.quote(n)} /tmp/{shlex.quote(n)}; "
+                   for n in sorted(ours))
     world = ("mount -t tmpfs -o mode=0755 nsfast-readme /run/netns; "
-             "mount -t tmpfs -o mode=1777 nsfast-readme /tmp; cd /tmp; "
+             # the host's /tmp, held on the scratch directory for the binds back
+             + (f"mount --rbind /tmp {shlex.quote(scratch)}; " if ours else "")
+             + "mount -t tmpfs -o mode=1777 nsfast-readme /tmp; " + back
+             + (f"umount -l {shlex.quote(scratch)}; " if ours else "")
+             + f"mount -t tmpfs -o mode=1777 nsfast-readme {shlex.quote(scratch)}; "
+             + f"cd {shlex.quote(scratch)}; "
              # below pid 1, in a mount namespace of its own: nsfast.mounts may change it
-             f"rc=0; {unshare} --mount --propagation private \"$@\" || rc=$?; "
+             + f"rc=0; {unshare} --mount --propagation private \"$@\" || rc=$?; "
              # then what it left, seen by pid 1
-             "\"$1\" \"$2\" --left-behind; exit $rc")
+             + "\"$1\" \"$2\" --left-behind; exit $rc")
     # the venv's bin first: shell blocks call the installed nsfast command
     path = f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '/usr/bin:/bin')}"
-    return subprocess.run(
-        [unshare, "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc",
-         "--net", "--uts", "--ipc", "--kill-child", "sh", "-e", "-c", world, "sh",
-         sys.executable, RUNNER, block.kind, README, str(block.line)],
-        input=block.source, capture_output=True, text=True, timeout=timeout,
-        env=dict(os.environ, PATH=path))
+    try:
+        return subprocess.run(
+            [unshare, "--mount", "--propagation", "private", "--pid", "--fork", "--mount-proc",
+             "--net", "--uts", "--ipc", "--kill-child", "sh", "-e", "-c", world, "sh",
+             sys.executable, RUNNER, block.kind, README, str(block.line)],
+            input=block.source, capture_output=True, text=True, timeout=timeout,
+            env=dict(os.environ, PATH=path))
+    finally:
+        os.rmdir(scratch)   # its tmpfs went with the block's mount namespace
 
 
 def left_behind(r: subprocess.CompletedProcess) -> dict:
