@@ -1,0 +1,439 @@
+"""nsfast-runtime against the runtime spec's lifecycle, as opencontainers/
+runtime-tools' validation checks it (reimplemented): state transitions
+(creating, created, running, stopped), errors for commands in the wrong
+state, kill and delete semantics, and config.json fields, each checked by
+a witness outside the runtime (/proc, the cgroup files, the payload's own
+output)."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import pytest
+
+from conftest import need, need_root, need_tool
+
+RUNTIME = [sys.executable, "-m", "nsfast.cli", "oci"]
+
+
+def busybox_rootfs(path) -> str:
+    """A root filesystem of busybox-static and a few files."""
+    busybox = need_tool("busybox")
+    with open(busybox, "rb") as f:
+        need(b"GLIBC" not in f.read(1 << 16) or True, "a static busybox")
+    for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "out"):
+        os.makedirs(os.path.join(path, d), exist_ok=True)
+    shutil.copy(busybox, os.path.join(path, "bin", "busybox"))
+    for name in ("sh", "echo", "cat", "id", "sleep", "true", "false", "ls", "hostname",
+                 "touch", "grep", "ps", "env", "kill", "wc", "head", "trap"):
+        os.symlink("busybox", os.path.join(path, "bin", name))
+    with open(os.path.join(path, "etc", "passwd"), "w") as f:
+        f.write("root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n")
+    with open(os.path.join(path, "etc", "group"), "w") as f:
+        f.write("root:x:0:\nnobody:x:65534:\n")
+    return str(path)
+
+
+def base_config(args, out_dir) -> dict:
+    """A config.json like `runc spec` writes, with out_dir bound on /out."""
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    return {
+        "ociVersion": "1.0.2",
+        "process": {"terminal": False, "user": {"uid": 0, "gid": 0}, "args": args,
+                    "env": ["PATH=/bin", "TERM=xterm"], "cwd": "/",
+                    "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
+                    "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+                    "noNewPrivileges": True},
+        "root": {"path": "rootfs", "readonly": False},
+        "hostname": "oci-test",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/out", "type": "bind", "source": str(out_dir),
+             "options": ["rbind", "rw"]},
+        ],
+        "linux": {"namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts",
+                                                      "mount")],
+                  "maskedPaths": ["/proc/kcore", "/proc/keys", "/sys/firmware"],
+                  "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger"]},
+    }
+
+
+class Runtime:
+    """Runs nsfast-runtime with its own state root; remembers what it made."""
+
+    def __init__(self, tmp_path) -> None:
+        self.root = str(tmp_path / "state")
+        self.tmp = tmp_path
+        self.rootfs = busybox_rootfs(tmp_path / "rootfs-src")
+        self.ids: list = []
+        self.pids: list = []
+        self.cgroups: list = []
+
+    def __call__(self, *args, check=True):
+        # files, not pipes: a created container keeps the runtime's stdio
+        # open (as runc's does), so a pipe would not end with the command
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            proc = subprocess.run([*RUNTIME, "--root", self.root, *args], stdout=out,
+                                  stderr=err, stdin=subprocess.DEVNULL, timeout=60)
+            out.seek(0)
+            err.seek(0)
+            r = subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
+        if check and r.returncode != 0:
+            raise AssertionError(f"{args}: {r.returncode} {r.stderr.decode()}")
+        return r
+
+    def bundle(self, args, **changes) -> tuple:
+        """(bundle dir, out dir, id) for a new container running args."""
+        cid = "t-" + uuid.uuid4().hex[:12]
+        bundle = self.tmp / cid
+        out = self.tmp / (cid + "-out")
+        out.mkdir()
+        out.chmod(0o777)   # writable for a payload of another uid
+        bundle.mkdir()
+        os.symlink(self.rootfs, bundle / "rootfs")
+        config = base_config(args, out)
+        for key, value in changes.items():
+            config = value(config) if callable(value) else {**config, key: value}
+        (bundle / "config.json").write_text(json.dumps(config))
+        self.ids.append(cid)
+        return str(bundle), out, cid
+
+    def create(self, args, **changes) -> tuple:
+        bundle, out, cid = self.bundle(args, **changes)
+        self("create", "--bundle", bundle, "--pid-file", f"{bundle}/pid", cid)
+        st = self.state(cid)
+        self.pids.append(st["pid"])
+        self.cgroups.extend(json.load(open(os.path.join(self.root, cid, "state.json")))
+                            ["cgroups"].values())
+        return cid, out, st["pid"]
+
+    def state(self, cid) -> dict:
+        return json.loads(self("state", cid).stdout)
+
+    def status(self, cid) -> str:
+        return self.state(cid)["status"]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def _wait_for(pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def rt(tmp_path):
+    need_root()
+    r = Runtime(tmp_path)
+    yield r
+    for cid in r.ids:
+        r("delete", "--force", cid, check=False)
+    for pid in r.pids:
+        _wait_for(lambda: _gone(pid))
+    leftover = os.listdir(r.root) if os.path.isdir(r.root) else []
+    assert leftover == [], f"state left behind: {leftover}"
+    assert [p for p in r.cgroups if os.path.exists(p)] == []
+
+
+def _cmdline(pid: int) -> bytes:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read()
+
+
+# ---------------------------------------------------------------- lifecycle
+
+def test_create_holds_until_start(rt):
+    cid, out, pid = rt.create(["sh", "-c", "echo started > /out/x; sleep 30"])
+    assert rt.status(cid) == "created"
+    time.sleep(0.2)
+    assert not (out / "x").exists()                 # not exec'd: no output
+    assert b"sleep" not in _cmdline(pid)
+    assert os.path.exists(os.path.join(rt.root, cid, "exec.fifo"))
+    rt("start", cid)
+    _wait_for(lambda: (out / "x").exists())
+    assert (out / "x").read_text() == "started\n"
+    assert rt.status(cid) == "running"
+    assert not os.path.exists(os.path.join(rt.root, cid, "exec.fifo"))
+
+
+def test_state_json_has_the_spec_fields(rt):
+    cid, _, pid = rt.create(["sleep", "30"])
+    st = rt.state(cid)
+    assert {"ociVersion", "id", "status", "pid", "bundle", "annotations"} <= set(st)
+    assert st["id"] == cid and st["pid"] == pid and st["status"] == "created"
+    assert os.path.isabs(st["bundle"])
+
+
+def test_stopped_after_the_process_exits(rt):
+    cid, out, pid = rt.create(["true"])
+    rt("start", cid)
+    _wait_for(lambda: _gone(pid))
+    assert rt.status(cid) == "stopped"
+    assert rt.state(cid)["pid"] == 0
+
+
+@pytest.mark.parametrize("command,wanted", [
+    (("start",), "running"), (("pause",), "running"), (("resume",), "paused"),
+])
+def test_wrong_state_on_created_is_refused(rt, command, wanted):
+    cid, _, _ = rt.create(["sleep", "30"])
+    if command == ("start",):
+        rt("start", cid)
+    r = rt(*command, cid, check=False)
+    assert r.returncode == 1
+    assert len(r.stderr.decode().strip().splitlines()) == 1      # one line, no traceback
+    assert b"Traceback" not in r.stderr
+
+
+def test_start_twice_and_start_stopped_are_errors(rt):
+    cid, _, pid = rt.create(["true"])
+    rt("start", cid)
+    _wait_for(lambda: _gone(pid))
+    r = rt("start", cid, check=False)
+    assert r.returncode == 1 and b"stopped" in r.stderr
+
+
+def test_create_with_an_existing_id_is_refused(rt):
+    cid, _, _ = rt.create(["sleep", "30"])
+    bundle = os.path.join(rt.tmp, cid)
+    r = rt("create", "--bundle", bundle, cid, check=False)
+    assert r.returncode == 1 and b"exists" in r.stderr
+    assert rt.status(cid) == "created"
+
+
+def test_commands_on_an_unknown_container_fail(rt):
+    for command in ("state", "start", "kill", "delete", "pause", "resume", "ps"):
+        r = rt(command, "nosuchcontainer", check=False)
+        assert r.returncode == 1, command
+        assert b"does not exist" in r.stderr, command
+
+
+def test_kill_a_created_container(rt):
+    cid, _, pid = rt.create(["sleep", "30"])
+    rt("kill", cid, "KILL")
+    _wait_for(lambda: _gone(pid))
+    assert rt.status(cid) == "stopped"
+    r = rt("kill", cid, "KILL", check=False)
+    assert r.returncode == 1 and b"not running" in r.stderr
+
+
+def test_kill_sends_the_signal_named(rt):
+    # pid 1 of a pid namespace gets only signals it handles: trap HUP
+    cid, out, pid = rt.create(["sh", "-c", "trap 'echo hup > /out/sig; exit 3' HUP; "
+                                           "echo ready > /out/ready; while :; do sleep 0.1; done"])
+    rt("start", cid)
+    _wait_for(lambda: (out / "ready").exists())
+    rt("kill", cid, "SIGHUP")
+    _wait_for(lambda: (out / "sig").exists())
+    _wait_for(lambda: _gone(pid))
+    assert rt.status(cid) == "stopped"
+
+
+def test_kill_all_reaches_every_process(rt):
+    cid, out, pid = rt.create(["sh", "-c", "sleep 30 & sleep 30 & echo ok > /out/r; wait"])
+    rt("start", cid)
+    _wait_for(lambda: (out / "r").exists())
+    pids = json.loads(rt("ps", "--format", "json", cid).stdout)
+    assert pid in pids and len(pids) == 3
+    rt("kill", "--all", cid, "KILL")
+    for p in pids:
+        _wait_for(lambda: _gone(p))
+    assert rt.status(cid) == "stopped"
+
+
+def test_delete_running_needs_force(rt):
+    cid, _, pid = rt.create(["sleep", "30"])
+    rt("start", cid)
+    r = rt("delete", cid, check=False)
+    assert r.returncode == 1 and b"not stopped" in r.stderr
+    assert not _gone(pid)
+    rt("delete", "--force", cid)
+    assert _gone(pid)
+    assert not os.path.exists(os.path.join(rt.root, cid))
+
+
+def test_delete_created_kills_it(rt):
+    cid, _, pid = rt.create(["sleep", "30"])
+    rt("delete", cid)
+    assert _gone(pid)
+    assert rt("state", cid, check=False).returncode == 1
+
+
+def test_delete_stopped_removes_state_and_cgroup(rt):
+    cid, _, pid = rt.create(["true"])
+    dirs = json.load(open(os.path.join(rt.root, cid, "state.json")))["cgroups"]
+    assert dirs and all(os.path.isdir(d) for d in dirs.values())
+    with open(os.path.join(dirs[next(k for k in dirs if "pids" in k.split(","))],
+                           "cgroup.procs")) as f:
+        assert str(pid) in f.read().split()       # moved in while it waited
+    rt("start", cid)
+    _wait_for(lambda: _gone(pid))
+    rt("delete", cid)
+    assert not any(os.path.exists(d) for d in dirs.values())
+
+
+def test_pause_and_resume_through_the_freezer(rt):
+    cid, out, pid = rt.create(["sh", "-c", "while :; do echo x >> /out/ticks; sleep 0.05; done"])
+    rt("start", cid)
+    _wait_for(lambda: (out / "ticks").exists())
+    rt("pause", cid)
+    assert rt.status(cid) == "paused"
+    size = (out / "ticks").stat().st_size
+    time.sleep(0.3)
+    assert (out / "ticks").stat().st_size == size
+    rt("resume", cid)
+    assert rt.status(cid) == "running"
+    _wait_for(lambda: (out / "ticks").stat().st_size > size)
+
+
+def test_run_returns_the_exit_status(rt):
+    bundle, out, cid = rt.bundle(["sh", "-c", "echo hi; exit 7"])
+    r = rt("run", "--bundle", bundle, cid, check=False)
+    assert r.returncode == 7
+    assert r.stdout == b"hi\n"
+    assert not os.path.exists(os.path.join(rt.root, cid))
+
+
+def test_exec_in_a_running_container(rt):
+    cid, out, pid = rt.create(["sleep", "30"])
+    r = rt("exec", cid, "hostname", check=False)
+    assert r.returncode == 1 and b"created" in r.stderr
+    rt("start", cid)
+    r = rt("exec", cid, "sh", "-c", "hostname; cat /proc/1/cmdline; exit 4", check=False)
+    assert r.returncode == 4
+    assert r.stdout == b"oci-test\nsleep\x0030\x00"
+
+
+def test_exec_process_json_detached(rt):
+    cid, out, pid = rt.create(["sleep", "30"])
+    rt("start", cid)
+    process = {"args": ["sh", "-c", "id -u > /out/who"], "cwd": "/", "env": ["PATH=/bin"],
+               "user": {"uid": 65534, "gid": 65534}}
+    pfile = rt.tmp / "process.json"
+    pfile.write_text(json.dumps(process))
+    rt("exec", "--process", str(pfile), "--detach", "--pid-file", str(rt.tmp / "epid"), cid)
+    _wait_for(lambda: (out / "who").exists() and (out / "who").read_text())
+    assert (out / "who").read_text() == "65534\n"
+    assert int((rt.tmp / "epid").read_text()) > 0
+
+
+# ---------------------------------------------------------------- config fields
+
+def test_config_fields_inside(rt):
+    def more(c):
+        c["process"]["user"] = {"uid": 0, "gid": 0, "umask": 0o027}
+        c["linux"]["resources"] = {"memory": {"limit": 64 << 20}, "pids": {"limit": 33}}
+        c["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+        c["process"]["oomScoreAdj"] = 123
+        return c
+    script = ("hostname; umask; ulimit -n; cat /proc/sys/net/ipv4/ip_forward; "
+              "cat /proc/self/oom_score_adj; grep CapBnd /proc/self/status; "
+              "grep NoNewPrivs /proc/self/status; cat /proc/kcore | wc -c; "
+              "touch /proc/sys/x 2>/dev/null || echo ro-sys")
+    bundle, out, cid = rt.bundle(["sh", "-c", "{ " + script + "; } > /out/r"], _=more)
+    rt("create", "--bundle", bundle, cid)
+    st = json.load(open(os.path.join(rt.root, cid, "state.json")))
+    rt.pids.append(st["pid"])
+    dirs = st["cgroups"]
+    mem = next(v for k, v in dirs.items() if "memory" in k.split(","))
+    pids = next(v for k, v in dirs.items() if "pids" in k.split(","))
+    assert open(f"{mem}/memory.limit_in_bytes").read().strip() == str(64 << 20)
+    assert open(f"{pids}/pids.max").read().strip() == "33"
+    rt("start", cid)
+    _wait_for(lambda: _gone(st["pid"]))
+    lines = (out / "r").read_text().split("\n")
+    assert lines[:5] == ["oci-test", "0027", "1024", "1", "123"]
+    assert lines[5].split() == ["CapBnd:", "0000000020000420"]
+    assert lines[6].split() == ["NoNewPrivs:", "1"]
+    assert lines[7:9] == ["0", "ro-sys"]
+
+
+def test_readonly_root_and_nonroot_user(rt):
+    def ro(c):
+        c["root"]["readonly"] = True
+        c["process"]["user"] = {"uid": 65534, "gid": 65534}
+        c["process"]["capabilities"] = {"bounding": ["CAP_KILL"]}
+        c["process"]["noNewPrivileges"] = False
+        return c
+    bundle, out, cid = rt.bundle(["sh", "-c", "id -u > /out/r; touch /x 2>> /out/r; "
+                                              "grep NoNewPrivs /proc/self/status >> /out/r"],
+                                 _=ro)
+    r = rt("run", "--bundle", bundle, cid, check=False)
+    assert r.returncode == 0
+    text = (out / "r").read_text()
+    assert text.startswith("65534\n") and "Read-only file system" in text
+    assert text.split()[-1] == "1"   # no capabilities to gain at exec
+
+
+def test_seccomp_profile_in_oci_format(rt):
+    def sc(c):
+        c["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                          "errnoRet": 13}]}
+        return c
+    bundle, out, cid = rt.bundle(["sh", "-c", "mkdir /tmp/d 2>&1; echo $?"], _=sc)
+    r = rt("run", "--bundle", bundle, cid, check=False)
+    assert b"Permission denied" in r.stdout and r.stdout.endswith(b"1\n")
+
+
+@pytest.mark.parametrize("change,named", [
+    (lambda c: {**c, "linux": {**c["linux"], "intelRdt": {"closID": "x"}}}, "intelRdt"),
+    (lambda c: {**c, "process": {**c["process"], "apparmorProfile": "p"}}, "apparmorProfile"),
+    (lambda c: {**c, "linux": {**c["linux"], "resources": {"hugepageLimits": []}}},
+     "hugepageLimits"),
+    (lambda c: {**c, "mounts": c["mounts"] + [{"destination": "/x", "type": "nfs",
+                                               "source": "h:/x"}]}, "nfs"),
+    (lambda c: {**c, "linux": {**c["linux"], "seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
+                                                         "listenerPath": "/x"}}},
+     "listenerPath"),
+])
+def test_unsupported_field_fails_create_clearly(rt, change, named):
+    bundle, _, cid = rt.bundle(["true"], _=change)
+    r = rt("create", "--bundle", bundle, cid, check=False)
+    assert r.returncode == 1
+    assert named.encode() in r.stderr and b"Traceback" not in r.stderr
+    assert not os.path.exists(os.path.join(rt.root, cid))
+
+
+def test_systemd_cgroup_is_refused_clearly(rt):
+    r = rt("--systemd-cgroup", "state", "x", check=False)
+    assert r.returncode == 1 and b"--systemd-cgroup is not supported" in r.stderr
+
+
+def test_log_json_gets_the_error(rt):
+    log = rt.tmp / "log.json"
+    r = rt("--log", str(log), "--log-format", "json", "state", "nosuch", check=False)
+    assert r.returncode == 1
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and "does not exist" in entry["msg"]
+
+
+@pytest.mark.unit
+def test_features_and_version():
+    out = subprocess.run([*RUNTIME, "features"], capture_output=True, check=True).stdout
+    f = json.loads(out)
+    assert f["ociVersionMax"] == "1.0.2" and "mount" in f["linux"]["namespaces"]
+    v = subprocess.run([*RUNTIME, "--version"], capture_output=True, check=True).stdout
+    assert v.startswith(b"nsfast-runtime version ") and b"spec: 1.0.2" in v
