@@ -116,8 +116,8 @@ class Runtime:
         self("create", "--bundle", bundle, "--pid-file", f"{bundle}/pid", cid)
         st = self.state(cid)
         self.pids.append(st["pid"])
-        self.cgroups.extend(json.load(open(os.path.join(self.root, cid, "state.json")))
-                            ["cgroups"].values())
+        saved = json.load(open(os.path.join(self.root, cid, "state.json")))
+        self.cgroups.extend([*saved["cgroups"].values(), *saved["cgroup_parents"]])
         return cid, out, st["pid"]
 
     def state(self, cid) -> dict:
@@ -355,6 +355,7 @@ def test_config_fields_inside(rt):
     rt("create", "--bundle", bundle, cid)
     st = json.load(open(os.path.join(rt.root, cid, "state.json")))
     rt.pids.append(st["pid"])
+    rt.cgroups.extend([*st["cgroups"].values(), *st["cgroup_parents"]])
     dirs = st["cgroups"]
     mem = next(v for k, v in dirs.items() if "memory" in k.split(","))
     pids = next(v for k, v in dirs.items() if "pids" in k.split(","))

@@ -147,7 +147,8 @@ def run_command(argv: Sequence[str]) -> int:
         raise UsageError("--systemd-cgroup is not supported: nsfast-runtime manages "
                          "cgroupfs paths (set SystemdCgroup = false, or "
                          "cgroup_manager = \"cgroupfs\")")
-    root = g.root or os.environ.get("XDG_RUNTIME_DIR_NSFAST") or "/run/nsfast-runtime"
+    from ..oci.state import DEFAULT_ROOT
+    root = g.root or DEFAULT_ROOT
     args = _command_parser(g.command).parse_args([*rest, *g.rest])
     from ..oci import runtime
     name = g.command

@@ -69,10 +69,11 @@ def _has_swap() -> bool:
         return len(f.read().splitlines()) > 1
 
 
-def make(cgroups_path: str, resources: dict) -> dict:
+def make(cgroups_path: str, resources: dict, made: list) -> dict:
     """Make the container's cgroup in each hierarchy and write its limits;
     {hierarchy: directory}.  A directory that exists is used as it is (a
-    pod's cgroup made by its manager)."""
+    pod's cgroup made by its manager); the parents this call makes are
+    added to made, for remove_parents."""
     rel = "/" + cgroups_path.strip("/")
     if ".." in rel.split("/"):
         raise OciError(f"cgroupsPath {cgroups_path!r} goes up with '..'")
@@ -80,7 +81,13 @@ def make(cgroups_path: str, resources: dict) -> dict:
     try:
         for name, mount in mounted().items():
             path = mount + rel
+            parent = os.path.dirname(path)
+            missing = []
+            while len(parent) > len(mount) and not os.path.isdir(parent):
+                missing.append(parent)
+                parent = os.path.dirname(parent)
             os.makedirs(path, exist_ok=True)
+            made.extend(missing)
             dirs[name] = path
             if "cpuset" in name.split(","):
                 # a v1 cpuset child starts empty: copy the parent's so it can hold tasks
@@ -89,8 +96,19 @@ def make(cgroups_path: str, resources: dict) -> dict:
         _limit(dirs, resources)
     except BaseException:
         remove(dirs)
+        remove_parents(made)
         raise
     return dirs
+
+
+def remove_parents(made: list) -> None:
+    """Remove the parent directories make() made, deepest first, when no
+    other container uses them (a busy or non-empty one stays)."""
+    for path in made:
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
 
 
 def _inherit(mount: str, rel: str, name: str) -> None:

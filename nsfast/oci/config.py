@@ -106,9 +106,9 @@ def rootfs_of(bundle: str, config: dict) -> str:
     return os.path.realpath(os.path.join(bundle, root))
 
 
-def process_options(proc: dict, rootfs_env_user: bool = True) -> dict:
+def process_options(proc: dict, exec_: bool = False) -> dict:
     """process.* -> spawn options (argv, env, cwd, ids, capabilities, ...);
-    shared by create and exec."""
+    shared by create and exec (exec_=True)."""
     _known(proc, "process")
     for key in ("apparmorProfile", "selinuxLabel"):
         if proc.get(key):
@@ -134,11 +134,11 @@ def process_options(proc: dict, rootfs_env_user: bool = True) -> dict:
         opts["umask"] = user["umask"]
     caps = proc.get("capabilities")
     if caps is not None:
-        opts.update(_capabilities(caps, uid))
+        opts.update(_capabilities(caps, uid, exec_))
     return opts
 
 
-def _capabilities(caps: dict, uid: int) -> dict:
+def _capabilities(caps: dict, uid: int, exec_: bool) -> dict:
     """nsfast keeps one set of capabilities (bounding = permitted = effective
     = inheritable, ambient cleared): a config whose sets it cannot express
     is refused."""
@@ -156,9 +156,11 @@ def _capabilities(caps: dict, uid: int) -> dict:
             raise OciError(f"process.capabilities.{name} holds capabilities outside the "
                            f"bounding set")
     if uid != 0:
-        if caps.get("effective") or caps.get("permitted"):
+        if (caps.get("effective") or caps.get("permitted")) and not exec_:
             raise OciError("process.capabilities: effective or permitted capabilities for a "
                            "process.user other than 0 are not supported by nsfast-runtime")
+        # exec: Podman copies the container's sets into `exec --user N`; the
+        # process gets fewer capabilities than asked (none), never more
         # nsfast's child drops capabilities after it takes the ids, when a
         # uid other than 0 no longer may: it takes none with its ids, and
         # no_new_privs keeps it from gaining any at exec (setuid, file caps)
@@ -171,7 +173,7 @@ def _options(options: list) -> tuple:
     flags = 0
     prop = 0
     data = []
-    bind = rbind = False
+    bind = rbind = copyup = False
     for o in options or ():
         if o in _FLAGS:
             on, off = _FLAGS[o]
@@ -182,19 +184,60 @@ def _options(options: list) -> tuple:
             bind = True
         elif o == "rbind":
             bind = rbind = True
-        elif o in ("tmpcopyup", "idmap", "ridmap", "copy-symlink", "remount"):
+        elif o == "tmpcopyup":
+            copyup = True
+        elif o in ("idmap", "ridmap", "copy-symlink", "remount"):
             raise OciError(f"mount option {o!r} is not supported by nsfast-runtime")
         else:
             data.append(o)
-    return flags, prop, ",".join(data), bind, rbind
+    return flags, prop, ",".join(data), bind, rbind, copyup
+
+
+def secure_join(rootfs: bytes, path: str) -> bytes:
+    """rootfs + path with each symlink on the way resolved inside rootfs, as
+    if rootfs were /: a link planted in an image (/run -> /etc, or -> /..)
+    cannot send a mount outside the container's root.
+
+    >>> secure_join(b"/r", "/a/../b")
+    b'/r/b'
+    """
+    parts = [p for p in _b(path).split(b"/") if p]
+    done: list = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == b".":
+            continue
+        if part == b"..":
+            if done:
+                done.pop()
+            continue
+        here = rootfs + b"/" + b"/".join(done + [part])
+        if os.path.islink(here):
+            hops += 1
+            if hops > 40:
+                raise OciError(f"too many symlinks in {path!r} inside the rootfs")
+            target = os.readlink(here)
+            if target.startswith(b"/"):
+                done = []
+            parts = [p for p in target.split(b"/") if p] + parts
+            continue
+        done.append(part)
+    return rootfs + b"/" + b"/".join(done) if done else rootfs
 
 
 def _in_root(rootfs: bytes, dst: str) -> bytes:
-    if not dst.startswith("/"):
-        dst = "/" + dst
-    if ".." in dst.split("/"):
-        raise OciError(f"mount destination {dst!r} goes up with '..'")
-    return rootfs + _b(os.path.normpath(dst))
+    return secure_join(rootfs, dst)
+
+
+def _parents(rootfs: bytes, dst: bytes) -> list:
+    """Mkdir steps for the missing directories above dst, outermost first."""
+    steps = []
+    d = os.path.dirname(dst)
+    while len(d) > len(rootfs) and not os.path.isdir(d):
+        steps.insert(0, (_MKDIR, False, 0, None, d, None))
+        d = os.path.dirname(d)
+    return steps
 
 
 def mount_steps(config: dict, rootfs: str, cgroup_dirs_rel: str) -> list:
@@ -210,7 +253,12 @@ def mount_steps(config: dict, rootfs: str, cgroup_dirs_rel: str) -> list:
         if extra or m.get("uidMappings") or m.get("gidMappings"):
             raise OciError(f"mounts[]: {sorted(extra or {'uidMappings'})[0]} is not supported")
         dst = _in_root(root, m["destination"])
-        flags, prop, data, bind, rbind = _options(m.get("options"))
+        flags, prop, data, bind, rbind, copyup = _options(m.get("options"))
+        if copyup and os.path.isdir(dst) and os.listdir(dst):
+            # crun's tmpcopyup: a tmpfs seeded with what it covers; with
+            # nothing to cover it is a plain tmpfs
+            raise OciError(f"mount option 'tmpcopyup' on {m['destination']}, which is not "
+                           f"empty in the image, is not supported by nsfast-runtime")
         kind = m.get("type") or ("bind" if bind else "")
         if kind == "bind" or bind:
             src = m.get("source") or ""
@@ -218,13 +266,16 @@ def mount_steps(config: dict, rootfs: str, cgroup_dirs_rel: str) -> list:
                 raise OciError(f"bind mount source {src!r} must be an absolute path")
             if os.path.normpath(m["destination"]) == "/dev":
                 dev_bound = True
+            steps.extend(_parents(root, dst))
             steps.append((_MKDIR if os.path.isdir(src) else _FILE, False, 0, None, dst, None))
             steps.append((_BIND, False, MS_REC if rbind else 0, _b(src), dst, None))
             if flags:
                 steps.append((_FS, False, MS_REMOUNT | MS_BIND | flags, None, dst, None))
         elif kind in ("cgroup", "cgroup2"):
+            steps.extend(_parents(root, dst))
             steps.extend(_cgroup_steps(dst, flags, cgroup_dirs_rel))
         elif kind in _FS_TYPES:
+            steps.extend(_parents(root, dst))
             steps.append((_MKDIR, False, 0, None, dst, None))
             steps.append((_FS, False, flags, _b(kind), dst, _b(data) if data else None))
         else:
@@ -304,6 +355,42 @@ def _id_map(entries: list, what: str) -> str:
     return "".join(f"{e['containerID']} {e['hostID']} {e['size']}\n" for e in entries)
 
 
+def seccomp_options(linux: dict) -> dict:
+    """The spawn options for linux.seccomp (none without a profile)."""
+    if not linux.get("seccomp"):
+        return {}
+    import json
+    from .seccomp import OciProfile
+    policy = OciProfile(profile=json.dumps(linux["seccomp"], sort_keys=True))
+    policy.bpf()   # its errors now, as OciError
+    # nsfast's child installs the filter last, after it dropped its
+    # capabilities: without CAP_SYS_ADMIN the kernel takes a filter only
+    # with no_new_privs.  For uid 0 that changes nothing (its exec gets the
+    # bounding set either way); setuid programs no longer raise ids.
+    return {"seccomp": policy, "no_new_privs": True}
+
+
+def check_program(rootfs: str, config: dict, argv0: str, env: dict) -> None:
+    """OciError now, at create, when the program is not in the rootfs (the
+    child's exec would fail after start, where nobody hears it), in the
+    words runc uses, which Podman turns into exit status 127."""
+    root = _b(rootfs)
+    mounted = [os.path.normpath(m.get("destination", "/")) for m in config.get("mounts") or ()]
+    if "/" in argv0:
+        candidates = [argv0 if argv0.startswith("/") else
+                      os.path.join((config.get("process") or {}).get("cwd") or "/", argv0)]
+    else:
+        path = env.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        candidates = [os.path.join(d or ".", argv0) for d in path.split(":") if d.startswith("/")]
+    for c in candidates:
+        if any(c == m or c.startswith(m.rstrip("/") + "/") for m in mounted if m != "/"):
+            return   # under a mount: seen only inside
+        if os.path.isfile(secure_join(root, c)):
+            return
+    raise OciError(f"exec: {argv0!r}: executable file not found in $PATH "
+                   f"(no such file or directory)")
+
+
 def spawn_options(bundle: str, config: dict) -> tuple:
     """(spawn options, Setup) for a bundle's config; OciError for what is not supported."""
     _known(config, "")
@@ -313,6 +400,7 @@ def spawn_options(bundle: str, config: dict) -> tuple:
     if not proc:
         raise OciError("config.json: process is missing")
     opts = process_options(proc)
+    check_program(rootfs, config, opts["argv"][0], opts["env"])
     setup = Setup(rootfs=rootfs, terminal=bool(proc.get("terminal")))
     linux = config.get("linux") or {}
     _known(linux, "linux")
@@ -356,11 +444,7 @@ def spawn_options(bundle: str, config: dict) -> tuple:
         if key.startswith("net.") and "net" not in new and "net" not in join:
             raise OciError(f"linux.sysctl {key} needs a network namespace")
         setup.sysctl[key] = str(value)
-    if linux.get("seccomp"):
-        import json
-        from .seccomp import OciProfile
-        opts["seccomp"] = OciProfile(profile=json.dumps(linux["seccomp"], sort_keys=True))
-        opts["seccomp"].bpf()   # its errors now, as OciError
+    opts.update(seccomp_options(linux))
     for r in proc.get("rlimits") or ():
         import resource
         res = getattr(resource, r.get("type", ""), None)

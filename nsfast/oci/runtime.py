@@ -60,10 +60,19 @@ def _pty() -> tuple:
 
 
 class _Held:
-    """A spawn on a thread that returns once the child holds before exec."""
+    """A spawn on a thread that returns once the child holds before exec.
+
+    The child's ready byte comes over a unix socket whose reading end has
+    SO_PASSCRED: the kernel adds the writer's pid, as seen from here, which
+    is the pid of the process that will exec, also when the spawn forked
+    once more to enter a pid namespace (its pid is 1 inside)."""
 
     def __init__(self, argv: list, opts: dict, on_created) -> None:
-        self.ready_r, self.ready_w = os.pipe2(os.O_CLOEXEC)
+        here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        here.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.ready_sock = here
+        self.ready_w = there.detach()
+        self.held_pid = 0
         self.result: dict = {}
         self.pid = 0
         self._lock = threading.Lock()
@@ -93,10 +102,14 @@ class _Held:
     def wait_held(self) -> None:
         """Start the child and wait until it holds; raise its error."""
         self.thread.start()
+        import struct
         try:
-            got = os.read(self.ready_r, 1)
+            got, anc, _, _ = self.ready_sock.recvmsg(1, socket.CMSG_SPACE(12))
         finally:
-            os.close(self.ready_r)
+            self.ready_sock.close()
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                self.held_pid = struct.unpack("iII", data[:12])[0]
         if got != b"r":
             self.thread.join()
             err = self.result.get("error")
@@ -105,16 +118,6 @@ class _Held:
             if isinstance(err, OciError):
                 raise err
             raise OciError(f"creating the container: {err}") from None
-
-
-def _container_pid(first: int, joined_pid: bool) -> int:
-    """The pid that execs: the clone child, or after the fork into a joined
-    pid namespace, its only child."""
-    if not joined_pid:
-        return first
-    with open(f"/proc/{first}/task/{first}/children") as f:
-        kids = f.read().split()
-    return int(kids[0]) if kids else first
 
 
 def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = None,
@@ -129,6 +132,7 @@ def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = 
         raise OciError(f"container with id {container_id!r} exists already") from None
     bundle = os.path.realpath(bundle)
     dirs: dict = {}
+    made: list = []
     opened: list = []
     try:
         with c:
@@ -140,8 +144,8 @@ def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = 
                      "hooks": setup.hooks}
             cg_path = setup.cgroups_path or f"/nsfast-runtime/{container_id}"
             opts["mounts"] = ()
-            dirs = cgroup.make(cg_path, setup.resources)
-            state["cgroups"] = dirs
+            dirs = cgroup.make(cg_path, setup.resources, made)
+            state["cgroups"], state["cgroup_parents"] = dirs, made
             from .config import mount_steps
             spawn_mounts = mount_steps(conf, setup.rootfs, "/" + cg_path.strip("/"))
             os.mkfifo(c.fifo, 0o600)
@@ -174,7 +178,7 @@ def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = 
             held = _Held(argv, opts, on_created)
             opts["hold"] = (held.ready_w, go)
             held.wait_held()
-            pid = _container_pid(held.pid, "pid" in (opts.get("join") or {}))
+            pid = held.held_pid
             state.update(status="created", pid=pid, start_time=start_time(pid))
             c.save(state)
             _write_pid_file(pid_file, pid)
@@ -183,6 +187,7 @@ def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = 
             return held
     except BaseException:
         cgroup.remove(dirs)
+        cgroup.remove_parents(made)
         remove_dir(c)
         raise
     finally:
@@ -320,8 +325,11 @@ def _wait_gone(st: dict, timeout: float = 10.0) -> None:
 def delete(root: str, container_id: str, force: bool = False) -> None:
     c = Container(root, container_id)
     if not c.exists():
-        if force and os.path.isdir(c.dir):
-            remove_dir(c)   # a create that died half way
+        if force:
+            # as runc: nothing to force; a create that died half way may
+            # have left its directory
+            if os.path.isdir(c.dir):
+                remove_dir(c)
             return
         raise OciError(f"container {container_id!r} does not exist")
     with c:
@@ -341,6 +349,7 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
                     pass
             _wait_gone(st)
         cgroup.remove(dirs)
+        cgroup.remove_parents(st.get("cgroup_parents") or [])
         hooks = st.get("hooks") or {}
         remove_dir(c)
     _hooks.run(hooks, ("poststop",), _hook_state(c, st, "stopped", 0), fatal=False)
@@ -379,12 +388,11 @@ def exec_(root: str, container_id: str, process: dict, pid_file: Optional[str] =
     s = status(c, st)
     if s != "running":
         raise OciError(f"cannot exec in a container that is {s}")
-    opts = _config.process_options(process)
+    opts = _config.process_options(process, exec_=True)
     conf = _config.load(st["bundle"])
     linux = conf.get("linux") or {}
-    if linux.get("seccomp"):
-        from .seccomp import OciProfile
-        opts["seccomp"] = OciProfile(profile=json.dumps(linux["seccomp"], sort_keys=True))
+    opts.update(_config.seccomp_options(linux))
+    _config.check_program(st["rootfs"], conf, opts["argv"][0], opts["env"])
     pid = st["pid"]
     opts["join"] = pid
     opened: list = []
@@ -398,18 +406,47 @@ def exec_(root: str, container_id: str, process: dict, pid_file: Optional[str] =
             opts.update(stdin=slave, stdout=slave, stderr=slave, new_session=True)
         dirs = st.get("cgroups") or {}
         argv = opts.pop("argv")
-        import nsfast
-        proc = nsfast.spawn(argv, on_created=lambda p: cgroup.attach(dirs, p), **opts)
-        _write_pid_file(pid_file, proc.pid)
+        # held before exec until the pid file is written: the caller (conmon,
+        # the shim) must know the pid before the process can end
+        go_r, go_w = os.pipe2(os.O_CLOEXEC)
+        opened.extend((go_r, go_w))
+        held = _Held(argv, opts, lambda p: cgroup.attach(dirs, p))
+        opts["hold"] = (held.ready_w, go_r)
+        held.wait_held()
+        _write_pid_file(pid_file, held.held_pid)
         if master >= 0:
             _send_console(console_socket, master)
+        if detach:
+            _release_after_exit(go_w)
+        else:
+            os.write(go_w, b"g")
     finally:
         for fd in opened:
             os.close(fd)
     if detach:
         return 0
+    held.thread.join()
+    proc = held.result.get("process")
+    if proc is None:
+        raise OciError(f"exec: {held.result.get('error')}")
     rc = proc.wait()
     return 128 - rc if rc < 0 else rc
+
+
+def _release_after_exit(go_w: int) -> None:
+    """Let a detached exec go once this command has exited.  Conmon reads
+    the pid file when the runtime has exited, and loses the status of a
+    process that ended before (Podman then reports 255): a small forked
+    helper waits for this process's end, then writes the byte."""
+    parent = os.pidfd_open(os.getpid())
+    if os.fork() == 0:
+        try:
+            import select
+            select.select([parent], [], [], 30)
+            os.write(go_w, b"g")
+        finally:
+            os._exit(0)
+    os.close(parent)
 
 
 def ps(root: str, container_id: str) -> list:

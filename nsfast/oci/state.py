@@ -103,8 +103,8 @@ def start_time(pid: int) -> Optional[int]:
 def alive(state: dict) -> bool:
     """Whether the container's process still runs (the same process, not a
     new one with its pid)."""
-    pid = state.get("pid") or 0
-    return pid > 0 and start_time(pid) == state.get("start_time")
+    pid, started = state.get("pid") or 0, state.get("start_time")
+    return pid > 0 and started is not None and start_time(pid) == started
 
 
 def status(c: Container, state: dict) -> str:
