@@ -438,3 +438,41 @@ def test_features_and_version():
     assert f["ociVersionMax"] == "1.0.2" and "mount" in f["linux"]["namespaces"]
     v = subprocess.run([*RUNTIME, "--version"], capture_output=True, check=True).stdout
     assert v.startswith(b"nsfast-runtime version ") and b"spec: 1.0.2" in v
+
+
+def test_hooks_run_at_their_points(rt):
+    log = rt.tmp / "hooks.log"
+
+    def hooks(c):
+        def hook(kind):
+            # the state comes on stdin: its status tells when the hook ran
+            return {"path": "/bin/sh", "args": ["sh", "-c", f"echo {kind} $(cat) >> {log}"]}
+        c["hooks"] = {k: [hook(k)] for k in ("createRuntime", "poststart", "poststop")}
+        # in the container's mount namespace: a path of the rootfs, /out its bind
+        c["hooks"]["startContainer"] = [{"path": "/bin/sh", "args": [
+            "sh", "-c", "echo inside > /out/start-hook"]}]
+        return c
+    bundle, out, cid = rt.bundle(["sh", "-c", "cat /out/start-hook > /out/seen"], _=hooks)
+    rt("create", "--bundle", bundle, cid)
+    pid = rt.state(cid)["pid"]
+    rt.pids.append(pid)
+    first = log.read_text().splitlines()
+    assert len(first) == 1 and first[0].startswith("createRuntime ")
+    assert json.loads(first[0].split(" ", 1)[1])["pid"] == pid
+    assert not (out / "start-hook").exists()
+    rt("start", cid)
+    _wait_for(lambda: _gone(pid))
+    assert (out / "seen").read_text() == "inside\n"    # before the program ran
+    rt("delete", cid)
+    kinds = [line.split()[0] for line in log.read_text().splitlines()]
+    assert kinds == ["createRuntime", "poststart", "poststop"]
+
+
+def test_failing_create_hook_fails_create(rt):
+    def hooks(c):
+        c["hooks"] = {"createRuntime": [{"path": "/bin/false"}]}
+        return c
+    bundle, _, cid = rt.bundle(["true"], _=hooks)
+    r = rt("create", "--bundle", bundle, cid, check=False)
+    assert r.returncode == 1 and b"createRuntime hook /bin/false failed" in r.stderr
+    assert not os.path.exists(os.path.join(rt.root, cid))

@@ -247,6 +247,8 @@ def start(root: str, container_id: str) -> None:
         st = status(c, state)
         if st != "created":
             raise OciError(f"cannot start a container that is {st} (only a created one)")
+        _hooks.run_inside(state.get("hooks") or {}, state["pid"],
+                          _hook_state(c, state, "created", state["pid"]))
         try:
             fd = os.open(c.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as e:
@@ -469,7 +471,7 @@ def features() -> dict:
     from .config import _FLAGS, _PROPAGATION
     opts = sorted({*_FLAGS, *_PROPAGATION, "bind", "rbind"})
     return {"ociVersionMin": "1.0.0", "ociVersionMax": "1.0.2",
-            "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
+            "hooks": ["prestart", "createRuntime", "startContainer", "poststart", "poststop"],
             "mountOptions": opts,
             "linux": {"namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time",
                                      "user", "uts"],
