@@ -12,40 +12,28 @@ import json
 import os
 import shutil
 import subprocess
-import tarfile
 import time
 
 import pytest
 
 from conftest import need_root, need_tool
-from test_oci_runtime import busybox_rootfs
+from nsfast._bench.cases_oci import Podman as _Podman, rootfs_tarball
 
 IMAGE = "localhost/nsfast-test:1"
 STATE_ROOT = "/run/nsfast-runtime"   # where podman's calls (no --root) keep state
 
 
-class Podman:
+class Podman(_Podman):
+    """The benchmark's podman, on nsfast-runtime, remembering what it named."""
+
     def __init__(self, base) -> None:
-        self.base = base
+        super().__init__(str(base))
         self.runtime = shutil.which("nsfast-runtime")
-        conf = base / "containers.conf"
-        # the host's hard limits may be below Podman's defaults (1048576
-        # files), which no runtime may raise without CAP_SYS_RESOURCE
-        conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", '
-                        '"nproc=4096:4096"]\n')
-        self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-        self.flags = ["--root", str(base / "root"), "--runroot", str(base / "runroot"),
-                      "--tmpdir", str(base / "tmp"), "--storage-driver", "vfs",
-                      "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
         self.ids: set = set()
 
-    def __call__(self, *args, check=True, input=None, timeout=60):
-        r = subprocess.run([need_tool("podman"), *self.flags, "--runtime", self.runtime,
-                            *args], capture_output=True, input=input, env=self.env,
-                           timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"podman {args}: {r.returncode} {r.stderr.decode()}")
-        return r
+    def __call__(self, *args, check=True, input=None, timeout=60):   # type: ignore[override]
+        return super().__call__(*args, check=check, runtime=self.runtime, input=input,
+                                timeout=timeout)
 
     def run(self, *args, check=False, input=None, network="none"):
         """podman run --rm IMAGE args, with a known name; CompletedProcess."""
@@ -64,14 +52,6 @@ class Podman:
         return name, cid
 
 
-def _tarball(path) -> str:
-    rootfs = busybox_rootfs(path / "rootfs")
-    tar = path / "image.tar"
-    with tarfile.open(tar, "w") as t:
-        t.add(rootfs, arcname=".")
-    return str(tar)
-
-
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory):
     need_root()
@@ -83,12 +63,11 @@ def podman(tmp_path_factory):
     hierarchies = [f"/sys/fs/cgroup/{h}" for h in os.listdir("/sys/fs/cgroup")]
     had_parent = {h for h in hierarchies if os.path.isdir(f"{h}/libpod_parent")}
     p = Podman(base)
-    p("import", _tarball(base), IMAGE)
+    p("import", rootfs_tarball(str(base), need_tool("busybox")), IMAGE)
     yield p
     full_ids = [line for line in p("ps", "-aq", "--no-trunc", check=False).stdout.decode()
                 .split()]
-    p("rm", "-af", "-t", "0", check=False)
-    p("system", "reset", "-f", check=False)
+    p.reset()
     for cid in full_ids + list(p.ids):
         assert not os.path.exists(os.path.join(STATE_ROOT, cid)), f"state of {cid} left"
         for h in os.listdir("/sys/fs/cgroup"):
@@ -99,10 +78,6 @@ def podman(tmp_path_factory):
                 if os.path.isdir(d):
                     os.rmdir(d)
     shutil.rmtree(base, ignore_errors=True)
-
-
-def _cid(podman, name) -> str:
-    return podman("inspect", "--format", "{{.Id}}", name).stdout.decode().strip()
 
 
 def test_exit_code_and_stdout(podman):

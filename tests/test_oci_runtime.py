@@ -6,8 +6,6 @@ a witness outside the runtime (/proc, the cgroup files, the payload's own
 output)."""
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -16,27 +14,16 @@ import uuid
 
 import pytest
 
-from conftest import need, need_root, need_tool
+from conftest import need_root, need_tool
+from nsfast._bench.cases_oci import busybox_rootfs as _busybox_rootfs
 
 RUNTIME = [sys.executable, "-m", "nsfast.cli", "oci"]
 
 
 def busybox_rootfs(path) -> str:
-    """A root filesystem of busybox-static and a few files."""
-    busybox = need_tool("busybox")
-    with open(busybox, "rb") as f:
-        need(b"GLIBC" not in f.read(1 << 16) or True, "a static busybox")
-    for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "out"):
-        os.makedirs(os.path.join(path, d), exist_ok=True)
-    shutil.copy(busybox, os.path.join(path, "bin", "busybox"))
-    for name in ("sh", "echo", "cat", "id", "sleep", "true", "false", "ls", "hostname",
-                 "touch", "grep", "ps", "env", "kill", "wc", "head", "trap"):
-        os.symlink("busybox", os.path.join(path, "bin", name))
-    with open(os.path.join(path, "etc", "passwd"), "w") as f:
-        f.write("root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n")
-    with open(os.path.join(path, "etc", "group"), "w") as f:
-        f.write("root:x:0:\nnobody:x:65534:\n")
-    return str(path)
+    """A root filesystem of busybox-static and a few files (the benchmark's
+    image builder)."""
+    return _busybox_rootfs(path, need_tool("busybox"))
 
 
 def base_config(args, out_dir) -> dict:

@@ -9,12 +9,11 @@ oom_score_adj, sysctls) is returned as `Setup` for create to apply.
 from __future__ import annotations
 
 import os
-import signal
 from dataclasses import dataclass, field
 from typing import Optional
 
 from .. import confine
-from ..mounts import _BIND, _FS_ENCODING, _FS_ERRORS, _MKDIR, _PIVOT, _PROC, _TMPFS
+from ..mounts import _BIND, _FS_ENCODING, _FS_ERRORS, _MKDIR, _PIVOT, _TMPFS
 from . import cgroup as _cgroup
 from .state import OciError
 
@@ -461,4 +460,3 @@ def spawn_options(bundle: str, config: dict) -> tuple:
     return opts, setup
 
 
-STOP_SIGNAL = signal.SIGTERM

@@ -12,7 +12,6 @@ one byte into the fifo and the child execs.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import signal
 import socket
