@@ -112,9 +112,11 @@ class Podman:
             f.write('[containers]\ndefault_ulimits = ["nofile=1024:1024", '
                     '"nproc=4096:4096"]\n')
         self.env = {**os.environ, "CONTAINERS_CONF": conf}
+        # podman refuses a runroot path longer than 50 characters
+        self.runroot = tempfile.mkdtemp(prefix="nsfast-podman-", dir="/run")
         self.argv = [shutil.which("podman") or "podman",
                      "--root", os.path.join(base, "root"),
-                     "--runroot", os.path.join(base, "runroot"),
+                     "--runroot", self.runroot,
                      "--tmpdir", os.path.join(base, "tmp"), "--storage-driver", "vfs",
                      "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
 
@@ -127,8 +129,10 @@ class Podman:
         return r
 
     def reset(self) -> None:
+        """Remove every container and image, and the run directory."""
         self("rm", "-af", "-t", "0", check=False)
         self("system", "reset", "-f", check=False)
+        shutil.rmtree(self.runroot, ignore_errors=True)
 
 
 class Containerd:
@@ -226,7 +230,11 @@ def _podman_case() -> Case:
         base = tempfile.mkdtemp(prefix="nsfast-bench-podman-")
         state["base"] = base
         state["podman"] = podman = Podman(base)
-        podman("import", rootfs_tarball(base, shutil.which("busybox")), PODMAN_IMAGE)
+        try:
+            podman("import", rootfs_tarball(base, shutil.which("busybox")), PODMAN_IMAGE)
+        except BaseException:
+            teardown()   # the harness runs teardown only after a setup that worked
+            raise
         for p in peers:   # a runtime that cannot run a container here is missing
             if p.op is not None:
                 r = podman("run", "--rm", "--network", "none", PODMAN_IMAGE, "true",
@@ -235,9 +243,10 @@ def _podman_case() -> Case:
                     p.op, p.install = None, r.stderr.decode().strip().splitlines()[-1][:200]
 
     def check():
-        r = state["podman"]("run", "--rm", "--network", "none", PODMAN_IMAGE, "sh", "-c",
-                            "cat /proc/1/cmdline", runtime=binaries["nsfast-runtime"])
-        if r.stdout != b"sh\0-c\0cat /proc/1/cmdline\0":
+        # pid 1 of the container's own pid namespace is the program run
+        r = state["podman"]("run", "--rm", "--network", "none", PODMAN_IMAGE, "cat",
+                            "/proc/1/cmdline", runtime=binaries["nsfast-runtime"])
+        if r.stdout != b"cat\0/proc/1/cmdline\0":
             raise AssertionError(f"podman on nsfast-runtime ran no container: {r.stdout!r}")
 
     def teardown():
@@ -267,9 +276,13 @@ def _ctr_case() -> Case:
     def setup():
         base = tempfile.mkdtemp(prefix="nsfast-bench-ctr-")
         state["base"] = base
-        state["ctrd"] = ctrd = Containerd(base)
-        ctrd.ctr("image", "import", "--snapshotter", "native",
-                 oci_tarball(base, shutil.which("busybox"), CTR_IMAGE))
+        try:
+            state["ctrd"] = ctrd = Containerd(base)
+            ctrd.ctr("image", "import", "--snapshotter", "native",
+                     oci_tarball(base, shutil.which("busybox"), CTR_IMAGE))
+        except BaseException:
+            teardown()   # the harness runs teardown only after a setup that worked
+            raise
         for p in peers:
             if p.op is not None:
                 r = ctrd.ctr("run", "--rm", *ctrd.runtime_flags(binaries[p.name]), CTR_IMAGE,
@@ -280,15 +293,18 @@ def _ctr_case() -> Case:
 
     def check():
         r = state["ctrd"].ctr("run", "--rm", *state["ctrd"].runtime_flags(
-            binaries["nsfast-runtime"]), CTR_IMAGE, "check", "sh", "-c", "cat /proc/1/cmdline")
-        if r.stdout != b"sh\0-c\0cat /proc/1/cmdline\0":
+            binaries["nsfast-runtime"]), CTR_IMAGE, "check", "cat", "/proc/1/cmdline")
+        if r.stdout != b"cat\0/proc/1/cmdline\0":
             raise AssertionError(f"ctr on nsfast-runtime ran no container: {r.stdout!r}")
 
     def teardown():
+        ctrd = state.pop("ctrd", None)
         try:
-            state["ctrd"].clear()
+            if ctrd is not None:
+                ctrd.clear()
         finally:
-            state["ctrd"].stop()
+            if ctrd is not None:
+                ctrd.stop()
             shutil.rmtree(state["base"], ignore_errors=True)
 
     return Case(name="oci ctr run --rm true", op=run_with(binaries["nsfast-runtime"]),
