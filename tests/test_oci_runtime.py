@@ -104,7 +104,7 @@ class Runtime:
         st = self.state(cid)
         self.pids.append(st["pid"])
         saved = json.load(open(os.path.join(self.root, cid, "state.json")))
-        self.cgroups.extend([*saved["cgroups"].values(), *saved["cgroup_parents"]])
+        self.cgroups.extend(saved["cgroups"].values())
         return cid, out, st["pid"]
 
     def state(self, cid) -> dict:
@@ -141,6 +141,9 @@ def rt(tmp_path):
     leftover = os.listdir(r.root) if os.path.isdir(r.root) else []
     assert leftover == [], f"state left behind: {leftover}"
     assert [p for p in r.cgroups if os.path.exists(p)] == []
+    # and the parent the runtime made for them (the default cgroupsPath's)
+    assert [h for h in os.listdir("/sys/fs/cgroup")
+            if os.path.exists(f"/sys/fs/cgroup/{h}/nsfast-runtime")] == []
 
 
 def _cmdline(pid: int) -> bytes:
@@ -342,7 +345,7 @@ def test_config_fields_inside(rt):
     rt("create", "--bundle", bundle, cid)
     st = json.load(open(os.path.join(rt.root, cid, "state.json")))
     rt.pids.append(st["pid"])
-    rt.cgroups.extend([*st["cgroups"].values(), *st["cgroup_parents"]])
+    rt.cgroups.extend(st["cgroups"].values())
     dirs = st["cgroups"]
     mem = next(v for k, v in dirs.items() if "memory" in k.split(","))
     pids = next(v for k, v in dirs.items() if "pids" in k.split(","))

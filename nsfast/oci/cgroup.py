@@ -73,7 +73,7 @@ def make(cgroups_path: str, resources: dict, made: list) -> dict:
     """Make the container's cgroup in each hierarchy and write its limits;
     {hierarchy: directory}.  A directory that exists is used as it is (a
     pod's cgroup made by its manager); the parents this call makes are
-    added to made, for remove_parents."""
+    added to made (for Parents, which removes them when unused)."""
     rel = "/" + cgroups_path.strip("/")
     if ".." in rel.split("/"):
         raise OciError(f"cgroupsPath {cgroups_path!r} goes up with '..'")
@@ -109,6 +109,67 @@ def remove_parents(made: list) -> None:
             os.rmdir(path)
         except OSError:
             pass
+
+
+class Parents:
+    """The parent cgroups the runtime made, shared by the containers under
+    one state root (a file of paths, under its flock): the last container
+    out removes them, whichever made them.  Parents someone else made (a
+    pod's, by the kubelet) are never listed, so never removed."""
+
+    def __init__(self, root: str) -> None:
+        self.path = os.path.join(root, "cgroup-parents")
+        self.fd = -1
+
+    def __enter__(self) -> "Parents":
+        import fcntl
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    self.fd = fd
+                    return self
+            except FileNotFoundError:
+                pass
+            os.close(fd)   # unlinked by the last holder while we waited: anew
+
+    def __exit__(self, *exc) -> None:
+        # an empty list leaves no file: the state directory is empty again
+        if os.fstat(self.fd).st_size == 0:
+            os.unlink(self.path)
+        os.close(self.fd)
+
+    def _read(self) -> list:
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        data = b""
+        while True:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                break
+            data += chunk
+        return [p for p in os.fsdecode(data).split("\n") if p]
+
+    def _write(self, paths: list) -> None:
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, os.fsencode("".join(p + "\n" for p in paths)), 0)
+
+    def add(self, made: list) -> None:
+        """Remember directories make() made."""
+        known = self._read()
+        self._write(known + [p for p in made if p not in known])
+
+    def sweep(self) -> None:
+        """Remove the remembered parents no container uses any more."""
+        left = []
+        for path in sorted(self._read(), key=len, reverse=True):
+            try:
+                os.rmdir(path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                left.append(path)
+        self._write(left)
 
 
 def _inherit(mount: str, rel: str, name: str) -> None:

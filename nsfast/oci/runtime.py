@@ -143,8 +143,10 @@ def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = 
                      "hooks": setup.hooks}
             cg_path = setup.cgroups_path or f"/nsfast-runtime/{container_id}"
             opts["mounts"] = ()
-            dirs = cgroup.make(cg_path, setup.resources, made)
-            state["cgroups"], state["cgroup_parents"] = dirs, made
+            with cgroup.Parents(root) as parents:
+                dirs = cgroup.make(cg_path, setup.resources, made)
+                parents.add(made)
+            state["cgroups"] = dirs
             from .config import mount_steps
             spawn_mounts = mount_steps(conf, setup.rootfs, "/" + cg_path.strip("/"))
             os.mkfifo(c.fifo, 0o600)
@@ -186,7 +188,8 @@ def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = 
             return held
     except BaseException:
         cgroup.remove(dirs)
-        cgroup.remove_parents(made)
+        with cgroup.Parents(root) as parents:
+            parents.sweep()
         remove_dir(c)
         raise
     finally:
@@ -350,7 +353,8 @@ def delete(root: str, container_id: str, force: bool = False) -> None:
                     pass
             _wait_gone(st)
         cgroup.remove(dirs)
-        cgroup.remove_parents(st.get("cgroup_parents") or [])
+        with cgroup.Parents(root) as parents:
+            parents.sweep()
         hooks = st.get("hooks") or {}
         remove_dir(c)
     _hooks.run(hooks, ("poststop",), _hook_state(c, st, "stopped", 0), fatal=False)
