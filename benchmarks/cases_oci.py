@@ -36,6 +36,7 @@ from .harness import Case, Peer, at_most, within
 CONTAINER_NAMESPACES = "pid,mnt,ipc,uts,net"
 
 PODMAN_IMAGE = "localhost/nsfast-bench:1"
+NAMESPACE = "nsfast-test"   # containerd's namespace, and the cgroup of its containers
 CTR_IMAGE = "docker.io/library/nsfast-bench:1"
 BUSYBOX_APPLETS = ("sh", "echo", "cat", "id", "sleep", "true", "false", "ls", "hostname",
                    "touch", "grep", "ps", "env", "kill", "wc", "head")
@@ -107,6 +108,25 @@ def oci_tarball(path, busybox: str, name: str) -> str:
     return tar
 
 
+def _missing_dirs(name: str) -> list:
+    """The directories named `name` at the root of each cgroup hierarchy that
+    do not exist now: a client makes them for its containers (libpod_parent,
+    containerd's namespace) and they stay; the caller removes them after."""
+    return [path for path in (os.path.join("/sys/fs/cgroup", h, name)
+                              for h in os.listdir("/sys/fs/cgroup"))
+            if not os.path.exists(path)]
+
+
+def _remove_dirs(paths: list) -> None:
+    for path in paths:
+        for d in sorted((os.path.join(dirpath, n) for dirpath, names, _ in os.walk(path)
+                         for n in names), key=len, reverse=True) + [path]:
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
 class Podman:
     """podman with storage, run and temp directories under base, cgroupfs,
     file events and default ulimits a host without CAP_SYS_RESOURCE allows."""
@@ -117,6 +137,7 @@ class Podman:
             f.write('[containers]\ndefault_ulimits = ["nofile=1024:1024", '
                     '"nproc=4096:4096"]\n')
         self.env = {**os.environ, "CONTAINERS_CONF": conf}
+        self.cgroup_dirs = _missing_dirs("libpod_parent")
         # podman refuses a runroot path longer than 50 characters
         self.runroot = tempfile.mkdtemp(prefix="nsfast-podman-", dir="/run")
         self.argv = [shutil.which("podman") or "podman",
@@ -138,6 +159,7 @@ class Podman:
         self("rm", "-af", "-t", "0", check=False)
         self("system", "reset", "-f", check=False)
         shutil.rmtree(self.runroot, ignore_errors=True)
+        _remove_dirs(self.cgroup_dirs)
 
 
 class Containerd:
@@ -147,6 +169,7 @@ class Containerd:
     def __init__(self, base) -> None:
         # unix socket paths must stay under 104 bytes: a short directory of their own
         self.sock_dir = tempfile.mkdtemp(prefix="nsfast-ctrd-", dir="/run")
+        self.cgroup_dirs = _missing_dirs(NAMESPACE)
         self.sock = os.path.join(self.sock_dir, "sock")
         self.runc_root = os.path.join(base, "runc-root")
         config = os.path.join(base, "config.toml")
@@ -182,7 +205,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
 
     def ctr(self, *args, check=True, timeout=60, input=None):
         r = subprocess.run([shutil.which("ctr") or "ctr", "--address", self.sock,
-                            "--namespace", "nsfast-test", *args], capture_output=True,
+                            "--namespace", NAMESPACE, *args], capture_output=True,
                            timeout=timeout, input=input)
         if check and r.returncode != 0:
             raise AssertionError(f"ctr {args}: {r.returncode} {r.stderr.decode()}")
@@ -211,6 +234,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
                 self.proc.wait()
         self.log.close()
         shutil.rmtree(self.sock_dir, ignore_errors=True)
+        _remove_dirs(self.cgroup_dirs)
 
 
 RUNTIMES = ("runc", "crun")

@@ -59,9 +59,6 @@ def podman(tmp_path_factory):
     need_tool("conmon")
     need_tool("nsfast-runtime")
     base = tmp_path_factory.mktemp("podman")
-    # podman makes libpod_parent (and conmon's cgroup in it) on first use
-    hierarchies = [f"/sys/fs/cgroup/{h}" for h in os.listdir("/sys/fs/cgroup")]
-    had_parent = {h for h in hierarchies if os.path.isdir(f"{h}/libpod_parent")}
     p = Podman(base)
     p("import", rootfs_tarball(str(base), need_tool("busybox")), IMAGE)
     yield p
@@ -72,11 +69,8 @@ def podman(tmp_path_factory):
         assert not os.path.exists(os.path.join(STATE_ROOT, cid)), f"state of {cid} left"
         for h in os.listdir("/sys/fs/cgroup"):
             assert not os.path.exists(f"/sys/fs/cgroup/{h}/libpod_parent/libpod-{cid}")
-    for h in hierarchies:
-        if h not in had_parent:
-            for d in (f"{h}/libpod_parent/conmon", f"{h}/libpod_parent"):
-                if os.path.isdir(d):
-                    os.rmdir(d)
+    # libpod_parent (and conmon's cgroup in it), made on first use, went with reset()
+    assert [d for d in p.cgroup_dirs if os.path.exists(d)] == []
     shutil.rmtree(base, ignore_errors=True)
 
 

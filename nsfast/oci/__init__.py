@@ -8,6 +8,6 @@
 - runtime.py: the commands (create, start, state, kill, delete, run, exec,
   ps, pause, resume, features); nsfast/cli/oci.py parses runc's flags.
 """
-from .state import OciError
+from .errors import OciError
 
 __all__ = ["OciError"]

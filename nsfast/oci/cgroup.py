@@ -16,7 +16,7 @@ import time
 from typing import Iterable
 
 from ..cgroups import _read, _unescape, _write
-from .state import OciError
+from .errors import OciError
 
 # linux.resources keys and the fields of each that this runtime writes
 SUPPORTED = {"memory": {"limit", "swap", "reservation", "disableOOMKiller"},

@@ -15,7 +15,7 @@ from typing import Optional
 from .. import confine
 from ..mounts import _BIND, _FS_ENCODING, _FS_ERRORS, _MKDIR, _PIVOT, _TMPFS
 from . import cgroup as _cgroup
-from .state import OciError
+from .errors import OciError
 
 _FILE, _SYMLINK, _FS = 7, 8, 9          # struct nsf_mount_step kinds (csrc/spawn.h)
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from .state import OciError
+from .errors import OciError
 
 
 def run(hooks: dict, kinds: tuple, state: dict, fatal: bool = True) -> None:

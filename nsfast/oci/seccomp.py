@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..seccomp import (_ACT_ALLOW, _ACT_KILL_PROCESS, _ACT_LOG, _FLTATR_CTL_OPTIMIZE, Seccomp,
                        _add, _act_errno, _export, _library, _number)
-from .state import OciError
+from .errors import OciError
 
 _ACT_KILL_THREAD = 0x00000000
 _ACT_TRAP = 0x00030000

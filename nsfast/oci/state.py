@@ -20,13 +20,11 @@ import os
 import re
 from typing import Optional
 
+from .errors import OciError
+
 DEFAULT_ROOT = "/run/nsfast-runtime"
 OCI_VERSION = "1.0.2"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$")
-
-
-class OciError(Exception):
-    """A refusal of the runtime: one line for the user, exit status 1."""
 
 
 def check_id(container_id: str) -> str:
