@@ -117,14 +117,23 @@ def _missing_dirs(name: str) -> list:
             if not os.path.exists(path)]
 
 
-def _remove_dirs(paths: list) -> None:
+def _remove_dirs(paths: list, timeout: float = 10.0) -> None:
+    """Remove cgroup directories and those below them, waiting for the
+    processes still in them to end (a conmon exits after its container)."""
+    deadline = time.monotonic() + timeout
     for path in paths:
         for d in sorted((os.path.join(dirpath, n) for dirpath, names, _ in os.walk(path)
                          for n in names), key=len, reverse=True) + [path]:
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
+            while True:
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
 
 
 class Podman:
