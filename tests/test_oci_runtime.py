@@ -466,3 +466,77 @@ def test_failing_create_hook_fails_create(rt):
     r = rt("create", "--bundle", bundle, cid, check=False)
     assert r.returncode == 1 and b"createRuntime hook /bin/false failed" in r.stderr
     assert not os.path.exists(os.path.join(rt.root, cid))
+
+
+# (command, its exit status, the status after it): runtime-tools' lifecycle
+# validation, one container walked through every state
+LIFECYCLE = [
+    (("start",), 0, "running"),
+    (("start",), 1, "running"),
+    (("pause",), 0, "paused"),
+    (("pause",), 1, "paused"),
+    (("exec", "true"), 1, "paused"),
+    (("resume",), 0, "running"),
+    (("resume",), 1, "running"),
+    (("delete",), 1, "running"),
+    (("kill", "KILL"), 0, "stopped"),
+    (("kill", "KILL"), 1, "stopped"),
+    (("start",), 1, "stopped"),
+    (("pause",), 1, "stopped"),
+    (("exec", "true"), 1, "stopped"),
+    (("delete",), 0, None),
+    (("state",), 1, None),
+    (("delete",), 1, None),
+]
+
+
+def test_lifecycle_table(rt):
+    cid, _, pid = rt.create(["sleep", "60"])
+    assert rt.status(cid) == "created"
+    for step, (command, code, after) in enumerate(LIFECYCLE):
+        r = rt(command[0], *([cid] if command[0] != "kill" else [cid, command[1]]),
+               *(command[1:] if command[0] == "exec" else ()), check=False)
+        assert r.returncode == code, (step, command, r.stderr)
+        if code:
+            assert len(r.stderr.splitlines()) == 1 and b"Traceback" not in r.stderr
+        if after == "stopped":
+            _wait_for(lambda: _gone(pid))
+        if after is not None:
+            assert rt.status(cid) == after, (step, command)
+        else:
+            assert not os.path.exists(os.path.join(rt.root, cid))
+
+
+def test_creating_while_create_runs(rt):
+    gate = rt.tmp / "gate"
+
+    def slow(c):
+        # the createRuntime hook runs inside create: hold it until told
+        c["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": [
+            "sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.02; done"]}]}
+        return c
+    bundle, _, cid = rt.bundle(["sleep", "60"], _=slow)
+    creating = subprocess.Popen([*RUNTIME, "--root", rt.root, "create", "--bundle", bundle,
+                                 cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: os.path.exists(os.path.join(rt.root, cid, "state.json")))
+        assert rt.status(cid) == "creating"
+        assert rt.state(cid)["pid"] == 0
+    finally:
+        gate.touch()
+        assert creating.wait(30) == 0
+    st = rt.state(cid)
+    rt.pids.append(st["pid"])
+    assert st["status"] == "created"
+
+
+def test_a_create_that_died_is_stopped_and_deletable(rt):
+    # what a SIGKILLed create leaves: a state that says creating, no lock holder
+    cid = "t-dead-create"
+    os.makedirs(os.path.join(rt.root, cid))
+    with open(os.path.join(rt.root, cid, "state.json"), "w") as f:
+        json.dump({"status": "creating", "bundle": str(rt.tmp)}, f)
+    assert rt.status(cid) == "stopped"
+    rt("delete", cid)
+    assert not os.path.exists(os.path.join(rt.root, cid))

@@ -59,6 +59,20 @@ class Container:
         self._lock_fd = fd
         return self
 
+    def locked_by_another(self) -> bool:
+        """Whether another command holds the container's lock now."""
+        try:
+            fd = os.open(os.path.join(self.dir, "lock"), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
     def unlock(self) -> None:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
@@ -108,7 +122,8 @@ def alive(state: dict) -> bool:
 def status(c: Container, state: dict) -> str:
     """creating, created, running, paused or stopped, as the runtime spec names them."""
     if state.get("status") == "creating":
-        return "creating"
+        # create holds the lock until it is done: a free lock means it died
+        return "creating" if c.locked_by_another() else "stopped"
     if not alive(state):
         return "stopped"
     if os.path.exists(c.fifo):
