@@ -36,6 +36,7 @@ from .harness import Case, Peer, at_most, within
 CONTAINER_NAMESPACES = "pid,mnt,ipc,uts,net"
 
 PODMAN_IMAGE = "localhost/nsfast-bench:1"
+PODMAN_HOST_DIRS = ("/run/containers", "/var/lib/containers", "/run/libpod")
 NAMESPACE = "nsfast-test"   # containerd's namespace, and the cgroup of its containers
 CTR_IMAGE = "docker.io/library/nsfast-bench:1"
 BUSYBOX_APPLETS = ("sh", "echo", "cat", "id", "sleep", "true", "false", "ls", "hostname",
@@ -147,6 +148,9 @@ class Podman:
                     '"nproc=4096:4096"]\n')
         self.env = {**os.environ, "CONTAINERS_CONF": conf}
         self.cgroup_dirs = _missing_dirs("libpod_parent")
+        # made by podman whatever its --root says (network state, the blob
+        # cache of an import): removed by reset() when they were not there before
+        self.host_dirs = [d for d in PODMAN_HOST_DIRS if not os.path.exists(d)]
         # podman refuses a runroot path longer than 50 characters
         self.runroot = tempfile.mkdtemp(prefix="nsfast-podman-", dir="/run")
         self.argv = [shutil.which("podman") or "podman",
@@ -168,6 +172,8 @@ class Podman:
         self("rm", "-af", "-t", "0", check=False)
         self("system", "reset", "-f", check=False)
         shutil.rmtree(self.runroot, ignore_errors=True)
+        for d in self.host_dirs:
+            shutil.rmtree(d, ignore_errors=True)
         _remove_dirs(self.cgroup_dirs)
 
 
@@ -179,6 +185,8 @@ class Containerd:
         # unix socket paths must stay under 104 bytes: a short directory of their own
         self.sock_dir = tempfile.mkdtemp(prefix="nsfast-ctrd-", dir="/run")
         self.cgroup_dirs = _missing_dirs(NAMESPACE)
+        # ctr's stdio fifos and the shims' sockets go there, whatever the config says
+        self.host_dirs = [d for d in ("/run/containerd",) if not os.path.exists(d)]
         self.sock = os.path.join(self.sock_dir, "sock")
         self.runc_root = os.path.join(base, "runc-root")
         config = os.path.join(base, "config.toml")
@@ -243,6 +251,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
                 self.proc.wait()
         self.log.close()
         shutil.rmtree(self.sock_dir, ignore_errors=True)
+        for d in self.host_dirs:
+            shutil.rmtree(d, ignore_errors=True)
         _remove_dirs(self.cgroup_dirs)
 
 

@@ -49,6 +49,7 @@ def containerd(tmp_path_factory):
     finally:
         c.stop()
         shutil.rmtree(base, ignore_errors=True)
+    assert [d for d in c.host_dirs + c.cgroup_dirs if os.path.exists(d)] == []
 
 
 def _name() -> str:

@@ -70,7 +70,7 @@ def podman(tmp_path_factory):
         for h in os.listdir("/sys/fs/cgroup"):
             assert not os.path.exists(f"/sys/fs/cgroup/{h}/libpod_parent/libpod-{cid}")
     # libpod_parent (and conmon's cgroup in it), made on first use, went with reset()
-    assert [d for d in p.cgroup_dirs if os.path.exists(d)] == []
+    assert [d for d in p.cgroup_dirs + p.host_dirs if os.path.exists(d)] == []
     shutil.rmtree(base, ignore_errors=True)
 
 
