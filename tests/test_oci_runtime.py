@@ -7,6 +7,7 @@ output)."""
 import json
 import os
 import subprocess
+import shutil
 import sys
 import tempfile
 import time
@@ -540,3 +541,48 @@ def test_a_create_that_died_is_stopped_and_deletable(rt):
     assert rt.status(cid) == "stopped"
     rt("delete", cid)
     assert not os.path.exists(os.path.join(rt.root, cid))
+
+
+@pytest.fixture
+def open_dir():
+    """A directory every uid may traverse (the mapped root of a user
+    namespace is not the host's root: pytest's 0700 temp path stops it)."""
+    path = tempfile.mkdtemp(prefix="nsfast-oci-")
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_user_namespace_with_id_mappings(rt, open_dir):
+    rootfs = busybox_rootfs(os.path.join(open_dir, "rootfs"))
+    out = os.path.join(open_dir, "out")
+    os.mkdir(out, 0o777)
+    os.chmod(out, 0o777)
+
+    def userns(c):
+        c["root"]["path"] = rootfs
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] not in ("/sys", "/out")]
+        c["mounts"].append({"destination": "/out", "type": "bind", "source": out,
+                            "options": ["rbind", "rw"]})
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+        c["linux"]["resources"] = {"cpu": {"quota": 20000, "period": 100000}}
+        return c
+    bundle, _, cid = rt.bundle(["sh", "-c", "id -u > /out/id; touch /out/made; sleep 30"],
+                                 _=userns)
+    rt("create", "--bundle", bundle, cid)
+    st = json.load(open(os.path.join(rt.root, cid, "state.json")))
+    pid = st["pid"]
+    rt.pids.append(pid)
+    rt.cgroups.extend(st["cgroups"].values())
+    with open(f"/proc/{pid}/uid_map") as f:
+        assert f.read().split() == ["0", "200000", "65536"]
+    assert os.stat(f"/proc/{pid}/ns/user").st_ino != os.stat("/proc/self/ns/user").st_ino
+    cpu = next(v for k, v in st["cgroups"].items() if "cpu" in k.split(","))
+    assert open(f"{cpu}/cpu.cfs_quota_us").read().strip() == "20000"
+    rt("start", cid)
+    made = os.path.join(out, "made")
+    _wait_for(lambda: os.path.exists(made))
+    assert open(os.path.join(out, "id")).read() == "0\n"
+    assert os.stat(made).st_uid == 200000     # root inside, 200000 outside

@@ -285,9 +285,17 @@ def mount_steps(config: dict, rootfs: str, cgroup_dirs_rel: str) -> list:
     if not dev_bound:
         steps.extend(_default_devices(root))
     linux = config.get("linux") or {}
+    # where the parent sees a path as the child will: /proc and /sys show
+    # this same kernel when the config mounts them fresh, else the rootfs
+    fresh = tuple(os.path.normpath(m["destination"]) + "/" for m in config.get("mounts") or ()
+                  if m.get("type") in ("proc", "sysfs"))
+
+    def as_seen(p: str) -> str:
+        return p if p.startswith(("/proc/", "/sys/")) and p.startswith(fresh) else rootfs + p
+
     for p in linux.get("maskedPaths") or ():
         dst = _in_root(root, p)
-        seen = p if p.startswith("/proc/") or p.startswith("/sys/") else rootfs + p
+        seen = as_seen(p)
         if not os.path.lexists(seen):
             continue
         if os.path.isdir(seen):
@@ -296,8 +304,7 @@ def mount_steps(config: dict, rootfs: str, cgroup_dirs_rel: str) -> list:
         else:
             steps.append((_BIND, False, 0, b"/dev/null", dst, None))
     for p in linux.get("readonlyPaths") or ():
-        seen = p if p.startswith("/proc/") or p.startswith("/sys/") else rootfs + p
-        if os.path.lexists(seen):
+        if os.path.lexists(as_seen(p)):
             dst = _in_root(root, p)
             steps.append((_BIND, True, MS_REC, dst, dst, None))
     if (config.get("root") or {}).get("readonly"):
