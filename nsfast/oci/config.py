@@ -443,7 +443,6 @@ def spawn_options(bundle: str, config: dict) -> tuple:
     if linux.get("devices"):
         raise OciError("linux.devices is not supported by nsfast-runtime (the default "
                        "devices are always there)")
-    opts["mounts"] = ()
     for key, value in (linux.get("sysctl") or {}).items():
         if not (key.startswith("net.") or key in _SYSCTL_IPC or key.startswith("fs.mqueue.")):
             raise OciError(f"linux.sysctl {key} is not in a namespace of the container's own")

@@ -73,7 +73,6 @@ class _Held:
         self.ready_w = there.detach()
         self.held_pid = 0
         self.result: dict = {}
-        self.pid = 0
         self._lock = threading.Lock()
         self._on_created = on_created
         self.thread = threading.Thread(target=self._run, args=(argv, opts), daemon=True)
@@ -85,7 +84,6 @@ class _Held:
                 self.ready_w = -1
 
     def _created(self, pid: int) -> None:
-        self.pid = pid
         self._on_created(pid)
         self._close_ready()   # the child's copy alone now: its death is EOF
 
@@ -120,7 +118,7 @@ class _Held:
 
 
 def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = None,
-           console_socket: Optional[str] = None, keep_running: bool = False):
+           console_socket: Optional[str] = None) -> "_Held":
     """Create the container and leave it held on exec.fifo.  Returns the
     _Held spawn (run waits on its Process)."""
     os.makedirs(root, mode=0o700, exist_ok=True)
@@ -142,7 +140,6 @@ def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = 
                      "created": _now(), "annotations": conf.get("annotations") or {},
                      "hooks": setup.hooks}
             cg_path = setup.cgroups_path or f"/nsfast-runtime/{container_id}"
-            opts["mounts"] = ()
             with cgroup.Parents(root) as parents:
                 dirs = cgroup.make(cg_path, setup.resources, made)
                 parents.add(made)
@@ -161,7 +158,6 @@ def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = 
                 opts.update(stdin=slave, stdout=slave, stderr=slave, new_session=True)
             argv = opts.pop("argv")
             opts["mounts"] = [_Steps(spawn_mounts)]
-            opts["hold"] = None
 
             def on_created(pid: int) -> None:
                 cgroup.attach(dirs, pid)
