@@ -36,7 +36,9 @@ from .harness import Case, Peer, at_most, within
 CONTAINER_NAMESPACES = "pid,mnt,ipc,uts,net"
 
 PODMAN_IMAGE = "localhost/nsfast-bench:1"
-PODMAN_HOST_DIRS = ("/run/containers", "/var/lib/containers", "/run/libpod")
+# podman's own, and nsfast-runtime's state root (conmon passes no --root)
+PODMAN_HOST_DIRS = ("/run/containers", "/var/lib/containers", "/run/libpod",
+                    "/run/nsfast-runtime")
 NAMESPACE = "nsfast-test"   # containerd's namespace, and the cgroup of its containers
 CTR_IMAGE = "docker.io/library/nsfast-bench:1"
 BUSYBOX_APPLETS = ("sh", "echo", "cat", "id", "sleep", "true", "false", "ls", "hostname",
