@@ -2,7 +2,9 @@
 
 Cases come from every benchmarks/cases_*.py module: `cases(cfg) -> list[Case]`
 and, optionally, `curves(cfg) -> list[Curve]`.  A case that fails (or has no
-check) is reported as one line and the suite goes on; the exit status is then 1.
+check) is reported as one line and the suite goes on; the exit status is then 1.  A peer that fails is reported
+as failed in its case, with its error, and does not change the exit status:
+only nsfast's own failure (its op, its check, its floor, a cases module) does.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from typing import Optional, Sequence
 from nsfast.cli.common import Parser, run_guarded
 
 from . import report
-from .harness import Config, merge_runs, run_case, run_curve
+from .harness import Config, merge_runs, one_line_error, run_case, run_curve
 from .schema import validate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -90,7 +92,7 @@ def discover(cfg: Config) -> tuple:
             found = list(m.cases(cfg))
             found_curves = list(m.curves(cfg)) if hasattr(m, "curves") else []
         except Exception as e:  # one broken area must not hide the others
-            errors.append({"name": f"benchmarks/{mod}.py", "error": _one_line(e)})
+            errors.append({"name": f"benchmarks/{mod}.py", "error": one_line_error(e)})
             continue
         for c in found + found_curves:
             if not getattr(c, "area", ""):
@@ -98,10 +100,6 @@ def discover(cfg: Config) -> tuple:
         cases += [c for c in found if matches(cfg.only, c.name, c.area, areas)]
         curves += [c for c in found_curves if matches(cfg.only, c.name, c.area, areas)]
     return cases, curves, errors
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(f"{type(e).__name__}: {e}".split())
 
 
 def _load_old(path: str) -> dict:
@@ -134,8 +132,8 @@ def _attempt(name: str, measure, errors: list) -> Optional[dict]:
     try:
         return measure()
     except Exception as e:  # reported, and the suite goes on; the exit status says it
-        errors.append({"name": name, "error": _one_line(e)})
-        print(f"{name}: error: {_one_line(e)}", file=sys.stderr)
+        errors.append({"name": name, "error": one_line_error(e)})
+        print(f"{name}: error: {one_line_error(e)}", file=sys.stderr)
         return None
 
 
@@ -152,6 +150,8 @@ def run_cases(cases: list, cfg: Config, errors: list) -> list:
                 runs[case.name].append(r)
                 print(f"{case.name}: {r['nsfast']['median'] / 1000:.1f} us"
                       f"{' (rerun: noisy)' if r['reruns'] else ''}", file=sys.stderr)
+                for peer, error in r["failed"].items():
+                    print(f"{case.name}: peer {peer} failed: {error}", file=sys.stderr)
     return [merge_runs(c, runs[c.name]) for c in cases if runs[c.name]]
 
 

@@ -32,6 +32,8 @@ class MountSandbox:
         self._home = self._cwd = -1
 
     def enter(self) -> None:
+        from nsfast.watch import quiesce
+        quiesce()   # an idle wall-time watcher lingers after sandbox cases
         if thread_count() > 1:
             raise RuntimeError("the mounts benchmarks need a single-threaded process "
                                "(they step into a throwaway mount namespace)")

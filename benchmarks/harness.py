@@ -182,6 +182,7 @@ def judge(t: Target, result: dict) -> dict:
     why = ""
     if ratio is None:
         why = (f"{t.against} missing" if t.against in result["missing"] else
+               f"{t.against} failed" if t.against in result.get("failed", {}) else
                "no floor" if t.against == "floor" else f"{t.against} not measured")
     return {"key": t.key, "text": t.text, "against": t.against, "limit": t.limit,
             "ratio": ratio, "status": t.judge(ratio), "why": why}
@@ -380,6 +381,15 @@ class InProcessFloor:
         self._fds = []
 
 
+def one_line_error(e: BaseException) -> str:
+    """An exception as one line of text, its type first.
+
+    >>> one_line_error(OSError(2, "No such file or directory"))
+    'FileNotFoundError: [Errno 2] No such file or directory'
+    """
+    return " ".join(f"{type(e).__name__}: {e}".split())
+
+
 def time_op(op: Op) -> int:
     """One sample in ns; the op's result (and any printing) is outside the timing."""
     t0 = time.perf_counter_ns()
@@ -388,8 +398,46 @@ def time_op(op: Op) -> int:
     return int(r) if isinstance(r, Measured) else dt
 
 
-def sample_case(case: Case, cfg: Config) -> dict:
-    """Take the raw samples of one case: {contender: [ns, ...]} with "floor".
+class _Contenders:
+    """The contenders of one sampling run, in order: nsfast, the peers, the floor.
+
+    A peer whose op raises is taken out of the run there and then, its samples
+    dropped and its error kept in `failed`: another tool tripping over this
+    machine says nothing about nsfast, so nsfast's samples, the floor's and the
+    other peers' go on.  nsfast's own op or the floor raising ends the case."""
+
+    def __init__(self, case: Case):
+        self.peers = {p.name for p in case.peers if p.op}
+        self.ops = [("nsfast", case.op)] + [(p.name, p.op) for p in case.peers if p.op]
+        self.samples: dict = {name: [] for name, _ in self.ops}
+        self.failed: dict = {}
+
+    def add(self, name: str, op: Op, samples: list) -> None:
+        self.ops.append((name, op))
+        self.samples[name] = samples
+
+    def take(self, name: str, op: Op, timed: bool = True) -> None:
+        """One sample of a contender (one untimed call when not timed)."""
+        if name in self.failed:
+            return
+        try:
+            if timed:
+                self.samples[name].append(time_op(op))
+            else:
+                op()
+        except CaseTimeout:
+            raise
+        except Exception as e:
+            if name not in self.peers:
+                raise
+            self.failed[name] = one_line_error(e)
+            self.ops = [c for c in self.ops if c[0] != name]
+            del self.samples[name]
+
+
+def sample_case(case: Case, cfg: Config) -> tuple:
+    """Take the raw samples of one case: ({contender: [ns, ...]} with "floor",
+    {failed peer: its error as one line}).
 
     Refuses (ValueError) a case without a check.  In quick mode sampling stops
     at cfg.case_budget_s once every contender has QUICK_MIN_SAMPLES."""
@@ -407,8 +455,8 @@ def sample_case(case: Case, cfg: Config) -> dict:
     if case.setup:
         case.setup()
     # after setup: it may find a peer unusable here (op None, the reason in install)
-    contenders = [("nsfast", case.op)] + [(p.name, p.op) for p in case.peers if p.op]
-    samples: dict = {name: [] for name, _ in contenders}
+    run = _Contenders(case)
+    samples = run.samples
     gc_was = gc.isenabled()
     served: Optional[Union[ServedFloor, InProcessFloor]] = None
     try:
@@ -416,11 +464,10 @@ def sample_case(case: Case, cfg: Config) -> dict:
         if case.floor and (case.floor.served or case.floor.in_process):
             # after setup: it may fill in the args
             served = (InProcessFloor if case.floor.in_process else ServedFloor)(case.floor)
-            contenders.append(("floor", served))
-            samples["floor"] = floor_samples
+            run.add("floor", served, floor_samples)
         for _ in range(warmup):
-            for _, op in contenders:
-                op()
+            for name, op in list(run.ops):
+                run.take(name, op, timed=False)
         gc.collect()
         gc.disable()   # a collection inside one sample is noise that belongs to nobody
         # each pass takes the contenders in a fresh order, so that each
@@ -432,10 +479,10 @@ def sample_case(case: Case, cfg: Config) -> dict:
         order = random.Random(case.name)
         for _ in range(rounds):
             taken = 0
-            passes = [order.sample(contenders, len(contenders)) for _ in range(per_round)]
+            passes = [order.sample(run.ops, len(run.ops)) for _ in range(per_round)]
             for this_pass in passes:
                 for name, op in this_pass:
-                    samples[name].append(time_op(op))
+                    run.take(name, op)
                 taken += 1
                 if (time.monotonic() - start > budget
                         and len(samples["nsfast"]) >= min_n):
@@ -453,11 +500,13 @@ def sample_case(case: Case, cfg: Config) -> dict:
             case.teardown()
     if floor_samples:
         samples["floor"] = floor_samples
-    return samples
+    return samples, run.failed
 
 
-def result_of(case: Case, samples: dict, elapsed_s: float, runs: Optional[list] = None) -> dict:
-    """The result record of a case from its samples (see SCHEMA.md, "results")."""
+def result_of(case: Case, samples: dict, elapsed_s: float, runs: Optional[list] = None,
+              failed: Optional[dict] = None) -> dict:
+    """The result record of a case from its samples (see SCHEMA.md, "results");
+    failed: each peer that failed -> its error."""
     nsf = summarize(samples["nsfast"])
     floor = summarize(samples["floor"]) if samples.get("floor") else None
     peers = {k: summarize(v) for k, v in samples.items() if k not in ("nsfast", "floor")}
@@ -474,6 +523,7 @@ def result_of(case: Case, samples: dict, elapsed_s: float, runs: Optional[list] 
         "floor": floor,
         "peers": peers,
         "missing": {p.name: p.install for p in case.peers if not p.op},
+        "failed": dict(failed or {}),
         "ratio_floor": ratio_floor,
         "ratio_peers": ratio_peers,
         "spread": spread,
@@ -522,11 +572,13 @@ def run_case(case: Case, cfg: Config) -> dict:
 
 def _run_case(case: Case, cfg: Config) -> dict:
     t0 = time.monotonic()
-    result = result_of(case, sample_case(case, cfg), time.monotonic() - t0)
+    samples, failed = sample_case(case, cfg)
+    result = result_of(case, samples, time.monotonic() - t0, failed=failed)
     if result["noisy"]:
         first = result["spread"]
         t0 = time.monotonic()
-        result = result_of(case, sample_case(case, cfg), time.monotonic() - t0)
+        samples, failed = sample_case(case, cfg)
+        result = result_of(case, samples, time.monotonic() - t0, failed=failed)
         result["reruns"] = 1
         still = "; still noisy" if result["noisy"] else ""
         result["note"] = (f"{case.note} rerun: first run's p90/median was {first:.2f}"
@@ -539,12 +591,17 @@ def merge_runs(case: Case, runs: list) -> dict:
     median of each run is kept in run_medians."""
     if len(runs) == 1:
         return runs[0]
+    # a peer that failed in one run is reported failed, its other runs' samples left out
+    failed: dict = {}
+    for r in runs:
+        failed.update(r["failed"])
     pooled: dict = {}
     for r in runs:
         for k, v in r["samples"].items():
-            pooled.setdefault(k, []).extend(v)
+            if k not in failed:
+                pooled.setdefault(k, []).extend(v)
     merged = result_of(case, pooled, sum(r["elapsed_s"] for r in runs),
-                       [r["nsfast"]["median"] for r in runs])
+                       [r["nsfast"]["median"] for r in runs], failed)
     merged["reruns"] = sum(r["reruns"] for r in runs)
     merged["note"] = "; ".join(dict.fromkeys(r["note"] for r in runs if r["note"]))
     return merged

@@ -24,7 +24,10 @@ def _peers_cell(r: dict) -> str:
     peers = "; ".join(f"{k} {fmt_us(v['median'])} ({r['ratio_peers'].get(k, 0):.2f})"
                       for k, v in r["peers"].items())
     missing = "; ".join(f"{k} missing (`{hint}`)" for k, hint in r["missing"].items())
-    return "; ".join(x for x in (peers, missing) if x) or "-"
+    # a cell of the table: the error's own "|" would split it
+    failed = "; ".join(f"{k} failed ({error.replace('|', '/')})"
+                       for k, error in r.get("failed", {}).items())
+    return "; ".join(x for x in (peers, missing, failed) if x) or "-"
 
 
 def _targets_cell(r: dict) -> str:

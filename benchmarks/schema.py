@@ -44,6 +44,8 @@ TARGET = {"key": str, "text": str, "against": str, "limit": NUM, "ratio": (NUM, 
 RESULT = {
     "case": str, "area": str, "note": str, "checked": OneOf((True,)),
     "nsfast": STATS, "floor": (STATS, NONE), "peers": Map(STATS), "missing": Map(str),
+    # absent from documents written before peers could fail on their own
+    "failed": Opt(Map(str)),
     "ratio_floor": (NUM, NONE), "ratio_peers": Map(NUM),
     "spread": NUM, "noisy": bool, "reruns": int, "targets": [TARGET],
     "elapsed_s": NUM, "run_medians": [NUM],

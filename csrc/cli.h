@@ -16,6 +16,11 @@ void nsf_cli_say(const char *prog, const char *fmt, ...)
 __attribute__((noreturn)) void nsf_cli_die(const char *prog, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A decimal 0..2^32-1, or exit 1 with "failed to parse WHAT: 'TEXT'". */
+long long nsf_cli_u32(const char *prog, const char *text, const char *what);
+/* Write text to path in one write(2) (a /proc map file takes one), or exit 1. */
+void nsf_cli_write_file(const char *prog, const char *path, const char *text);
+
 /* What `nsfast enter` was asked, as nsfast/cli/enter.py's Options were. */
 struct nsf_enter_opts {
     const char *prog;               /* "nsfast enter" or "nsfast nsenter" */
@@ -31,30 +36,61 @@ struct nsf_enter_opts {
     const char *root, *wd;          /* -r DIR, -w DIR, or NULL */
     int root_own, wd_own;           /* -r, -w without DIR: the target's */
     int fork;                       /* 0 with -F */
+    const char *wdns;               /* -W DIR: a working directory inside */
+    int net_socket;                 /* --net-socket FD of the target, or -1 */
+    int keep_caps;
     char **program;                 /* NULL-terminated, maybe empty */
 };
 
-/* What nsf_enter_run chose, for the messages about a child that failed. */
-struct nsf_enter_plan {
-    const char *prog;
-    const char *program;            /* what is exec'd: argv[0], or the shell */
-    const char *root, *cwd;         /* the directories asked for, or NULL */
-    char root_path[64], cwd_path[64];
-    int joined;                     /* CLONE_NEW* of every kind joined */
-    long long uid, gid;             /* after the user namespace defaults */
-};
-
-/* `nsfast enter ARGS`: argv[0] is "enter" or "nsenter".  Returns the exit
- * status (the program's, 128+N for signal N, 1 for an error). */
+/* `nsfast enter ARGS`: argv[0] is "enter" or "nsenter".  Joins, then execs
+ * the program in this process; returns only for an error (its status). */
 int nsf_enter_main(int argc, char **argv);
-/* Join, exec and wait for the program; the exit status. */
-int nsf_enter_run(struct nsf_enter_opts *o);
+__attribute__((noreturn)) int nsf_enter_run(struct nsf_enter_opts *o);
 
-struct nsf_record;
-/* A failure the spawn child reported, as one line; the exit status (127 or
- * 126 for a program that cannot be executed, else 1). */
-int nsf_enter_report(const struct nsf_enter_plan *p, const struct nsf_record *rec);
-/* Wait for the program, passing TERM/HUP/USR1/USR2 on; its exit status. */
-int nsf_enter_wait(const char *prog, int pidfd, pid_t pid);
+/* `nsfast unshare ARGS` (argv[0] "unshare"), or NSF_TO_PYTHON when an option
+ * needs nsfast's Python (cgroup limits, persisting, mounts, an init). */
+#define NSF_TO_PYTHON (-1000)
+int nsf_unshare_main(int argc, char **argv);
+/* `nsfast netns exec NAME PROGRAM...` (argv[0] "exec") */
+int nsf_netns_exec_main(int argc, char **argv);
+/* `nsfast netns add NAME`, `nsfast netns del|delete NAME...` (argv[0] the verb) */
+int nsf_netns_add_main(int argc, char **argv);
+/* Exit 1 with nsfast.netns's message unless name is a usable netns name. */
+void nsf_netns_check_name(const char *name);
+
+/* cli_exec.c: exec program (NULL-terminated; empty or NULL: $SHELL, else
+ * /bin/sh, as a login shell) in this process, searching PATH.  On failure
+ * one line and exit status 127 (not found) or 126 (cannot execute). */
+__attribute__((noreturn)) void nsf_cli_exec(const char *prog, char **program);
+__attribute__((noreturn)) void nsf_cli_exec_failed(const char *prog, const char *program);
+/* Leave as a child's wait status says: its exit code, or die of its signal. */
+__attribute__((noreturn)) void nsf_cli_exit_as(const char *prog, int status);
+/* Wait for our child pid, following it when it stops; its wait status. */
+int nsf_cli_wait(const char *prog, pid_t pid);
+/* fork: returns in the child; the parent waits and leaves as the child did. */
+void nsf_cli_continue_as_child(const char *prog);
+
+/* cli_idmap.c: ranges of ids for --map-users/--map-groups (INNER:OUTER:COUNT,
+ * 2.38's OUTER,INNER,COUNT, or auto), and the helper process that writes them
+ * into our maps after unshare(2): started before it, released after it. */
+struct nsf_id_range {
+    unsigned inner, outer, count;
+};
+#define NSF_MAX_RANGES 16
+struct nsf_id_ranges {
+    struct nsf_id_range r[NSF_MAX_RANGES];
+    int n;
+};
+void nsf_ranges_add(struct nsf_id_ranges *m, const char *text, int group);
+/* -r/-c/--map-user beside ranges: one more line, taken out of the ranges. */
+void nsf_ranges_merge_single(struct nsf_id_ranges *m, long long single, unsigned ours);
+/* The fd that releases the helper, or -1 when there are no ranges. */
+int nsf_map_helper_start(const struct nsf_id_ranges *uids, const struct nsf_id_ranges *gids,
+                         pid_t *helper);
+void nsf_map_helper_release(int fd, pid_t helper);
+
+/* cli_caps.c: raise every permitted capability into the ambient set, so
+ * that the program keeps them across exec (--keep-caps). */
+void nsf_cli_keep_caps(const char *prog);
 
 #endif

@@ -18,9 +18,9 @@
 #define NSFAST_VERSION "unknown"
 #endif
 
-enum { OPT_PRESERVE = 256 };
+enum { OPT_PRESERVE = 256, OPT_KEEP_CAPS };
 
-static const char optstring[] = "+ahVFt:S:G:r::w::U::C::i::u::n::p::m::T::";
+static const char optstring[] = "+ahVFt:S:G:r::w::W::N:U::C::i::u::n::p::m::T::";
 
 /* alphabetical, so that getopt lists an ambiguous abbreviation's
  * possibilities sorted */
@@ -29,8 +29,10 @@ static const struct option longopts[] = {
     {"cgroup", optional_argument, 0, 'C'},
     {"help", no_argument, 0, 'h'},
     {"ipc", optional_argument, 0, 'i'},
+    {"keep-caps", no_argument, 0, OPT_KEEP_CAPS},
     {"mount", optional_argument, 0, 'm'},
     {"net", optional_argument, 0, 'n'},
+    {"net-socket", required_argument, 0, 'N'},
     {"no-fork", no_argument, 0, 'F'},
     {"pid", optional_argument, 0, 'p'},
     {"preserve-credentials", no_argument, 0, OPT_PRESERVE},
@@ -43,6 +45,7 @@ static const struct option longopts[] = {
     {"uts", optional_argument, 0, 'u'},
     {"version", no_argument, 0, 'V'},
     {"wd", optional_argument, 0, 'w'},
+    {"wdns", optional_argument, 0, 'W'},
     {0, 0, 0, 0},
 };
 
@@ -58,6 +61,7 @@ static const char help[] =
     " -u, --uts[=<file>]        enter UTS namespace (hostname etc)\n"
     " -i, --ipc[=<file>]        enter System V IPC namespace\n"
     " -n, --net[=<file>]        enter network namespace\n"
+    " -N, --net-socket <fd>     enter the network namespace of socket <fd> of the target\n"
     " -p, --pid[=<file>]        enter pid namespace\n"
     " -C, --cgroup[=<file>]     enter cgroup namespace\n"
     " -U, --user[=<file>]       enter user namespace\n"
@@ -67,6 +71,8 @@ static const char help[] =
     "     --preserve-credentials do not touch uids or gids\n"
     " -r, --root[=<dir>]        set the root directory\n"
     " -w, --wd[=<dir>]          set the working directory\n"
+    " -W, --wdns <dir>          set the working directory in the namespace\n"
+    "     --keep-caps           keep the capabilities in the user namespace\n"
     " -F, --no-fork             do not fork before exec'ing <program>\n"
     " -h, --help                display this help\n"
     " -V, --version             display version\n";
@@ -171,6 +177,21 @@ static void apply(struct nsf_enter_opts *o, int c, const char *value)
     case 'F':
         o->fork = 0;
         break;
+    case 'W':
+        o->wdns = attached(value);
+        if (!o->wdns)
+            nsf_cli_die(o->prog, "option --wdns needs a directory");
+        break;
+    case 'N': {
+        long long fd = parse_number(o, value, "file descriptor");
+        if (fd > 0x7fffffff)
+            nsf_cli_die(o->prog, "failed to parse file descriptor: '%s'", value);
+        o->net_socket = (int)fd;
+        break;
+    }
+    case OPT_KEEP_CAPS:
+        o->keep_caps = 1;
+        break;
     }
 }
 
@@ -186,11 +207,9 @@ int nsf_enter_main(int argc, char **argv)
     o.prog = strcmp(argv[0], "nsenter") == 0 ? "nsfast nsenter" : "nsfast enter";
     o.uid = o.gid = -1;
     o.fork = 1;
+    o.net_socket = -1;
     if (!found)
         nsf_cli_die(o.prog, "out of memory");
-    /* a SIGCHLD ignored by whoever started us would make the kernel reap
-     * the program before we can read its status */
-    signal(SIGCHLD, SIG_DFL);
     argv[0] = (char *)o.prog;
     while ((c = getopt_long(argc, argv, optstring, longopts, 0)) != -1) {
         if (c == '?')
@@ -201,6 +220,8 @@ int nsf_enter_main(int argc, char **argv)
     for (int i = 0; i < n; i++)
         apply(&o, found[i].c, found[i].value);
     free(found);
+    if (o.wdns && (o.wd || o.wd_own))
+        nsf_cli_die(o.prog, "options --wd and --wdns are mutually exclusive");
     o.program = argv + optind;
-    return nsf_enter_run(&o);
+    nsf_enter_run(&o);
 }

@@ -1,12 +1,11 @@
-/* `nsfast enter`, after parsing: pick the namespaces, open them, and hand
- * the join and the exec to the spawn core (the same nsf_spawn_* that
- * nsfast.enter_and_exec uses), then wait for the program (cli_enter_end.c).
- * The rules, and the wording of every error, are those of the Python command
- * this replaced (enter_and_exec and spawn() in nsfast/enter.py, spawn.py). */
+/* `nsfast enter`, after parsing: pick the namespaces, open them, join them
+ * in this process (the setns loop of nscore.c), and exec the program in
+ * place as nsenter(1) does: a fork only for a pid namespace (-F: none).
+ * The checks before any setns word their errors as the Python command this
+ * replaced did (nsfast/enter.py). */
 #include "cli.h"
 #include "compat.h"
 #include "nscore.h"
-#include "spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,10 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-extern char **environ;
+#include <grp.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 
 static const char ptrace_hint[] =
     "reading another process's namespaces needs ptrace access to it "
@@ -119,35 +121,6 @@ static int open_dir(const struct nsf_enter_opts *o, const char *dir, int own,
     return fd;
 }
 
-/* The candidates to execve, searched in PATH as subprocess searches it. */
-static char **exec_paths(const char *program)
-{
-    const char *path = getenv("PATH");
-    size_t n = 1, len = strlen(program);
-    if (strchr(program, '/'))
-        path = "";
-    else if (!path)
-        path = "/bin:/usr/bin";
-    for (const char *p = path; *p; p++)
-        n += *p == ':';
-    char **v = calloc(n + 1, sizeof *v);
-    if (!v)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *end = strchrnul(path, ':');
-        size_t dlen = (size_t)(end - path);
-        v[i] = malloc(dlen + len + 2);
-        if (!v[i])
-            return 0;
-        memcpy(v[i], path, dlen);
-        if (dlen && path[dlen - 1] != '/')
-            v[i][dlen++] = '/';
-        memcpy(v[i] + dlen, program, len + 1);
-        path = *end ? end + 1 : end;
-    }
-    return v;
-}
-
 /* The command line's own contradictions, as cli/enter.py checked them;
  * -a becomes the kinds it means. */
 static void check_request(struct nsf_enter_opts *o)
@@ -157,8 +130,10 @@ static void check_request(struct nsf_enter_opts *o)
             nsf_cli_die(o->prog, "no target PID specified for --all");
         add_all_kinds(o);
     }
-    if (!o->n_ns)
+    if (!o->n_ns && o->net_socket < 0)
         nsf_cli_die(o->prog, "no namespace specified (give -t PID with -a or -n, -m, ...)");
+    if (o->net_socket >= 0 && !o->target)
+        nsf_cli_die(o->prog, "no target PID specified for --net-socket");
     for (int i = 0; i < o->n_ns; i++)
         if (!o->ns[i].path && !o->target)
             nsf_cli_die(o->prog, "no target PID specified");
@@ -167,29 +142,10 @@ static void check_request(struct nsf_enter_opts *o)
                     o->root_own ? "root" : "cwd");
 }
 
-/* The program's argv; without one, $SHELL (or /bin/sh) as a login shell
- * (argv[0] "-sh"), as nsenter starts it.  p->program is what is exec'd. */
-static char **program_argv(const struct nsf_enter_opts *o, struct nsf_enter_plan *p,
-                           char *shell_argv[2])
-{
-    const char *shell = getenv("SHELL"), *base;
-    if (o->program[0]) {
-        p->program = o->program[0];
-        return o->program;
-    }
-    p->program = shell && *shell ? shell : "/bin/sh";
-    base = strrchr(p->program, '/');
-    base = base ? base + 1 : p->program;
-    if (asprintf(&shell_argv[0], "-%s", base) < 0)
-        nsf_cli_die(o->prog, "out of memory");
-    shell_argv[1] = 0;
-    return shell_argv;
-}
-
 /* A time namespace that is already ours is not joined: that changes nothing,
- * and the spawn child could not join it (it shares our mm).  It is opened
- * first, as enter_and_exec did; fds[] keeps it for the join otherwise. */
-static void drop_own_time(struct nsf_enter_opts *o, struct nsf_enter_plan *p, int *fds)
+ * and setns refuses it.  It is opened first, as enter_and_exec did; fds[]
+ * keeps it for the join otherwise. */
+static void drop_own_time(struct nsf_enter_opts *o, int *joined, int *fds)
 {
     for (int i = 0; i < o->n_ns; i++) {
         struct stat theirs, ours;
@@ -199,7 +155,7 @@ static void drop_own_time(struct nsf_enter_opts *o, struct nsf_enter_plan *p, in
         if (fstat(fds[i], &theirs) == 0 && stat("/proc/thread-self/ns/time", &ours) == 0 &&
             same_file(&theirs, &ours)) {
             close(fds[i]);
-            p->joined &= ~CLONE_NEWTIME;
+            *joined &= ~CLONE_NEWTIME;
             o->n_ns--;
             memmove(&o->ns[i], &o->ns[i + 1], (size_t)(o->n_ns - i) * sizeof o->ns[0]);
             memmove(&fds[i], &fds[i + 1], (size_t)(o->n_ns - i) * sizeof fds[0]);
@@ -208,96 +164,133 @@ static void drop_own_time(struct nsf_enter_opts *o, struct nsf_enter_plan *p, in
     }
 }
 
-/* What spawn(join=..., uid=, gid=, extra_groups=, root_fd=, cwd_fd=,
- * fork_for_pid=) put in the struct, with spawn()'s defaults for the rest. */
-static void fill_spawn(struct nsf_spawn *sp, const struct nsf_enter_opts *o,
-                       const struct nsf_enter_plan *p, char **argv, const int *fds,
-                       const int *kinds)
+
+/* --net-socket FD: the network namespace of the socket that is FD in the
+ * target process (pidfd_getfd, then SIOCGSKNS), as nsenter(1) finds it. */
+static int open_socket_netns(const struct nsf_enter_opts *o)
 {
-    static const int no_groups[1];
-    memset(sp, 0, sizeof *sp);
-    sp->exec_paths = (const char *const *)exec_paths(p->program);
-    if (!sp->exec_paths)
-        nsf_cli_die(o->prog, "out of memory");
-    sp->argv = argv;
-    sp->envp = environ;
-    sp->join.count = o->n_ns;
-    sp->join.fds = fds;
-    sp->join.kinds = kinds;
-    sp->join.setgroups_first = (p->joined & CLONE_NEWUSER) && geteuid() == 0;
-    sp->no_pid_fork = !o->fork;
-    sp->pdeathsig = SIGKILL;
-    sp->parent_pid = getpid();
-    for (int i = 0; i < 3; i++)
-        sp->std_fds[i] = -1;
-    sp->max_fd = 1024;
-    if (!nsf_probe_close_range()) {
-        long max = sysconf(_SC_OPEN_MAX);
-        sp->max_fd = max > 0 ? (int)max : 65536;
+    int pidfd = nsf_pidfd_open((int)o->target, 0);
+    if (pidfd < 0)
+        nsf_cli_die(o->prog, "pidfd_open(%lld): %s", o->target, strerror(-pidfd));
+    int sock = (int)syscall(__NR_pidfd_getfd, pidfd, o->net_socket, 0);
+    if (sock < 0)
+        nsf_cli_die(o->prog, "pidfd_getfd(%lld, %d): %s (hint: %s)", o->target,
+                    o->net_socket, strerror(errno), ptrace_hint);
+    close(pidfd);
+    int fd = ioctl(sock, SIOCGSKNS);
+    if (fd < 0)
+        nsf_cli_die(o->prog, "fd %d of process %lld: SIOCGSKNS: %s (hint: not a socket)",
+                    o->net_socket, o->target, strerror(errno));
+    close(sock);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+}
+
+/* After the join: the root, then the working directory (the one we had,
+ * -w's, or -W's, which is looked up inside), as nsenter(1) orders them. */
+static void change_dirs(const struct nsf_enter_opts *o, int root_fd, int cwd_fd)
+{
+    if (root_fd >= 0 && cwd_fd < 0 && !o->wdns) {
+        cwd_fd = open(".", O_RDONLY | O_CLOEXEC);
+        if (cwd_fd < 0)
+            nsf_cli_die(o->prog, "cannot open current working directory: %s", strerror(errno));
     }
-    sp->cgroup_fd = sp->root_fd = sp->cwd_fd = sp->init_fd = -1;
-    sp->use_clone3 = nsf_probe_clone3();
-    sp->n_groups = p->gid >= 0 ? 0 : -1;
-    sp->groups = no_groups;
-    /* the groups were cleared before the user namespace was joined: a
-     * refusal inside (setgroups denied there) changes nothing */
-    sp->groups_best_effort = sp->join.setgroups_first && sp->n_groups == 0;
-    sp->gid = (long)p->gid;
-    sp->uid = (long)p->uid;
+    if (root_fd >= 0) {
+        if (fchdir(root_fd) < 0 || chroot(".") < 0 || chdir("/") < 0)
+            nsf_cli_die(o->prog, "chroot to %s failed: %s", o->root ? o->root : "the target's "
+                        "root", strerror(errno));
+        close(root_fd);
+    }
+    if (o->wdns) {
+        if (cwd_fd >= 0)
+            close(cwd_fd);
+        cwd_fd = open(o->wdns, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (cwd_fd < 0)
+            nsf_cli_die(o->prog, "%s: %s", o->wdns, strerror(errno));
+    }
+    if (cwd_fd >= 0) {
+        if (fchdir(cwd_fd) < 0)
+            nsf_cli_die(o->prog, "change directory by working directory file descriptor "
+                        "failed: %s", strerror(errno));
+        close(cwd_fd);
+    }
+}
+
+/* -S, -G, and what joining a user namespace implies (uid and gid 0, no
+ * supplementary groups), after the fork as nsenter(1) does it.  setgroups
+ * was tried before the join as well: only both failing is an error. */
+static void set_credentials(const struct nsf_enter_opts *o, int joined, int groups_failed)
+{
+    int user = (joined & CLONE_NEWUSER) && !o->preserve_credentials;
+    groups_failed |= !user; /* nothing was tried before */
+    long long uid = o->uid >= 0 ? o->uid : (user ? 0 : -1);
+    long long gid = o->gid >= 0 ? o->gid : (user ? 0 : -1);
+    if (gid >= 0) {
+        if (setgroups(0, 0) < 0 && groups_failed)
+            nsf_cli_die(o->prog, "setgroups failed: %s", strerror(errno));
+        if (setgid((gid_t)gid) < 0)
+            nsf_cli_die(o->prog, "setgid(%lld) failed: %s%s", gid, strerror(errno),
+                        errno == EINVAL ? " (hint: that gid is not mapped there)" : "");
+    }
+    if (uid >= 0 && setuid((uid_t)uid) < 0)
+        nsf_cli_die(o->prog, "setuid(%lld) failed: %s%s", uid, strerror(errno),
+                    errno == EINVAL ? " (hint: that uid is not mapped there)" : "");
 }
 
 int nsf_enter_run(struct nsf_enter_opts *o)
 {
-    struct nsf_enter_plan p = {.prog = o->prog, .uid = o->uid, .gid = o->gid};
-    int fds[NSF_KINDS], kinds[NSF_KINDS];
-    char *shell_argv[2];
-    struct nsf_spawn sp;
+    int fds[NSF_KINDS + 1], kinds[NSF_KINDS + 1], joined = 0, failed = 0;
+    char root_path[64], cwd_path[64];
+    const char *root = 0, *cwd = 0;
 
     check_request(o);
-    char **argv = program_argv(o, &p, shell_argv);
     for (int i = 0; i < o->n_ns; i++) {
         fds[i] = -1;
-        p.joined |= nsf_kinds[o->ns[i].kind].flag;
+        joined |= nsf_kinds[o->ns[i].kind].flag;
     }
-    drop_own_time(o, &p, fds);
-    /* after joining a user namespace: root inside, no supplementary groups */
-    if ((p.joined & CLONE_NEWUSER) && !o->preserve_credentials) {
-        p.uid = p.uid < 0 ? 0 : p.uid;
-        p.gid = p.gid < 0 ? 0 : p.gid;
-    }
-    int root_fd = open_dir(o, o->root, o->root_own, "root", p.root_path, sizeof p.root_path,
-                           &p.root);
-    int cwd_fd = open_dir(o, o->wd, o->wd_own, "cwd", p.cwd_path, sizeof p.cwd_path, &p.cwd);
-    if (p.uid >= 1LL << 31)
-        nsf_cli_die(o->prog, "uid %lld is out of range", p.uid);
-    if (p.gid >= 1LL << 31)
-        nsf_cli_die(o->prog, "gid %lld is out of range", p.gid);
+    drop_own_time(o, &joined, fds);
+    if (o->uid >= 1LL << 31)
+        nsf_cli_die(o->prog, "uid %lld is out of range", o->uid);
+    if (o->gid >= 1LL << 31)
+        nsf_cli_die(o->prog, "gid %lld is out of range", o->gid);
     for (int i = 0; i < o->n_ns; i++) {
         if (fds[i] < 0)
             fds[i] = open_ns(o, o->ns[i].kind, o->ns[i].path);
         kinds[i] = nsf_kinds[o->ns[i].kind].flag;
     }
-    fill_spawn(&sp, o, &p, argv, fds, kinds);
-    sp.root_fd = root_fd;
-    sp.cwd_fd = cwd_fd;
-
-    struct nsf_spawn_state st;
-    struct nsf_record rec;
-    int status = 0, err = nsf_spawn_clone(&sp, &st);
-    if (err < 0)
-        nsf_cli_die(o->prog, "clone(no new namespaces): %s", strerror(-err));
-    if ((err = nsf_spawn_release(&st)) < 0) {
-        nsf_spawn_abort(&st);
-        nsf_cli_die(o->prog, "child step sync: %s", strerror(-err));
+    int n = o->n_ns;
+    if (o->net_socket >= 0) {
+        int i = 0;
+        while (i < n && kinds[i] != CLONE_NEWNET)
+            i++;
+        if (i == n)
+            n++;
+        else
+            close(fds[i]);
+        fds[i] = open_socket_netns(o);
+        kinds[i] = CLONE_NEWNET;
+        joined |= CLONE_NEWNET;
     }
-    if (nsf_spawn_finish(&st, &rec, &status))
-        return nsf_enter_report(&p, &rec);
-    /* the program has exec'd: what it needed is in the kernel's hands now */
-    for (int i = 0; i < o->n_ns; i++)
+    int root_fd = open_dir(o, o->root, o->root_own, "root", root_path, sizeof root_path, &root);
+    int cwd_fd = open_dir(o, o->wd, o->wd_own, "cwd", cwd_path, sizeof cwd_path, &cwd);
+
+    /* until exec, the namespaces' root could read us through /proc/PID/mem:
+     * not dumpable (exec makes the program dumpable again) */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if ((joined & CLONE_NEWUSER) && !o->preserve_credentials && setgroups(0, 0) < 0)
+        failed = 1;
+    struct nsf_join join = {.count = n, .fds = fds, .kinds = kinds};
+    int kind, err = nsf_join_run(&join, &kind);
+    if (err < 0)
+        nsf_cli_die(o->prog, "reassociate to namespace 'ns/%s' failed: %s", nsf_kind_name(kind),
+                    strerror(-err));
+    for (int i = 0; i < n; i++)
         close(fds[i]);
-    if (root_fd >= 0)
-        close(root_fd);
-    if (cwd_fd >= 0)
-        close(cwd_fd);
-    return nsf_enter_wait(o->prog, st.pidfd, st.pid);
+    change_dirs(o, root_fd, cwd_fd);
+    if ((joined & CLONE_NEWPID) && o->fork)
+        nsf_cli_continue_as_child(o->prog);
+    set_credentials(o, joined, failed);
+    if (o->keep_caps && (joined & CLONE_NEWUSER))
+        nsf_cli_keep_caps(o->prog);
+    nsf_cli_exec(o->prog, o->program);
 }

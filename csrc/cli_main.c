@@ -1,6 +1,10 @@
-/* The nsfast command.  `nsfast enter` (alias nsenter) runs here, in C, so that
- * it starts as fast as nsenter(1) does; every other command line is the
- * Python CLI's, started as `<python> -c '<run nsfast.cli.main>' ARGS...`.
+/* The nsfast command.  The drop-ins for the tools that exec in place,
+ * `nsfast enter` (alias nsenter), `nsfast unshare` and `nsfast netns exec`,
+ * run here, in C, and exec the program in this process as nsenter(1),
+ * unshare(1) and `ip netns exec` do; so do `netns add` and `netns del`.
+ * Every other command line (and an unshare whose options need nsfast's
+ * Python) is the Python CLI's, started as
+ * `<python> -I -c '<run nsfast.cli.main>' ARGS...`.
  *
  * <python> is python3 (then python) in the directory this program is in
  * (a virtual environment's bin/, or a prefix's), else $NSFAST_PYTHON, else
@@ -52,15 +56,18 @@ static int run_python(int argc, char **argv)
                         "nsfast installed)", dir, fallback, strerror(errno));
         python = fallback;
     }
-    char **args = calloc((size_t)argc + 3, sizeof *args);
+    char **args = calloc((size_t)argc + 4, sizeof *args);
     if (!args)
         nsf_cli_die("nsfast", "out of memory");
     args[0] = (char *)python;
-    /* not -m: that puts the working directory first on sys.path, and a root
-     * command must not import whatever nsfast/ or pyroute2.py lies there */
-    args[1] = "-c";
-    args[2] = "import sys; del sys.path[0]; from nsfast.cli import main; sys.exit(main())";
-    memcpy(args + 3, argv + 1, (size_t)(argc - 1) * sizeof *args);
+    /* -I: neither the working directory (a root command must not import
+     * whatever nsfast/ or pyroute2.py lies there) nor PYTHON* variables nor
+     * the user's site-packages decide what runs, and start-up is shorter;
+     * from_launcher: Python must not hand the command back to us */
+    args[1] = "-I";
+    args[2] = "-c";
+    args[3] = "import sys; from nsfast.cli import main; sys.exit(main(from_launcher=True))";
+    memcpy(args + 4, argv + 1, (size_t)(argc - 1) * sizeof *args);
     execv(python, args);
     nsf_cli_die("nsfast", "cannot run %s: %s", python, strerror(errno));
 }
@@ -69,5 +76,20 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && (strcmp(argv[1], "enter") == 0 || strcmp(argv[1], "nsenter") == 0))
         return nsf_enter_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "unshare") == 0) {
+        /* getopt permutes nothing ('+'), but it sets argv[0]: keep ours */
+        char *name = argv[1];
+        int status = nsf_unshare_main(argc - 1, argv + 1);
+        if (status != NSF_TO_PYTHON)
+            return status;
+        argv[1] = name;
+    }
+    if (argc > 2 && strcmp(argv[1], "netns") == 0) {
+        if (strcmp(argv[2], "exec") == 0)
+            return nsf_netns_exec_main(argc - 2, argv + 2);
+        if (strcmp(argv[2], "add") == 0 || strcmp(argv[2], "del") == 0 ||
+            strcmp(argv[2], "delete") == 0)
+            return nsf_netns_add_main(argc - 2, argv + 2);
+    }
     return run_python(argc, argv);
 }

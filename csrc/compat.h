@@ -37,6 +37,9 @@
 #ifndef __NR_clone3
 #define __NR_clone3 435
 #endif
+#ifndef __NR_pidfd_getfd
+#define __NR_pidfd_getfd 438
+#endif
 #ifndef __NR_close_range
 #define __NR_close_range 436
 #endif
@@ -73,6 +76,9 @@
 #endif
 #ifndef NS_GET_OWNER_UID
 #define NS_GET_OWNER_UID _IO(NSIO, 0x4)
+#endif
+#ifndef SIOCGSKNS
+#define SIOCGSKNS 0x894C   /* a socket's network namespace, as an fd (4.9+) */
 #endif
 
 /* mount_setattr(2) (linux/mount.h) */

@@ -32,6 +32,16 @@ int nsf_ns_owner_uid(int fd, uint32_t *uid)
     return (int)nsf_sys3(__NR_ioctl, fd, NS_GET_OWNER_UID, uid);
 }
 
+int nsf_socket_netns(int pidfd, int fd)
+{
+    long sock = nsf_sys3(__NR_pidfd_getfd, pidfd, fd, 0);
+    if (sock < 0)
+        return (int)sock;
+    long ns = nsf_sys3(__NR_ioctl, sock, SIOCGSKNS, 0);
+    nsf_sys1(__NR_close, sock);
+    return (int)ns;
+}
+
 int nsf_probe_clone3(void)
 {
     /* A NULL argument is EFAULT/EINVAL where clone3 exists, ENOSYS where not. */

@@ -13,6 +13,9 @@ int nsf_pidfd_send_signal(int pidfd, int sig);
 /* One of NS_GET_USERNS / NS_GET_PARENT / NS_GET_NSTYPE on an nsfs fd. */
 int nsf_ns_ioctl(int fd, unsigned long request);
 int nsf_ns_owner_uid(int fd, uint32_t *uid);
+/* An fd on the network namespace of socket `fd` of the process `pidfd`
+ * names (pidfd_getfd 5.6+, then SIOCGSKNS); needs ptrace access to it. */
+int nsf_socket_netns(int pidfd, int fd);
 
 /* Feature probes: 1 = available, 0 = not. */
 int nsf_probe_clone3(void);

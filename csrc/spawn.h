@@ -21,6 +21,7 @@ enum nsf_step {
     NSF_STEP_NONE = 0,
     /* before the parent's release */
     NSF_STEP_PDEATHSIG,
+    NSF_STEP_CGROUP,        /* index = which of the cgroup files */
     NSF_STEP_JOIN,          /* index = kind that failed */
     NSF_STEP_UNSHARE,
     NSF_STEP_SYNC,          /* waiting for the parent's release */
@@ -35,6 +36,8 @@ enum nsf_step {
     NSF_STEP_LOOPBACK,
     NSF_STEP_ROOT,
     NSF_STEP_MOUNT_PROC,    /* after a chroot: a path inside the new root */
+    NSF_STEP_USER_LAST,     /* the user namespace, after the mounts (before the
+                               fds step, which closes the sync pipe) */
     NSF_STEP_CWD,
     NSF_STEP_FDS,
     NSF_STEP_SETSID,
@@ -133,6 +136,11 @@ struct nsf_spawn {
                                         the child waits (then it must wait) */
     int no_pid_fork;                 /* a joined pid ns without the extra fork:
                                         only the program's children enter it */
+    int user_last;                   /* the new user namespace last, after the
+                                        mounts and all but the ids: the others
+                                        are the caller's, so a mount namespace
+                                        of the caller's (a template) can be
+                                        joined and the payload owns none */
     /* uts */
     const char *hostname;
     const char *domainname;
@@ -162,6 +170,11 @@ struct nsf_spawn {
     int n_ops;
     /* clone */
     int cgroup_fd;                   /* CLONE_INTO_CGROUP, or -1 */
+    int user_fd;                     /* user_last: join this user namespace (its
+                                        maps are written) instead of a new one */
+    const int *cgroup_procs_fds;     /* the child writes "0" into each: the
+                                        cgroups it joins itself, first thing */
+    int n_cgroup_procs;
     int use_clone3;
     /* credentials and directories after joining (nsenter -S -G -r -w) */
     int n_groups;                    /* -1 = keep; else setgroups(n_groups, groups) */
@@ -184,6 +197,8 @@ struct nsf_child_ctx {
     int fork_after;                  /* pid or time ns joined or unshared: fork again */
     int need_ready;                  /* send NSF_MSG_READY before waiting */
     int need_sync;                   /* wait for the parent's release byte */
+    int user_last;                   /* sp->user_last: the ready message and the
+                                        release wait for the user namespace */
     int late_unshare;                /* made after the release: a cgroup namespace
                                         whose root is the cgroup the parent put
                                         the child in while it waited */

@@ -410,6 +410,24 @@ static void step_setsid(const struct nsf_child_ctx *st, const struct nsf_spawn *
         CHECK(nsf_sys0(__NR_setsid), NSF_STEP_SETSID, 0);
 }
 
+static void ready_and_wait(const struct nsf_child_ctx *st);
+
+/* The user namespace of a user_last spawn: everything the payload gets from
+ * the caller's privilege (mounts, loopback, hostname) is in place, and the
+ * namespaces it lives in stay the caller's, so that even root in the user
+ * namespace can change none of them.  A new one gets its maps from the
+ * parent now; a joined one (user_fd) has them. */
+static void step_user_last(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
+    if (!st->user_last)
+        return;
+    if (sp->user_fd >= 0)   /* one made ahead, maps and sysctls written */
+        CHECK(nsf_sys2(__NR_setns, sp->user_fd, CLONE_NEWUSER), NSF_STEP_USER_LAST, 0);
+    else if (sp->new_kinds & CLONE_NEWUSER)
+        CHECK(nsf_sys1(__NR_unshare, CLONE_NEWUSER), NSF_STEP_USER_LAST, 0);
+    ready_and_wait(st);
+}
+
 static void step_ids(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
 {
     if (!sp->ids_early)
@@ -448,6 +466,10 @@ static void op_rlimit(const struct nsf_child_ctx *st, const struct nsf_op *op)
  * of the writer's user namespace, whatever proc mount it goes through. */
 static void op_sysctl(const struct nsf_child_ctx *st, const struct nsf_op *op)
 {
+    /* a sysctl of the user namespace must wait for it: before, it is the
+     * caller's (the plan never asks for this) */
+    if (st->user_last)
+        fail(st, NSF_STEP_SYSCTL, -EINVAL, 0);
     char text[24];
     int n = nsf_decimal(text, op->a < 0 ? 0 : (unsigned long long)op->a);
     text[n++] = '\n';
@@ -567,6 +589,7 @@ struct step_row {
 static const struct step_row steps[NSF_STEP_COUNT] = {
     [NSF_STEP_NONE] = {{"none", 0, 0, 0}, 0, 0},
     [NSF_STEP_PDEATHSIG] = {{"pdeathsig", "setting the parent-death signal", 0, 0}, 0, 0},
+    [NSF_STEP_CGROUP] = {{"cgroup", "joining the sandbox's cgroups", 0, 0}, 0, 0},
     [NSF_STEP_JOIN] = {{"join", "joining %s namespace", 0, 0}, 0, 0},
     [NSF_STEP_UNSHARE] = {{"unshare", "unshare(%s)", 0, 0}, 0, 0},
     [NSF_STEP_SYNC] = {{"sync", "waiting for the parent", 0, 0}, 0, 0},
@@ -583,6 +606,8 @@ static const struct step_row steps[NSF_STEP_COUNT] = {
     [NSF_STEP_MOUNT_PROC] = {{"mount_proc", "mounting proc", EPERM,
                               "proc can be refused in a user namespace when the host's "
                               "/proc has over-mounted paths"}, step_mount_proc, 0},
+    [NSF_STEP_USER_LAST] = {{"user_last", "making the user namespace", 0, 0},
+                            step_user_last, 0},
     [NSF_STEP_CWD] = {{"cwd", 0, 0, 0}, step_cwd, 0},
     [NSF_STEP_FDS] = {{"fds", "setting up fd %s", 0, 0}, setup_fds, 0},
     [NSF_STEP_SETSID] = {{"setsid", "starting a new session", 0, 0}, step_setsid, 0},
@@ -638,6 +663,35 @@ static void set_pdeathsig(const struct nsf_child_ctx *st, const struct nsf_spawn
     long ppid = nsf_sys0(__NR_getppid);
     if (ppid != 0 && ppid != sp->parent_pid)
         child_exit(127);
+}
+
+/* Tell the parent the namespaces are made (it writes the maps then), and
+ * wait for its release. */
+static void ready_and_wait(const struct nsf_child_ctx *st)
+{
+    if (st->need_ready)
+        send_record(st->errpipe_w, NSF_MSG_READY, 0, 0, 0);
+    if (st->need_sync) {
+        char byte;
+        long r;
+        do
+            r = nsf_sys3(__NR_read, st->sync_r, &byte, 1);
+        while (r == -EINTR);
+        if (r != 1)
+            child_exit(127); /* the parent died or gave up */
+        nsf_sys1(__NR_close, st->sync_r);
+    }
+}
+
+/* The sandbox's cgroups, joined by the child itself before any namespace
+ * (a cgroup namespace made later has the sandbox's cgroup as its root): a
+ * write of "0" moves the writer, which costs no pid lookup, and into a v1
+ * "tasks" file takes no global lock; nor does the parent wait for it.  The
+ * kernel checks the credentials of the caller, who opened the files. */
+static void join_cgroups(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
+    for (int i = 0; i < sp->n_cgroup_procs; i++)
+        CHECK(nsf_sys3(__NR_write, sp->cgroup_procs_fds[i], "0", 1), NSF_STEP_CGROUP, i);
 }
 
 static int grandchild_main(void *arg)
@@ -708,6 +762,7 @@ int nsf_child_main(void *arg)
         set_pdeathsig(st, sp);
     if (st->sync_w >= 0)
         nsf_sys1(__NR_close, st->sync_w); /* so that the parent's death is EOF */
+    join_cgroups(st, sp);
     if (sp->join.count) {
         struct nsf_join rest;
         int fds[16], kinds[16];
@@ -718,18 +773,8 @@ int nsf_child_main(void *arg)
     }
     if (st->unshare_flags)
         CHECK(nsf_sys1(__NR_unshare, st->unshare_flags), NSF_STEP_UNSHARE, 0);
-    if (st->need_ready)
-        send_record(st->errpipe_w, NSF_MSG_READY, 0, 0, 0);
-    if (st->need_sync) {
-        char byte;
-        long r;
-        do
-            r = nsf_sys3(__NR_read, st->sync_r, &byte, 1);
-        while (r == -EINTR);
-        if (r != 1)
-            child_exit(127); /* the parent died or gave up */
-        nsf_sys1(__NR_close, st->sync_r);
-    }
+    if (!st->user_last)
+        ready_and_wait(st);
     if (st->late_unshare)
         CHECK(nsf_sys1(__NR_unshare, st->late_unshare), NSF_STEP_UNSHARE, 0);
     if (st->fork_after || tj.fd >= 0) {

@@ -114,6 +114,22 @@ static void namespace_rules(const struct nsf_spawn *sp, struct nsf_child_ctx *ct
     int joined = 0;
     for (int i = 0; i < sp->join.count; i++)
         joined |= sp->join.kinds[i];
+    ctx->user_last = sp->user_last;
+    if (ctx->user_last) {
+        /* pid, net, uts, ipc by the clone; the mount namespace copies the
+         * one joined (a small template) and the cgroup namespace follows
+         * the child's own join of its cgroups; the user namespace comes last
+         * (step_user_last).  A joined pid or user namespace or a new time
+         * namespace would need a second fork: the plan does not ask for them. */
+        int later = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWTIME;
+        ctx->clone_flags = sp->new_kinds & ~later;
+        ctx->unshare_flags = sp->new_kinds & (CLONE_NEWNS | CLONE_NEWCGROUP);
+        ctx->fork_after = 0;
+        ctx->late_unshare = 0;
+        ctx->need_ready = sp->parent_hold;
+        ctx->need_sync = sp->parent_hold || (sp->pdeathsig && (sp->new_kinds & CLONE_NEWPID));
+        return;
+    }
     if (joined) {
         ctx->clone_flags = 0;
         ctx->unshare_flags = sp->new_kinds;
@@ -123,11 +139,12 @@ static void namespace_rules(const struct nsf_spawn *sp, struct nsf_child_ctx *ct
         ctx->unshare_flags = sp->new_kinds & CLONE_NEWTIME;
         ctx->fork_after = 0;
     }
-    /* a parent that holds the child may move it into cgroups (v1 has no
-     * CLONE_INTO_CGROUP): a new cgroup namespace comes after that, so that
-     * its root is the sandbox's cgroup and the host's path stays hidden */
+    /* a child that joins cgroups itself (v1 has no CLONE_INTO_CGROUP), or
+     * whose parent may move it while it waits, makes a new cgroup namespace
+     * after that, so that its root is the sandbox's cgroup and the host's
+     * path stays hidden */
     ctx->late_unshare = 0;
-    if (sp->parent_hold && (sp->new_kinds & CLONE_NEWCGROUP)) {
+    if ((sp->parent_hold || sp->n_cgroup_procs) && (sp->new_kinds & CLONE_NEWCGROUP)) {
         ctx->late_unshare = CLONE_NEWCGROUP;
         ctx->clone_flags &= ~CLONE_NEWCGROUP;
         ctx->unshare_flags &= ~CLONE_NEWCGROUP;

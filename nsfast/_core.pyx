@@ -88,6 +88,15 @@ def ns_owner_uid(int fd):
     return uid
 
 
+def socket_netns(int pidfd, int fd):
+    """An fd on the network namespace of another process's socket: fd is the
+    socket's number in the process pidfd names (pidfd_getfd, SIOCGSKNS)."""
+    cdef int r = nsf_socket_netns(pidfd, fd)
+    if r < 0:
+        raise _err(-r)
+    return r
+
+
 def probe():
     """Which optional syscalls this kernel has, as a dict of booleans."""
     return {
@@ -297,6 +306,7 @@ cdef void _spec_defaults(nsf_spawn *sp):
     sp.std_fds[0] = sp.std_fds[1] = sp.std_fds[2] = -1
     sp.max_fd = 1024
     sp.cgroup_fd = -1
+    sp.user_fd = -1
     sp.init_fd = -1
     sp.use_clone3 = 1
     sp.n_groups = -1
@@ -327,6 +337,7 @@ cdef class Packed:
         sp.root = pk.cstr(spec.root)
         sp.new_kinds = spec.new_kinds
         sp.no_pid_fork = spec.no_pid_fork
+        sp.user_last = spec.user_last
         sp.hostname = pk.cstr(spec.hostname)
         sp.domainname = pk.cstr(spec.domainname)
         sp.propagation = spec.propagation
@@ -364,6 +375,7 @@ cdef class Packed:
         sp.uid = -1 if spec.uid is None else spec.uid
         sp.root_fd = spec.root_fd
         sp.cwd_fd = spec.cwd_fd
+        sp.user_fd = spec.user_fd
 
     def run_plain(self, int parent_pid, map_writes):
         """run() for a plan that takes nothing per call: no std streams, no
@@ -377,14 +389,15 @@ cdef class Packed:
         return _run(&sp, pk, map_writes, None, None)
 
     def run(self, exec_paths, std_fds, join_fds, join_kinds, bint join_pidfd,
-            bint join_setgroups, bint groups_best_effort, int cgroup_fd, int init_fd,
-            int parent_pid, map_writes, map_helper, on_created):
+            bint join_setgroups, bint groups_best_effort, int cgroup_fd, cgroup_procs_fds,
+            int init_fd, int parent_pid, map_writes, map_helper, on_created):
         """Clone, set up and exec a child.  exec_paths: the candidates when
         they differ from the spec's (a PATH search), else None; std_fds: three
         fds or None; join_*: the fds to join now; map_writes: (proc file name,
         bytes) written into /proc/<pid>/ while the child waits; map_helper,
         if set, is called with the pid instead to write maps with newuidmap;
-        on_created, if set, after the maps, before the child goes on.
+        on_created, if set, after the maps, before the child goes on;
+        cgroup_procs_fds: cgroup files the child writes "0" into first.
         Returns a Child or raises SpawnFailure / OSError."""
         cdef int i
         cdef nsf_spawn sp = self.sp          # a copy: calls may run at once
@@ -404,6 +417,9 @@ cdef class Packed:
             sp.join.setgroups_first = join_setgroups
         sp.groups_best_effort = sp.groups_best_effort or groups_best_effort
         sp.cgroup_fd = cgroup_fd
+        if cgroup_procs_fds:
+            sp.cgroup_procs_fds = pk.intv(cgroup_procs_fds)
+            sp.n_cgroup_procs = len(cgroup_procs_fds)
         sp.init_fd = init_fd
         sp.parent_pid = parent_pid
         sp.parent_hold = bool(map_writes) or map_helper is not None or on_created is not None

@@ -279,7 +279,12 @@ class Box:
         self.finished = False
         self._killed = False
         self._fds: dict = {}
+        self._join: dict = {}   # cloned_into -> the fds of join_fds
         self.key = _key(limits)
+        # kernel objects of an ended sandbox are freed a while after it
+        # (RCU): a box reused at once still has some charged, a little
+        # more each time, so what may stay is a small share of the limit
+        self._residue_max = max(_RESIDUE_MAX, (limits.memory or 0) // 128)
         # counters of v2 controllers cannot all be reset: such boxes are not reused
         self._reusable = not place.v2_controllers
         name = f"box-{next(_Owner.counter)}"
@@ -314,7 +319,7 @@ class Box:
             fd = self._fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         return os.pread(fd, 4096, 0).decode()
 
-    def _w(self, path: str, text: str, controller: str) -> None:
+    def _fd_w(self, path: str, controller: str) -> int:
         key = path + "\0w"
         fd = self._fds.get(key)
         if fd is None:
@@ -323,6 +328,10 @@ class Box:
             except OSError as e:
                 raise os_error(e.errno, path, f"the {controller} controller cannot be "
                                f"used here", what=f"opening the {controller} cgroup file") from None
+        return fd
+
+    def _w(self, path: str, text: str, controller: str) -> None:
+        fd = self._fd_w(path, controller)
         try:
             os.write(fd, text.encode())
         except OSError as e:
@@ -374,13 +383,21 @@ class Box:
                 _write(self.file("cpu.cfs_period_us"), str(_PERIOD_US), "cpu")
                 _write(self.file("cpu.cfs_quota_us"), str(quota), "cpu")
 
-    def attach(self, pid: int, cloned_into: bool) -> None:
-        """Move pid into each directory the clone did not put it in (v1; v2
-        too without CLONE_INTO_CGROUP, cloned_into=False)."""
-        for path, version, ctrls in self.dirs:
-            if version == 1 or not cloned_into:
-                self._w(os.path.join(path, "cgroup.procs"), str(pid),
-                       ",".join(sorted(ctrls)) or "cgroup v2")
+    def join_fds(self, cloned_into: bool) -> list[int]:
+        """The files the child writes "0" into to join the box itself, first
+        thing (csrc/spawn_child.c): each v1 directory's tasks (one thread:
+        the kernel's global lock is skipped), and the v2 one's cgroup.procs
+        unless the clone put it there (CLONE_INTO_CGROUP, cloned_into)."""
+        fds = self._join.get(cloned_into)
+        if fds is None:
+            fds = []
+            for path, version, ctrls in self.dirs:
+                if version == 1 or not cloned_into:
+                    name = "tasks" if version == 1 else "cgroup.procs"
+                    fds.append(self._fd_w(os.path.join(path, name),
+                                          ",".join(sorted(ctrls)) or "cgroup v2"))
+            self._join[cloned_into] = fds
+        return fds
 
     def pids(self) -> list[int]:
         """The processes in the box (from its first directory)."""
@@ -392,6 +409,18 @@ class Box:
             return [int(x) for x in _read(os.path.join(self.dirs[0][0], "cgroup.procs")).split()]
         except OSError:
             return []
+
+    def _empty(self) -> bool:
+        """No process in the box: pids.current (zombies count) or v2's
+        cgroup.events, read through a kept fd, else cgroup.procs afresh."""
+        for path, version, ctrls in self.dirs:
+            if "pids" in ctrls:
+                return _int_file(os.path.join(path, "pids.current"), self._r) == 0
+        for path, version, _ in self.dirs:
+            if version == 2:
+                events = _key_values(os.path.join(path, "cgroup.events"), self._r)
+                return events.get("populated", 1) == 0
+        return not self.pids()
 
     def kill(self) -> None:
         """SIGKILL everything in the box: cgroup.kill (v2), else freeze, kill, thaw."""
@@ -469,31 +498,32 @@ class Box:
         counter that cannot be reset), else remove its directories."""
         if self.finished:
             raise ValueError("this cgroup box was finished already")
-        if self.pids():
+        if not self._empty():
             self.kill()
         used = self.usage()
         # a v2 cgroup that got cgroup.kill kills every later clone into it
         # (seen on 6.18): a box that needed a kill is never reused
-        if not (self._reusable and not self._killed and not used.oom_killed and not used.pids_hit
-                and self._reset() and _Idle.put(self)):
-            self._remove()
+        clean = (self._reusable and not self._killed and not used.oom_killed
+                 and not used.pids_hit and self._reset(used.max_memory))
+        # finished before it is put back: another thread may take it at once
         self.finished = True
+        if not (clean and _Idle.put(self)):
+            self._remove()
         return used
 
-    def _reset(self) -> bool:
-        """Ready the box for another sandbox: empty, no memory charged, the
-        peak and CPU counters at zero.  False when it cannot be."""
-        try:
-            if self.pids():
-                return False
+    def _reset(self, peak: Optional[int]) -> bool:
+        """Ready the box for another sandbox: empty, little memory charged,
+        the peak and CPU counters at zero.  False when it cannot be."""
+        try:   # empty: finish() saw it, and nothing joins a box of ours
             for path, version, ctrls in self.dirs:
                 if version == 1 and "memory" in ctrls:
-                    # kernel objects freed late stay charged a while (a few
-                    # hundred KiB); page cache the payload left is more: then
-                    # a fresh box, so that no sandbox starts with less
-                    used = _int_file(os.path.join(path, "memory.usage_in_bytes"), self._r)
-                    if used is None or used > _RESIDUE_MAX:
-                        return False
+                    # page cache the payload left stays charged: then a fresh
+                    # box, so that no sandbox starts with less than a share of
+                    # its limit (what is charged now is at most the peak)
+                    if peak is None or peak > self._residue_max:
+                        used = _int_file(os.path.join(path, "memory.usage_in_bytes"), self._r)
+                        if used is None or used > self._residue_max:
+                            return False
                     self._w(os.path.join(path, "memory.max_usage_in_bytes"), "0", "memory")
                 if version == 1 and "cpuacct" in ctrls:
                     self._w(os.path.join(path, "cpuacct.usage"), "0", "cpuacct")
@@ -505,7 +535,7 @@ class Box:
         self.finished = True
         for fd in self._fds.values():
             os.close(fd)
-        self._fds = {}
+        self._fds, self._join = {}, {}
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -543,7 +573,7 @@ class _Idle:
             if not boxes or _Owner.pid != os.getpid():
                 return None
             cls.count -= 1
-            box = boxes.pop()
+            box = boxes.pop(0)   # the one that rested longest: its residue drained
         box.finished = False
         return box
 

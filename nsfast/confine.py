@@ -122,14 +122,11 @@ def root_steps(root: Optional[bytes], readonly_root: bool, mount_proc: bool,
     mounts (as_steps() tuples), whose targets are paths inside the new root.
     Paths missing from the new root (as seen now, from the parent) are
     skipped: a kernel without /proc/acpi has nothing to mask there."""
-    from .mounts import _tmpfs_options
     masked = _paths(mask_paths, MASKED_PATHS, "mask_paths")
     ro = _paths(readonly_paths, READONLY_PATHS, "readonly_paths")
     if (masked or ro) and not mount_proc:
         raise ValueError("mask_paths and readonly_paths need mount_proc=True "
                          "(they confine a fresh /proc)")
-    if tmp_size is not None:
-        size_opts = _tmpfs_options(tmp_size, 0o1777)   # validates
     new = (root.rstrip(b"/") or b"/") if root is not None else staging_dir()
     seen_from_parent = root.rstrip(b"/") if root is not None else b""
     if overlay:
@@ -154,13 +151,49 @@ def root_steps(root: Optional[bytes], readonly_root: bool, mount_proc: bool,
         fresh proc of this same kernel, anything else is in the root."""
         return path if path.startswith(b"/proc/") else seen_from_parent + path
 
+    steps += sandbox_steps(inside, as_seen, mount_proc, masked, ro, minimal_dev, tmp_size,
+                           user_steps, with_dev_tree=True)
+    # the first bind made `new` a mount point: no second copy of its tree
+    steps.append((_PIVOT, False, _PIVOT_MOUNTED, new, None, None))
+    return steps
+
+
+def template_steps(mount_proc: bool, mask_paths, readonly_paths, minimal_dev: bool,
+                   tmp_size: Optional[int], user_steps: Sequence[tuple],
+                   empty_dir: Optional[bytes] = None) -> list:
+    """The mount steps of a sandbox started from a template.MountTemplate,
+    which holds the root, /dev's nodes and the masks outside /proc: the
+    rest, each sandbox's own, on top.  empty_dir: an empty directory of the
+    template on a read-only superblock, bound over the masked directories
+    (no new filesystem each)."""
+    masked = tuple(p for p in _paths(mask_paths, MASKED_PATHS, "mask_paths")
+                   if p.startswith(b"/proc/"))
+    ro = _paths(readonly_paths, READONLY_PATHS, "readonly_paths")
+    if (masked or ro) and not mount_proc:
+        raise ValueError("mask_paths and readonly_paths need mount_proc=True "
+                         "(they confine a fresh /proc)")
+    return sandbox_steps(lambda p: p, lambda p: p, mount_proc, masked, ro, minimal_dev,
+                         tmp_size, user_steps, with_dev_tree=False, empty_dir=empty_dir)
+
+
+def sandbox_steps(inside, as_seen, mount_proc: bool, masked: tuple, ro: tuple,
+                  minimal_dev: bool, tmp_size: Optional[int], user_steps: Sequence[tuple],
+                  with_dev_tree: bool, empty_dir: Optional[bytes] = None) -> list:
+    """proc, its masks and read-only paths, /dev (its tree, or only devpts and
+    shm on a template's), /tmp and the caller's mounts, targets inside the
+    new root (inside(); as_seen(): where the parent sees a path now)."""
+    from .mounts import _tmpfs_options
+    size_opts = _tmpfs_options(tmp_size, 0o1777) if tmp_size is not None else None
+    steps: list = []
     if mount_proc:
         steps.append((_PROC, False, 0, b"proc", inside(b"/proc"), None))
     for p in masked:
         seen = as_seen(p)
         if not os.path.lexists(seen):
             continue
-        if os.path.isdir(seen):
+        if os.path.isdir(seen) and empty_dir is not None:
+            steps.append((_BIND, False, 0, empty_dir, inside(p), None))
+        elif os.path.isdir(seen):
             steps.append((_TMPFS, True, MS_NOSUID | MS_NODEV | MS_NOEXEC, b"tmpfs", inside(p),
                           b"mode=0555"))
         else:
@@ -169,7 +202,7 @@ def root_steps(root: Optional[bytes], readonly_root: bool, mount_proc: bool,
         if os.path.lexists(as_seen(p)):
             steps.append((_BIND, True, MS_REC, inside(p), inside(p), None))
     if minimal_dev:
-        steps.extend(_dev_steps(inside(b"/dev")))
+        steps.extend(_dev_steps(inside(b"/dev"), with_dev_tree))
     if tmp_size is not None:
         steps.append((_TMPFS, False, MS_NOSUID | MS_NODEV, b"tmpfs", inside(b"/tmp"), size_opts))
     for s in user_steps:
@@ -184,26 +217,30 @@ def root_steps(root: Optional[bytes], readonly_root: bool, mount_proc: bool,
             file_bind = kind == _BIND and src is not None and not os.path.isdir(src)
             steps.append((_FILE if file_bind else _MKDIR, False, 0, None, inside(dst), None))
         steps.append((kind, readonly, flags, src, inside(dst), data))
-    # the first bind made `new` a mount point: no second copy of its tree
-    steps.append((_PIVOT, False, _PIVOT_MOUNTED, new, None, None))
     return steps
 
 
-def _dev_steps(dev: bytes) -> list:
-    """A tmpfs /dev with the host's device nodes bound in, a new devpts
-    (its ptmx for /dev/ptmx), /dev/shm and the fd links."""
-    steps: list = [(_TMPFS, False, MS_NOSUID | MS_NOEXEC, b"tmpfs", dev, b"mode=0755,size=65536k")]
-    for name in DEVICES:
-        target = dev + b"/" + name.encode()
-        steps.append((_FILE, False, 0, None, target, None))
-        steps.append((_BIND, False, 0, b"/dev/" + name.encode(), target, None))
-    steps.append((_MKDIR, False, 0, None, dev + b"/pts", None))
+def _dev_steps(dev: bytes, with_tree: bool) -> list:
+    """A tmpfs /dev with the host's device nodes bound in (with_tree; a
+    template has them), a new devpts (its ptmx for /dev/ptmx), /dev/shm and
+    the fd links."""
+    steps: list = []
+    if with_tree:
+        steps.append((_TMPFS, False, MS_NOSUID | MS_NOEXEC, b"tmpfs", dev,
+                      b"mode=0755,size=65536k"))
+        for name in DEVICES:
+            target = dev + b"/" + name.encode()
+            steps.append((_FILE, False, 0, None, target, None))
+            steps.append((_BIND, False, 0, b"/dev/" + name.encode(), target, None))
+        steps.append((_MKDIR, False, 0, None, dev + b"/pts", None))
     # newinstance: the payload's ptys are its own; no gid=5: the tty group is
     # rarely mapped in the sandbox (EINVAL then)
     steps.append((_FS, False, MS_NOSUID | MS_NOEXEC, b"devpts", dev + b"/pts",
                   b"newinstance,ptmxmode=0666,mode=0620"))
-    steps.append((_MKDIR, False, 0, None, dev + b"/shm", None))
+    if with_tree:
+        steps.append((_MKDIR, False, 0, None, dev + b"/shm", None))
     steps.append((_TMPFS, False, MS_NOSUID | MS_NODEV, b"tmpfs", dev + b"/shm", b"mode=1777"))
-    for target, name in DEV_LINKS:
-        steps.append((_SYMLINK, False, 0, target.encode(), dev + b"/" + name.encode(), None))
+    if with_tree:
+        for target, name in DEV_LINKS:
+            steps.append((_SYMLINK, False, 0, target.encode(), dev + b"/" + name.encode(), None))
     return steps

@@ -14,12 +14,14 @@ import os
 import socket
 import struct
 import sys
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional
 
 from . import _core
+from .argtypes import Argv
 from .errors import os_error
 from .flags import _PARSED, KindsLike, NsType
 from .handles import Namespace, wanted_kinds
+from .process import Process
 from .spawn import spawn
 from .targets import (PidFd, current_inode, differing_kinds, open_joins, open_namespace,
                       own_user_ns_is as _own_user_ns_is, pid_of as _pid_of,
@@ -108,6 +110,8 @@ def _check_process_wide(kinds: NsType, allow: bool) -> None:
     if wide & NsType.USER:
         raise ValueError("a user namespace cannot be left once entered (the way back needs "
                          f"privilege in the parent namespace): {_POINTER}")
+    from .watch import quiesce   # an idle wall-time watcher is ours to stop
+    quiesce()
     threads = len(os.listdir("/proc/self/task"))
     if threads > 1:
         raise RuntimeError(f"cannot enter {names} namespaces: this process has {threads} "
@@ -637,10 +641,10 @@ def _without_own_time(join: dict, joined: NsType) -> tuple[dict, NsType]:
     return join, joined
 
 
-def enter_and_exec(target: Any, argv: Sequence, kinds: KindsLike = None, *,
+def enter_and_exec(target: Any, argv: Argv, kinds: KindsLike = None, *,
                    user: Optional[int] = None, group: Optional[int] = None,
                    preserve_credentials: bool = False, root: Any = None, cwd: Any = None,
-                   fork: bool = True, **spawn_options: Any):
+                   fork: bool = True, **spawn_options: Any) -> Process:
     """Run argv inside target's namespaces, as nsenter does; returns a Process.
 
     target: a pid (kinds default to every kind that differs, as nsenter -a),

@@ -1,4 +1,4 @@
-"""What this kernel offers, probed once at import with cheap syscalls."""
+"""What this kernel offers, probed once, on first use, with cheap syscalls."""
 from __future__ import annotations
 
 import os
@@ -48,4 +48,11 @@ def probe() -> Features:
     )
 
 
-features = probe()
+def __getattr__(name: str):
+    """`features`: the probe's result, made the first time it is asked for
+    (PEP 562), so that importing nsfast probes nothing."""
+    if name != "features":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    global features
+    features = probe()
+    return features

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Optional, Union
+from typing import Optional, TypeVar, Union
 
 from . import _core
 from .errors import PTRACE_HINT, os_error
@@ -75,6 +75,9 @@ def wanted_kinds(kind: object) -> NsType:
     return want
 
 
+_C = TypeVar("_C", bound="Closeable")
+
+
 class Closeable:
     """close() on leaving a with block and on garbage collection; subclasses
     define an idempotent close()."""
@@ -84,10 +87,10 @@ class Closeable:
     def close(self) -> None:  # pragma: no cover - always overridden
         raise NotImplementedError
 
-    def __enter__(self):
+    def __enter__(self: _C) -> _C:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self):

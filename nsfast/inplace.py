@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from typing import Optional
 
 from . import _core
@@ -27,13 +28,22 @@ def thread_count() -> int:
 # the kernel allows only in a single-threaded process; plain ints so that the hot
 # path tests them without IntFlag arithmetic
 _WHOLE_PROCESS_MASK = int(NsType.USER | NsType.PID)
+# a mount namespace too needs the fs struct unshared, which threads share
+_SINGLE_THREAD_MASK = _WHOLE_PROCESS_MASK | int(NsType.MNT)
 
 
 def _refuse_if_threaded(kinds: int, verb: str) -> None:
-    if not kinds & _WHOLE_PROCESS_MASK:
+    if not kinds & _SINGLE_THREAD_MASK:
         return
     threads = thread_count()
     if threads > 1:
+        from .watch import quiesce   # an idle wall-time watcher is ours to stop
+        if quiesce():
+            # the kernel lets a joined thread go a moment after its join
+            deadline = time.monotonic() + 1.0
+            while (threads := thread_count()) > 1 and time.monotonic() < deadline:
+                time.sleep(0.001)
+    if threads > 1 and kinds & _WHOLE_PROCESS_MASK:
         names = ",".join(k.proc_name for k in NsType(kinds & _WHOLE_PROCESS_MASK).kinds())
         raise RuntimeError(
             f"cannot {verb} {names} in place: this process has {threads} threads "

@@ -11,11 +11,9 @@ from __future__ import annotations
 import errno
 import os
 import pwd
-import re
-import socket
 import struct
-from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from collections import namedtuple
+from typing import Optional
 
 from . import _core
 from .errors import PTRACE_HINT, os_error
@@ -23,9 +21,19 @@ from .flags import KindsLike, LSNS_ORDER, NsType, from_proc_name
 from .handles import _check_pid
 from .kernel import (NETNSA_FD, NETNSA_NSID, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_HDR, RTM_GETNSID,
                      RTM_NEWNSID)
-from .mounts import mountinfo
+from .mounttable import mountinfo
 
-_LINK = re.compile(r"^(\w+):\[(\d+)\]$")
+# No dataclasses, socket or nsfast.mounts at import: `nsfast ls` imports this module
+# and its start-up is the cost of every listing (see tests/test_imports.py).
+
+
+def _parse_link(link: str) -> Optional[tuple[str, int]]:
+    """("net", 4026531833) from "net:[4026531833]", None for anything else."""
+    kind, sep, rest = link.partition(":[")
+    if not sep or not rest.endswith("]") or not kind.isidentifier():
+        return None
+    digits = rest[:-1]
+    return (kind, int(digits)) if digits.isdigit() and digits.isascii() else None
 
 
 def _link_inode(link: str) -> int:
@@ -74,19 +82,17 @@ def namespaces(pid: Optional[int] = None) -> dict[str, int]:
 
 # ---------------------------------------------------------------- the process scan
 
-@dataclass
-class _Proc:
-    pid: int
-    uid: int
-    ns: dict  # proc name -> inode
+# ns: proc name -> inode
+_Proc = namedtuple("_Proc", "pid uid ns")
 
 
 def _pids() -> list[int]:
     return sorted(int(n) for n in os.listdir("/proc") if n.isdigit())
 
 
-def _scan_processes(names: list[str]) -> Iterator[_Proc]:
+def _scan_processes(names: list[str]) -> list[_Proc]:
     """Every process whose ns links we can read, with the inodes of `names`."""
+    found = []
     for pid in _pids():
         ns = {}
         for name in names:
@@ -100,7 +106,8 @@ def _scan_processes(names: list[str]) -> Iterator[_Proc]:
             uid = os.stat(f"/proc/{pid}").st_uid
         except OSError:
             continue
-        yield _Proc(pid, uid, ns)
+        found.append(_Proc(pid, uid, ns))
+    return found
 
 
 def _command(pid: int) -> Optional[str]:
@@ -153,60 +160,165 @@ def nsfs_mounts() -> dict[tuple[str, int], list[str]]:
     for entry in mountinfo():
         if entry.fs_type != "nsfs":
             continue
-        m = _LINK.match(entry.root)
-        if m:
-            found.setdefault((m.group(1), int(m.group(2))), []).append(entry.mount_point)
+        key = _parse_link(entry.root)
+        if key:
+            found.setdefault(key, []).append(entry.mount_point)
     return found
 
 
-def _fd_holders(names: set) -> dict[tuple[str, int], list[tuple[int, int]]]:
-    """(proc name, inode) -> [(pid, fd)] for every open fd on a namespace file."""
+def _fd_holders(names: set) -> tuple[dict, dict]:
+    """(proc name, inode) -> [(pid, fd)] for every open fd on a namespace file;
+    and, when net is among names, ("net", inode) -> [(pid, fd)] of the sockets
+    in each network namespace (a socket keeps its namespace alive, as newer
+    lsns finds it: pidfd_getfd and SIOCGSKNS, where the caller may ptrace)."""
     found: dict = {}
+    sockets: dict = {}
+    nsfs_dev = _nsfs_dev()
     for pid in _pids():
         base = f"/proc/{pid}/fd"
         try:
             fds = os.listdir(base)
         except OSError:
             continue
-        for fd in fds:
-            try:
-                link = os.readlink(f"{base}/{fd}")
-            except OSError:
-                continue
-            if not link.endswith("]"):
-                continue
-            m = _LINK.match(link)
-            if m and m.group(1) in names:
-                found.setdefault((m.group(1), int(m.group(2))), []).append((pid, int(fd)))
-    return found
+        pidfd = None
+        try:
+            for fd in fds:
+                try:
+                    link = os.readlink(f"{base}/{fd}")
+                except OSError:
+                    continue
+                if link.startswith("/"):
+                    # a namespace file opened through a bind mount shows that
+                    # path (deleted or not): nsfs's device tells it apart
+                    key = _nsfs_file(f"{base}/{fd}", nsfs_dev)
+                    if key and key[0] in names:
+                        found.setdefault(key, []).append((pid, int(fd)))
+                    continue
+                if not link.endswith("]"):
+                    continue
+                if link.startswith("socket:[") and "net" in names:
+                    if pidfd is None:
+                        pidfd = _pidfd(pid)
+                    ino = _socket_netns_inode(pidfd, int(fd)) if pidfd is not None else None
+                    if ino is not None:
+                        sockets.setdefault(("net", ino), []).append((pid, int(fd)))
+                    continue
+                key = _parse_link(link)
+                if key and key[0] in names:
+                    found.setdefault(key, []).append((pid, int(fd)))
+        finally:
+            if pidfd is not None and pidfd >= 0:
+                os.close(pidfd)
+    return found, sockets
+
+
+def _nsfs_dev() -> Optional[int]:
+    """The device number of nsfs, the file system of every namespace file."""
+    try:
+        return os.stat("/proc/self/ns/net").st_dev
+    except OSError:
+        return None
+
+
+def _nsfs_file(path: str, nsfs_dev: Optional[int]) -> Optional[tuple[str, int]]:
+    """(proc name, inode) when path opens a namespace file, else None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if st.st_dev != nsfs_dev:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        kind = NsType(_core.ns_get_nstype(fd)).proc_name
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+    return kind, st.st_ino
+
+
+def _pidfd(pid: int) -> Optional[int]:
+    """A pidfd for pid; -1 (tried, none) when it is gone or not ours to inspect."""
+    try:
+        return _core.pidfd_open(pid)
+    except OSError:
+        return -1
+
+
+def _socket_netns_fd(pidfd: int, fd: int) -> Optional[int]:
+    """An fd on the network namespace of socket fd of pidfd's process, or None."""
+    if pidfd < 0:
+        return None
+    try:
+        return _core.socket_netns(pidfd, fd)
+    except OSError:
+        return None
+
+
+def _socket_netns_inode(pidfd: int, fd: int) -> Optional[int]:
+    nsfd = _socket_netns_fd(pidfd, fd)
+    if nsfd is None:
+        return None
+    try:
+        return os.fstat(nsfd).st_ino
+    finally:
+        os.close(nsfd)
 
 
 # ---------------------------------------------------------------- the listing
 
-@dataclass
 class NamespaceInfo:
     """One namespace in the system-wide listing (a row of lsns).
 
-    pid is the lowest pid in it (None when no process is), user and command
-    are that process's; parent and owner are inodes where the kernel tells
-    (NS_GET_PARENT for user and pid namespaces, NS_GET_USERNS for all);
-    mounts are the nsfs bind mounts holding it, fds the (pid, fd) pairs.
+    pid is the lowest pid in it (None when no process is), uid, user and
+    command are that process's (for a user namespace no process is in, uid
+    and user are its creator's); parent and owner are inodes where the kernel
+    tells (NS_GET_PARENT for user and pid namespaces, NS_GET_USERNS for all);
+    mounts are the nsfs bind mounts holding it, fds the (pid, fd) pairs of
+    open namespace files, sockets the (pid, fd) pairs of the sockets in a
+    network namespace no process, mount or namespace file holds; pids
+    every process in it, in pid order.  related is True for a namespace listed
+    only because the kernel names it as another's parent or owner.
+
+    >>> NamespaceInfo(nsfast.NsType.NET, 4026531840).nprocs
+    0
     """
 
-    kind: NsType
-    inode: int
-    nprocs: int = 0
-    pid: Optional[int] = None
-    ppid: Optional[int] = None
-    uid: Optional[int] = None
-    user: Optional[str] = None
-    command: Optional[str] = None
-    parent: Optional[int] = None
-    owner: Optional[int] = None
-    mounts: tuple = ()
-    fds: tuple = ()
-    pids: tuple = field(default=(), repr=False)
-    netnsid: Optional[int] = None
+    __slots__ = ("kind", "inode", "nprocs", "pid", "ppid", "uid", "user", "command", "parent",
+                 "owner", "mounts", "fds", "pids", "netnsid", "related", "sockets")
+
+    def __init__(self, kind: NsType, inode: int, nprocs: int = 0, pid: Optional[int] = None,
+                 ppid: Optional[int] = None, uid: Optional[int] = None,
+                 user: Optional[str] = None, command: Optional[str] = None,
+                 parent: Optional[int] = None, owner: Optional[int] = None,
+                 mounts: tuple = (), fds: tuple = (), pids: tuple = (),
+                 netnsid: Optional[int] = None, related: bool = False,
+                 sockets: tuple = ()) -> None:
+        self.kind, self.inode, self.nprocs, self.pid, self.ppid = kind, inode, nprocs, pid, ppid
+        self.uid, self.user, self.command, self.parent, self.owner = (uid, user, command,
+                                                                     parent, owner)
+        self.mounts, self.fds, self.pids, self.netnsid, self.related = (mounts, fds, pids,
+                                                                       netnsid, related)
+        self.sockets = sockets
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not NamespaceInfo:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]   # mutable, as the dataclass it replaced
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__
+                          if name != "pids")
+        return f"NamespaceInfo({shown})"
 
     @property
     def held_by_fd(self) -> bool:
@@ -237,6 +349,17 @@ def _open_info(info: NamespaceInfo) -> Optional[int]:
         if os.fstat(fd).st_ino == info.inode:
             return fd
         os.close(fd)  # a process exited and its pid was reused
+    for pid, sock in info.sockets:
+        pidfd = _pidfd(pid)
+        try:
+            fd = _socket_netns_fd(pidfd, sock)
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
+        if fd is not None:
+            if os.fstat(fd).st_ino == info.inode:
+                return fd
+            os.close(fd)
     return None
 
 
@@ -257,6 +380,7 @@ def netnsid(fd: int) -> Optional[int]:
     ...     nsfast.netnsid(ns.fileno()) is None
     True
     """
+    import socket   # only here: most listings ask for no netnsid
     attr = struct.pack("=HHI", 8, NETNSA_FD, fd)   # struct nlattr + the fd
     body = struct.pack("=B3x", socket.AF_UNSPEC) + attr   # struct rtgenmsg, padded
     msg = NLMSG_HDR.pack(NLMSG_HDR.size + len(body), RTM_GETNSID, NLM_F_REQUEST, 1, 0) + body
@@ -280,14 +404,17 @@ def netnsid(fd: int) -> Optional[int]:
     return None
 
 
-def list_namespaces(kinds: KindsLike = None, *, with_netnsid: bool = False
+def list_namespaces(kinds: KindsLike = None, *, with_netnsid: bool = False,
+                    related: bool = True, related_kinds: KindsLike = None
                     ) -> list[NamespaceInfo]:
     """Every namespace on the system (of the given kinds), sorted by inode, as lsns.
 
     Besides the namespaces processes are in, it lists those held only by an
-    nsfs bind mount or an open fd, and the user and pid namespaces the kernel
-    names as parents or owners of a listed one.  with_netnsid fills .netnsid
-    of network namespaces (one netlink request each).
+    nsfs bind mount, an open fd or a socket (as util-linux 2.39+ lsns does),
+    and, unless related is False, the user and pid namespaces that the kernel
+    names as parents or owners of a listed one: of the kinds asked for, or of
+    related_kinds (lsns --tree adds the owning user namespaces to `-t net`).
+    with_netnsid fills .netnsid of network namespaces (one netlink request each).
 
     >>> path = nsfast.netns.path_of(netns_name)
     >>> [(n.nprocs, n.mounts) for n in nsfast.list_namespaces("net") if path in n.mounts]
@@ -306,7 +433,8 @@ def list_namespaces(kinds: KindsLike = None, *, with_netnsid: bool = False
                                    nprocs=len(procs), pid=first.pid, uid=first.uid,
                                    user=_user(first.uid), pids=tuple(p.pid for p in procs))
     name_set = set(names)
-    for holders, attr in ((nsfs_mounts(), "mounts"), (_fd_holders(name_set), "fds")):
+    fd_files, sockets = _fd_holders(name_set)
+    for holders, attr in ((nsfs_mounts(), "mounts"), (fd_files, "fds")):
         for key, where in holders.items():
             if key[0] not in name_set:
                 continue
@@ -314,7 +442,14 @@ def list_namespaces(kinds: KindsLike = None, *, with_netnsid: bool = False
             if info is None:
                 info = table[key] = NamespaceInfo(kind=from_proc_name(key[0]), inode=key[1])
             setattr(info, attr, tuple(where))
-    _fill_relations(table, want)
+    for key, where in sockets.items():
+        if key not in table:
+            table[key] = NamespaceInfo(kind=NsType.NET, inode=key[1], sockets=tuple(where))
+    if not related:
+        add = NsType(0)
+    else:
+        add = want if related_kinds is None else NsType.parse(related_kinds)
+    _fill_relations(table, add)
     for info in table.values():
         if info.pid is not None:
             info.command = _command(info.pid)
@@ -332,15 +467,22 @@ def list_namespaces(kinds: KindsLike = None, *, with_netnsid: bool = False
     return result
 
 
-def _fill_relations(table: dict, want: NsType) -> None:
-    """Set parent and owner inodes; add related user/pid namespaces that nothing
-    else in the table holds (kept alive only by the kernel's references)."""
+def _fill_relations(table: dict, add_kinds: NsType) -> None:
+    """Set parent and owner inodes, and the creator of a user namespace no
+    process is in; add the related user and pid namespaces of add_kinds that
+    nothing else in the table holds (kept alive by the kernel's references)."""
     pending = [(info, _open_info(info)) for info in table.values()]
     while pending:
         info, fd = pending.pop()
         if fd is None:
             continue
         try:
+            if info.pid is None and info.kind == NsType.USER:
+                try:
+                    info.uid = _core.ns_owner_uid(fd)
+                    info.user = _user(info.uid)
+                except OSError:
+                    pass
             ioctls = [("owner", _core.ns_get_userns, NsType.USER)]
             if info.kind in (NsType.USER, NsType.PID):
                 ioctls.append(("parent", _core.ns_get_parent, info.kind))
@@ -351,8 +493,8 @@ def _fill_relations(table: dict, want: NsType) -> None:
                 ino = os.fstat(rel_fd).st_ino
                 setattr(info, attr, ino)
                 key = (rel_kind.proc_name, ino)
-                if key not in table and rel_kind & want:
-                    table[key] = rel = NamespaceInfo(kind=rel_kind, inode=ino)
+                if key not in table and rel_kind & add_kinds:
+                    table[key] = rel = NamespaceInfo(kind=rel_kind, inode=ino, related=True)
                     pending.append((rel, rel_fd))
                 else:
                     os.close(rel_fd)
@@ -362,13 +504,11 @@ def _fill_relations(table: dict, want: NsType) -> None:
 
 # ---------------------------------------------------------------- outside init
 
-@dataclass(frozen=True)
-class OutsideProcess:
-    """A process in at least one namespace that is not init's: kinds are those."""
+class OutsideProcess(namedtuple("OutsideProcess", "pid kinds command")):
+    """A process in at least one namespace that is not init's: kinds are
+    those (an NsType), command its command line (None when it has exited)."""
 
-    pid: int
-    kinds: NsType
-    command: Optional[str]
+    __slots__ = ()
 
 
 def init_namespaces() -> dict[str, int]:

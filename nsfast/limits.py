@@ -24,6 +24,7 @@ _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", re.IGNORECASE)
 RLIMIT_FIELDS = {
     "cpu_time": (resource.RLIMIT_CPU, "cpu"),
     "nofile": (resource.RLIMIT_NOFILE, "nofile"),
+    "nproc": (resource.RLIMIT_NPROC, "nproc"),
     "fsize": (resource.RLIMIT_FSIZE, "fsize"),
     "stack": (resource.RLIMIT_STACK, "stack"),
     "address_space": (resource.RLIMIT_AS, "as"),
@@ -86,7 +87,9 @@ class Limits:
     cpu_time: CPU seconds of each process (RLIMIT_CPU: SIGXCPU at the limit,
     SIGKILL a second later).  wall_time: seconds from the start, after which
     the whole sandbox is killed.  nofile, fsize, stack, address_space, core:
-    the rlimits (sizes take bytes or a string such as "256M").
+    the rlimits (sizes take bytes or a string such as "256M").  nproc:
+    RLIMIT_NPROC, the processes of the payload's uid in its user namespace
+    (the tasks limit where no cgroup can be made).
 
     >>> Limits(memory="256M", pids=64, cpu_time=1.5)
     Limits(memory=268435456, pids=64, cpu_time=1.5, core=0)
@@ -96,14 +99,14 @@ class Limits:
     b'64\\n'
     """
     __slots__ = ("memory", "memory_swap", "pids", "cpu", "cpu_time", "wall_time", "nofile",
-                 "fsize", "stack", "address_space", "core")
+                 "fsize", "stack", "address_space", "core", "nproc")
 
     def __init__(self, memory: Optional[Size] = None, memory_swap: Optional[Size] = None,
                  pids: Optional[int] = None, cpu: Optional[float] = None,
                  cpu_time: Optional[float] = None, wall_time: Optional[float] = None,
                  nofile: Optional[int] = None, fsize: Optional[Size] = None,
                  stack: Optional[Size] = None, address_space: Optional[Size] = None,
-                 core: Optional[Size] = 0) -> None:
+                 core: Optional[Size] = 0, nproc: Optional[int] = None) -> None:
         values = dict(memory=memory, memory_swap=memory_swap, fsize=fsize, stack=stack,
                       address_space=address_space, core=core)
         for name in _SIZE_FIELDS:
@@ -118,6 +121,7 @@ class Limits:
                 raise ValueError("memory_swap is memory plus swap: it cannot be below memory")
         object.__setattr__(self, "pids", None if pids is None else _count(pids, "pids"))
         object.__setattr__(self, "nofile", None if nofile is None else _count(nofile, "nofile"))
+        object.__setattr__(self, "nproc", None if nproc is None else _count(nproc, "nproc"))
         if cpu is not None:
             cpu = _seconds(cpu, "cpu", 0.0)
             if cpu < 0.001:
@@ -181,7 +185,7 @@ class Limits:
         if not sep or field is None:
             raise ValueError(f"--rlimit takes NAME=VALUE with NAME one of "
                              f"{', '.join(sorted(RLIMIT_NAMES))}, not {text!r}")
-        if field == "nofile":
+        if field in ("nofile", "nproc"):
             parsed = int(value) if value.strip().isdigit() else value
         elif field == "cpu_time":
             try:

@@ -27,6 +27,7 @@ made it, as pyroute2 asks of every IPRoute.
 from __future__ import annotations
 
 import errno
+import fcntl
 import ipaddress
 import os
 import socket
@@ -42,6 +43,8 @@ from .kernel import (IFF_LOOPBACK, NETLINK_ROUTE, NLM_F_ACK, NLM_F_REQUEST, NLMS
 from .targets import open_namespace
 
 IFNAMSIZ = 16
+SIOCGIFINDEX = 0x8933
+IFF_UP = 0x1
 LOOPBACK_IFINDEX = 1  # lo is always ifindex 1 in every network namespace
 # device kinds the kernel marks netns-local (they cannot change namespace)
 NETNS_LOCAL_KINDS = ("bridge", "vrf", "ppp", "openvswitch")
@@ -145,20 +148,73 @@ def _request(ns: Optional[Namespace], msg) -> None:
     """Send one request (a pyroute2 message, not yet encoded) on a fresh socket
     in ns and raise pyroute2's NetlinkError if the kernel refuses it.  For a
     single request this skips IPRoute's set-up, as slow as making a veth."""
-    from pyroute2 import NetlinkError
-    msg["header"]["flags"] |= NLM_F_REQUEST | NLM_F_ACK
-    msg["header"]["sequence_number"] = 1
-    msg.encode()
     with _socket(ns) as s:
-        s.send(msg.data)
-        reply = s.recv(65536)
-    # struct nlmsghdr, then struct nlmsgerr's error (s32): 0 is the acknowledgement
+        transact(s, [msg])
+
+
+def transact(sock: socket.socket, msgs: list) -> None:
+    """Send requests (pyroute2 messages, not yet encoded) in one datagram on a
+    NETLINK_ROUTE socket and read each one's acknowledgement; the kernel's
+    refusal of any of them is pyroute2's NetlinkError (the first one met, its
+    index in msgs as the error's `failed`).
+
+    The kernel handles the messages of a datagram in order, so a later one
+    may name a link an earlier one made.  Sequence numbers tell the
+    acknowledgements apart from any left over on the socket by a request
+    that was interrupted."""
+    from pyroute2 import NetlinkError
+    global _sequence
+    first = _sequence = (_sequence + len(msgs)) & 0x3FFFFFFF
+    data = bytearray()
+    for i, msg in enumerate(msgs):
+        msg["header"]["flags"] |= NLM_F_REQUEST | NLM_F_ACK
+        msg["header"]["sequence_number"] = first + i
+        msg.encode()
+        data += msg.data
+    sock.send(data)
+    waiting = set(range(first, first + len(msgs)))
+    error = failed = 0
     size = NLMSG_HDR.size
-    if len(reply) < size + 4 or NLMSG_HDR.unpack_from(reply)[1] != NLMSG_ERROR:
-        raise NetlinkError(errno.EIO, "no acknowledgement from the kernel")
-    err = struct.unpack_from("=i", reply, size)[0]
-    if err:
-        raise NetlinkError(-err, os.strerror(-err))
+    while waiting:
+        reply = sock.recv(65536)
+        offset = 0
+        while offset + size <= len(reply):
+            length, kind, _, seq, _ = NLMSG_HDR.unpack_from(reply, offset)
+            if length < size:
+                break
+            if kind == NLMSG_ERROR and seq in waiting and length >= size + 4:
+                waiting.discard(seq)
+                # struct nlmsgerr's error (s32): 0 is the acknowledgement
+                err = struct.unpack_from("=i", reply, offset + size)[0]
+                if err and not error:
+                    error, failed = -err, seq - first
+            offset += (length + 3) & ~3
+    if error:
+        e = NetlinkError(error, os.strerror(error))
+        e.failed = failed   # which of msgs the kernel refused
+        raise e
+
+
+_sequence = 0
+
+
+def ifindex(sock: socket.socket, ifname: str) -> int:
+    """The index of interface ifname in the network namespace of sock (any
+    socket: the ioctl resolves in its namespace, not the calling thread's);
+    0 when there is none.
+
+    >>> with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    ...     nsfast.links.ifindex(s, "lo"), nsfast.links.ifindex(s, "no-such-if")
+    (1, 0)
+    """
+    req = struct.pack("16si20x", os.fsencode(ifname), 0)
+    try:
+        reply = fcntl.ioctl(sock.fileno(), SIOCGIFINDEX, req)
+    except OSError as e:
+        if e.errno == errno.ENODEV:
+            return 0
+        raise
+    return struct.unpack_from("16si", reply)[1]
 
 
 def _deletion(name: str):
@@ -173,16 +229,22 @@ def _deletion(name: str):
     return msg
 
 
-def _veth_message(name: str, peer: str, peer_fd: Optional[int]):
-    """RTM_NEWLINK for a veth pair, the peer made in peer_fd's namespace."""
+def _veth_message(name: str, peer: str, peer_fd: Optional[int], master: int = 0,
+                  up: bool = False):
+    """RTM_NEWLINK for a veth pair, the peer made in peer_fd's namespace;
+    `name` attached to the bridge of index master (0: none) and up when up.
+    The peer cannot be brought up by this request: the kernel opens it before
+    the two ends are joined, and veth_open refuses that (ENOTCONN)."""
     from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL
     from pyroute2.netlink.rtnl import RTM_NEWLINK
     from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
     peer_attrs: list = [("IFLA_IFNAME", peer)]
     if peer_fd is not None:
         peer_attrs.append(("IFLA_NET_NS_FD", peer_fd))
+    flags = IFF_UP if up else 0
     msg = ifinfmsg()
     msg["family"] = socket.AF_UNSPEC
+    msg["flags"] = msg["change"] = flags
     msg["attrs"] = [
         ("IFLA_IFNAME", name),
         ("IFLA_LINKINFO", {"attrs": [
@@ -190,6 +252,8 @@ def _veth_message(name: str, peer: str, peer_fd: Optional[int]):
             ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", {"attrs": peer_attrs})]}),
         ]}),
     ]
+    if master:
+        msg["attrs"].append(("IFLA_MASTER", master))
     msg["header"]["type"] = RTM_NEWLINK
     msg["header"]["flags"] = NLM_F_CREATE | NLM_F_EXCL
     return msg

@@ -23,9 +23,10 @@ import errno
 import fcntl
 import os
 import stat
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from . import _core
+from .argtypes import Argv
 from .errors import os_error
 from .flags import NsType
 from .handles import _check_pid, process_gone
@@ -398,7 +399,7 @@ def etc_binds(name: str | bytes) -> "_builtin_list[Bind]":
             if os.path.lexists(f"/etc/{e}")]
 
 
-def exec(name: str | bytes, argv: Sequence, **spawn_options: Any) -> Process:  # noqa: A001
+def exec(name: str | bytes, argv: Argv, **spawn_options: Any) -> Process:  # noqa: A001
     """Run argv in the named namespace as `ip netns exec NAME argv` does: in a new
     mount namespace (slave propagation) with a fresh /sys for that netns and the
     files of /etc/netns/NAME bound over /etc.  Other options go to nsfast.spawn.

@@ -15,6 +15,7 @@ import signal
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 from . import _core, confine, idmap, seccomp as _seccomp
+from .argtypes import Argv
 from .features import features
 from .flags import KindsLike, NsType
 from .handles import check_fd
@@ -58,6 +59,8 @@ class ChildSpec:
     root: Optional[bytes] = None
     new_kinds: int = 0
     no_pid_fork: bool = False
+    user_last: bool = False       # the user namespace last (a mount template)
+    user_fd: int = -1             # user_last: join this one instead of a new one
     join_fds: Sequence = ()
     join_kinds: Sequence = ()
     join_pidfd: bool = False
@@ -375,9 +378,9 @@ class SpawnPlan:
     """
     __slots__ = ("argv", "program", "spec", "env", "cwd", "root", "new", "writes", "helper",
                  "join", "netns", "cgroup", "std", "on_created", "init", "reusable", "packed",
-                 "plain", "limits")
+                 "template", "plain", "limits")
 
-    def __init__(self, argv: Sequence, *, executable=None, env: Optional[Mapping] = None,
+    def __init__(self, argv: Argv, *, executable=None, env: Optional[Mapping] = None,
                  cwd=None, namespaces: KindsLike = None, join: Any = None,
                  uid_map=None, gid_map=None, map_root: bool = False,
                  map_current_user: bool = False, map_users: Optional[str] = None,
@@ -401,6 +404,7 @@ class SpawnPlan:
                  readonly_paths: Union[bool, Sequence] = False, minimal_dev: bool = False,
                  tmp_size: Optional[int] = None, overlay: Union[None, bool, int] = None,
                  on_created: Optional[Callable[[int], None]] = None,
+                 template: Any = None, user_ns: Optional[int] = None,
                  hold: Optional[tuple] = None) -> None:
         spec = ChildSpec()
         # ---- argv, program, env, cwd
@@ -462,8 +466,35 @@ class SpawnPlan:
         if overlay is not None and (isinstance(overlay, bool) is False and (
                 not isinstance(overlay, int) or overlay <= 0)):
             raise ValueError("overlay is True or the upper layer's size in bytes")
-        if confine.wanted(readonly_root, mask_paths, readonly_paths, minimal_dev, tmp_size,
-                          overlay):
+        if template is not None:
+            # the root is the template's: the mounts each sandbox owns go on
+            # top, and the user namespace comes last (nsfast/template.py)
+            from .template import MountTemplate
+            if not isinstance(template, MountTemplate):
+                raise TypeError(f"template is an nsfast.template.MountTemplate, not "
+                                f"{type(template).__name__}")
+            if not new & _MNT:
+                raise ValueError("template= needs a new mnt namespace (a copy of the template)")
+            if root is not None or pivot_root or overlay or new & _TIME or join is not None:
+                raise ValueError("template= brings the root: it takes no root=, pivot_root, "
+                                 "overlay, time namespace or join=")
+            if mount_proc and (mount_proc not in (True, "/proc") or not new & _PID):
+                raise ValueError("a template's sandbox mounts its proc on /proc, in a new "
+                                 "pid namespace")
+            if max_user_namespaces is not None:
+                raise ValueError("with template= the user namespace comes last, after its "
+                                 "sysctls could be written: set max_user_namespaces on a "
+                                 "user namespace made ahead (user_ns=)")
+            steps = confine.template_steps(bool(mount_proc), mask_paths, readonly_paths,
+                                           minimal_dev, tmp_size, steps, template.empty_dir)
+            spec.proc_target = None
+            spec.propagation = 0   # the template's mounts are private already
+            spec.user_last = True
+        elif user_ns is not None:
+            raise ValueError("user_ns= is joined last, after a template's mounts: it needs "
+                             "template=")
+        elif confine.wanted(readonly_root, mask_paths, readonly_paths, minimal_dev, tmp_size,
+                            overlay):
             # a confined root (nsfast/confine.py): built, then entered with pivot_root
             if not new & _MNT:
                 raise ValueError("readonly_root, mask_paths, readonly_paths, minimal_dev, "
@@ -507,6 +538,13 @@ class SpawnPlan:
         # ---- id maps
         maps = _id_maps(new, uid_map, gid_map, map_root, map_current_user, map_users, setgroups)
         _credentials(spec, maps, uid, gid, extra_groups)
+        if user_ns is not None:
+            if new & _USER:
+                raise ValueError("user_ns= joins a user namespace made ahead: namespaces= "
+                                 "must not ask for a new one too")
+            spec.user_fd = check_fd(user_ns, "user_ns")
+        if spec.user_last:
+            spec.ids_early = False   # the ids exist once the user namespace does
         if time_offsets:
             if not new & _TIME:
                 raise ValueError("time_offsets need a new time namespace (namespaces='time')")
@@ -607,12 +645,13 @@ class SpawnPlan:
             argv=argv, program=program, spec=spec, env=env, cwd=cwd, root=root, new=new,
             writes=writes, helper=maps.helper if maps is not None else None, join=join,
             netns=netns, cgroup=cg, std=(stdin, stdout, stderr), on_created=on_created,
-            init=bool(init), limits=limits,
+            init=bool(init), limits=limits, template=template,
             # /etc/subuid may change between calls: map_users="auto" reads it each time
             reusable=map_users is None,
             packed=_core.Packed(spec),
             # nothing to take per call: start() is one call into _core
             plain=((maps is None or maps.helper is None) and join is None and netns is None
+                   and template is None
                    and cg is None and stdin is None and stdout is None and stderr is None
                    and on_created is None and not init and b"/" in program
                    # limits: a box, a deadline and the usage are wired up in start()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from . import _core
 from .errors import namespace_hint, os_error
@@ -31,16 +31,39 @@ def _max_net_namespaces() -> int:
         return 2**31 - 1
 
 
+def new_netns(cls: type = Namespace) -> Namespace:
+    """A handle (of class cls) on a new network namespace, made on a helper
+    thread: the caller's stays put.
+
+    >>> with nsfast.pool.new_netns() as ns:
+    ...     ns.kind
+    <NsType.NET: 1073741824>
+    """
+    try:
+        fd = _core.netns_new_fd()
+    except OSError as e:
+        raise os_error(e.errno, None, namespace_hint(e.errno, ["net"]),
+                       what="unshare(net)") from None
+    return cls(fd)
+
+
 class NetnsPool(Closeable):
     """Keep up to `size` fresh network namespaces ready; setup(handle) configures each one
     as it is made, off the caller's path.
+
+    With bridge=nsfast.Bridge(...), each one is wired to the bridge as it is
+    made (eth0 with an address, lo up, a default route: Bridge.take), so a
+    bridged spawn from the pool costs what a loopback one does; the handle
+    it hands out has the address (Process.address after a spawn).  Closing
+    the handle (a spawned child's end) ends the namespace, and with it the
+    veth pair and the address's lease.
 
     >>> with nsfast.NetnsPool(size=2, setup=nsfast.netns.loopback_up) as pool:
     ...     nsfast.spawn(["ip", "-o", "link"], netns=pool, stdout=nsfast.PIPE).communicate()[0]
     b'1: lo: <LOOPBACK,UP,LOWER_UP> ...'
     """
 
-    def __init__(self, size: int = 8, setup: Optional[Setup] = None):
+    def __init__(self, size: int = 8, setup: Optional[Setup] = None, bridge=None):
         if isinstance(size, bool) or not isinstance(size, int):
             raise TypeError(f"size is an int, not {type(size).__name__}")
         if size < 0:
@@ -51,6 +74,13 @@ class NetnsPool(Closeable):
                              f"have (user.max_net_namespaces = {limit})")
         if setup is not None and not callable(setup):
             raise TypeError("setup is a callable taking a Namespace")
+        if bridge is not None:
+            # an nsfast.Bridge (not imported: the bridge makes its namespaces here)
+            if not callable(getattr(bridge, "take", None)) or not hasattr(bridge, "subnet"):
+                raise TypeError(f"bridge is an nsfast.Bridge, not {type(bridge).__name__}")
+            if bridge.closed:
+                raise ValueError("the bridge is closed")
+        self.bridge = bridge
         self.size = size
         self._low = size // 2
         self._setup = setup
@@ -95,13 +125,15 @@ class NetnsPool(Closeable):
                 if self._closed:
                     return
             try:
-                fd = _core.netns_new_fd()
-            except OSError as e:
+                ns = self._new()
+            except (OSError, ValueError) as e:
                 with self._cond:
                     self._last_error = e
+                    if self._closed:
+                        return
                 time.sleep(0.05)  # e.g. ENOSPC from max_net_namespaces: do not spin
                 continue
-            ns = self._configured(Namespace(fd))
+            ns = self._configured(ns)
             if ns is None:
                 time.sleep(0.1)  # a setup that keeps failing must not churn namespaces
                 continue
@@ -112,13 +144,15 @@ class NetnsPool(Closeable):
                 self._ready.append(ns)
                 self._made += 1
 
+    def _new(self) -> Namespace:
+        """A new namespace: wired to the bridge (address, veth, routes) when the
+        pool has one, else bare."""
+        if self.bridge is not None:
+            return self.bridge.take()
+        return new_netns()
+
     def _make_inline(self) -> Namespace:
-        try:
-            fd = _core.netns_new_fd()  # on a helper thread: the caller's stays put
-        except OSError as e:
-            raise os_error(e.errno, None, namespace_hint(e.errno, ["net"]),
-                           what="unshare(net)") from None
-        ns = self._configured(Namespace(fd))
+        ns = self._configured(self._new())
         if ns is None:
             raise RuntimeError(f"the pool's setup failed: {self._last_error!r}") \
                 from self._last_error
@@ -151,7 +185,7 @@ class NetnsPool(Closeable):
             self._wait_ns += time.perf_counter_ns() - t0
         return ns
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """hits, misses, wait_seconds (spent inside take()), ready, made (by the
         background thread), setup_errors, last_error.
 

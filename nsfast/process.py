@@ -11,9 +11,11 @@ import struct
 import subprocess
 import threading
 import time
-from typing import IO, Optional, Sequence
+from typing import IO, Optional
 
+from . import aio
 from . import _core
+from .argtypes import Argv
 from .flags import NsType
 from .handles import Namespace
 from .kernel import PIDFD_GET_INFO, PIDFD_INFO_EXIT, PIDFD_INFO_EXIT_CODE_OFFSET, WALL
@@ -27,6 +29,13 @@ _WALL = WALL
 # PIDFD_GET_INFO with PIDFD_INFO_EXIT (6.15) still tells the wait status.
 
 
+def _readable(fd: int, timeout_ms: Optional[int]) -> bool:
+    """poll(2) for POLLIN (select() refuses fds above 1023)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(timeout_ms))
+
+
 def _status_from_pidfd(pidfd: int) -> Optional[int]:
     """The wait status of an exited, already reaped process, or None."""
     if pidfd < 0:
@@ -34,7 +43,7 @@ def _status_from_pidfd(pidfd: int) -> Optional[int]:
     buf = bytearray(64)
     struct.pack_into("Q", buf, 0, PIDFD_INFO_EXIT)
     try:
-        select.select([pidfd], [], [])   # readable once it has exited
+        _readable(pidfd, None)   # readable once it has exited
         fcntl.ioctl(pidfd, PIDFD_GET_INFO, buf)
     except OSError:
         return None
@@ -135,8 +144,11 @@ class Process:
     _timed_out = False
     # what the reaped child used (nsfast.Usage), with limits= or without
     usage: Optional[Usage] = None
+    # the IPv4 address of its eth0 when it was spawned on an nsfast.Bridge
+    # (spawn(netns=bridge), a NetnsPool(bridge=...), Sandbox(network=...))
+    address: Optional[str] = None
 
-    def __init__(self, child: "_core.Child", args: Sequence, stdin: Optional[IO] = None,
+    def __init__(self, child: "_core.Child", args: Argv, stdin: Optional[IO] = None,
                  stdout: Optional[IO] = None, stderr: Optional[IO] = None):
         if _dropped:
             reap_dropped()   # both spawn paths make a Process: the one hook they share
@@ -183,12 +195,16 @@ class Process:
 
     def _reaped(self, status: int, rusage=None) -> int:
         with self._lock:
-            self.returncode = os.waitstatus_to_exitcode(status)
+            # two threads may end one wait each (a wait and a poll): the
+            # first one here records the end, once
+            if self.returncode is not None:
+                return self.returncode
             self._child.free_stack()
             if self.pidfd >= 0:
                 os.close(self.pidfd)
                 self.pidfd = -1
-        self.usage = self._usage(status, rusage)
+            self.usage = self._usage(status, rusage)
+            self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
     def _usage(self, status: int, rusage) -> Usage:
@@ -218,10 +234,26 @@ class Process:
     def _reaped_elsewhere(self) -> int:
         """The kernel (SIGCHLD ignored) or someone else reaped the child: ask
         the pidfd for its status; 0 where the kernel cannot tell, as subprocess."""
-        status = _status_from_pidfd(self.pidfd)
+        with self._lock:   # the pidfd stays ours while it is read
+            if self.returncode is not None:   # the other thread was first
+                return self.returncode
+            status = _status_from_pidfd(self.pidfd)
         if status is None:
             status = 0
         return self._reaped(status)
+
+    def ended(self) -> bool:
+        """Whether the child has exited, without reaping it (its pidfd is
+        readable then): another thread may be waiting for it.
+
+        >>> p = nsfast.spawn(["true"]); p.wait(); p.ended()
+        0
+        True
+        """
+        with self._lock:
+            if self.returncode is not None:
+                return True
+            return _readable(self.pidfd, 0)
 
     def poll(self) -> Optional[int]:
         """The exit code if the child has ended (reaping it), else None."""
@@ -273,18 +305,23 @@ class Process:
         return self._reaped(status, rusage)
 
     async def wait_async(self) -> int:
-        """Wait without blocking the event loop (the pidfd becomes readable at exit)."""
-        if self.returncode is not None:
-            return self.returncode
-        import asyncio  # already loaded when a loop runs; too slow to import at start-up
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        loop.add_reader(self.pidfd, lambda: done.done() or done.set_result(None))
-        try:
-            await done
-        finally:
-            loop.remove_reader(self.pidfd)
-        return self.wait()
+        """wait() for the event loop: a reader on the pidfd, no thread
+        (nsfast.aio.wait; nsfast.wait_all waits for many).
+
+        >>> import asyncio
+        >>> with nsfast.spawn(["true"]) as p:
+        ...     asyncio.run(p.wait_async())
+        0
+        """
+        return await aio.wait(self)
+
+    def _pidfd_dup(self) -> int:
+        """A new fd on the pidfd, the caller's to close; -1 once reaped.  An
+        event loop waits on the copy: reaping closes the pidfd itself."""
+        with self._lock:   # _reaped closes the pidfd under it
+            if self.returncode is not None or self.pidfd < 0:
+                return -1
+            return os.dup(self.pidfd)
 
     def send_signal(self, sig: int) -> None:
         """Send sig through the pidfd: never to a recycled pid."""

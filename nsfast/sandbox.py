@@ -18,6 +18,12 @@ The defaults:
 - the default seccomp filter (nsfast/seccomp.py), and no nested user
   namespaces (max_user_namespaces 0 inside, as bwrap --disable-userns);
 - limits (nsfast.Limits): generous, never unlimited (default_limits()).
+
+network=nsfast.Bridge(...) (or a NetnsPool, bridged or not) puts each
+payload in a network namespace wired to the bridge instead: eth0 with an
+address (Process.address), lo up, a default route via the bridge.  The
+namespace belongs to the host's user namespace, so the payload, root only
+in its own, cannot change its addresses or routes.
 """
 from __future__ import annotations
 
@@ -29,7 +35,9 @@ import subprocess
 import threading
 from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
+from . import aio
 from . import seccomp as _seccomp
+from .argtypes import Argv
 from .limits import Limits, Usage
 from .plan import SpawnPlan
 from .spawn import PIPE, spawn
@@ -50,7 +58,7 @@ DEFAULT_WALL_TIME = 600.0
 class Completed(NamedTuple):
     """What Sandbox.run returns: as subprocess.CompletedProcess, and the
     payload's usage (nsfast.Usage)."""
-    args: Sequence
+    args: Argv
     returncode: int
     stdout: Optional[bytes]
     stderr: Optional[bytes]
@@ -86,6 +94,7 @@ class IdLease:
             raise ValueError("the id range does not fit below 2**32")
         self.count = count
         self.fd = -1
+        self._user_ns: dict = {}   # max_user_namespaces -> fd (user_ns())
         os.makedirs(directory, mode=0o700, exist_ok=True)
         slots = min((2**32 - 1 - base) // count, 1 << 16)
         for slot in range(slots):
@@ -102,8 +111,38 @@ class IdLease:
         raise OSError(errno.EAGAIN, f"all {slots} id ranges from {base} are leased "
                                     f"(see {directory})")
 
+    def user_ns(self, max_user_namespaces: Optional[int]) -> int:
+        """An fd of a user namespace that maps 0.. onto this range, made once
+        (its maps and max_user_namespaces written): a sandbox started from a
+        mount template joins it last instead of making one, so no spawn
+        waits for its maps.  Only one payload at a time holds a lease, so no
+        two share it."""
+        key = max_user_namespaces
+        fd = self._user_ns.get(key)
+        if fd is not None:
+            return fd
+        got: list = []
+
+        def hold(pid: int) -> None:   # while the maker waits, its maps written
+            got.append(os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
+        opts: dict = dict(namespaces="user", pdeathsig=None, on_created=hold, **_ranges(self))
+        if max_user_namespaces is not None:
+            opts["max_user_namespaces"] = max_user_namespaces
+        try:
+            maker = spawn(["true"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **opts)
+            maker.wait()
+        except BaseException:
+            for fd in got:
+                os.close(fd)
+            raise
+        self._user_ns[key] = got[0]
+        return got[0]
+
     def release(self) -> None:
         """Give the range back (the processes that use it must be gone)."""
+        for fd in self._user_ns.values():
+            os.close(fd)
+        self._user_ns = {}
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -118,18 +157,55 @@ def _ranges(lease: IdLease) -> dict:
     return {"uid_map": ranges, "gid_map": ranges}
 
 
+def _no_template(kinds: list, ids: Any, overlay: Any, capabilities: Any, mounts: Sequence,
+                 mount_proc: bool, opts: dict) -> Optional[str]:
+    """Why a Sandbox cannot start from a mount template, or None.  From a
+    template every namespace but the user namespace is the caller's, so the
+    payload cannot use capabilities in them: kept capabilities need the
+    usual path; so do binds of the caller's paths (outside the template)."""
+    from .mounts import Bind
+    if os.geteuid() != 0 or ids != "auto":
+        return "a template needs root and leased ids"
+    if not {"user", "mnt", "pid"} <= set(kinds) or "time" in kinds:
+        return "a template needs new user, mnt and pid namespaces and no time namespace"
+    if overlay or not mount_proc or capabilities is None or tuple(capabilities):
+        return "a template takes no overlay, needs mount_proc and drops every capability"
+    if any(isinstance(m, Bind) for m in mounts):
+        return "a template's sandbox cannot bind the caller's paths (they are outside it)"
+    if not any(opts.get(k) for k in ("readonly_root", "mask_paths", "readonly_paths",
+                                       "minimal_dev", "tmp_size")):
+        return "a template is for a confined root"
+    return None
+
+
+def _joined_network(network: Any, kinds: list, loopback: Optional[bool]) -> list:
+    """The namespace kinds of a Sandbox(network=...): a bridge (nsfast.Bridge)
+    or a pool of namespaces (nsfast.NetnsPool, bridged or not) gives each
+    payload a network namespace of its own that it joins, so none is made."""
+    from .bridge import Bridge
+    from .pool import NetnsPool
+    if not isinstance(network, (Bridge, NetnsPool)):
+        raise TypeError(f"network is an nsfast.Bridge or an nsfast.NetnsPool, not "
+                        f"{type(network).__name__}")
+    if loopback is not None:
+        raise ValueError("network= brings its own lo up (a bridge) or leaves it to the "
+                         "pool's setup: loopback= cannot be given with it")
+    return [k for k in kinds if k != "net"]
+
+
 def default_limits() -> Limits:
     """Sandbox's limits unless told otherwise: generous, never unlimited.  As
     root, a cgroup of its own caps tasks and memory; a user seldom may make
-    cgroups, so there the caps are rlimits (its address space, its files).
-    Both end the sandbox after ten minutes.
+    cgroups, so there the caps are rlimits (its address space, its
+    processes, its files).  Both end the sandbox after ten minutes.
 
     >>> default_limits().wall_time
     600.0
     """
     if os.geteuid() == 0:
         return Limits(pids=DEFAULT_PIDS, memory=DEFAULT_MEMORY, wall_time=DEFAULT_WALL_TIME)
-    return Limits(address_space=DEFAULT_MEMORY * 4, nofile=1024, wall_time=DEFAULT_WALL_TIME)
+    return Limits(address_space=DEFAULT_MEMORY * 2, nofile=1024, nproc=DEFAULT_PIDS,
+                  wall_time=DEFAULT_WALL_TIME)
 
 
 class Sandbox:
@@ -153,7 +229,8 @@ class Sandbox:
                  mounts: Sequence = (), seccomp: Any = "default",
                  allow_nested_userns: bool = False, hostname: Optional[str] = None,
                  cwd: Any = "/", init: bool = False, overlay: Any = None,
-                 limits: Any = "default") -> None:
+                 limits: Any = "default", network: Any = None,
+                 mount_template: Any = "auto") -> None:
         if isinstance(limits, str) and limits == "default":
             limits = default_limits()
         elif limits is not None and not isinstance(limits, Limits):
@@ -183,6 +260,9 @@ class Sandbox:
         if hostname is not None:
             opts["hostname"] = hostname
         kinds = str(namespaces).replace(" ", "").split(",")
+        if network is not None:
+            kinds = _joined_network(network, kinds, loopback)
+            opts.update(namespaces=",".join(kinds), netns=network, loopback=False)
         if loopback is None:   # lo up in a new net namespace, which is the default
             opts["loopback"] = "net" in kinds
         if "user" not in kinds:
@@ -208,6 +288,26 @@ class Sandbox:
         if init:
             # csrc/init.c as pid 1: it reaps orphans and forwards signals
             opts["init"] = True
+        # a template mount namespace: the start costs the same whatever the
+        # host's mount table (nsfast/template.py)
+        self._template = None
+        self._nested_sysctl = None if allow_nested_userns else 0
+        if mount_template not in ("auto", True, False):
+            raise ValueError("mount_template takes 'auto', True or False")
+        if mount_template:
+            why = _no_template(kinds, ids, overlay, capabilities, mounts, mount_proc, opts)
+            if why is None:
+                from . import template as _template
+                self._template = _template.shared(
+                    None if root is None else os.fsencode(root), readonly_root, minimal_dev,
+                    _template.static_masks(mask_paths))
+                opts["namespaces"] = ",".join(k for k in kinds if k != "user")
+                opts["template"] = self._template
+                for key in ("max_user_namespaces", "root", "pivot_root", "uid_map", "gid_map"):
+                    opts.pop(key, None)
+                opts.update(self._lease_options(self._free[0]))
+            elif mount_template is True:
+                raise ValueError(f"mount_template=True, but {why}")
         self.options = opts
         try:
             SpawnPlan(["/bin/true"], **opts)   # every check spawn makes, now
@@ -219,7 +319,7 @@ class Sandbox:
         """The nsfast.spawn options this sandbox passes (a copy)."""
         return dict(self.options)
 
-    def spawn(self, argv: Sequence, *, stdin=None, stdout=None, stderr=None, cwd=None,
+    def spawn(self, argv: Argv, *, stdin=None, stdout=None, stderr=None, cwd=None,
               env: Optional[Mapping] = None, pass_fds: Sequence[int] = ()) -> Process:
         """Start argv in the sandbox; a Process as nsfast.spawn returns."""
         if self.options is None:
@@ -238,7 +338,7 @@ class Sandbox:
         lease = self._take_ids()
         try:
             proc = spawn(argv, stdin=stdin, stdout=stdout, stderr=stderr,
-                         **{**opts, **_ranges(lease)})
+                         **{**opts, **self._lease_options(lease)})
         except BaseException:
             with self._lock:
                 self._free.append(lease)
@@ -247,6 +347,14 @@ class Sandbox:
         with self._lock:
             self._busy.append((proc, lease))
         return proc
+
+    def _lease_options(self, lease: "IdLease") -> dict:
+        """The spawn options of a payload on this lease: its id maps, or with
+        a template the user namespace made for the lease, joined last."""
+        if self._template is None:
+            return _ranges(lease)
+        return {"user_ns": lease.user_ns(self._nested_sysctl), "uid": 0, "gid": 0,
+                "extra_groups": ()}
 
     def _take_ids(self) -> "IdLease":
         """An id range no running payload uses: one whose payload has ended
@@ -257,16 +365,17 @@ class Sandbox:
             if self._reclaim:
                 busy = []
                 for proc, lease in self._busy:
-                    if proc.poll() is None:
-                        busy.append((proc, lease))
-                    else:
+                    # ended, not reaped here: its owner may be waiting for it
+                    if proc.ended():
                         self._free.append(lease)
+                    else:
+                        busy.append((proc, lease))
                 self._busy = busy
             if self._free:
                 return self._free.pop()
         return IdLease(self._id_base)
 
-    def run(self, argv: Sequence, *, input: Optional[bytes] = None,
+    def run(self, argv: Argv, *, input: Optional[bytes] = None,
             timeout: Optional[float] = None) -> Completed:
         """Run argv to its end, its output captured, as subprocess.run.  On a
         timeout the payload is killed and TimeoutExpired raised."""
@@ -278,6 +387,30 @@ class Sandbox:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+                raise
+        return Completed(proc.args, proc.returncode, out, err, proc.usage)
+
+    async def run_async(self, argv: Sequence, *, input: Optional[bytes] = None,
+                        timeout: Optional[float] = None) -> Completed:
+        """run() for the event loop: the pipes and the pidfd are watched by the
+        loop (nsfast.aio), no thread is started.  On a timeout the payload is
+        killed and TimeoutExpired raised; cancelled, the payload is killed.
+
+        >>> import asyncio
+        >>> with Sandbox(limits=nsfast.Limits(nofile=64)) as box:
+        ...     done = asyncio.run(box.run_async(["cat"], input=b"hi"))
+        >>> done.stdout, done.returncode
+        (b'hi', 0)
+        """
+        aio.check_input(input)
+        proc = self.spawn(argv, stdin=PIPE if input is not None else subprocess.DEVNULL,
+                          stdout=PIPE, stderr=PIPE)
+        with proc:   # killed and reaped when cancelled
+            try:
+                out, err = await aio.communicate(proc, input, timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await aio.wait(proc)
                 raise
         return Completed(proc.args, proc.returncode, out, err, proc.usage)
 

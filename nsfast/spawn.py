@@ -12,9 +12,10 @@ import errno
 import os
 import subprocess
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 from . import _core, cgroups, init_program
+from .argtypes import Argv
 from .errors import map_hint, namespace_hint, os_error
 from .flags import NsType
 from .handles import Namespace, check_fd
@@ -44,7 +45,7 @@ def plans_reused() -> int:
     return _reused
 
 
-def spawn(argv: Sequence, **options: Any) -> Process:
+def spawn(argv: Argv | SpawnPlan, **options: Any) -> Process:
     """Start argv in new (and/or joined) namespaces, without forking Python.
 
     The options are SpawnPlan's keyword arguments (nsfast/plan.py, which
@@ -136,6 +137,7 @@ def start(plan: SpawnPlan) -> Process:
     opened: list = []
     parent_ends: dict = {}
     joined = NsType(0)
+    address = None   # the address of a bridged netns (nsfast.Bridge)
     limits = plan.limits
     box = None
     started = time.monotonic()
@@ -158,10 +160,16 @@ def start(plan: SpawnPlan) -> Process:
             # the groups were cleared before the user ns join: a refusal inside
             # (setgroups denied there) changes nothing, as for nsenter
             groups_best_effort = join_setgroups and spec.groups == []
+        if plan.template is not None:
+            if plan.template.fd < 0:
+                raise ValueError("this mount template is closed")
+            join_fds.append(plan.template.fd)
+            join_kinds.append(int(NsType.MNT))
         if plan.netns is not None:
             if joined & _NET:
                 raise ValueError("netns= conflicts with a new or joined net namespace")
             ns = _netns_target(plan.netns, handles)
+            address = getattr(ns, "address", None)
             join_fds.append(ns.fileno())
             join_kinds.append(_NET)
             joined |= NsType.NET
@@ -176,13 +184,12 @@ def start(plan: SpawnPlan) -> Process:
                 fds.append(_std_fd(stderr, 2, opened, parent_ends))
             std_fds = fds
         helper, on_created = plan.helper, plan.on_created
-        if box is not None:
-            on_created = _attaching(box, cgroup_fd >= 0, on_created)
         raised: list = []   # what the caller's callbacks raised passes through as is
         try:
             child = plan.packed.run(
                 exec_paths, std_fds, join_fds, join_kinds, join_pidfd, join_setgroups,
                 groups_best_effort, cgroup_fd,
+                None if box is None else box.join_fds(cgroup_fd >= 0),
                 init_program.init_fd() if plan.init else -1, os.getpid(), plan.writes,
                 None if helper is None else _passing(helper, raised),
                 None if on_created is None else _passing(on_created, raised))
@@ -212,17 +219,9 @@ def start(plan: SpawnPlan) -> Process:
         process = Process(child, plan.argv, *streams)
     if limits is not None:
         process._limit(limits, box, started)
+    if address is not None:
+        process.address = address
     return process
-
-
-def _attaching(box: "cgroups.Box", cloned_into: bool,
-               on_created: Optional[Callable[[int], None]]) -> Callable[[int], None]:
-    """on_created that first moves the waiting child into its v1 cgroups."""
-    def attach(pid: int) -> None:
-        box.attach(pid, cloned_into)
-        if on_created is not None:
-            on_created(pid)
-    return attach
 
 
 def _std_fd(value: Any, which: int, opened: list, parent_ends: dict) -> int:

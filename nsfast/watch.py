@@ -4,8 +4,13 @@ A heap of (deadline, Process) and a condition: the thread sleeps until the
 earliest deadline (or a new, earlier one) and then has the Process kill its
 sandbox, which Process.expire() does only while the child is not reaped
 (under the Process's lock, so never through a closed pidfd).  The owner
-still reaps.  The thread ends when no deadline is pending.  Process.wait() and poll() enforce the deadline themselves too,
+still reaps.  Process.wait() and poll() enforce the deadline themselves too,
 so a limit holds even when the watcher is late.
+
+The thread outlives its last deadline by LINGER seconds: starting a thread
+costs more than a whole spawn, and sandboxes come in runs.  An idle thread
+is stopped at once by quiesce(), which whatever needs a single-threaded
+process (unshare(CLONE_NEWUSER) in place) calls first.
 """
 from __future__ import annotations
 
@@ -14,10 +19,14 @@ import itertools
 import threading
 import time
 
+LINGER = 2.0
 _lock = threading.Condition()
-_heap: list = []
+_heap: list = []            # [deadline, order, Process or None once forgotten]
+_entries: dict = {}         # id(Process) -> its heap entry
 _order = itertools.count()
 _thread = None
+_stop = False
+_wake_at = 0.0              # when the sleeping thread wakes on its own
 
 
 def watch(process, deadline: float) -> None:
@@ -26,21 +35,25 @@ def watch(process, deadline: float) -> None:
     with _lock:
         # a strong reference: a Process dropped before its deadline is still
         # killed at it (then reaped as dropped Processes are)
-        heapq.heappush(_heap, (deadline, next(_order), process))
-        if _thread is None or not _thread.is_alive():
+        entry = [deadline, next(_order), process]
+        heapq.heappush(_heap, entry)
+        _entries[id(process)] = entry
+        if _thread is None:
             _thread = threading.Thread(target=_run, name="nsfast-wall-time", daemon=True)
             _thread.start()
-        _lock.notify()
+        elif deadline < _wake_at:   # only a wake-up it would sleep through
+            _lock.notify()
 
 
 def forget(process) -> None:
-    """Drop process's deadline (it was reaped): the thread may end sooner."""
+    """Drop process's deadline (it was reaped); the entry leaves the heap
+    when it reaches the top."""
     with _lock:
-        kept = [e for e in _heap if e[2] is not process]
-        if len(kept) != len(_heap):
-            _heap[:] = kept
-            heapq.heapify(_heap)
-            _lock.notify()
+        entry = _entries.pop(id(process), None)
+        if entry is not None and entry[2] is process:
+            entry[2] = None
+        while _heap and _heap[0][2] is None:   # what a run of sandboxes leaves
+            heapq.heappop(_heap)
 
 
 def watched() -> int:
@@ -50,23 +63,55 @@ def watched() -> int:
     True
     """
     with _lock:
-        return len(_heap)
+        return len(_entries)
+
+
+def quiesce() -> bool:
+    """Stop the watcher thread if no deadline is pending (it lingers for
+    the next sandbox otherwise); False while it still has work.
+
+    >>> quiesce()
+    True
+    """
+    global _stop
+    with _lock:
+        if _entries:
+            return False
+        thread = _thread
+        if thread is None:
+            return True
+        _stop = True
+        _lock.notify()
+    thread.join(1.0)   # a deadline that came in meanwhile keeps it
+    return not thread.is_alive()
 
 
 def _run() -> None:
-    global _thread
+    global _thread, _stop, _wake_at
+    idle_until = None
     while True:
         with _lock:
+            while _heap and _heap[0][2] is None:
+                heapq.heappop(_heap)
+            now = time.monotonic()
             if not _heap:
-                # no thread stays behind: a second thread makes the caller's
-                # own unshare(CLONE_NEWUSER) fail (nsfast.unshare)
-                _thread = None
-                return
-            deadline, _, process = _heap[0]
-            left = deadline - time.monotonic()
+                if idle_until is None:
+                    idle_until = now + LINGER
+                if _stop or now >= idle_until:
+                    _thread, _stop, _wake_at = None, False, 0.0
+                    return
+                _wake_at = idle_until
+                _lock.wait(idle_until - now)
+                continue
+            idle_until = None
+            entry = _heap[0]
+            left = entry[0] - now
             if left > 0:
+                _wake_at = entry[0]
                 _lock.wait(left)
                 continue
             heapq.heappop(_heap)
+            process, entry[2] = entry[2], None
+            _entries.pop(id(process), None)
         process.expire()
         del process

@@ -192,3 +192,19 @@ def system_state() -> dict:
         "net_namespaces": len(net),
         "rss_kb": rss,
     }
+
+
+@pytest.fixture(scope="session")
+def python_for_nobody():
+    """nsfast as installed, copied where uid 65534 can run it, whatever the mode
+    of the checkout and its environment (tests/other_users.py); removed after."""
+    import other_users
+    need_tool("setpriv")
+    top = other_users.staged_dir()
+    try:
+        staged = other_users.stage(top)
+        why = other_users.runs_as(65534, staged)
+        need(why == "", f"an interpreter that uid 65534 may run ({why})")
+        yield staged
+    finally:
+        shutil.rmtree(top)

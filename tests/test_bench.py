@@ -460,6 +460,91 @@ def test_missing_peer_is_reported_with_its_install_command():
     assert "bwrap-x missing (`apt-get install nsfast-no-such-tool`)" in table
 
 
+def _failing_command(folder, name: str, after: int = 0) -> str:
+    """An executable `name` in folder that succeeds `after` times, then says
+    why on stderr and exits 1 on every later call (a real program, no mock)."""
+    path = folder / name
+    count = folder / f"{name}.calls"
+    path.write_text(f"#!/bin/sh\necho x >> '{count}'\n"
+                    f"[ $(wc -l < '{count}') -le {after} ] && exit 0\n"
+                    f"echo '{name}: broken on this machine' >&2\nexit 1\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_a_failing_peer_is_reported_in_its_case_and_the_case_goes_on(tmp_path):
+    """A peer whose command starts failing mid-run is taken out of the case with
+    its error; nsfast, the floor and the other peers keep every sample, and a
+    target against the failed peer is N/A, saying why."""
+    broken = _failing_command(tmp_path, "broken-tool", after=4)
+    case = Case("peer-fails", _net_inode, check=lambda: None, samples=40,
+                floor=Floor("floor_curves.c", ["/bin/true"]),
+                peers=[command_peer("broken", [broken]), Peer("works", _net_inode)],
+                targets=[at_most(1.0, "broken"), at_most(1e9, "works")])
+    r = run_case(case, _quick())
+    assert set(r["failed"]) == {"broken"}
+    assert "CalledProcessError" in r["failed"]["broken"] and "exit status 1" in r["failed"]["broken"]
+    assert "\n" not in r["failed"]["broken"]
+    # it really ran, and failed, here: its program was called past its good calls
+    assert len((tmp_path / "broken-tool.calls").read_text().split()) >= 5
+    assert "broken" not in r["peers"] and "broken" not in r["samples"]
+    assert "broken" not in r["missing"] and "broken" not in r["ratio_peers"]
+    assert r["nsfast"]["n"] == r["peers"]["works"]["n"] >= 5 and r["floor"]["n"] > 0
+    assert [(t["status"], t["why"]) for t in r["targets"]] == [("N/A", "broken failed"),
+                                                              ("PASS", "")]
+    assert "broken failed (CalledProcessError: " in report.markdown([r])
+    # the record is a valid one (the schema takes "failed")
+    doc = report.document([r], [], [], quick=True, repeat=1, command=["test"])
+    assert validate(doc) == []
+
+
+def test_a_peer_failing_in_one_repeat_is_failed_in_the_pooled_case(tmp_path):
+    broken = _failing_command(tmp_path, "broken-later", after=30)
+    case = Case("peer-fails-later", _net_inode, check=lambda: None, samples=20,
+                peers=[command_peer("broken", [broken])])
+    errors = []
+    [r] = run_cases([case], Config(quick=True, repeat=3, case_budget_s=0.05), errors)
+    assert errors == [] and len(r["run_medians"]) == 3
+    assert set(r["failed"]) == {"broken"} and r["peers"] == {}
+    assert set(r["samples"]) == {"nsfast"}
+
+
+def test_nsfast_failing_with_a_working_peer_is_the_case_error():
+    def broken():
+        raise OSError(1, "Operation not permitted")
+    errors = []
+    results = run_cases([Case("ours-fails", broken, check=lambda: None,
+                              peers=[Peer("works", _net_inode)])], _quick(), errors)
+    assert results == [] and [e["name"] for e in errors] == ["ours-fails"]
+
+
+@pytest.mark.system   # a benchmark run (nsfast bench --quick)
+def test_bench_exits_0_when_a_peer_command_fails(cli, tmp_path):
+    """`findmnt` on PATH exits 1 on every call: both mountinfo cases report it
+    as failed with its error and still measure nsfast; the run exits 0."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    _failing_command(tools, "findmnt")
+    out = tmp_path / "bench.json"
+    # the 10- and the 100-mount tree: the suite goes on past the first failure
+    env = dict(os.environ, PATH=f"{tools}:{os.environ['PATH']}")
+    r = cli("bench", "--quick", "--only", "mountinfo parse, 10[-0][-m]*", "--json", str(out),
+            timeout=180, env=env)
+    err = r.stderr.decode()
+    assert r.returncode == 0, err[-2000:]
+    doc = json.loads(out.read_text())
+    assert validate(doc) == [] and doc["errors"] == []
+    assert [x["case"] for x in doc["results"]] == ["mountinfo parse, 10-mount tree",
+                                                   "mountinfo parse, 100-mount tree"]
+    for res in doc["results"]:
+        assert res["failed"]["findmnt -J"].endswith("findmnt', '-J'] exited 1")
+        assert res["peers"] == {} and res["nsfast"]["n"] > 0 and res["floor"]["n"] > 0
+        assert [(t["status"], t["why"]) for t in res["targets"]] == [("N/A", "findmnt -J failed")]
+    assert "findmnt: broken on this machine" in err
+    assert "mountinfo parse, 10-mount tree: peer findmnt -J failed: RuntimeError" in err
+    assert "findmnt -J failed (RuntimeError" in r.stdout.decode()
+
+
 def test_targets_express_at_most_and_faster_than():
     assert within(1.10).judge(1.05) == "PASS" and within(1.10).judge(1.2) == "MISS"
     assert at_most(0.5, "unshare").limit == 0.5

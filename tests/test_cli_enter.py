@@ -4,12 +4,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 
 import pytest
 
 import nsfast
 
 from conftest import need_tool, ns_inode, run_cli
+from dropin_helpers import NSFAST, exec_in_place, exit_codes, fds_passed, login_shell
 from enter_helpers import start_unshare_sleep, stop_all, unshare_cli_exists
 
 KINDS = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"]
@@ -111,20 +113,104 @@ def test_exited_target(sleeper):
 def test_exit_status_and_signal(sleeper):
     p = sleeper(namespaces="uts")
     assert run_cli("enter", "-t", str(p.pid), "-u", "sh", "-c", "exit 7").returncode == 7
-    r = run_cli("enter", "-t", str(p.pid), "-u", "sh", "-c", "kill -TERM $$")
-    assert r.returncode == 128 + signal.SIGTERM
     missing = run_cli("enter", "-t", str(p.pid), "-u", "no-such-program-nsfast")
-    assert missing.returncode == nsenter("-t", str(p.pid), "-u",
-                                         "no-such-program-nsfast").returncode == 127
     assert missing.stderr.count(b"\n") == 1
 
 
-def test_no_program_runs_shell(sleeper):
+@pytest.mark.parametrize("kinds", [["-u"], ["-p"], ["-p", "-F"]])
+def test_exit_codes_and_signals_match_nsenter(sleeper, kinds):
+    """127 not found, 126 cannot execute; a program killed by signal N kills
+    us with N, in place (-u, -F) and through the fork of -p alike."""
+    p = sleeper(namespaces="uts,pid")
+    args = ["-t", str(p.pid), *kinds]
+    ours = exit_codes(NSFAST + ["enter", *args])
+    assert ours == exit_codes([need_tool("nsenter"), *args])
+    assert ours == (127, 126, -signal.SIGTERM, -signal.SIGABRT)
+
+
+def test_no_program_runs_login_shell(sleeper):
     p = sleeper(namespaces="uts", hostname="box")
     env = dict(os.environ, SHELL="/bin/sh")
     r = run_cli("enter", "-t", str(p.pid), "-u", input=b"hostname\nexit 3\n", env=env)
     assert r.returncode == 3
-    assert r.stdout == b"box\n"
+    assert r.stdout.endswith(b"box\n")
+    args = ["-t", str(p.pid), "-u"]
+    assert login_shell(NSFAST + ["enter", *args]) == \
+        login_shell([need_tool("nsenter"), *args]) == b"-sh"
+
+
+def test_exec_in_place_like_nsenter(sleeper):
+    """`nsfast nsenter -t T -n prog & PID=$!`: $! is prog, in T's network
+    namespace, and it dies of the SIGTERM sent to it."""
+    p = sleeper(namespaces="net")
+    want = ns_inode(p.pid, "net")
+    for tool in (NSFAST + ["nsenter"], [need_tool("nsenter")]):
+        assert exec_in_place(tool + ["-t", str(p.pid), "-n"], "net") == \
+            (want, True, -signal.SIGTERM), tool
+
+
+def test_pid_namespace_forks_once_like_nsenter(sleeper):
+    p = sleeper(namespaces="pid")
+    for tool in (NSFAST + ["nsenter"], [need_tool("nsenter")]):
+        inode, alone, status = exec_in_place(tool + ["-t", str(p.pid), "-p"], "pid")
+        # $! is the tool, still in our pid namespace, waiting for its child
+        assert (inode, alone) == (ns_inode(os.getpid(), "pid"), False), tool
+
+
+def test_fds_are_passed_on_like_nsenter(sleeper, tmp_path):
+    p = sleeper(namespaces="uts,pid")
+    for kinds in (["-u"], ["-p"]):
+        args = ["-t", str(p.pid), *kinds]
+        assert fds_passed(NSFAST + ["enter", *args], tmp_path) == \
+            fds_passed([need_tool("nsenter"), *args], tmp_path) == b"three\nnine\n"
+
+
+def test_wdns_is_a_directory_inside(sleeper, tmp_path):
+    (tmp_path / "inside").mkdir()
+    p = sleeper(namespaces="mnt", cwd="/")
+    for flags in (["-m", "-r", f"-W{tmp_path}/inside"], ["-m", f"--wdns={tmp_path}"]):
+        args = ["-t", str(p.pid), *flags, "pwd"]
+        ours, theirs = run_cli("enter", *args), nsenter(*args)
+        assert ours.returncode == theirs.returncode == 0, ours.stderr
+        assert ours.stdout == theirs.stdout
+    assert run_cli("enter", "-t", str(p.pid), "-m", "-W", "/x", "-w", "true").returncode == 1
+
+
+def test_net_socket_enters_the_sockets_namespace(sleeper):
+    """--net-socket FD: the network namespace of socket FD of the target
+    (newer nsenter), witnessed by the namespace the socket was made in."""
+    net = sleeper(namespaces="net")
+    # the holder stays in our network namespace; only its socket is in net's
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import nsfast, socket, sys, time\n"
+         f"with nsfast.enter({net.pid}, 'net'):\n"
+         "    s = socket.socket()\n"
+         "print(s.fileno(), flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE)
+    try:
+        fd = holder.stdout.readline().strip().decode()
+        r = run_cli("nsenter", "-t", str(holder.pid), "--net-socket", fd,
+                    "readlink", "/proc/self/ns/net")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.decode().strip() == f"net:[{ns_inode(net.pid, 'net')}]"
+        bad = run_cli("nsenter", "-t", str(holder.pid), "--net-socket", "0", "true")
+        assert bad.returncode == 1 and bad.stderr.count(b"\n") == 1
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+
+
+def test_keep_caps_keeps_the_user_namespaces_capabilities(sleeper):
+    p = sleeper(namespaces="user", uid_map=[(0, 100000, 65536)], gid_map=[(0, 100000, 65536)])
+    args = ["-t", str(p.pid), "-U", "-S", "1000", "-G", "1000", "--keep-caps"]
+    script = ["sh", "-c", "grep CapAmb /proc/self/status"]
+    ours = run_cli("enter", *args, *script)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout.split()[1] != b"0000000000000000"
+    without = run_cli("enter", *args[:-1], *script)
+    assert without.stdout.split()[1] == b"0000000000000000"
 
 
 def test_namespace_files_and_long_options(sleeper):

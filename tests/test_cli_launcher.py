@@ -67,6 +67,11 @@ def test_python_commands_ignore_the_working_directory(launcher, tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"nsfast {nsfast.__version__}\n".encode()
     assert not marker.exists()
+    # nor from PYTHONPATH: Python starts isolated (-I), as the issue asks
+    r = subprocess.run([launcher, "--version"], capture_output=True, timeout=60,
+                       env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    assert r.returncode == 0, r.stderr
+    assert not marker.exists()
 
 
 def test_other_commands_reach_python(launcher):
@@ -85,28 +90,36 @@ def test_unknown_command_is_one_line(launcher):
     assert r.stderr.count(b"\n") == 1 and r.stderr.startswith(b"nsfast: ")
 
 
-def test_signalled_program_is_128_plus_n(launcher, sleeper):
-    pid = str(sleeper(namespaces="uts").pid)
-    r = run(launcher, "enter", "-t", pid, "-u", "sh", "-c", "kill -KILL $$")
-    assert r.returncode == 128 + signal.SIGKILL
-    r = run(launcher, "enter", "-t", pid, "-u", "sh", "-c", "exit 7")
-    assert r.returncode == 7
+def test_signalled_program_kills_us_with_its_signal(launcher, sleeper):
+    """As nsenter: the program is exec'd in place (-u), or its signal is
+    raised again in us after the fork (-p): never 128+N."""
+    pid = str(sleeper(namespaces="uts,pid").pid)
+    for kinds in (["-u"], ["-p"]):
+        r = run(launcher, "enter", "-t", pid, *kinds, "sh", "-c", "kill -KILL $$")
+        assert r.returncode == -signal.SIGKILL
+        r = run(launcher, "enter", "-t", pid, *kinds, "sh", "-c", "exit 7")
+        assert r.returncode == 7
 
 
-def test_term_is_passed_on_and_interrupt_ignored(launcher, sleeper):
-    pid = str(sleeper(namespaces="uts").pid)
-    p = subprocess.Popen([launcher, "enter", "-t", pid, "-u", "sleep", "30"])
+def test_fork_parent_dies_of_term_and_leaves_the_program(launcher, sleeper):
+    """-p forks, as nsenter: the parent stays in our pid namespace; SIGTERM
+    sent to it kills it (the default action, as nsenter's), not the program."""
+    pid = str(sleeper(namespaces="pid").pid)
+    p = subprocess.Popen([launcher, "enter", "-t", pid, "-p", "sleep", "30"])
     try:
         deadline = time.monotonic() + 10
         while not children_of(p.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
         (child,) = children_of(p.pid)
-        p.send_signal(signal.SIGINT)    # the terminal's ^C reaches the program itself
-        time.sleep(0.1)
-        assert p.poll() is None and os.path.exists(f"/proc/{child}")
         p.send_signal(signal.SIGTERM)
-        assert p.wait(timeout=10) == 128 + signal.SIGTERM
+        assert p.wait(timeout=10) == -signal.SIGTERM
+        assert os.path.exists(f"/proc/{child}")
     finally:
+        for c in children_of(p.pid) + ([child] if "child" in locals() else []):
+            try:
+                os.kill(c, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if p.poll() is None:
             p.kill()
             p.wait()

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import sys
 import subprocess
+import time
 
 import pytest
 
 import nsfast
 
-from conftest import need_tool, ns_inode
+from conftest import children_of, need_tool, ns_inode
 
 
 def lsns(*args: str) -> str:
@@ -20,37 +23,54 @@ def lsns(*args: str) -> str:
                           errors="surrogateescape").stdout
 
 
-def _drop_nprocs(rows: list) -> list:
-    """Rows without nprocs, recursively (lsns counts itself in the namespaces we share)."""
-    out = []
-    for r in rows:
-        r = {k: v for k, v in r.items() if k != "nprocs"}
-        if "children" in r:
-            r["children"] = _drop_nprocs(r["children"])
-        out.append(r)
-    return out
+# the flag sets compared byte for byte; {a} is a sleeper's pid, {ipc} the
+# inode of a namespace that no lister is in (its processes are listed)
+FLAG_SETS = [
+    (), ("-l",), ("-r",), ("-n",), ("-J",), ("-t", "net"), ("-t", "user", "-T"),
+    ("-o", "NS,TYPE,PATH"), ("-p", "{a}"), ("--output-all",),
+    ("-J", "-l", "-t", "net"), ("-r", "-t", "net"), ("-T", "-J"), ("-Tparent", "-t", "pid"),
+    ("-o", "+PPID,UID"), ("-W", "-u", "-t", "uts"), ("{ipc}",), ("-J", "{ipc}"),
+    ("-l", "-o", "NS,PID,PATH,NPROCS", "{ipc}"),
+]
+
+# both listers run in a mount namespace of their own without the nsfs mounts
+# the host had (lsns 2.38 lists no namespace that only a mount holds, newer
+# lsns and nsfast do): one after the other, so that each counts itself in
+# the namespaces they share and no other process comes or goes
+SIDE_BY_SIDE = """
+findmnt -rn -t nsfs -o TARGET | sort -r | while read -r m; do umount -l "$m"; done
+lsns "$@" 2>&1; echo "rc=$?"; printf '\\0'
+"$PYTHON" -m nsfast.cli ls "$@" 2>&1; echo "rc=$?"
+"""
 
 
-def _lsns_rows(*args: str):
-    r = subprocess.run(["lsns", "-J", *args], capture_output=True, text=True,
-                       errors="surrogateescape")
-    return json.loads(r.stdout)["namespaces"] if r.returncode == 0 else None
-
-
-def _stable_pair(cli, *args: str, compare=lambda theirs, ours: theirs == ours):
-    """(lsns -J ARGS, nsfast ls -J ARGS) from an attempt where lsns gave the same
-    before and after and compare() held; other tests on this machine make and
-    drop namespaces all the time, so an attempt is retried (CI runs alone)."""
+def _side_by_side(args, env: dict | None = None) -> tuple:
+    """(lsns ARGS, nsfast ls ARGS): stdout, then rc=STATUS (stderr too for ours)."""
     need_tool("lsns")
-    for _ in range(20):
-        before = _lsns_rows(*args)
-        ours = json.loads(cli("ls", "-J", *args, check=True).stdout)["namespaces"]
-        after = _lsns_rows(*args)
-        if before is None or after is None or _drop_nprocs(before) != _drop_nprocs(after):
-            continue
-        if compare(after, ours):
-            break
-    return after, ours
+    need_tool("findmnt")
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                        SIDE_BY_SIDE, "sh", *args], capture_output=True, timeout=60,
+                       env=dict(os.environ, PYTHON=sys.executable, **(env or {})))
+    theirs, _, ours = r.stdout.partition(b"\0")
+    # an error names the command: "lsns: ..." for "nsfast ls: ..."
+    return theirs, ours.replace(b"nsfast ls: ", b"lsns: ")
+
+
+def _wait_for_child_command(pid: int, cmdline: bytes) -> None:
+    """Until the shell pid has forked its child and the child has exec'd:
+    before that the child's command line is the shell's, and two listings
+    a moment apart would differ."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for child in children_of(pid):
+            try:
+                with open(f"/proc/{child}/cmdline", "rb") as f:
+                    if f.read() == cmdline:
+                        return
+            except OSError:
+                pass
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not start {cmdline!r}")
 
 
 @pytest.fixture
@@ -61,56 +81,179 @@ def boxed(sleeper):
     return a, b
 
 
+@pytest.fixture
+def held(sleeper):
+    """Namespaces the test holds: net+uts shared by two, a user namespace, a
+    pid namespace, an ipc namespace whose command line has a newline in it."""
+    a = sleeper(namespaces="net,uts")
+    b = sleeper(join=a.pid)
+    user = sleeper(namespaces="user")
+    pid = sleeper(namespaces="pid")
+    ipc = sleeper(["sh", "-c", "sleep 600; :", "two\nlines"], namespaces="ipc")
+    _wait_for_child_command(ipc.pid, b"sleep\x00600\x00")
+    return {"a": a.pid, "b": b.pid, "user": user.pid, "pid": pid.pid,
+            "ipc": ns_inode(ipc.pid, "ipc"), "ipc_pid": ipc.pid}
+
+
 @pytest.mark.system   # every namespace of every process, compared
-def test_ls_json_is_lsns_json(cli, boxed):
+@pytest.mark.parametrize("flags", FLAG_SETS, ids=lambda f: " ".join(f) or "default")
+def test_ls_is_lsns_byte_for_byte(held, flags):
+    args = [f.format(**held) for f in flags]
+    theirs, ours = _side_by_side(args)
+    assert b"rc=0" in theirs, theirs
+    assert ours == theirs
+    # the listing shows what the test holds
+    ours_held = {held[k] for k in ("a", "user", "pid", "ipc", "ipc_pid")} | {
+        ns_inode(held["a"], "net"), ns_inode(held["user"], "user"), ns_inode(held["pid"], "pid")}
+    assert ours_held & {int(x) for x in re.findall(rb"[0-9]+", theirs)}
+
+
+@pytest.mark.system
+def test_ls_under_lc_all_c_draws_ascii_and_escapes_what_is_not(held, sleeper):
+    p = sleeper(["sh", "-c", "sleep 600; :", "\u00fc"], namespaces="uts")
+    for flags in ((), ("-t", "uts"), ("-T", "-t", "user"), ("-r",)):
+        theirs, ours = _side_by_side(flags, {"LC_ALL": "C"})
+        assert ours == theirs
+    theirs, _ = _side_by_side(("-t", "uts"), {"LC_ALL": "C"})
+    assert b"\\xc3\\xbc" in theirs and f" {p.pid} ".encode() in theirs
+
+
+ON_A_TERMINAL = """
+findmnt -rn -t nsfs -o TARGET | sort -r | while read -r m; do umount -l "$m"; done
+script -qec "stty cols $COLS; lsns $ARGS" /dev/null; printf '\\0'
+script -qec "stty cols $COLS; $PYTHON -m nsfast.cli ls $ARGS" /dev/null
+"""
+
+
+@pytest.mark.system
+def test_ls_on_a_terminal_cuts_the_command_as_lsns_does(held, sleeper):
+    """On a terminal libsmartcols narrows COMMAND (not under -u) to fit the width."""
+    need_tool("script")
+    long_one = sleeper(["sh", "-c", "sleep 600; :", "x" * 100], namespaces="uts")
+    _wait_for_child_command(long_one.pid, b"sleep\x00600\x00")
+    for cols in (40, 80, 200):
+        for flags in ("", "-u", "-t uts", "-l -o NS,COMMAND,PID", "-T"):
+            r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                ON_A_TERMINAL], capture_output=True, timeout=60,
+                               env=dict(os.environ, PYTHON=shlex.quote(sys.executable),
+                                        COLS=str(cols), ARGS=flags))
+            theirs, _, ours = r.stdout.partition(b"\0")
+            assert ours == theirs, (cols, flags)
+            if flags == "":   # cut on 40 columns, whole on 200
+                assert (b"x" * 100 in theirs) == (cols == 200), cols
+
+
+def _ls(cli, *args: str) -> str:
+    return cli("ls", *args, check=True).stdout.decode(errors="surrogateescape")
+
+
+def test_a_namespace_only_a_bind_mount_holds_is_listed_as_newer_lsns_lists_it(cli, tmp_path):
+    """util-linux 2.39+: NPROCS 0, no PID or PATH, the owner's user, NSFS the mount."""
+    name = f"nsfast-ls-{os.getpid()}"
+    nsfast.netns.add(name)
+    try:
+        path = nsfast.netns.path_of(name)
+        ino = os.stat(path).st_ino
+        out = _ls(cli, "-r", "-n", "-o", "NS,TYPE,NPROCS,PID,PATH,USER,NSFS",
+                  "-Q", f"NS == {ino}")
+        assert out == f"{ino} net 0   root {path}\n"
+        assert _ls(cli, "-n", "-o", "NS", "-t", "net", "-l").split().count(str(ino)) == 1
+        # -P (util-linux 2.40): only the namespaces no process is in
+        persistent = _ls(cli, "-n", "-r", "-P", "-o", "NS,NPROCS").splitlines()
+        assert f"{ino} 0" in persistent and all(r.endswith(" 0") for r in persistent)
+    finally:
+        nsfast.netns.remove(name)
+    assert str(ino) not in _ls(cli, "-n", "-o", "NS", "-t", "net")
+
+
+def test_a_namespace_only_an_fd_holds_is_listed(cli, sleeper):
+    """lsns/filedesc of util-linux: "net 0 root" for a namespace an open fd holds."""
+    p = sleeper(namespaces="net")
+    fd = os.open(f"/proc/{p.pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        ino = os.fstat(fd).st_ino
+        p.kill()
+        p.wait()
+        out = _ls(cli, "--noheadings", "--raw", "--output", "TYPE,NPROCS,USER",
+                  "-Q", f"NS == {ino}")
+        assert out == "net 0 root\n"
+    finally:
+        os.close(fd)
+
+
+def test_a_namespace_file_opened_through_its_bind_mount_is_listed(cli):
+    """lsns/filedesc of util-linux: the fd's link names the (removed) mount
+    point, not net:[INODE]; the file system (nsfs) tells it is a namespace."""
+    name = f"nsfast-ls-fd-{os.getpid()}"
+    nsfast.netns.add(name)
+    try:
+        fd = os.open(nsfast.netns.path_of(name), os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        nsfast.netns.remove(name)
+    try:
+        ino = os.fstat(fd).st_ino
+        assert not os.readlink(f"/proc/self/fd/{fd}").startswith("net:")
+        out = _ls(cli, "--noheadings", "--raw", "--output", "TYPE,NPROCS,USER",
+                  "-Q", f"NS == {ino}")
+        assert out == "net 0 root\n"
+    finally:
+        os.close(fd)
+
+
+def test_a_network_namespace_only_a_socket_holds_is_listed(cli, sleeper):
+    """lsns/netns-from-sock of util-linux: a socket keeps its network namespace;
+    newer lsns finds it (pidfd_getfd, SIOCGSKNS) and lists it with NPROCS 0."""
+    import socket
+    p = sleeper(namespaces="net")
+    ino = ns_inode(p.pid, "net")
+    with nsfast.enter(p.pid, "net"):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        p.kill()
+        p.wait()
+        for column, expected in (("NS", str(ino)), ("TYPE", "net"), ("NPROCS", "0"),
+                                 ("PID", ""), ("USER", "root"), ("COMMAND", "")):
+            out = _ls(cli, "--noheadings", "--raw", "--output", column,
+                      "--filter", f"NS == {ino}")
+            assert out == expected + "\n", column
+    finally:
+        sock.close()
+
+
+def test_filter_selects_rows_as_lsns_dash_q(cli, boxed):
     a, b = boxed
-    def with_processes(rows):  # ours also lists namespaces no process is in; lsns 2.38 not
-        return [r for r in rows if r["pid"] is not None]
-
-    theirs, ours = _stable_pair(
-        cli, compare=lambda t, o: _drop_nprocs(t) == _drop_nprocs(with_processes(o)))
-    ours = with_processes(ours)
-    assert _drop_nprocs(ours) == _drop_nprocs(theirs)
-    net = [r for r in ours if r["ns"] == ns_inode(a.pid, "net")]
-    assert net == [{"ns": ns_inode(a.pid, "net"), "type": "net", "nprocs": 2,
-                    "pid": min(a.pid, b.pid), "user": "root", "command": "sleep 600"}]
-
-
-@pytest.mark.system   # every net namespace, compared
-def test_ls_json_list_and_type_filter_match_lsns(cli, boxed):
-    a, _ = boxed
-    theirs, ours = _stable_pair(
-        cli, "-l", "-t", "net",
-        compare=lambda t, o: _drop_nprocs(t) == _drop_nprocs([r for r in o if r["pid"]]))
-    ours = [r for r in ours if r["pid"] is not None]
-    assert _drop_nprocs(ours) == _drop_nprocs(theirs)  # with the netnsid and nsfs columns
-    mine = {r["ns"]: r for r in ours}[ns_inode(a.pid, "net")]
-    assert mine["netnsid"] == "unassigned" and mine["nsfs"] is None
-    assert mine["nprocs"] == {r["ns"]: r for r in theirs}[mine["ns"]]["nprocs"] == 2
+    ino = ns_inode(a.pid, "uts")
+    for flag in ("-Q", "--filter"):
+        out = _ls(cli, "-n", "--raw", "-o", "PID", flag, f"NS == {ino} && NPROCS == 2")
+        assert out == f"{min(a.pid, b.pid)}\n"
+    assert _ls(cli, "-n", "-r", "-o", "TYPE", "-Q", f"NS == {ino} and TYPE == 'net'") == ""
+    assert _ls(cli, "-n", "-r", "-o", "TYPE", "-Q",
+               f"(NS == {ino} || NS == {ns_inode(a.pid, 'net')}) && !(TYPE =~ '^n')") == "uts\n"
+    r = cli("ls", "-Q", "NS ==")
+    assert r.returncode == 1 and r.stderr.count(b"\n") == 1
 
 
-def test_ls_task_filter_and_columns_match_lsns(cli, boxed):
-    a, _ = boxed
-    theirs, ours = _stable_pair(cli, "-l", "-p", str(a.pid), "-o", "NS,TYPE,PATH,PPID,UID,PNS,ONS")
-    assert ours == theirs  # no count among these columns: an exact comparison
-    assert {r["ns"] for r in ours} == set(nsfast.namespaces(a.pid).values())
+def test_a_dead_pid_prints_nothing_and_an_unknown_namespace_is_not_found(cli, sleeper):
+    p = sleeper()
+    pid = p.pid
+    p.kill()
+    p.wait()
+    r = cli("ls", "-p", str(pid))
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")
+    # -p 0 filters nothing, as in lsns
+    assert str(ns_inode(os.getpid(), "uts")) in _ls(cli, "-p", "0", "-n", "-o", "NS",
+                                                    "-t", "uts").split()
+    r = cli("ls", "123")
+    assert (r.returncode, r.stdout) == (1, b"")
+    assert r.stderr == b"nsfast ls: not found namespace: 123\n"
 
 
-def test_ls_table_agrees_with_api(cli, boxed):
+def test_a_namespace_argument_lists_its_processes(cli, boxed):
     a, b = boxed
-    lines = cli("ls", "-l", "-t", "uts", check=True).stdout.decode().splitlines()
-    assert lines[0].split() == ["NS", "TYPE", "NPROCS", "PID", "USER", "COMMAND"]
-    # our namespace's row only: `ls` prints other processes' commands raw, and
-    # one with a newline in it spans two lines
-    rows = {int(cells[0]): cells for cells in (line.split(None, 5) for line in lines[1:])
-            if cells[:1] == [str(ns_inode(a.pid, "uts"))]}
-    info = {i.inode: i for i in nsfast.list_namespaces("uts")}[ns_inode(a.pid, "uts")]
-    assert rows[info.inode] == [str(info.inode), "uts", "2", str(min(a.pid, b.pid)), "root",
-                                "sleep 600"]
-    assert info.nprocs == 2
-    headless = cli("ls", "-n", "-l", "-t", "uts", "-o", "NS,NPROCS", check=True).stdout.decode()
-    assert f"{info.inode} 2" in [" ".join(line.split()) for line in headless.splitlines()]
-    assert not headless.startswith("NS")
+    out = _ls(cli, "-l", "-o", "PID,PPID,COMMAND", str(ns_inode(a.pid, "net"))).splitlines()
+    assert [line.split()[0] for line in out] == ["PID", str(min(a.pid, b.pid)),
+                                                str(max(a.pid, b.pid))]
+    assert all(line.endswith("sleep 600") for line in out[1:])
 
 
 def test_ls_tree_shows_the_user_namespace_hierarchy(cli, sleeper):
@@ -165,7 +308,9 @@ def test_ps_escapes_control_characters_in_a_command_as_lsns_does(cli, sleeper):
     ("ls", "-t", "bogus"),
     ("ls", "-o", "NS,NOPE"),
     ("ls", "-p", "notapid"),
-    ("ls", "-p", "2147483647"),
+    ("ls", "-p", "2147483648"),
+    ("ls", "-J", "-r"),
+    ("ls", "1", "-p", "1"),
     ("ls", "--tree=sideways"),
     ("ps", "--bogus"),
 ])
@@ -185,7 +330,8 @@ def test_a_newline_in_a_command_line_stays_in_its_row(cli, sleeper):
     p = sleeper(argv=[sys.executable, "-c", "import time\ntime.sleep(600)"], namespaces="uts")
     for args in (("ps",), ("ls", "-t", "uts", "-o", "PID,COMMAND")):
         out = cli(*args, check=True).stdout.decode().splitlines()
-        pids = [line.split()[0] for line in out[1:]]
+        # (a namespace no process is in, which another test may hold, has no PID)
+        pids = [line.split()[0] for line in out[1:] if line.strip()]
         assert all(x.isdigit() for x in pids), out
         row = [line for line in out[1:] if line.split()[0] == str(p.pid)]
         assert len(row) == 1 and row[0].endswith("-c import time\\x0atime.sleep(600)")

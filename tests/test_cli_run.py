@@ -92,7 +92,7 @@ def _meta(path) -> dict:
 
 def test_meta_and_timeout(tmp_path):
     """--meta in isolate's format; --timeout kills from outside (124), a
-    --wall-time limit from inside (status TO, killed)."""
+    --wall-time (or --time) limit from inside (status TO, killed)."""
     meta = tmp_path / "meta"
     r = run_cli("run", "--timeout", "0.3", "--meta", str(meta), "--", "sleep", "10")
     assert r.returncode == 124
@@ -103,6 +103,8 @@ def test_meta_and_timeout(tmp_path):
     r = run_cli("run", "--wall-time", "0.3", "--meta", str(meta), "--", "sleep", "10")
     seen = _meta(meta)
     assert (seen["status"], seen["killed"]) == ("TO", "1"), seen
+    r = run_cli("run", "--time", "0.3", "--meta", str(meta), "--", "sleep", "10")
+    assert _meta(meta)["status"] == "TO" and float(_meta(meta)["time-wall"]) < 5
     r = run_cli("run", "--no-limits", "--meta", str(meta), "--", "sh", "-c", "exit 3")
     assert r.returncode == 3 and _meta(meta)["status"] == "RE"
 

@@ -15,6 +15,8 @@ import pytest
 
 import nsfast
 from conftest import children_of, need_tool, ns_inode, run_cli
+from dropin_helpers import NSFAST, end, exec_in_place, exit_codes, fds_passed, login_shell, \
+    start_ready
 from test_spawn import MONO, TAG, _mounted, _queue_ids, host_queue, open_dir, shared_base, \
     wait_gone  # noqa: F401 - fixtures
 
@@ -41,12 +43,16 @@ def one_line_error(*args) -> str:
 
 
 def background(*args) -> tuple[subprocess.Popen, int]:
-    """The CLI running in the background, and the pid of its program."""
+    """The CLI running in the background, and the pid of its program: the
+    CLI's own pid when it exec'd in place, its one child when it forked."""
     cli = subprocess.Popen(CLI + list(args), cwd=ROOT, stdout=subprocess.PIPE)
     try:
         assert cli.stdout.readline() == b"ready\n"
         kids = children_of(cli.pid)
-        assert len(kids) == 1
+        forks = any(a in ("-f", "--fork", "-pf") or a.startswith("--kill-child")
+                    for a in args)
+        assert len(kids) == (1 if forks else 0)
+        kids = kids or [cli.pid]
     except BaseException:
         for pid in children_of(cli.pid):
             os.kill(pid, signal.SIGKILL)
@@ -63,7 +69,11 @@ def stop(cli: subprocess.Popen, pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    cli.wait(timeout=10)
+    try:
+        cli.wait(timeout=10)
+    except subprocess.TimeoutExpired:   # -f: the CLI dies of the program's SIGKILL
+        cli.kill()
+        cli.wait()
     cli.stdout.close()
     assert wait_gone(pid)
 
@@ -89,7 +99,7 @@ def test_range_map_cli(open_dir):
                                ("--map-users=100000,0,65536", "--map-groups=100000,0,65536")]):
         target = os.path.join(open_dir, f"f{i}")
         assert ok(*flags, "cat", "/proc/self/uid_map").split() == ["0", "100000", "65536"]
-        ok(*flags, "touch", target)
+        ok(*flags, "-S", "0", "-G", "0", "touch", target)
         st = os.stat(target)
         assert (st.st_uid, st.st_gid) == (100000, 100000)
 
@@ -188,7 +198,7 @@ def test_killing_pid1_ends_everything_cli():
         kids = children_of(pid)
         assert len(kids) == 2
         os.kill(pid, signal.SIGKILL)
-        assert cli.wait(timeout=10) == 128 + signal.SIGKILL
+        assert cli.wait(timeout=10) == -signal.SIGKILL   # as unshare(1): the same death
         assert all(wait_gone(k) for k in kids)
     finally:
         stop(cli, pid)
@@ -290,18 +300,131 @@ def test_persist_failure_is_one_line(tmp_path):
 
 def test_exit_status_and_signals():
     assert run_cli("unshare", "sh", "-c", "exit 3").returncode == 3
-    assert run_cli("unshare", "-f", "sh", "-c", "kill -TERM $$").returncode == 143
+    # the Python path (--pids: a cgroup) dies of the program's signal too
+    assert run_cli("unshare", "--pids=9", "sh", "-c", "kill -KILL $$").returncode == -9
+    # --init is the program's parent, and exits 128+N as a shell does
     assert run_cli("unshare", "-p", "--init", "sh", "-c", "kill -KILL $$").returncode == 137
 
 
-def test_no_program_runs_shell():
+@pytest.mark.parametrize("flags", [[], ["-f"], ["-n", "--kill-child"], ["-Ur"]])
+def test_exit_codes_and_signals_match_unshare(flags):
+    """127 not found, 126 cannot execute, death by the program's signal, in
+    place and through a fork alike, as util-linux's unshare."""
+    ours = exit_codes(NSFAST + ["unshare", *flags])
+    assert ours == exit_codes([need_tool("unshare"), *flags])
+    assert ours == (127, 126, -signal.SIGTERM, -signal.SIGABRT)
+    r = run_cli("unshare", *flags, "no-such-prog-nsfast")
+    assert r.stderr.count(b"\n") == 1 and b"no-such-prog-nsfast" in r.stderr
+
+
+def test_no_program_runs_login_shell():
     env = dict(os.environ, SHELL="/bin/sh")
     r = run_cli("unshare", "-pf", input=b"echo $$; exit 4\n", env=env)
-    assert (r.returncode, r.stdout) == (4, b"1\n")
+    assert r.returncode == 4 and r.stdout.endswith(b"1\n")
+    for flags in (["-u"], ["-pf"]):
+        assert login_shell(NSFAST + ["unshare", *flags]) == \
+            login_shell([need_tool("unshare"), *flags]) == b"-sh"
+
+
+@pytest.mark.parametrize("kind,flag", [("net", "-n"), ("uts", "-u"), ("mnt", "-m")])
+def test_exec_in_place_like_unshare(kind, flag):
+    """`nsfast unshare -n prog & PID=$!`: $! is prog itself, in a new
+    namespace, and SIGTERM sent to it ends it, as with unshare(1)."""
+    host = ns_inode(os.getpid(), kind)
+    for tool in (NSFAST + ["unshare"], [need_tool("unshare")]):
+        inode, alone, status = exec_in_place(tool + [flag], kind)
+        assert (alone, status) == (True, -signal.SIGTERM), tool
+        assert inode != host, tool
+
+
+def test_pid_without_fork_makes_the_first_child_pid_1():
+    """unshare -p without -f: the program stays in our pid namespace and its
+    first child is pid 1 of the new one."""
+    script = "sh -c 'echo $$'; echo $$"
+    for tool in (NSFAST + ["unshare"], [need_tool("unshare")]):
+        p = subprocess.Popen(tool + ["-p", "sh", "-c", script], stdout=subprocess.PIPE)
+        out = p.communicate(timeout=30)[0]
+        assert out.split() == [b"1", str(p.pid).encode()], tool
+
+
+def test_fds_are_passed_on_like_unshare(tmp_path):
+    for flags in ([], ["-f"], ["-Urn"]):
+        assert fds_passed(NSFAST + ["unshare", *flags], tmp_path) == \
+            fds_passed([need_tool("unshare"), *flags], tmp_path) == b"three\nnine\n"
+
+
+def test_forked_parent_ignores_int_and_term_like_unshare():
+    """-f: INT and TERM sent to the parent wait for the program (blocked);
+    with --forward-signals they are passed to it."""
+    for extra, term_ends in (([], False), (["--forward-signals"], True)):
+        p = start_ready(NSFAST + ["unshare", "-f", *extra])
+        try:
+            (child,) = children_of(p.pid)
+            os.kill(p.pid, signal.SIGTERM)
+            time.sleep(0.2)
+            assert (p.poll() is not None) == term_ends, extra
+            assert os.path.exists(f"/proc/{child}") != term_ends
+            if term_ends:
+                assert p.returncode == -signal.SIGTERM
+        finally:
+            end(p)
+
+
+def test_setgroups_rules_of_2_38():
+    """-c denies setgroups as -r does; -r --setgroups=allow is refused."""
+    for tool in (NSFAST + ["unshare"], [need_tool("unshare")]):
+        r = subprocess.run(tool + ["-c", "cat", "/proc/self/setgroups"], capture_output=True)
+        assert r.stdout == b"deny\n", tool
+        r = subprocess.run(tool + ["-r", "--setgroups=allow", "true"], capture_output=True)
+        assert r.returncode == 1 and r.stderr.count(b"\n") == 1, tool
+        assert b"mutually exclusive" in r.stderr
+
+
+def test_keep_caps_makes_them_ambient():
+    script = ["sh", "-c", "grep CapAmb /proc/self/status"]
+    flags = ["--map-users=0:100000:65536", "--map-groups=0:100000:65536", "-S", "1000",
+             "-G", "1000"]
+    kept = ok(*flags, "--keep-caps", *script).split()[1]
+    assert kept != "0000000000000000"
+    assert ok(*flags, *script).split()[1] == "0000000000000000"
+    assert ok("-r", "--keep-caps", *script).split()[1] != "0000000000000000"
+
+
+def test_map_auto_reads_subuid(tmp_path):
+    """--map-auto maps the first /etc/subuid and /etc/subgid range of the
+    user; our own copy of those files is bound over them in a private mount
+    namespace, so the host's stay as they are."""
+    user = __import__("pwd").getpwuid(os.geteuid()).pw_name
+    (tmp_path / "subuid").write_text(f"{user}:300000:65536\n")
+    (tmp_path / "subgid").write_text(f"{user}:400000:65536\n")
+    script = (f"mount --bind {tmp_path}/subuid /etc/subuid && "
+              f"mount --bind {tmp_path}/subgid /etc/subgid && "
+              f"exec {' '.join(CLI)} --map-auto cat /proc/self/uid_map /proc/self/gid_map")
+    r = _in_private_mount_ns(script)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0", "300000", "65536", "0", "400000", "65536"]
+
+
+def test_clear_env_and_whitelist_env():
+    """Newer util-linux's flags (2.38 has neither), as its tests/ts/unshare/env."""
+    env = dict(os.environ, NSFAST_A="a", NSFAST_B="b")
+    r = subprocess.run(NSFAST + ["unshare", "--clear-env", "env"], capture_output=True, env=env)
+    assert r.returncode == 0 and r.stdout == b""
+    r = subprocess.run(NSFAST + ["unshare", "--whitelist-env", "NSFAST_A,NSFAST_C", "env"],
+                       capture_output=True, env=env)
+    assert r.returncode == 0 and r.stdout == b"NSFAST_A=a\n"
+
+
+def test_python_path_still_works_for_limits():
+    """--pids and the other limits need Python's cgroup code: the launcher
+    hands the command line over, and the program runs limited."""
+    r = run_cli("unshare", "--pids=5", "-f", "sh", "-c", "cat /proc/self/cgroup")
+    assert r.returncode == 0, r.stderr
+    cgroup = r.stdout.decode().strip().rsplit(":", 1)[1]
+    assert cgroup != open("/proc/self/cgroup").read().strip().rsplit(":", 1)[1]
 
 
 def test_cli_errors_are_one_line():
-    assert "no-such-prog" in one_line_error("no-such-prog-nsfast")
     assert "/nonexistent" in one_line_error("-w", "/nonexistent", "true")
     assert "64" in one_line_error("--hostname", "x" * 65, "true")
     assert "--bogus" in one_line_error("--bogus", "true")

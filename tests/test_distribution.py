@@ -1,16 +1,20 @@
-"""What a build ships: the sdist holds everything a build needs, the wheel
-installs nothing but the nsfast package, its metadata and the nsfast command,
-a regular build writes no build/ into the tree it builds from, and the version
-is written in one place.
+"""What a build ships: `python -m build` makes an sdist and a wheel from it;
+the sdist holds everything a build needs, the wheel installs nothing but the
+nsfast package, its metadata and the nsfast command, links nothing but glibc
+(auditwheel: a manylinux tag) and works in a fresh virtual environment; a
+regular build writes no build/ into the tree it builds from, warns about no
+license, and the version is written in one place.
 
-One sdist is built from this checkout, and one wheel from that sdist unpacked
-with its version changed (this environment's setuptools and Cython, no
-network, no build isolation); the tests here share them.
+`python -m build` makes an sdist from this checkout and a wheel from that
+sdist; a second wheel is built from the sdist unpacked with its version
+changed (this environment's setuptools and Cython, no network, no build
+isolation); the tests here share them.
 """
 from __future__ import annotations
 
 import email
 import importlib.metadata
+import json
 import importlib.util
 import os
 import re
@@ -32,7 +36,7 @@ TEST_VERSION = "0.0.1.dev4242"
 
 
 def _build_tools() -> bool:
-    if importlib.util.find_spec("Cython") is None:
+    if importlib.util.find_spec("Cython") is None or importlib.util.find_spec("build") is None:
         return False
     try:
         return int(importlib.metadata.version("setuptools").split(".")[0]) >= 77
@@ -40,22 +44,46 @@ def _build_tools() -> bool:
         return False
 
 
+def python_m_build(*args: str, env: dict | None = None) -> str:
+    """`python -m build --no-isolation ARGS` (this environment's setuptools and
+    Cython: no network); its output, stdout and stderr in one."""
+    r = subprocess.run([sys.executable, "-m", "build", "--no-isolation", *args],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600,
+                       env=env)
+    assert r.returncode == 0, r.stdout[-3000:]
+    return r.stdout
+
+
+def license_warnings(log: str) -> list[str]:
+    """The lines of a build's output that warn about the license or deprecate
+    anything (setuptools' "License classifiers are deprecated", the license
+    table it stops reading in 2027-02)."""
+    return [line for line in log.splitlines()
+            if re.search(r"deprecat", line, re.I) or
+            (re.search(r"licen[cs]e", line, re.I) and re.search(r"warn", line, re.I))]
+
+
 @pytest.fixture(scope="module")
-def sdist(tmp_path_factory):
-    """(member names without the top directory, the build's stderr, the archive)."""
-    need(_build_tools(), "setuptools>=77 and Cython in this environment "
+def built(tmp_path_factory):
+    """`python -m build` of this checkout: (the sdist, the wheel it built from
+    that sdist, the build's output)."""
+    need(_build_tools(), "setuptools>=77, Cython and build in this environment "
                          "(pip install -e '.[test]')")
-    out = tmp_path_factory.mktemp("sdist")
-    # the PEP 517 hook pip and `python -m build` call, without either of them
-    code = "import sys; from setuptools import build_meta; build_meta.build_sdist(sys.argv[1])"
-    r = subprocess.run([sys.executable, "-c", code, str(out)], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path_factory.mktemp("dist")
+    log = python_m_build("--outdir", str(out), ROOT)
     [archive] = out.glob("nsfast-*.tar.gz")
+    [whl] = out.glob("nsfast-*.whl")
+    return archive, whl, log
+
+
+@pytest.fixture(scope="module")
+def sdist(built):
+    """(member names without the top directory, the build's output, the archive)."""
+    archive, _, log = built
     with tarfile.open(archive) as tar:
         names = [m.name.split("/", 1)[1] for m in tar.getmembers()
                  if m.isfile() and "/" in m.name]
-    return names, r.stderr, archive
+    return names, log, archive
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +103,7 @@ def wheel(sdist, tmp_path_factory):
     init.write_text(text)
     out, tmp = work / "dist", work / "tmp"
     tmp.mkdir()
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-index",
-                        "--no-build-isolation", "-w", str(out), str(tree)],
-                       capture_output=True, text=True, timeout=600,
-                       env=dict(os.environ, TMPDIR=str(tmp)))
-    assert r.returncode == 0, r.stderr[-3000:]
+    python_m_build("--wheel", "--outdir", str(out), str(tree), env=dict(os.environ, TMPDIR=str(tmp)))
     [whl] = out.glob("nsfast-*.whl")
     with zipfile.ZipFile(whl) as z:
         names = z.namelist()
@@ -100,8 +124,87 @@ def test_the_sdist_holds_what_a_build_needs(sdist):
     made = [n for n in names if n in ("nsfast/_core.c", "nsfast/_nsfast") or
             n.endswith((".so", ".o", ".pyc")) or n.startswith(("build/", "benchmarks/results/"))]
     assert made == []
-    # setuptools has nothing to warn about (the license table it stops reading in 2027)
-    assert "Warning" not in stderr and "deprecated" not in stderr, stderr
+
+
+def test_python_m_build_makes_both_with_no_license_warning(built):
+    """The license is the SPDX expression (license = "MIT", license-files):
+    setuptools warns about neither it nor a classifier, for the sdist or the
+    wheel built from it."""
+    archive, whl, log = built
+    assert archive.name == f"nsfast-{nsfast.__version__}.tar.gz"
+    assert re.fullmatch(rf"nsfast-{re.escape(nsfast.__version__)}-cp\d+-cp\d+-linux_\w+\.whl",
+                        whl.name), whl.name
+    assert f"Successfully built {archive.name} and {whl.name}" in log
+    assert license_warnings(log) == []
+    with zipfile.ZipFile(whl) as z:
+        meta = email.message_from_bytes(
+            z.read(f"nsfast-{nsfast.__version__}.dist-info/METADATA"))
+    assert meta["License-Expression"] == "MIT"
+    assert not [c for c in meta.get_all("Classifier") or [] if c.startswith("License ::")]
+
+
+def test_license_warnings_are_seen():
+    """What setuptools says of a license table or a license classifier is caught."""
+    assert license_warnings("SetuptoolsDeprecationWarning: License classifiers are "
+                            "deprecated.\nok\n")
+    assert license_warnings("!!\n  `project.license` as a TOML table is deprecated\n")
+    assert license_warnings("warning: no license file found") != []
+    assert license_warnings("adding license file 'LICENSE'\n") == []
+
+
+# glibc's own libraries: what a manylinux wheel may need from the system
+GLIBC = {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
+         "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"}
+
+
+def test_auditwheel_calls_the_wheel_manylinux_linking_only_glibc(built):
+    need(importlib.util.find_spec("auditwheel") is not None,
+         "auditwheel (pip install -e '.[test]')")
+    _, whl, _ = built
+    r = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(whl)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())
+    tag = re.search(r'is consistent with the following platform tag: "(manylinux_\d+_\d+_\w+)"',
+                    text)
+    assert tag, text
+    # the libraries it uses from the system, all glibc's; none it would have to graft in
+    used = set(re.findall(r"(\S+\.so(?:\.\d+)*) with versions", text))
+    assert used and used <= GLIBC, used
+    assert "external shared libraries" not in text, text
+
+
+def test_the_sdist_builds_a_wheel_that_works_in_a_fresh_venv(built, tmp_path):
+    """The wheel `python -m build` made from the sdist, in a new virtual
+    environment that has nothing else (--no-deps: no network; pyroute2, which
+    only the netlink functions import, is left out): it imports from there,
+    spawns into new namespaces, and its command answers."""
+    _, whl, _ = built
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python, command = str(venv / "bin" / "python"), str(venv / "bin" / "nsfast")
+    r = subprocess.run([python, "-m", "pip", "install", "-q", "--no-index", "--no-deps", str(whl)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    code = ("import json, sys, nsfast\n"
+            "p = nsfast.spawn(['sh', '-c', 'echo $$; hostname'], namespaces='user,pid,uts',\n"
+            "                 map_root=True, hostname='fresh', stdout=nsfast.PIPE)\n"
+            "out, _ = p.communicate(timeout=30)\n"
+            "print(json.dumps([nsfast.__file__, sys.prefix, out.decode(), p.returncode]))\n")
+    r = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60,
+                       cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    where, prefix, out, status = json.loads(r.stdout)
+    assert where.startswith(str(venv) + os.sep) and prefix == str(venv)
+    assert (out, status) == ("1\nfresh\n", 0)
+    r = subprocess.run([command, "--version"], capture_output=True, text=True, timeout=60,
+                       cwd=tmp_path, env=env)
+    assert r.returncode == 0 and r.stdout == f"nsfast {nsfast.__version__}\n", r
+    r = subprocess.run([command, "ls", "-J", "-t", "user"], capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["namespaces"], r.stdout
 
 
 def test_the_wheel_installs_only_nsfast_its_metadata_and_the_command(wheel):

@@ -489,6 +489,7 @@ def test_setns_loop_joins_user_ns_first_when_it_grants_privilege():
     script = """
 import os, nsfast
 import ctypes
+import nsfast.spawn  # nsfast imports it on first use; nobody may not read this interpreter's files
 os.setgroups([]); os.setgid(65534); os.setuid(65534)
 from nsfast.kernel import PR_SET_DUMPABLE
 ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # setuid cleared it

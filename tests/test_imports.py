@@ -118,3 +118,61 @@ def test_the_walk_sees_late_imports(tmp_path):
 def test_no_import_cycle():
     cycle = find_cycle(graph())
     assert not cycle, "import cycle: " + " -> ".join(cycle)
+
+
+# ---------------------------------------------------------------- import cost
+
+IMPORT_BUDGET_US = 10_000   # issue #18: `import nsfast` at most 10 ms over a bare interpreter
+# what `import nsfast` must not load: the heavy standard modules, and any of
+# nsfast's own (the public names are imported on first use, nothing probed)
+NOT_AT_IMPORT = ("dataclasses", "inspect", "json", "socket", "argparse", "nsfast.features",
+                 "nsfast._core", "nsfast.spawn", "nsfast.enter", "nsfast.mounts")
+# what `nsfast ls` must not load: it lists, and spawns or mounts nothing
+NOT_FOR_LS = ("dataclasses", "inspect", "json", "socket", "nsfast.features", "nsfast.spawn",
+              "nsfast.enter", "nsfast.mounts", "nsfast.plan", "nsfast.netns")
+
+
+def _importtime(code: str) -> tuple[dict, set]:
+    """(cumulative microseconds by module, modules loaded) for `python -I -c code`,
+    as -X importtime reports them."""
+    import subprocess
+    import sys
+    probe = f"{code}\nimport sys\nprint(' '.join(sys.modules))"
+    r = subprocess.run([sys.executable, "-I", "-X", "importtime", "-c", probe],
+                       capture_output=True, text=True, timeout=60, check=True)
+    cumulative = {}
+    for line in r.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line and "cumulative" not in line:
+            _, cum, name = line.split("|")
+            cumulative[name.strip()] = int(cum)
+    return cumulative, set(r.stdout.split())
+
+
+def test_import_nsfast_is_cheap_and_probes_nothing():
+    """The minimum of a few runs, so that another process's burst of work
+    on this machine cannot fail it; the module list is exact either way."""
+    costs = []
+    for _ in range(5):
+        cumulative, loaded = _importtime("import nsfast")
+        costs.append(cumulative["nsfast"])
+        assert not loaded & set(NOT_AT_IMPORT), sorted(loaded & set(NOT_AT_IMPORT))
+    assert min(costs) <= IMPORT_BUDGET_US, costs
+
+
+def test_public_names_are_there_on_first_use():
+    import nsfast
+    for name in nsfast.__all__:
+        assert getattr(nsfast, name) is not None, name
+    # names that are also modules' stay the public objects once the module is imported
+    import nsfast.enter   # noqa: F401
+    import nsfast.spawn   # noqa: F401
+    assert callable(nsfast.spawn) and nsfast.features.clone3 in (True, False)
+    assert type(nsfast.features).__name__ == "Features"
+    assert set(dir(nsfast)) >= set(nsfast.__all__)
+
+
+def test_nsfast_ls_imports_only_what_a_listing_needs():
+    code = "from nsfast.cli import main\nmain(['ls', '-n', '-p', '1', '-o', 'NS'])"
+    _, loaded = _importtime(code)
+    assert "nsfast.inspect" in loaded
+    assert not loaded & set(NOT_FOR_LS), sorted(loaded & set(NOT_FOR_LS))

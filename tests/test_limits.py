@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -374,7 +375,7 @@ def _meta(path) -> dict:
 def test_cli_wall_time_writes_isolates_meta(tmp_path):
     meta = tmp_path / "meta"
     r = run_cli("unshare", "--wall-time=1", f"--meta={meta}", "sleep", "100", timeout=30)
-    assert r.returncode == 128 + signal.SIGKILL, r.stderr
+    assert r.returncode == -signal.SIGKILL, r.stderr   # dies of it, as unshare(1)
     m = _meta(meta)
     assert m["status"] == "TO" and m["killed"] == "1" and m["exitsig"] == "9"
     assert 0.9 <= float(m["time-wall"]) <= 5 and "exitcode" not in m
@@ -441,9 +442,15 @@ def test_v1_kill_through_the_freezer(run):
     v1 = tuple((h.own, h.controllers) for h in hs if h.version == 1
                and h.controllers & {"pids", "freezer"})
     box = cgroups.Box(Limits(pids=32), cgroups.Layout(v1, None, frozenset()))
+
+    def move_in(pid):   # the test's own move, while the child waits
+        for d, _, _ in box.dirs:
+            with open(os.path.join(d, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+    p = None
     try:
         p = run(["sh", "-c", "for i in 1 2 3 4; do sleep 100 & done; echo; wait"],
-                stdout=nsfast.PIPE, on_created=lambda pid: box.attach(pid, False))
+                stdout=nsfast.PIPE, on_created=move_in)
         p.stdout.readline()             # the sleeps are started
         inside = box.pids()
         assert len(inside) == 5 and p.pid in inside
@@ -457,7 +464,8 @@ def test_v1_kill_through_the_freezer(run):
         with open(os.path.join(freezer, "freezer.state")) as f:
             assert f.read().strip() == "THAWED"
     finally:
-        p.stdout.close()
+        if p is not None:
+            p.stdout.close()
         box._remove()
 
 
@@ -477,3 +485,110 @@ def test_repeated_identical_spawns_are_each_limited(run):
         p.kill()
         p.wait()
         assert p.usage is not None and p.usage.signal == signal.SIGKILL
+
+
+def test_boxes_are_reused_across_many_sandboxes():
+    """Back-to-back sandboxes with a memory limit keep reusing the boxes made
+    ahead: the kernel frees an ended sandbox's objects a little later, and
+    that residue must not make every dozenth sandbox pay for a new box
+    (witness: the box directories in the memory hierarchy, listed after
+    each sandbox)."""
+    _cgroup_v1("memory")
+    limits = Limits(memory="256M", pids=64)
+    assert cgroups.prepare(limits, 4) == 4
+    try:
+        subtrees = {os.path.dirname(d) for d in _own_boxes() if "/memory/" in d}
+        assert len(subtrees) == 1, subtrees
+        subtree = subtrees.pop()
+        seen = set()
+        for _ in range(150):
+            p = nsfast.spawn(["/bin/true"], namespaces="pid,mnt", limits=limits)
+            assert p.wait() == 0
+            seen |= {n for n in os.listdir(subtree) if n.startswith("box-")}
+        assert len(seen) <= 4, sorted(seen)
+    finally:
+        cgroups.clear()
+
+
+def test_one_watcher_thread_serves_a_run_of_sandboxes():
+    """The wall-time watcher stays for the next sandbox instead of a new
+    thread per spawn (witness: the kernel thread id of the watcher)."""
+    tids = set()
+    for _ in range(10):
+        p = nsfast.spawn(["/bin/true"], limits=Limits(wall_time=30))
+        tids |= {t.native_id for t in threading.enumerate() if t.name == "nsfast-wall-time"}
+        assert p.wait() == 0
+    assert len(tids) == 1, tids
+
+
+def test_an_idle_watcher_does_not_block_unshare_in_place():
+    """unshare(user) in place needs a single-threaded process: the idle
+    watcher of an ended sandbox is stopped for it (in a separate interpreter,
+    so that the pytest process keeps its namespaces)."""
+    code = textwrap.dedent("""
+        import os, threading, nsfast
+        p = nsfast.spawn(["/bin/true"], limits=nsfast.Limits(wall_time=30))
+        p.wait()
+        print(sum(t.name == "nsfast-wall-time" for t in threading.enumerate()))
+        before = os.stat("/proc/self/ns/user").st_ino
+        nsfast.unshare("user")
+        print(os.stat("/proc/self/ns/user").st_ino != before)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "True"]
+
+
+def test_nproc_is_the_process_rlimit_of_the_payload(run):
+    """nproc: RLIMIT_NPROC, counted for the payload's uid in its own user
+    namespace (witness: /proc/<pid>/limits, and a fork refused past it)."""
+    p = run(["sleep", "60"], namespaces="user,pid,mnt", map_root=True,
+            limits=Limits(nproc=8))
+    with open(f"/proc/{p.pid}/limits") as f:
+        row = next(line for line in f if line.startswith("Max processes"))
+    assert row.split()[2:4] == ["8", "8"]
+    # the host's root is exempt: here the payload's uid 0 is an unprivileged host uid
+    ids = "0 300000 65536"
+    code = "for i in 1 2 3 4 5 6 7 8; do sleep 5 & done; echo done"
+    q = nsfast.spawn(["sh", "-c", code], namespaces="user,pid,mnt", uid_map=ids, gid_map=ids,
+                     limits=Limits(nproc=4), stdout=nsfast.PIPE, stderr=nsfast.STDOUT)
+    out = q.communicate(timeout=60)[0].decode()
+    assert "fork" in out.lower() or "resource" in out.lower(), out
+    assert Limits().with_rlimit("nproc=16").nproc == 16
+
+
+def test_boxes_reused_by_threads_at_once():
+    """Sandboxes with the same limits started and reaped by 4 threads at
+    once: a box put back by one thread and taken by another at once is
+    never seen as finished by the second."""
+    _cgroup_v1("pids")
+    limits = Limits(pids=32)
+    errors: list = []
+
+    def churn():
+        try:
+            for _ in range(40):
+                assert nsfast.spawn(["/bin/true"], limits=limits).wait() == 0
+        except BaseException as e:
+            errors.append(e)
+    threads = [threading.Thread(target=churn) for _ in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)   # the threads switch often: the window is small
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+        cgroups.clear()
+    assert errors == []
+
+
+def test_a_run_of_sandboxes_leaves_no_deadlines_behind():
+    """Deadlines of reaped sandboxes leave the watcher's heap as they are
+    forgotten, not 600 s later when the first of them would have come."""
+    from nsfast import watch
+    for _ in range(50):
+        assert nsfast.spawn(["/bin/true"], limits=Limits(wall_time=600)).wait() == 0
+    assert watch.watched() == 0 and len(watch._heap) <= 1

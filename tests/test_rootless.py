@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import textwrap
 import time
 
@@ -20,8 +19,8 @@ NOBODY = 65534
 SUB_START, SUB_COUNT = 300000, 65536
 
 
-def _repo_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(nsfast.__file__)))
+# the python_for_nobody fixture's staged interpreter, set for this module below
+_staged: list = []
 
 
 def as_nobody(argv: list) -> list:
@@ -31,12 +30,11 @@ def as_nobody(argv: list) -> list:
 
 
 def run_unprivileged_python(args: list, timeout: float = 60) -> subprocess.CompletedProcess:
-    """This interpreter with args, as uid 65534 (setpriv execs it directly: the
-    interpreter may live under a directory that uid 65534 cannot search)."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/",
-           "PYTHONPATH": _repo_root(), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run(as_nobody([sys.executable, *args]), capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd="/")
+    """Python with args, as uid 65534, importing nsfast from a copy that user
+    can read (the checkout may be in a directory it cannot search)."""
+    [staged] = _staged
+    return subprocess.run(as_nobody([staged.executable, *args]), capture_output=True,
+                          text=True, timeout=timeout, env=staged.env(), cwd="/")
 
 
 def run_unprivileged(code: str, timeout: float = 60) -> dict:
@@ -47,11 +45,12 @@ def run_unprivileged(code: str, timeout: float = 60) -> dict:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _userns_allowed():
+def _userns_allowed(python_for_nobody):
     with open("/proc/sys/user/max_user_namespaces") as f:
         need(int(f.read()) > 0, "user namespaces (user.max_user_namespaces > 0)")
-    st = os.stat(nsfast.__file__)
-    need(st.st_mode & 0o004 != 0, "a checkout readable by other users (for uid 65534)")
+    _staged[:] = [python_for_nobody]
+    yield
+    _staged.clear()
 
 
 def test_unprivileged_sandbox_with_map_root_and_mount_proc():

@@ -3,6 +3,7 @@ C init, pdeathsig, and the Process object (wait, communicate, async, with)."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import re
 import signal
@@ -121,7 +122,8 @@ def test_child_sees_only_std_fds_and_pass_fds(sleeper):
     leaked = os.open("/dev/null", os.O_RDONLY)     # not CLOEXEC: the trap
     os.set_inheritable(leaked, True)
     passed = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
-    high = os.dup2(passed, 200)
+    # a high fd no one holds: dup2 onto a taken one would close another's fd
+    high = fcntl.fcntl(passed, fcntl.F_DUPFD_CLOEXEC, 200)
     try:
         p = sleeper(pass_fds=[passed, high])
         assert _fds_once_asleep(p.pid) == {0, 1, 2, passed, high}

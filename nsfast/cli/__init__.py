@@ -2,9 +2,11 @@
 
 Each sub-command is a module here with build_parser(prog) and run(args) -> int;
 they are imported only when used, so that start-up stays short.  `enter` (alias
-`nsenter`) is C: the nsfast command itself is a C launcher (csrc/cli_main.c)
-that runs it without starting Python, and this module hands it over to the
-copy of that launcher in the package, so both ways run the same code.
+`nsenter`), `unshare` and `netns exec` are C: the nsfast command itself is a C
+launcher (csrc/cli_main.c) that runs them without starting Python and execs the
+program in place, as the tools they replace do.  This module hands them over to
+the copy of that launcher in the package, so both ways run the same code; the
+launcher hands back (from_launcher) an unshare whose options need Python.
 """
 from __future__ import annotations
 
@@ -26,8 +28,9 @@ COMMANDS = {
     "oci": "oci",
 }
 
-# the sub-commands the C launcher runs itself
-C_COMMANDS = ("enter", "nsenter")
+# the sub-commands the C launcher runs itself (netns: exec, add, del)
+C_COMMANDS = ("enter", "nsenter", "unshare")
+C_NETNS_VERBS = ("exec", "add", "del", "delete")
 # the launcher as setup.py builds it into the package directory
 LAUNCHER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_nsfast")
 
@@ -46,11 +49,12 @@ commands:
 """
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of the console script.
+def main(argv: Optional[Sequence[str]] = None, from_launcher: bool = False) -> int:
+    """Entry point of the console script.  from_launcher: the C launcher
+    started us for this command line, which it does not run itself.
 
     >>> main(["ls", "-p", str(pid), "-t", "uts", "-n", "-o", "TYPE,NPROCS,COMMAND"])
-    uts 1 sleep 600
+    uts       1 sleep 600
     0
     """
     args = list(sys.argv[1:] if argv is None else argv)
@@ -61,7 +65,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from nsfast import __version__
         print(f"nsfast {__version__}")
         return 0
-    if args[0] in C_COMMANDS:
+    if not from_launcher and (args[0] in C_COMMANDS or (
+            args[0] == "netns" and args[1:2] and args[1] in C_NETNS_VERBS)):
         return _exec_launcher(args)
     name = COMMANDS.get(args[0])
     if name is None:

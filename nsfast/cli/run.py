@@ -7,9 +7,10 @@ namespaces, loopback, ids, id_base, no_new_privs, capabilities,
 new_session, env, root, readonly_root, mount_proc, mask_paths,
 readonly_paths, minimal_dev, tmp_size, mounts, seccomp,
 allow_nested_userns, hostname, cwd, init, overlay, limits (a table of
-nsfast.Limits' keys, or false for none).  Flags given on the command line
+nsfast.Limits' keys, or false for none), network ("bridge" or
+"bridge:NAME", as --net).  Flags given on the command line
 win over the file; the limit flags (--memory, --pids, --cpu, --cpu-time,
---wall-time, --rlimit NAME=VALUE) change the Sandbox's default limits, and
+--wall-time or --time, --rlimit NAME=VALUE) change the Sandbox's default limits, and
 --no-limits drops them.  Both are checked before anything is touched: an
 unknown key is an error.  The exit status is the payload's (128+N for a
 signal N); --meta writes how it ended in isolate's --meta format.
@@ -47,6 +48,32 @@ def size(text: str) -> int:
     return int(m.group(1)) * _UNITS[m.group(2).lower()]
 
 
+class BridgeNet(str):
+    """--net bridge[:NAME] (or network = "bridge[:NAME]" in the file): the
+    bridge's name, resolved into an nsfast.Bridge only when the run starts."""
+
+
+def net_mode(text: str) -> str:
+    """--net's value: none, loopback, host, or a BridgeNet for bridge[:NAME].
+
+    >>> net_mode("host"), net_mode("bridge:br0"), type(net_mode("bridge")).__name__
+    ('host', 'br0', 'BridgeNet')
+    """
+    if text in ("none", "loopback", "host"):
+        return text
+    kind, sep, name = text.partition(":")
+    if kind == "bridge":
+        if sep and not name:
+            raise UsageError("--net bridge:NAME needs a name")
+        from ..bridge import DEFAULT_NAME
+        from ..links import check_ifname
+        try:
+            return BridgeNet(check_ifname(name, "bridge name") if sep else DEFAULT_NAME)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    raise UsageError(f"--net takes none, loopback, host or bridge[:NAME], not {text!r}")
+
+
 def build_parser(prog: str) -> Parser:
     p = Parser(prog=prog, description="Run a program under nsfast.Sandbox.")
     p.add_argument("--config", metavar="FILE.toml", help="the policy's keys, as Sandbox()'s")
@@ -56,9 +83,10 @@ def build_parser(prog: str) -> Parser:
     p.add_argument("--root", metavar="DIR", help="this tree as /, instead of the host's")
     p.add_argument("--overlay", nargs="?", const="64M", metavar="SIZE",
                    help="a writable tmpfs layer of SIZE (64M) over the --root tree")
-    p.add_argument("--net", choices=("none", "loopback", "host"),
+    p.add_argument("--net", type=net_mode, metavar="none|loopback|host|bridge[:NAME]",
                    help="a new net namespace without (none) or with lo up (loopback, the "
-                        "default), or the host's")
+                        "default), the host's, or one on a bridge (bridge: nsfast0, made "
+                        "for the run unless it exists; bridge:NAME adopts NAME)")
     p.add_argument("--no-seccomp", action="store_true", help="no syscall filter")
     p.add_argument("--seccomp", metavar="FILE", help="a TOML filter: default, allow, deny, errno")
     p.add_argument("--allow-nested-userns", action="store_true")
@@ -71,7 +99,10 @@ def build_parser(prog: str) -> Parser:
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="kill the payload after this wall time (exit status 124)")
     for flag, (key, _) in LIMIT_FLAGS.items():
-        p.add_argument(f"--{flag}", dest=key, metavar="N", help=f"nsfast.Limits {key}")
+        # nsfast run is no drop-in, so --time can be the wall limit the
+        # resource issue names; unshare keeps util-linux's -T/--time[=FILE]
+        names = [f"--{flag}", "--time"] if flag == "wall-time" else [f"--{flag}"]
+        p.add_argument(*names, dest=key, metavar="N", help=f"nsfast.Limits {key}")
     p.add_argument("--rlimit", action="append", default=[], metavar="NAME=VALUE",
                    help="an rlimit of the payload, e.g. NOFILE=64")
     p.add_argument("--no-limits", action="store_true", help="no limits at all")
@@ -149,6 +180,11 @@ def policy(args) -> dict:
             opts["seccomp"] = _seccomp(opts["seccomp"])
         if "limits" in opts:
             opts["limits"] = _limits_table(opts["limits"])
+        if "network" in opts:
+            if not isinstance(opts["network"], str) or not isinstance(
+                    net_mode(opts["network"]), BridgeNet):
+                raise UsageError(f"{args.config}: network is \"bridge\" or \"bridge:NAME\"")
+            opts["network"] = net_mode(opts["network"])
     mounts = list(opts.get("mounts", ()))
     for src, dst in args.bind:
         mounts.append(Bind(os.path.abspath(src), dst))
@@ -169,6 +205,10 @@ def policy(args) -> dict:
         opts["namespaces"] = ",".join(k for k in opts.get("namespaces", _default("namespaces"))
                                       .split(",") if k.strip() != "net")
         opts["loopback"] = False
+    if isinstance(args.net, BridgeNet):
+        opts["network"] = args.net
+    elif args.net is not None:
+        opts.pop("network", None)
     if args.no_seccomp and args.seccomp:
         raise UsageError("give --no-seccomp or --seccomp FILE, not both")
     if args.no_seccomp:
@@ -214,12 +254,32 @@ def _default(name: str) -> Any:
 
 
 def run(args) -> int:
-    import subprocess
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not argv:
         raise UsageError("no program to run")
     options = policy(args)
-    box = Sandbox(**options)
+    bridge = _bridge(options.get("network"))
+    try:
+        if bridge is not None:
+            options["network"] = bridge
+        return _run_in(Sandbox(**options), argv, args)
+    finally:
+        if bridge is not None:
+            bridge.close()   # removes the bridge only if this run made it
+
+
+def _bridge(network: Any) -> Any:
+    """The nsfast.Bridge of --net bridge[:NAME]: the bridge of that name,
+    adopted with its own subnet, or made (with the default subnet)."""
+    if not isinstance(network, BridgeNet):
+        return None
+    from ..bridge import DEFAULT_SUBNET, Bridge, subnet_of
+    return Bridge(str(network), subnet_of(network) or DEFAULT_SUBNET)
+
+
+def _run_in(box: Sandbox, argv: list, args) -> int:
+    """Run argv in box to its end; its exit status (and --meta)."""
+    import subprocess
     box_limits = box.spawn_options().get("limits")
     with box:
         proc = box.spawn(argv)

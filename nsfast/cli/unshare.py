@@ -1,5 +1,11 @@
 """nsfast unshare: run a program in new namespaces, with the flags of unshare(1).
 
+The C launcher runs `nsfast unshare` itself (csrc/cli_unshare.c) and execs the
+program in place, as unshare(1) does; it hands the command line to this module
+only when an option needs Python: a namespace persisted on =FILE, --netns,
+--init, --bind, --ro-bind, --tmpfs, the resource limits, --meta.  Here the
+program runs as a child of nsfast.spawn.
+
 util-linux 2.38+ flags, plus nsfast's own --hostname, --init, --bind, --ro-bind
 and --tmpfs.  Options end at the first non-option word (as getopt's "+"), so
 `nsfast unshare -m ls -l` runs `ls -l`.  A namespace takes a FILE only in the
@@ -35,6 +41,10 @@ NAMESPACE_FLAGS = [
 OPTIONS = {long: (short, "?") for short, long, _, _ in NAMESPACE_FLAGS}
 OPTIONS.update({
     "fork": ("f", 0),
+    "forward-signals": (None, 0),
+    "keep-caps": (None, 0),
+    "clear-env": (None, 0),
+    "map-auto": (None, 0),
     "map-root-user": ("r", 0),
     "map-current-user": ("c", 0),
     "map-user": (None, 1),
@@ -81,13 +91,18 @@ Run PROGRAM (default $SHELL) in new namespaces.
  -U, --user[=FILE]         new user namespace
  -C, --cgroup[=FILE]       new cgroup namespace
  -T, --time[=FILE]         new time namespace
- -f, --fork                accepted: the program always runs as a child
+ -f, --fork                fork before running the program
+     --forward-signals     pass SIGTERM and SIGINT on to the program (implies -f)
+     --keep-caps           keep the user namespace's capabilities (not with the
+                           options that run through Python)
+     --clear-env           start the program with an empty environment
  -r, --map-root-user       map your uid and gid to root (implies -U, setgroups deny)
  -c, --map-current-user    map your uid and gid to themselves (implies -U)
      --map-user=UID        map your uid to UID (implies -U)
      --map-group=GID       map your gid to GID (implies -U, setgroups deny)
      --map-users=INNER:OUTER:COUNT|auto   map a range of uids (implies -U)
      --map-groups=INNER:OUTER:COUNT|auto  map a range of gids (implies -U)
+     --map-auto            --map-users=auto --map-groups=auto
      --setgroups=allow|deny
      --mount-proc[=DIR]    mount a fresh proc on DIR (default /proc; implies -m)
      --propagation=slave|shared|private|unchanged   (default private)
@@ -296,7 +311,9 @@ def spawn_options(opts: dict) -> tuple[dict, dict]:
     if opts.get("map-root-user"):
         uids, gids, setgroups = [(0, euid, 1)], [(0, egid, 1)], setgroups or "deny"
     if opts.get("map-current-user"):
-        uids, gids = [(euid, euid, 1)], [(egid, egid, 1)]
+        uids, gids, setgroups = [(euid, euid, 1)], [(egid, egid, 1)], setgroups or "deny"
+    if gids and setgroups == "allow":
+        raise UsageError("options --setgroups=allow and --map-group are mutually exclusive")
     if "map-user" in opts:
         uids = [(_user_id(opts["map-user"], lambda n: pwd.getpwnam(n).pw_uid, "user"),
                  euid, 1)]
@@ -304,6 +321,9 @@ def spawn_options(opts: dict) -> tuple[dict, dict]:
         gids = [(_user_id(opts["map-group"], lambda n: grp.getgrnam(n).gr_gid, "group"),
                  egid, 1)]
         setgroups = setgroups or "deny"
+    if opts.get("map-auto"):
+        opts = dict(opts, **{"map-users": opts.get("map-users", "auto"),
+                             "map-groups": opts.get("map-groups", "auto")})
     if "map-users" in opts:
         uids = uids + _range(opts["map-users"], "uid")
     if "map-groups" in opts:
@@ -362,6 +382,11 @@ def spawn_options(opts: dict) -> tuple[dict, dict]:
             raise UsageError("options --monotonic and --boottime require unsharing of a "
                              "time namespace (-T)")
         kw["time_offsets"] = offsets
+    if opts.get("keep-caps"):
+        raise UsageError("--keep-caps goes only with the options of unshare(1), not with "
+                         "nsfast's own (--init, --bind, --memory, ...)")
+    if opts.get("clear-env"):
+        kw["env"] = {}
     limits = _limits(opts)
     if limits is not None:
         kw["limits"] = limits
@@ -396,8 +421,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"nsfast unshare {__version__}")
         return 0
     import nsfast
-    command = args.command or [os.environ.get("SHELL") or "/bin/sh"]
+    command = args.command
     kw, persist = spawn_options(opts)
+    if not command:   # the user's shell, as a login shell, as unshare(1) starts it
+        shell = os.environ.get("SHELL") or "/bin/sh"
+        command, kw["executable"] = ["-" + os.path.basename(shell)], shell
     meta = opts.get("meta")
     if meta is not None:
         from .meta import meta_lines, write_meta
@@ -409,15 +437,31 @@ def run(args: argparse.Namespace) -> int:
         if meta is not None:
             write_meta(meta, meta_lines(None, f"{e.filename or ''}: {e.strerror}"))
         raise
-    # as unshare(1): the terminal's ^C and a TERM go to the program, and we
-    # report how it ended.  Ignored only now: the program inherits what is
-    # ignored when it starts, as from subprocess.
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    # as unshare(1): the terminal's ^C and a TERM go to the program (passed
+    # on with --forward-signals), and we report how it ended.  Ignored only
+    # now: the program inherits what is ignored when it starts.
+    forward = opts.get("forward-signals")
+    handler = (lambda sig, _frame: proc.send_signal(sig)) if forward else signal.SIG_IGN
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        status = exit_status(proc.wait())
+        returncode = proc.wait()
     finally:
         for s, h in old.items():
             signal.signal(s, h)
     if meta is not None:
         write_meta(meta, meta_lines(proc.usage, cgroup=kw["limits"].needs_cgroup))
-    return status
+    if returncode < 0:
+        die_of_signal(-returncode)
+    return exit_status(returncode)
+
+
+def die_of_signal(sig: int) -> None:
+    """End this process with signal sig, as the program ended, as unshare(1)
+    does; returns only for a signal that does not kill by default."""
+    import resource
+    sys.stdout.flush()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))   # the program's core is the one
+    if sig not in (signal.SIGKILL, signal.SIGSTOP):   # their action cannot change
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
+    os.kill(os.getpid(), sig)

@@ -14,6 +14,7 @@ cdef extern from "nscore.h" nogil:
     int nsf_pidfd_send_signal(int pidfd, int sig)
     int nsf_ns_ioctl(int fd, unsigned long request)
     int nsf_ns_owner_uid(int fd, uint32_t *uid)
+    int nsf_socket_netns(int pidfd, int fd)
     int nsf_probe_clone3()
     int nsf_probe_pidfd_open()
     int nsf_probe_mount_setattr()
@@ -67,6 +68,7 @@ cdef extern from "spawn.h" nogil:
         nsf_join join
         int parent_hold
         int no_pid_fork
+        int user_last
         const char *hostname
         const char *domainname
         unsigned long propagation
@@ -90,6 +92,9 @@ cdef extern from "spawn.h" nogil:
         const nsf_op *ops
         int n_ops
         int cgroup_fd
+        int user_fd
+        const int *cgroup_procs_fds
+        int n_cgroup_procs
         int use_clone3
         int n_groups
         const int *groups

@@ -11,25 +11,70 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 
 import nsfast
+import nsfast.sandbox
 
 PROBE_IN = "/tmp/probe"
+_probe = {"path": PROBE_IN + "/probe"}   # where sandbox() put it
 
 
 def sandbox(probe_dir: str, **options) -> nsfast.Sandbox:
-    """The default Sandbox with the probe bound in (under its /tmp tmpfs)."""
+    """The default Sandbox running the probe: where it is, when the
+    sandbox's read-only root shows the host's root filesystem there; else
+    bound in (under its /tmp tmpfs), which takes the usual path instead of
+    a template (a template's sandbox binds nothing of the caller's)."""
+    if os.stat(probe_dir).st_dev == os.stat("/").st_dev:
+        _probe["path"] = os.path.join(probe_dir, "probe")
+        return nsfast.Sandbox(**options)
+    _probe["path"] = PROBE_IN + "/probe"
     return nsfast.Sandbox(mounts=[nsfast.Mkdir(PROBE_IN),
                                   nsfast.Bind(probe_dir, PROBE_IN, readonly=True)], **options)
 
 
 def probe(box: nsfast.Sandbox, args, stdin=None, pass_fds=()) -> str:
-    p = box.spawn([PROBE_IN + "/probe", *args], stdout=nsfast.PIPE, stderr=nsfast.STDOUT,
+    p = box.spawn([_probe["path"], *args], stdout=nsfast.PIPE, stderr=nsfast.STDOUT,
                   stdin=stdin if stdin is not None else nsfast.DEVNULL, pass_fds=pass_fds)
     out = p.communicate(timeout=30)[0].decode(errors="replace").strip()
     return out if p.returncode == 0 else f"exit {p.returncode}: {out}"
+
+
+# the driver's own limits around the resource attacks, above what the
+# default Sandbox allows: a safety net should nsfast fail to contain one
+OUTER = {resource.RLIMIT_AS: 6 << 30, resource.RLIMIT_NPROC: 6000,
+         resource.RLIMIT_CPU: 120, resource.RLIMIT_FSIZE: 3 << 30}
+SPIN_WALL = 2.0   # the default policy's wall time (600 s), shortened for the test
+
+
+def resources(probe_dir: str, attacks: list) -> dict:
+    """Each resource attack under the default Sandbox (for spin with a short
+    wall time): its exit, its output's last line and what the usage says."""
+    for res, value in OUTER.items():
+        soft, hard = resource.getrlimit(res)
+        cap = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(res, (cap, cap))
+    results = {}
+    for attack in attacks:
+        options = {}
+        if attack[0] == "spin":
+            base = dict(nsfast.sandbox.default_limits()._items())
+            options["limits"] = nsfast.Limits(**{**base, "wall_time": SPIN_WALL})
+        box = sandbox(probe_dir, **options)
+        try:
+            p = box.spawn([_probe["path"], *attack], stdout=nsfast.PIPE,
+                          stderr=nsfast.STDOUT, stdin=nsfast.DEVNULL)
+            out = p.communicate(timeout=120)[0].decode(errors="replace").strip()
+            u = p.usage
+            last = out.splitlines()[-1] if out else ""
+            results[" ".join(attack)] = dict(
+                returncode=p.returncode, last=last, limit_hit=u.limit_hit,
+                oom_killed=u.oom_killed, max_rss=u.max_rss, wall_time=u.wall_time)
+        finally:
+            box.close()
+    return results
 
 
 def run(probe_dir: str, attacks: list) -> dict:
@@ -100,4 +145,7 @@ def other_sandbox(probe_dir: str, what: str, options: list) -> str:
 
 
 if __name__ == "__main__":
-    print(json.dumps(run(sys.argv[1], json.loads(sys.argv[2]))))
+    if sys.argv[3:] == ["--resources"]:
+        print(json.dumps(resources(sys.argv[1], json.loads(sys.argv[2]))))
+    else:
+        print(json.dumps(run(sys.argv[1], json.loads(sys.argv[2]))))

@@ -3,7 +3,8 @@
  * when the kernel refused it, "read N" for the bytes a read got, "entries N"
  * for what a directory listing showed.  Built static by the tests
  * (tests/hostile/conftest.py), so that it needs nothing from the sandbox's
- * root.  Every attack is bounded: no loops without an end. */
+ * root.  Every attack is bounded: a count, a size, or (spin) the CPU
+ * limit the driver sets around it. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
@@ -69,6 +71,76 @@ static int write_file(const char *path, const char *text)
     return report(write(fd, text, strlen(text)));
 }
 
+/* forkbomb N: fork up to N children that wait to be killed; "forked K
+ * errno E" at the first refusal (or "forked N"); then the children go. */
+static int fork_bomb(long n)
+{
+    static pid_t kids[10000];
+    long k = 0;
+    int err = 0;
+    if (n > 10000)
+        n = 10000;
+    for (; k < n; k++) {
+        pid_t pid = fork();
+        if (pid < 0) {
+            err = errno;
+            break;
+        }
+        if (pid == 0) {
+            pause();
+            _exit(0);
+        }
+        kids[k] = pid;
+    }
+    if (err)
+        printf("forked %ld errno %d\n", k, err);
+    else
+        printf("forked %ld\n", k);
+    for (long i = 0; i < k; i++)
+        kill(kids[i], SIGKILL);
+    return 0;
+}
+
+/* memhog MB: map and touch MB MiB in 64 MiB steps, saying how far it got
+ * (the line before the last step is what survives a kill). */
+static int mem_hog(long mb)
+{
+    long done = 0;
+    while (done < mb) {
+        size_t step = 64UL << 20;
+        char *p = mmap(0, step, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            printf("touched %ld errno %d\n", done, errno);
+            return 0;
+        }
+        for (size_t i = 0; i < step; i += 4096)
+            p[i] = 1;
+        done += 64;
+        printf("touched %ld\n", done);
+    }
+    return 0;
+}
+
+/* fill PATH MB: write MB MiB into PATH in 1 MiB blocks: "wrote K errno E"
+ * at the first refusal, or "wrote MB". */
+static int fill(const char *path, long mb)
+{
+    static char block[1 << 20];
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return report(-1);
+    signal(SIGXFSZ, SIG_IGN);   /* EFBIG instead of a death */
+    memset(block, 'x', sizeof block);
+    for (long k = 0; k < mb; k++) {
+        if (write(fd, block, sizeof block) != (long)sizeof block) {
+            printf("wrote %ld errno %d\n", k, errno);
+            return 0;
+        }
+    }
+    printf("wrote %ld\n", mb);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, 0, _IONBF, 0);
@@ -118,6 +190,18 @@ int main(int argc, char **argv)
         pe.config = PERF_COUNT_SW_CPU_CLOCK;
         pe.exclude_kernel = 1;
         return report(syscall(SYS_perf_event_open, &pe, 0, -1, -1, 0));
+    }
+    if (!strcmp(a, "forkbomb"))
+        return fork_bomb(atol(arg));
+    if (!strcmp(a, "memhog"))
+        return mem_hog(atol(arg));
+    if (!strcmp(a, "fill"))
+        return fill(arg, argc > 3 ? atol(argv[3]) : 1);
+    if (!strcmp(a, "spin")) {
+        /* until a limit ends it: bounded by the limit under test, and by
+         * the driver's own RLIMIT_CPU */
+        for (volatile unsigned long i = 0;; i++)
+            ;
     }
     if (!strcmp(a, "kill"))
         /* kill PID SIG; PID -1: everything this process may signal */

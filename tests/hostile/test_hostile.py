@@ -2,7 +2,9 @@
 system cc -static) tries each attack under the default nsfast.Sandbox, as
 root and as uid 65534 (setpriv), and each test asserts the specific
 outcome: the errno, the empty read, the survivor.  The resource attacks
-(fork bomb, memory, disk, CPU) belong to the limits (issue #15)."""
+(fork bomb, 4 GiB of memory, 2 GiB into /tmp, an endless CPU loop) run
+in a driver process with limits of its own above the Sandbox's, as a
+safety net, and each asserts the limit that stopped it."""
 from __future__ import annotations
 
 import errno
@@ -15,6 +17,7 @@ import tempfile
 
 import pytest
 
+import nsfast.sandbox
 from conftest import need, need_tool
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -89,7 +92,7 @@ def as_root(probe_dir):
 
 
 @pytest.fixture(scope="module")
-def as_nobody(probe_dir):
+def as_nobody(probe_dir, python_for_nobody):
     setpriv = need_tool("setpriv")
     with open("/proc/sys/user/max_user_namespaces") as f:
         need(int(f.read()) > 0, "user namespaces for unprivileged users")
@@ -97,16 +100,90 @@ def as_nobody(probe_dir):
     staging = os.path.join(tempfile.gettempdir(), f"nsfast-root-{NOBODY}")
     existed = os.path.exists(staging)
     try:
+        # the driver's source is handed over, and nsfast is a readable copy:
+        # this checkout may be in a directory uid 65534 cannot search
+        with open(driver.__file__) as f:
+            source = f.read()
         r = subprocess.run([setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                            sys.executable, os.path.join(HERE, "driver.py"), probe_dir,
+                            python_for_nobody.executable, "-c", source, probe_dir,
                             json.dumps([k.split() for k in EXPECTED])],
                            capture_output=True, text=True, timeout=300, cwd="/",
-                           env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+                           env=python_for_nobody.env())
     finally:
         if not existed and os.path.isdir(staging):
             os.rmdir(staging)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
+
+
+RESOURCE_ATTACKS = ["forkbomb 5000", "memhog 4096", "fill /tmp/fill 2048", "spin"]
+GIB = 1 << 30
+
+
+def _driver_resources(probe_dir: str, prefix: list) -> dict:
+    r = subprocess.run([*prefix, sys.executable, os.path.join(HERE, "driver.py"), probe_dir,
+                        json.dumps([a.split() for a in RESOURCE_ATTACKS]), "--resources"],
+                       capture_output=True, text=True, timeout=600, cwd="/",
+                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.fixture(scope="module", params=["root", "nobody"])
+def resource_run(request, probe_dir):
+    """(who, what each resource attack got) under the default Sandbox."""
+    if request.param == "root":
+        return "root", _driver_resources(probe_dir, [])
+    setpriv = need_tool("setpriv")
+    staging = os.path.join(tempfile.gettempdir(), f"nsfast-root-{NOBODY}")
+    existed = os.path.exists(staging)
+    try:
+        return "nobody", _driver_resources(
+            probe_dir, [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"])
+    finally:
+        if not existed and os.path.isdir(staging):
+            os.rmdir(staging)
+
+
+def _number(line: str, word: str) -> int:
+    fields = line.split()
+    return int(fields[fields.index(word) + 1])
+
+
+def test_fork_bomb_is_stopped(resource_run):
+    who, got = resource_run
+    r = got["forkbomb 5000"]
+    # pids.max (root) or RLIMIT_NPROC (a user): 512 tasks, the probe's own among them
+    assert r["returncode"] == 0 and "errno 11" in r["last"], r
+    assert _number(r["last"], "forked") < nsfast.sandbox.DEFAULT_PIDS
+    if who == "root":
+        assert r["limit_hit"] == "pids"
+
+
+def test_memory_hog_is_stopped(resource_run):
+    who, got = resource_run
+    r = got["memhog 4096"]
+    if who == "root":   # the cgroup's 1 GiB: an OOM kill
+        assert r["returncode"] == -9 and r["oom_killed"] and r["limit_hit"] == "memory", r
+        assert r["max_rss"] <= nsfast.sandbox.DEFAULT_MEMORY
+    else:               # the address space rlimit: the mapping is refused
+        assert "errno 12" in r["last"], r
+        assert _number(r["last"], "touched") * (1 << 20) < 2 * GIB
+    assert _number(r["last"], "touched") * (1 << 20) <= 2 * GIB
+
+
+def test_disk_fill_is_stopped_by_the_tmp_size(resource_run):
+    _, got = resource_run
+    r = got["fill /tmp/fill 2048"]
+    assert r["returncode"] == 0 and "errno 28" in r["last"], r   # ENOSPC
+    assert _number(r["last"], "wrote") <= nsfast.sandbox.TMP_SIZE >> 20
+
+
+def test_endless_loop_is_ended_by_the_wall_time(resource_run):
+    _, got = resource_run
+    r = got["spin"]
+    assert r["returncode"] == -9 and r["limit_hit"] == "wall_time", r
+    assert 1.5 < r["wall_time"] < 30
 
 
 @pytest.mark.parametrize("attack", sorted({**EXPECTED, **EXPECTED_ROOT}))
