@@ -333,7 +333,7 @@ def _default_devices(root: bytes) -> list:
     """The devices every container has (the runtime spec's list): the host's
     nodes bound in, and the /dev/fd, std* and ptmx links."""
     dev = root + b"/dev"
-    steps: list = []
+    steps: list = [(_MKDIR, False, 0, None, dev, None)]
     for name in (*confine.DEVICES, ):
         target = dev + b"/" + name.encode()
         steps.append((_FILE, False, 0, None, target, None))
