@@ -54,6 +54,10 @@ enum nsf_step {
     NSF_STEP_GROUPS,
     NSF_STEP_SETGID,
     NSF_STEP_SETUID,
+    /* run by before_exec, after the signal mask and before seccomp */
+    NSF_STEP_HOLD,          /* op: a = fd written one byte once the child is set
+                               up (-1: none), b = fd read one byte from before it
+                               execs (EOF: it exits); both closed then */
     NSF_STEP_COUNT,         /* not a step: how many there are */
     /* not failures: messages from the child */
     NSF_MSG_READY = 100,    /* child made its namespaces; parent may write maps */

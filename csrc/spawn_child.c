@@ -499,6 +499,35 @@ static void install_seccomp(const struct nsf_child_ctx *st, const struct nsf_spa
 
 static void set_pdeathsig(const struct nsf_child_ctx *st, const struct nsf_spawn *sp);
 
+/* Wait to be started (an OCI runtime's create, then start): everything but
+ * the seccomp filter and the exec is done.  Tell the holder by a byte on
+ * fd a, then block reading fd b; one byte goes on, end of file (the holder
+ * gave up) ends the child.  Neither fd reaches the program. */
+static void hold(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
+    for (int k = 0; k < sp->n_ops; k++) {
+        const struct nsf_op *op = &sp->ops[k];
+        if (op->step != NSF_STEP_HOLD)
+            continue;
+        char byte = 'r';
+        long r;
+        if (op->a >= 0) {
+            do
+                r = nsf_sys3(__NR_write, op->a, &byte, 1);
+            while (r == -EINTR);
+            CHECK(r, NSF_STEP_HOLD, k);
+            nsf_sys1(__NR_close, op->a);
+        }
+        do
+            r = nsf_sys3(__NR_read, op->b, &byte, 1);
+        while (r == -EINTR);
+        CHECK(r, NSF_STEP_HOLD, k);
+        if (r == 0)
+            child_exit(127);
+        nsf_sys1(__NR_close, op->b);
+    }
+}
+
 /* The last thing before exec.  Every credential change (a joined user
  * namespace, the ids, capabilities raised) clears the parent-death signal,
  * so it is armed once more here; and the parent may have died before any
@@ -519,6 +548,7 @@ static void before_exec(const struct nsf_child_ctx *st, const struct nsf_spawn *
         }
     }
     restore_signal_mask(st);
+    hold(st, sp);
     install_seccomp(st, sp);
 }
 
@@ -595,6 +625,7 @@ static const struct step_row steps[NSF_STEP_COUNT] = {
     [NSF_STEP_GROUPS] = {{"groups", "groups(%s)", EINVAL, ID_HINT}, 0, 0},
     [NSF_STEP_SETGID] = {{"setgid", "setgid(%s)", EINVAL, ID_HINT}, 0, 0},
     [NSF_STEP_SETUID] = {{"setuid", "setuid(%s)", EINVAL, ID_HINT}, 0, 0},
+    [NSF_STEP_HOLD] = {{"hold", "waiting to be started", 0, 0}, 0, 0},
 };
 
 const struct nsf_step_info *nsf_step_row(int step)

@@ -404,7 +404,8 @@ class SpawnPlan:
                  readonly_paths: Union[bool, Sequence] = False, minimal_dev: bool = False,
                  tmp_size: Optional[int] = None, overlay: Union[None, bool, int] = None,
                  on_created: Optional[Callable[[int], None]] = None,
-                 template: Any = None, user_ns: Optional[int] = None) -> None:
+                 template: Any = None, user_ns: Optional[int] = None,
+                 hold: Optional[tuple] = None) -> None:
         spec = ChildSpec()
         # ---- argv, program, env, cwd
         if type(argv) is not list:
@@ -605,6 +606,17 @@ class SpawnPlan:
         if policy is not None:
             bpf = policy.bpf()
             spec.ops = (*spec.ops, ("seccomp", len(bpf) // 8, 0, 0, bpf))
+        if hold is not None:
+            # (ready fd or -1, go fd): the child waits before seccomp and exec
+            # until a byte comes on go (an OCI runtime's create and start)
+            if not isinstance(hold, tuple) or len(hold) != 2:
+                raise TypeError("hold is (ready fd or -1, go fd)")
+            ready, go = hold
+            for what, fd in (("ready", ready), ("go", go)):
+                if not (what == "ready" and fd == -1) and check_fd(fd, f"hold's {what} fd") < 3:
+                    raise ValueError(f"hold's {what} fd must be above 2 (0-2 are std streams)")
+            spec.keep_fds = sorted({*spec.keep_fds, *(fd for fd in hold if fd > 2)})
+            spec.ops = (*spec.ops, ("hold", ready, go, 0, None))
         if not features.close_range:
             # only the close loop of kernels before 5.9 needs the bound
             try:

@@ -25,6 +25,7 @@ COMMANDS = {
     "bench": "bench",
     "gc": "gc",
     "run": "run",
+    "oci": "oci",
 }
 
 # the sub-commands the C launcher runs itself (netns: exec, add, del)
@@ -44,6 +45,7 @@ commands:
   run       run a program under nsfast.Sandbox (safe defaults; --config FILE.toml)
   bench     the benchmark suite
   gc        remove the cgroups of sandboxes whose owner is gone
+  oci       the OCI runtime (runc's command line; also installed as nsfast-runtime)
 """
 
 

@@ -1,0 +1,497 @@
+"""The runtime's commands: create, start, state, kill, delete, run, exec,
+ps, pause, resume, features.
+
+create spawns the container through nsfast.spawn (nsfast/oci/config.py
+turns config.json into its options) with hold=: the child makes its
+namespaces, mounts, ids and capabilities, says so on a pipe, and waits on
+exec.fifo, before its seccomp filter and exec.  create then records the
+state and exits; the child, no longer anyone's child, is adopted by the
+caller's subreaper (conmon, containerd's shim), as runc's is.  start writes
+one byte into the fifo and the child execs.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Optional
+
+from . import cgroup, config as _config, hooks as _hooks
+from .state import Container, OciError, alive, public_state, remove_dir, start_time, status
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _write_pid_file(path: Optional[str], pid: int) -> None:
+    """The pid file, written whole and renamed into place (conmon and the
+    shim read it as soon as the command returns)."""
+    if not path:
+        return
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def _send_console(socket_path: str, master: int) -> None:
+    """The pty's master to the console socket, over SCM_RIGHTS, as runc sends it."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(socket_path)
+        except OSError as e:
+            raise OciError(f"--console-socket {socket_path}: {e.strerror}") from None
+        socket.send_fds(s, [b"/dev/ptmx"], [master])
+
+
+def _pty() -> tuple:
+    """(master, slave) of a new pty, both CLOEXEC (the spawn passes the slave
+    as std fds, which the child dup2's)."""
+    master, slave = os.openpty()
+    for fd in (master, slave):
+        os.set_inheritable(fd, False)
+    return master, slave
+
+
+class _Held:
+    """A spawn on a thread that returns once the child holds before exec.
+
+    The child's ready byte comes over a unix socket whose reading end has
+    SO_PASSCRED: the kernel adds the writer's pid, as seen from here, which
+    is the pid of the process that will exec, also when the spawn forked
+    once more to enter a pid namespace (its pid is 1 inside)."""
+
+    def __init__(self, argv: list, opts: dict, on_created) -> None:
+        here, there = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        here.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.ready_sock = here
+        self.ready_w = there.detach()
+        self.held_pid = 0
+        self.result: dict = {}
+        self._lock = threading.Lock()
+        self._on_created = on_created
+        self.thread = threading.Thread(target=self._run, args=(argv, opts), daemon=True)
+
+    def _close_ready(self) -> None:
+        with self._lock:
+            if self.ready_w >= 0:
+                os.close(self.ready_w)
+                self.ready_w = -1
+
+    def _created(self, pid: int) -> None:
+        self._on_created(pid)
+        self._close_ready()   # the child's copy alone now: its death is EOF
+
+    def _run(self, argv: list, opts: dict) -> None:
+        import nsfast
+        try:
+            self.result["process"] = nsfast.spawn(argv, on_created=self._created, **opts)
+        except BaseException as e:
+            self.result["error"] = e
+        finally:
+            self._close_ready()
+
+    def wait_held(self) -> None:
+        """Start the child and wait until it holds; raise its error."""
+        self.thread.start()
+        import struct
+        try:
+            got, anc, _, _ = self.ready_sock.recvmsg(1, socket.CMSG_SPACE(12))
+        finally:
+            self.ready_sock.close()
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                self.held_pid = struct.unpack("iII", data[:12])[0]
+        if got != b"r":
+            self.thread.join()
+            err = self.result.get("error")
+            if err is None:
+                raise OciError("the container process exited before it was set up")
+            if isinstance(err, OciError):
+                raise err
+            raise OciError(f"creating the container: {err}") from None
+
+
+def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = None,
+           console_socket: Optional[str] = None) -> "_Held":
+    """Create the container and leave it held on exec.fifo.  Returns the
+    _Held spawn (run waits on its Process)."""
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    c = Container(root, container_id)
+    try:
+        os.mkdir(c.dir, 0o700)
+    except FileExistsError:
+        raise OciError(f"container with id {container_id!r} exists already") from None
+    bundle = os.path.realpath(bundle)
+    dirs: dict = {}
+    made: list = []
+    opened: list = []
+    try:
+        with c:
+            c.save({"status": "creating", "bundle": bundle, "created": _now()})
+            conf = _config.load(bundle)
+            opts, setup = _config.spawn_options(bundle, conf)
+            state = {"status": "", "bundle": bundle, "rootfs": setup.rootfs,
+                     "created": _now(), "annotations": conf.get("annotations") or {},
+                     "hooks": setup.hooks}
+            cg_path = setup.cgroups_path or f"/nsfast-runtime/{container_id}"
+            with cgroup.Parents(root) as parents:
+                dirs = cgroup.make(cg_path, setup.resources, made)
+                parents.add(made)
+            state["cgroups"] = dirs
+            from .config import mount_steps
+            spawn_mounts = mount_steps(conf, setup.rootfs, "/" + cg_path.strip("/"))
+            os.mkfifo(c.fifo, 0o600)
+            go = os.open(c.fifo, os.O_RDWR | os.O_CLOEXEC)
+            opened.append(go)
+            master = -1
+            if setup.terminal:
+                if not console_socket:
+                    raise OciError("process.terminal needs --console-socket")
+                master, slave = _pty()
+                opened.extend((master, slave))
+                opts.update(stdin=slave, stdout=slave, stderr=slave, new_session=True)
+            argv = opts.pop("argv")
+            opts["mounts"] = [_Steps(spawn_mounts)]
+
+            def on_created(pid: int) -> None:
+                cgroup.attach(dirs, pid)
+                import resource
+                for res, soft, hard in setup.rlimits:
+                    resource.prlimit(pid, res, (soft, hard))
+                if setup.oom_score_adj is not None:
+                    with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+                        f.write(str(setup.oom_score_adj))
+                if setup.sysctl:
+                    _sysctls(pid, setup.sysctl)
+                _hooks.run(setup.hooks, ("prestart", "createRuntime"),
+                           _hook_state(c, state, "created", pid))
+
+            held = _Held(argv, opts, on_created)
+            opts["hold"] = (held.ready_w, go)
+            held.wait_held()
+            pid = held.held_pid
+            state.update(status="created", pid=pid, start_time=start_time(pid))
+            c.save(state)
+            _write_pid_file(pid_file, pid)
+            if master >= 0:
+                _send_console(console_socket, master)
+            return held
+    except BaseException:
+        cgroup.remove(dirs)
+        with cgroup.Parents(root) as parents:
+            parents.sweep()
+        remove_dir(c)
+        raise
+    finally:
+        for fd in opened:
+            os.close(fd)
+
+
+class _Steps:
+    """Mount steps already in the child's form, as spawn(mounts=) takes
+    objects with as_steps()."""
+
+    def __init__(self, steps: list) -> None:
+        self.steps = steps
+
+    def as_steps(self) -> list:
+        return self.steps
+
+
+def _hook_state(c: Container, state: dict, st: str, pid: int) -> dict:
+    return {"ociVersion": "1.0.2", "id": c.id, "status": st, "pid": pid,
+            "bundle": state.get("bundle", ""), "annotations": state.get("annotations", {})}
+
+
+def _sysctls(pid: int, values: dict) -> None:
+    """Write sysctls from a thread inside the container's net and ipc
+    namespaces: /proc/sys shows the writer's namespaces."""
+    import nsfast
+    errors: list = []
+
+    def write() -> None:
+        try:
+            with nsfast.enter(pid, "net,ipc"):
+                for key, value in values.items():
+                    with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                        f.write(value)
+        except BaseException as e:
+            errors.append(e)
+    t = threading.Thread(target=write)
+    t.start()
+    t.join()
+    if errors:
+        raise OciError(f"linux.sysctl: {errors[0]}")
+
+
+def _loaded(root: str, container_id: str) -> tuple:
+    c = Container(root, container_id)
+    if not c.exists():
+        raise OciError(f"container {container_id!r} does not exist")
+    return c, c.load()
+
+
+def start(root: str, container_id: str) -> None:
+    """Release a created container: one byte into its exec.fifo."""
+    c, _ = _loaded(root, container_id)
+    with c:
+        state = c.load()
+        st = status(c, state)
+        if st != "created":
+            raise OciError(f"cannot start a container that is {st} (only a created one)")
+        _hooks.run_inside(state.get("hooks") or {}, state["pid"],
+                          _hook_state(c, state, "created", state["pid"]))
+        try:
+            fd = os.open(c.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            if e.errno == errno.ENXIO:
+                raise OciError("the container process no longer waits to be started "
+                               "(it has exited)") from None
+            raise
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+        os.unlink(c.fifo)
+        _hooks.run(state.get("hooks") or {}, ("poststart",),
+                   _hook_state(c, state, "running", state["pid"]), fatal=False)
+
+
+def state(root: str, container_id: str) -> dict:
+    c, st = _loaded(root, container_id)
+    return public_state(c, st)
+
+
+def parse_signal(text: str) -> int:
+    """'KILL', 'SIGKILL', 'kill' or '9' -> 9.
+
+    >>> parse_signal("TERM"), parse_signal("SIGHUP"), parse_signal("9")
+    (15, 1, 9)
+    """
+    if text.isdigit():
+        n = int(text)
+    else:
+        name = text.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        n = getattr(signal.Signals, name, None)
+        if n is None:
+            raise OciError(f"unknown signal {text!r}")
+    if not 0 < n < signal.NSIG:
+        raise OciError(f"signal {text!r} is out of range")
+    return int(n)
+
+
+def _signal_pid(state: dict, sig: int) -> None:
+    """sig to the container's process, through a pidfd checked to be the
+    same process the state names (no stray signal to a reused pid)."""
+    pid = state["pid"]
+    fd = os.pidfd_open(pid)
+    try:
+        if start_time(pid) != state.get("start_time"):
+            raise OciError("container not running")
+        signal.pidfd_send_signal(fd, sig)
+    finally:
+        os.close(fd)
+
+
+def kill(root: str, container_id: str, sig: int = signal.SIGTERM, all_: bool = False) -> None:
+    c, st = _loaded(root, container_id)
+    s = status(c, st)
+    if s in ("stopped", "creating") and not all_:
+        raise OciError(f"container not running ({s})")
+    if all_:
+        cgroup.signal_all(st.get("cgroups") or {}, sig)
+        return
+    try:
+        _signal_pid(st, sig)
+    except ProcessLookupError:
+        raise OciError("container not running") from None
+
+
+def _wait_gone(st: dict, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while alive(st):
+        if time.monotonic() > deadline:
+            raise OciError("the container's process did not end after SIGKILL")
+        time.sleep(0.005)
+
+
+def delete(root: str, container_id: str, force: bool = False) -> None:
+    c = Container(root, container_id)
+    if not c.exists():
+        if force:
+            # as runc: nothing to force; a create that died half way may
+            # have left its directory
+            if os.path.isdir(c.dir):
+                remove_dir(c)
+            return
+        raise OciError(f"container {container_id!r} does not exist")
+    with c:
+        st = c.load()
+        s = status(c, st)
+        dirs = st.get("cgroups") or {}
+        if s in ("running", "paused") and not force:
+            raise OciError(f"cannot delete container {container_id} that is not stopped: {s}")
+        if s != "stopped":
+            if s == "paused":
+                cgroup.freeze(dirs, False)
+            cgroup.signal_all(dirs, signal.SIGKILL)
+            if alive(st):
+                try:
+                    _signal_pid(st, signal.SIGKILL)
+                except (ProcessLookupError, OciError):
+                    pass
+            _wait_gone(st)
+        cgroup.remove(dirs)
+        with cgroup.Parents(root) as parents:
+            parents.sweep()
+        hooks = st.get("hooks") or {}
+        remove_dir(c)
+    _hooks.run(hooks, ("poststop",), _hook_state(c, st, "stopped", 0), fatal=False)
+
+
+def run(root: str, container_id: str, bundle: str, pid_file: Optional[str] = None,
+        console_socket: Optional[str] = None, detach: bool = False, keep: bool = False) -> int:
+    """create + start; without detach, wait for the container and delete it
+    (unless keep); its exit status is the command's."""
+    held = create(root, container_id, bundle, pid_file, console_socket)
+    start(root, container_id)
+    if detach:
+        return 0
+    held.thread.join()
+    proc = held.result.get("process")
+    code = 255
+    if proc is not None:
+        rc = proc.wait()
+        code = 128 - rc if rc < 0 else rc
+    else:
+        # exec failed after start: the child reported it on the spawn's pipe
+        err = held.result.get("error")
+        if err is not None:
+            print(f"nsfast-runtime: {err}", file=__import__("sys").stderr)
+        code = 127
+    if not keep:
+        delete(root, container_id, force=True)
+    return code
+
+
+def exec_(root: str, container_id: str, process: dict, pid_file: Optional[str] = None,
+          console_socket: Optional[str] = None, detach: bool = False) -> int:
+    """Run one more process in the container's namespaces and cgroup, with
+    the container's seccomp filter and the process's own ids and capabilities."""
+    c, st = _loaded(root, container_id)
+    s = status(c, st)
+    if s != "running":
+        raise OciError(f"cannot exec in a container that is {s}")
+    opts = _config.process_options(process, exec_=True)
+    conf = _config.load(st["bundle"])
+    linux = conf.get("linux") or {}
+    opts.update(_config.seccomp_options(linux))
+    _config.check_program(st["rootfs"], conf, opts["argv"][0], opts["env"])
+    pid = st["pid"]
+    opts["join"] = pid
+    opened: list = []
+    master = -1
+    try:
+        if process.get("terminal"):
+            if not console_socket:
+                raise OciError("process.terminal needs --console-socket")
+            master, slave = _pty()
+            opened.extend((master, slave))
+            opts.update(stdin=slave, stdout=slave, stderr=slave, new_session=True)
+        dirs = st.get("cgroups") or {}
+        argv = opts.pop("argv")
+        # held before exec until the pid file is written: the caller (conmon,
+        # the shim) must know the pid before the process can end
+        go_r, go_w = os.pipe2(os.O_CLOEXEC)
+        opened.extend((go_r, go_w))
+        held = _Held(argv, opts, lambda p: cgroup.attach(dirs, p))
+        opts["hold"] = (held.ready_w, go_r)
+        held.wait_held()
+        _write_pid_file(pid_file, held.held_pid)
+        if master >= 0:
+            _send_console(console_socket, master)
+        if detach:
+            _release_after_exit(go_w)
+        else:
+            os.write(go_w, b"g")
+    finally:
+        for fd in opened:
+            os.close(fd)
+    if detach:
+        return 0
+    held.thread.join()
+    proc = held.result.get("process")
+    if proc is None:
+        raise OciError(f"exec: {held.result.get('error')}")
+    rc = proc.wait()
+    return 128 - rc if rc < 0 else rc
+
+
+def _release_after_exit(go_w: int) -> None:
+    """Let a detached exec go once this command has exited.  Conmon reads
+    the pid file when the runtime has exited, and loses the status of a
+    process that ended before (Podman then reports 255): a small forked
+    helper waits for this process's end, then writes the byte."""
+    parent = os.pidfd_open(os.getpid())
+    if os.fork() == 0:
+        try:
+            import select
+            select.select([parent], [], [], 30)
+            os.write(go_w, b"g")
+        finally:
+            os._exit(0)
+    os.close(parent)
+
+
+def ps(root: str, container_id: str) -> list:
+    c, st = _loaded(root, container_id)
+    return cgroup.pids(st.get("cgroups") or {})
+
+
+def pause(root: str, container_id: str, on: bool) -> None:
+    c, st = _loaded(root, container_id)
+    with c:
+        s = status(c, st)
+        want = "running" if on else "paused"
+        if s != want:
+            raise OciError(f"container is {s}, not {want}")
+        cgroup.freeze(st.get("cgroups") or {}, on)
+
+
+def features() -> dict:
+    """What this runtime supports, in the runtime spec's features format."""
+    from .config import _FLAGS, _PROPAGATION
+    opts = sorted({*_FLAGS, *_PROPAGATION, "bind", "rbind"})
+    return {"ociVersionMin": "1.0.0", "ociVersionMax": "1.0.2",
+            "hooks": ["prestart", "createRuntime", "startContainer", "poststart", "poststop"],
+            "mountOptions": opts,
+            "linux": {"namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time",
+                                     "user", "uts"],
+                      "capabilities": sorted(_capability_names()),
+                      "cgroup": {"v1": True, "v2": True, "systemd": False,
+                                 "systemdUser": False},
+                      "seccomp": {"enabled": True,
+                                  "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO",
+                                              "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+                                              "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG",
+                                              "SCMP_ACT_TRAP", "SCMP_ACT_TRACE"],
+                                  "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT",
+                                                "SCMP_CMP_LE", "SCMP_CMP_LT",
+                                                "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+                                  "archs": ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64",
+                                            "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64",
+                                            "SCMP_ARCH_ARM"]},
+                      "apparmor": {"enabled": False}, "selinux": {"enabled": False}},
+            "annotations": {"io.github.nsfast.runtime": "nsfast-runtime"}}
+
+
+def _capability_names() -> list:
+    from ..plan import _capability_names as names
+    return list(names())

@@ -1,0 +1,116 @@
+"""linux.seccomp of an OCI config, compiled to BPF with libseccomp.
+
+The OCI format (what Podman and containerd write: a default action, its
+errno, architectures, and rules with actions and argument comparisons) is
+richer than nsfast.Seccomp's name lists, so it is compiled here, through
+the same libseccomp binding (nsfast/seccomp.py); the child installs the
+program as it installs any, last before exec.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import functools
+import json
+from dataclasses import dataclass
+
+from ..seccomp import (_ACT_ALLOW, _ACT_KILL_PROCESS, _ACT_LOG, _FLTATR_CTL_OPTIMIZE, Seccomp,
+                       _add, _act_errno, _export, _library, _number)
+from .errors import OciError
+
+_ACT_KILL_THREAD = 0x00000000
+_ACT_TRAP = 0x00030000
+_ACT_TRACE = 0x7FF00000
+_OPS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
+        "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
+_ARCHES = {"SCMP_ARCH_X86": 0x40000003, "SCMP_ARCH_X86_64": 0xC000003E,
+           "SCMP_ARCH_X32": 0x4000003E, "SCMP_ARCH_AARCH64": 0xC00000B7,
+           "SCMP_ARCH_ARM": 0x40000028}
+_KNOWN = {"defaultAction", "defaultErrnoRet", "architectures", "syscalls", "flags"}
+_RULE_KEYS = {"names", "action", "errnoRet", "args", "comment", "includes", "excludes"}
+
+
+def _action(name: str, errno_ret) -> int:
+    if name == "SCMP_ACT_ERRNO":
+        return _act_errno(_errno.EPERM if errno_ret is None else errno_ret)
+    if name == "SCMP_ACT_TRACE":
+        return _ACT_TRACE | ((_errno.EPERM if errno_ret is None else errno_ret) & 0xFFFF)
+    actions = {"SCMP_ACT_ALLOW": _ACT_ALLOW, "SCMP_ACT_KILL": _ACT_KILL_THREAD,
+               "SCMP_ACT_KILL_THREAD": _ACT_KILL_THREAD,
+               "SCMP_ACT_KILL_PROCESS": _ACT_KILL_PROCESS, "SCMP_ACT_LOG": _ACT_LOG,
+               "SCMP_ACT_TRAP": _ACT_TRAP}
+    if name not in actions:
+        raise OciError(f"linux.seccomp: action {name!r} is not supported")
+    return actions[name]
+
+
+@dataclass(frozen=True)
+class OciProfile(Seccomp):
+    """An OCI profile as spawn(seccomp=) takes a policy: its JSON text,
+    compiled by bpf() (cached per text)."""
+    profile: str = "{}"
+
+    def bpf(self) -> bytes:
+        return _compiled(self.profile)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(text: str) -> bytes:
+    return compile_profile(json.loads(text))
+
+
+def compile_profile(profile: dict) -> bytes:
+    """The BPF program for an OCI seccomp profile; OciError for a field
+    this runtime does not support (listenerPath, flags, notify)."""
+    extra = set(profile) - _KNOWN
+    if extra:
+        raise OciError(f"linux.seccomp.{sorted(extra)[0]} is not supported by nsfast-runtime")
+    if profile.get("flags"):
+        raise OciError(f"linux.seccomp.flags {profile['flags']} are not supported")
+    lib = _library()
+    default = _action(profile.get("defaultAction", "SCMP_ACT_ALLOW"),
+                      profile.get("defaultErrnoRet"))
+    ctx = lib.seccomp_init(default)
+    if not ctx:
+        raise OSError(_errno.ENOMEM, "seccomp_init failed")
+    try:
+        lib.seccomp_attr_set(ctx, _FLTATR_CTL_OPTIMIZE, 2)
+        lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        for arch in profile.get("architectures") or ():
+            if arch not in _ARCHES:
+                raise OciError(f"linux.seccomp: architecture {arch!r} is not supported")
+            r = lib.seccomp_arch_add(ctx, _ARCHES[arch])
+            if r < 0 and r != -_errno.EEXIST:
+                raise OciError(f"linux.seccomp: libseccomp refused architecture {arch}: "
+                               f"{_errno.errorcode.get(-r, r)}")
+        for rule in profile.get("syscalls") or ():
+            extra = set(rule) - _RULE_KEYS
+            if extra:
+                raise OciError(f"linux.seccomp.syscalls[].{sorted(extra)[0]} is not supported")
+            action = _action(rule["action"], rule.get("errnoRet"))
+            if action == default:
+                continue   # libseccomp refuses a rule that repeats the default
+            cmps = [(a["index"], _OPS[a["op"]], a.get("value", 0), a.get("valueTwo", 0))
+                    for a in rule.get("args") or ()]
+            for name in rule.get("names") or ():
+                nr = _number(lib, name, False)
+                if nr is None or nr < 0:
+                    continue   # not a call of this architecture, as runc skips it
+                _add_rule(lib, ctx, action, nr, cmps)
+        r, out = _export(lib, ctx)
+        if r < 0:
+            raise OSError(-r, "seccomp_export_bpf failed")
+        return out
+    finally:
+        lib.seccomp_release(ctx)
+
+
+def _add_rule(lib, ctx, action: int, nr: int, cmps: list) -> None:
+    """One rule; comparisons of one argument given twice are ORed, as runc
+    does, by a rule for each."""
+    indexes = [c[0] for c in cmps]
+    if len(set(indexes)) == len(indexes):
+        _add(lib, ctx, action, nr, *cmps)
+        return
+    for c in cmps:
+        _add(lib, ctx, action, nr, c)
