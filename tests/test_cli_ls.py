@@ -292,7 +292,8 @@ def test_ps_lists_what_the_api_and_proc_say(cli, boxed, sleeper):
 
 def test_ps_escapes_control_characters_in_a_command_as_lsns_does(cli, sleeper):
     """A command line with a newline and an escape in it stays on its row."""
-    p = sleeper(["sh", "-c", "sleep 600; :", "two\nlines\x1b[31m"], namespaces="uts")
+    # a pid namespace: the sleep goes with sh when the fixture kills it
+    p = sleeper(["sh", "-c", "sleep 600; :", "two\nlines\x1b[31m"], namespaces="uts,pid")
     out = cli("ps", "-n", check=True).stdout.decode(errors="surrogateescape")
     ours = [line for line in out.splitlines() if line.split()[:1] == [str(p.pid)]]
     assert len(ours) == 1
