@@ -90,8 +90,12 @@ class _Package(_types.ModuleType):
 
 
 def _public_over_submodule(name: str) -> property:
+    found: list = []   # the public object, once imported: the hot paths ask each call
+
     def get(self):
-        return getattr(__import__(f"{__name__}.{name}", fromlist=[name]), name)
+        if not found:
+            found.append(getattr(__import__(f"{__name__}.{name}", fromlist=[name]), name))
+        return found[0]
 
     def set_(self, _module) -> None:
         pass   # the import system naming the submodule: the property answers instead
