@@ -66,7 +66,7 @@ def _case(flags: list, held: _Held) -> Case:
                Peer("python -I -c pass",
                     lambda: subprocess.run([sys.executable, "-I", "-c", "pass"], check=True))],
         check=check, setup=held.start, teardown=held.stop,
-        target=("lsns", 1.0), samples=40, warmup=3,
+        target=(" ".join(["lsns", *flags]), 1.0), samples=40, warmup=3,
         note=f"nsfast ls {' '.join(flags)} (bin/nsfast, Python -I) vs lsns {' '.join(flags)}, "
              "stdout to /dev/null")
 
