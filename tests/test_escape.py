@@ -72,12 +72,22 @@ def util_unshare():
         p = subprocess.Popen(argv, cwd="/", env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
         procs.append(p)
         target = _sleep_below(p.pid)
+        # unshare -f leaves its child when it is killed: the sleep is ended
+        # through a pidfd of its own (never a recycled pid)
+        targets.append(os.pidfd_open(target))
         return target
 
+    targets: list = []
     yield make
     for p in procs:
         p.kill()
         p.wait()
+    for fd in targets:
+        try:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.close(fd)
 
 
 def _sleep_below(pid: int, timeout: float = 10.0) -> int:
