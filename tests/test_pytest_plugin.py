@@ -237,8 +237,6 @@ def ip_link_exists(name: str) -> bool:
 
 
 def test_bridge_is_made_and_closed(inner):
-    if not hasattr(nsfast, "Bridge"):
-        pytest.skip("nsfast.Bridge not merged yet")
     need_tool("ip")
     prefix = f"nsb{os.getpid():x}-"
     _, seen = inner(f'''
