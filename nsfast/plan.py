@@ -14,7 +14,7 @@ import os
 import signal
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
-from . import _core, confine, idmap, seccomp as _seccomp
+from . import _core, confine, idmap, seccomp as _seccomp, template as _template
 from .argtypes import Argv
 from .features import features
 from .flags import KindsLike, NsType
@@ -469,8 +469,7 @@ class SpawnPlan:
         if template is not None:
             # the root is the template's: the mounts each sandbox owns go on
             # top, and the user namespace comes last (nsfast/template.py)
-            from .template import MountTemplate
-            if not isinstance(template, MountTemplate):
+            if not isinstance(template, _template.MountTemplate):
                 raise TypeError(f"template is an nsfast.template.MountTemplate, not "
                                 f"{type(template).__name__}")
             if not new & _MNT:

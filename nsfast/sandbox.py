@@ -36,7 +36,7 @@ import threading
 from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 from . import aio
-from . import seccomp as _seccomp
+from . import seccomp as _seccomp, template as _template
 from .argtypes import Argv
 from .limits import Limits, Usage
 from .plan import SpawnPlan
@@ -297,7 +297,6 @@ class Sandbox:
         if mount_template:
             why = _no_template(kinds, ids, overlay, capabilities, mounts, mount_proc, opts)
             if why is None:
-                from . import template as _template
                 self._template = _template.shared(
                     None if root is None else os.fsencode(root), readonly_root, minimal_dev,
                     _template.static_masks(mask_paths))
