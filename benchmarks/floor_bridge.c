@@ -49,22 +49,6 @@ static void *begin(struct msg *m, int type, int flags, size_t family_header)
     return NLMSG_DATA(&m->nh);
 }
 
-static struct rtattr *attr(struct msg *m, int type, const void *data, int len)
-{
-    struct rtattr *a = (struct rtattr *)((char *)m + NLMSG_ALIGN(m->nh.nlmsg_len));
-    a->rta_type = type;
-    a->rta_len = RTA_LENGTH(len);
-    if (len)
-        memcpy(RTA_DATA(a), data, len);
-    m->nh.nlmsg_len = NLMSG_ALIGN(m->nh.nlmsg_len) + RTA_ALIGN(a->rta_len);
-    return a;
-}
-
-static void close_nest(struct msg *m, struct rtattr *nest)
-{
-    nest->rta_len = (char *)m + m->nh.nlmsg_len - (char *)nest;
-}
-
 /* send msgs in one datagram, as nsfast does, and read each acknowledgement */
 static void exchange(int sock, struct msg *msgs, int count, const char *what)
 {
@@ -159,30 +143,30 @@ static void wire(struct bridge_ctx *c, int ns)
 
     struct ifinfomsg *ifi = begin(&m[0], RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, sizeof *ifi);
     ifi->ifi_flags = ifi->ifi_change = IFF_UP;
-    attr(&m[0], IFLA_IFNAME, name, strlen(name) + 1);
-    attr(&m[0], IFLA_MASTER, &c->bridge, sizeof c->bridge);
-    struct rtattr *info = attr(&m[0], IFLA_LINKINFO, NULL, 0);
-    attr(&m[0], IFLA_INFO_KIND, "veth", 4);
-    struct rtattr *data = attr(&m[0], IFLA_INFO_DATA, NULL, 0);
-    struct rtattr *peer = attr(&m[0], VETH_INFO_PEER, NULL, 0);
+    floor_rta_put(&m[0], IFLA_IFNAME, name, strlen(name) + 1);
+    floor_rta_put(&m[0], IFLA_MASTER, &c->bridge, sizeof c->bridge);
+    struct rtattr *info = floor_rta_put(&m[0], IFLA_LINKINFO, NULL, 0);
+    floor_rta_put(&m[0], IFLA_INFO_KIND, "veth", 4);
+    struct rtattr *data = floor_rta_put(&m[0], IFLA_INFO_DATA, NULL, 0);
+    struct rtattr *peer = floor_rta_put(&m[0], VETH_INFO_PEER, NULL, 0);
     m[0].nh.nlmsg_len += sizeof(struct ifinfomsg); /* the peer's own header */
-    attr(&m[0], IFLA_IFNAME, "eth0", 5);
+    floor_rta_put(&m[0], IFLA_IFNAME, "eth0", 5);
     uint32_t fd = ns;
-    attr(&m[0], IFLA_NET_NS_FD, &fd, sizeof fd);
-    close_nest(&m[0], peer);
-    close_nest(&m[0], data);
-    close_nest(&m[0], info);
+    floor_rta_put(&m[0], IFLA_NET_NS_FD, &fd, sizeof fd);
+    floor_rta_end(&m[0], peer);
+    floor_rta_end(&m[0], data);
+    floor_rta_end(&m[0], info);
     int count = 1;
     if (c->isolated) {
         begin(&m[1], RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
-        attr(&m[1], IFLA_IFNAME, name, strlen(name) + 1);
-        struct rtattr *li = attr(&m[1], IFLA_LINKINFO, NULL, 0);
-        attr(&m[1], IFLA_INFO_SLAVE_KIND, "bridge", 7);
-        struct rtattr *sd = attr(&m[1], IFLA_INFO_SLAVE_DATA, NULL, 0);
+        floor_rta_put(&m[1], IFLA_IFNAME, name, strlen(name) + 1);
+        struct rtattr *li = floor_rta_put(&m[1], IFLA_LINKINFO, NULL, 0);
+        floor_rta_put(&m[1], IFLA_INFO_SLAVE_KIND, "bridge", 7);
+        struct rtattr *sd = floor_rta_put(&m[1], IFLA_INFO_SLAVE_DATA, NULL, 0);
         uint8_t on = 1;
-        attr(&m[1], IFLA_BRPORT_ISOLATED, &on, 1);
-        close_nest(&m[1], sd);
-        close_nest(&m[1], li);
+        floor_rta_put(&m[1], IFLA_BRPORT_ISOLATED, &on, 1);
+        floor_rta_end(&m[1], sd);
+        floor_rta_end(&m[1], li);
         count = 2;
     }
     exchange(c->host, m, count, "veth pair on the bridge");
@@ -201,16 +185,16 @@ static void wire(struct bridge_ctx *c, int ns)
     ifa->ifa_prefixlen = c->prefix;
     ifa->ifa_index = eth0;
     struct in_addr addr = {htonl(c->first + c->i)};
-    attr(&m[2], IFA_LOCAL, &addr, sizeof addr);
-    attr(&m[2], IFA_ADDRESS, &addr, sizeof addr);
+    floor_rta_put(&m[2], IFA_LOCAL, &addr, sizeof addr);
+    floor_rta_put(&m[2], IFA_ADDRESS, &addr, sizeof addr);
     struct rtmsg *rt = begin(&m[3], RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, sizeof *rt);
     rt->rtm_family = AF_INET;
     rt->rtm_table = RT_TABLE_MAIN;
     rt->rtm_protocol = RTPROT_BOOT;
     rt->rtm_scope = RT_SCOPE_UNIVERSE;
     rt->rtm_type = RTN_UNICAST;
-    attr(&m[3], RTA_GATEWAY, &c->gateway, sizeof c->gateway);
-    attr(&m[3], RTA_OIF, &eth0, sizeof eth0);
+    floor_rta_put(&m[3], RTA_GATEWAY, &c->gateway, sizeof c->gateway);
+    floor_rta_put(&m[3], RTA_OIF, &eth0, sizeof eth0);
     exchange(inside, m, 4, "configuring eth0");
     close(inside);
 }

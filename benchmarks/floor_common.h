@@ -12,6 +12,29 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A netlink attribute appended to msg, a struct that starts with its
+ * nlmsghdr and has room after it (the floors that make links); a nested one
+ * is closed by floor_rta_end once its attributes are in. */
+#include <linux/rtnetlink.h>
+
+static inline struct rtattr *floor_rta_put(void *msg, int type, const void *data, int len)
+{
+    struct nlmsghdr *nh = msg;
+    struct rtattr *a = (struct rtattr *)((char *)nh + NLMSG_ALIGN(nh->nlmsg_len));
+    a->rta_type = type;
+    a->rta_len = RTA_LENGTH(len);
+    if (len)
+        memcpy(RTA_DATA(a), data, len);
+    nh->nlmsg_len = NLMSG_ALIGN(nh->nlmsg_len) + RTA_ALIGN(a->rta_len);
+    return a;
+}
+
+static inline void floor_rta_end(void *msg, struct rtattr *nest)
+{
+    struct nlmsghdr *nh = msg;
+    nest->rta_len = (char *)nh + nh->nlmsg_len - (char *)nest;
+}
+
 static inline long long floor_now_ns(void)
 {
     struct timespec ts;

@@ -101,22 +101,6 @@ struct nlreq {
     char attrs[512];
 };
 
-static struct rtattr *put(struct nlreq *r, int type, const void *data, int len)
-{
-    struct rtattr *a = (struct rtattr *)((char *)r + NLMSG_ALIGN(r->nh.nlmsg_len));
-    a->rta_type = type;
-    a->rta_len = RTA_LENGTH(len);
-    if (len)
-        memcpy(RTA_DATA(a), data, len);
-    r->nh.nlmsg_len = NLMSG_ALIGN(r->nh.nlmsg_len) + RTA_ALIGN(a->rta_len);
-    return a;
-}
-
-static void end_nest(struct nlreq *r, struct rtattr *nest)
-{
-    nest->rta_len = (char *)r + r->nh.nlmsg_len - (char *)nest;
-}
-
 static void veth_once(int peer_ns, const char *prefix, int i)
 {
     char name[IFNAMSIZ], peer[IFNAMSIZ];
@@ -127,18 +111,18 @@ static void veth_once(int peer_ns, const char *prefix, int i)
     r.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
     r.nh.nlmsg_type = RTM_NEWLINK;
     r.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK;
-    put(&r, IFLA_IFNAME, name, strlen(name) + 1);
-    struct rtattr *info = put(&r, IFLA_LINKINFO, NULL, 0);
-    put(&r, IFLA_INFO_KIND, "veth", 4);
-    struct rtattr *data = put(&r, IFLA_INFO_DATA, NULL, 0);
-    struct rtattr *peer_info = put(&r, VETH_INFO_PEER, NULL, 0);
+    floor_rta_put(&r, IFLA_IFNAME, name, strlen(name) + 1);
+    struct rtattr *info = floor_rta_put(&r, IFLA_LINKINFO, NULL, 0);
+    floor_rta_put(&r, IFLA_INFO_KIND, "veth", 4);
+    struct rtattr *data = floor_rta_put(&r, IFLA_INFO_DATA, NULL, 0);
+    struct rtattr *peer_info = floor_rta_put(&r, VETH_INFO_PEER, NULL, 0);
     r.nh.nlmsg_len += sizeof(struct ifinfomsg); /* the peer's own (zeroed) header */
-    put(&r, IFLA_IFNAME, peer, strlen(peer) + 1);
+    floor_rta_put(&r, IFLA_IFNAME, peer, strlen(peer) + 1);
     uint32_t fd = peer_ns;
-    put(&r, IFLA_NET_NS_FD, &fd, sizeof fd);
-    end_nest(&r, peer_info);
-    end_nest(&r, data);
-    end_nest(&r, info);
+    floor_rta_put(&r, IFLA_NET_NS_FD, &fd, sizeof fd);
+    floor_rta_end(&r, peer_info);
+    floor_rta_end(&r, data);
+    floor_rta_end(&r, info);
 
     int s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (s < 0 || send(s, &r, r.nh.nlmsg_len, 0) < 0)
