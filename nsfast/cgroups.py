@@ -467,29 +467,21 @@ class Box:
         user = system = peak = None
         oom = pids_hit = False
         for path, version, ctrls in self.dirs:
-            if version == 2:
-                if user is None:   # cpuacct (v1) when there is one: it can be reset
-                    st = _key_values(os.path.join(path, "cpu.stat"), self._r)
-                    if "user_usec" in st:
-                        user, system = st["user_usec"] / 1e6, st["system_usec"] / 1e6
-                if "memory" in ctrls:
-                    peak = _int_file(os.path.join(path, "memory.peak"), self._r)
-                    oom |= _key_values(os.path.join(path, "memory.events"), self._r).get(
-                        "oom_kill", 0) > 0
-                if "pids" in ctrls:
-                    pids_hit |= _key_values(os.path.join(path, "pids.events"), self._r).get("max", 0) > 0
-            else:
-                if "cpuacct" in ctrls:
-                    u = _int_file(os.path.join(path, "cpuacct.usage_user"), self._r)
-                    s = _int_file(os.path.join(path, "cpuacct.usage_sys"), self._r)
-                    if u is not None and s is not None:
-                        user, system = u / 1e9, s / 1e9
-                if "memory" in ctrls:
-                    peak = _int_file(os.path.join(path, "memory.max_usage_in_bytes"), self._r)
-                    oom |= _key_values(os.path.join(path, "memory.oom_control"), self._r).get(
-                        "oom_kill", 0) > 0
-                if "pids" in ctrls:
-                    pids_hit |= _key_values(os.path.join(path, "pids.events"), self._r).get("max", 0) > 0
+            if version == 2 and user is None:   # cpuacct (v1) if there is one: it can be reset
+                st = _key_values(os.path.join(path, "cpu.stat"), self._r)
+                if "user_usec" in st:
+                    user, system = st["user_usec"] / 1e6, st["system_usec"] / 1e6
+            if version == 1 and "cpuacct" in ctrls:
+                u = _int_file(os.path.join(path, "cpuacct.usage_user"), self._r)
+                s = _int_file(os.path.join(path, "cpuacct.usage_sys"), self._r)
+                if u is not None and s is not None:
+                    user, system = u / 1e9, s / 1e9
+            if "memory" in ctrls:
+                peak_file, oom_file = _MEMORY_FILES[version]
+                peak = _int_file(os.path.join(path, peak_file), self._r)
+                oom |= _key_values(os.path.join(path, oom_file), self._r).get("oom_kill", 0) > 0
+            if "pids" in ctrls:
+                pids_hit |= _key_values(os.path.join(path, "pids.events"), self._r).get("max", 0) > 0
         return BoxUsage(user, system, peak, oom, pids_hit)
 
     def finish(self) -> BoxUsage:
@@ -542,6 +534,11 @@ class Box:
         for path, _, _ in reversed(self.dirs):
             _rmdir_killing(path)
         self.dirs = []
+
+
+# cgroup version -> (the memory peak, the file whose oom_kill counts OOM kills)
+_MEMORY_FILES = {1: ("memory.max_usage_in_bytes", "memory.oom_control"),
+                 2: ("memory.peak", "memory.events")}
 
 
 def _key(limits: Limits) -> tuple:
