@@ -141,6 +141,17 @@ def children_of(pid: int) -> list[int]:
             if int(stat.rsplit(b")", 1)[1].split()[1]) == pid]
 
 
+def kill_tree(p: subprocess.Popen) -> None:
+    """SIGKILL p's children (a tool that forked) and p, and reap p."""
+    for child in children_of(p.pid):
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    p.kill()
+    p.wait()
+
+
 def sigset_bits(signals) -> int:
     """A set of signals as /proc/PID/status shows it in SigBlk and SigIgn."""
     return sum(1 << (s - 1) for s in set(signals))

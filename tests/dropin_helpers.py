@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 
-from conftest import children_of
+from conftest import children_of, kill_tree
 
 # `nsfast` as a user runs it from this interpreter (the launcher, through
 # nsfast.cli)
@@ -31,13 +31,7 @@ def start_ready(cmd: list) -> subprocess.Popen:
 
 def end(p: subprocess.Popen) -> None:
     """Kill p and what it started (its children: a tool that forked)."""
-    for pid in children_of(p.pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    p.kill()
-    p.wait()
+    kill_tree(p)
     p.stdout.close()
 
 

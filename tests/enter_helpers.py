@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 
 import nsfast
 
-from conftest import children_of, ns_inode
+from conftest import children_of, kill_tree, ns_inode
 
 
 def unshare_cli_exists() -> bool:
@@ -38,10 +37,4 @@ def start_unshare_sleep(flags: list, kinds: str, procs: list) -> int:
 
 def stop_all(procs: list) -> None:
     for p in procs:
-        for c in children_of(p.pid):
-            try:
-                os.kill(c, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        p.kill()
-        p.wait()
+        kill_tree(p)

@@ -3,18 +3,16 @@ witnessed with id, hostname, ipcs, findmnt, ps, ip, nsenter and /proc."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
 
 import nsfast
-from conftest import children_of, need_tool, ns_inode, run_cli
+from conftest import children_of, kill_tree, need_tool, ns_inode, run_cli
 from dropin_helpers import NSFAST, end, exec_in_place, exit_codes, fds_passed, login_shell, \
     start_ready
 from test_spawn import MONO, TAG, _mounted, _queue_ids, host_queue, open_dir, shared_base, \
@@ -54,10 +52,7 @@ def background(*args) -> tuple[subprocess.Popen, int]:
         assert len(kids) == (1 if forks else 0)
         kids = kids or [cli.pid]
     except BaseException:
-        for pid in children_of(cli.pid):
-            os.kill(pid, signal.SIGKILL)
-        cli.kill()
-        cli.wait()
+        kill_tree(cli)
         cli.stdout.close()
         raise
     return cli, kids[0]
