@@ -28,7 +28,7 @@ PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
 STDOUT = subprocess.STDOUT
 
-_USER, _NET = int(NsType.USER), int(NsType.NET)
+_USER, _NET, _MNT = int(NsType.USER), int(NsType.NET), int(NsType.MNT)
 
 # plans of calls seen before, by (argv, options, euid, egid); bounded
 _plans: dict = {}
@@ -164,7 +164,7 @@ def start(plan: SpawnPlan) -> Process:
             if plan.template.fd < 0:
                 raise ValueError("this mount template is closed")
             join_fds.append(plan.template.fd)
-            join_kinds.append(int(NsType.MNT))
+            join_kinds.append(_MNT)
         if plan.netns is not None:
             if joined & _NET:
                 raise ValueError("netns= conflicts with a new or joined net namespace")

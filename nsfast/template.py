@@ -24,7 +24,7 @@ import threading
 from typing import Optional
 
 from . import _core
-from .confine import DEVICES, DEV_LINKS, MASKED_PATHS, staging_dir
+from .confine import DEVICES, DEV_LINKS, MASKED_PATHS, _paths, staging_dir
 from .errors import os_error
 from .kernel import (AT_RECURSIVE, CLONE_NEWNS, MNT_DETACH, MOUNT_ATTR_RDONLY, MS_BIND,
                      MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT)
@@ -183,8 +183,7 @@ def _mask(stage: bytes, path: bytes) -> bool:
 def static_masks(mask_paths) -> tuple:
     """The masked paths a template holds: those outside /proc (each sandbox
     has a fresh proc and masks its own)."""
-    paths = MASKED_PATHS if mask_paths is True else (mask_paths or ())
-    return tuple(p for p in (os.fsencode(x) for x in paths)
+    return tuple(p for p in _paths(mask_paths, MASKED_PATHS, "mask_paths")
                  if not (p == b"/proc" or p.startswith(b"/proc/")))
 
 
