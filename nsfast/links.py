@@ -46,6 +46,7 @@ IFNAMSIZ = 16
 SIOCGIFINDEX = 0x8933
 IFF_UP = 0x1
 LOOPBACK_IFINDEX = 1  # lo is always ifindex 1 in every network namespace
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1   # <linux/sockios.h>, <net/if.h>
 # device kinds the kernel marks netns-local (they cannot change namespace)
 NETNS_LOCAL_KINDS = ("bridge", "vrf", "ppp", "openvswitch")
 
@@ -384,19 +385,34 @@ def _netns_local_reason(ipr, idx: int) -> Optional[str]:
 
 
 def loopback_up(netns: Any = None) -> None:
-    """Bring lo up in netns with one netlink request (a new namespace has lo DOWN).
+    """Bring lo up in netns (a new namespace has lo DOWN): SIOCSIFFLAGS on a
+    socket made there, as the spawn child does it (csrc/spawn_child.c).
 
     >>> nsfast.netns.loopback_up(netns_name)
     >>> ping = ["ping", "-c1", "-W5", "127.0.0.1"]
     >>> nsfast.netns.exec(netns_name, ping, stdout=nsfast.DEVNULL).wait()
     0
     """
-    from pyroute2 import NetlinkError
-    with iproute(netns) as ipr:
+    ns = _namespace(netns)
+    try:
+        if ns is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        else:
+            with ns:
+                sock = socket.socket(fileno=_core.netns_socket(
+                    ns.fileno(), socket.AF_INET, socket.SOCK_DGRAM, 0))
+    except OSError as e:
+        raise os_error(e.errno, None if ns is None else ns.path,
+                       what="opening a socket in the namespace") from None
+    with sock:
+        request = struct.pack("16sH22x", b"lo", 0)
         try:
-            ipr.link("set", index=LOOPBACK_IFINDEX, state="up")
-        except NetlinkError as e:
-            raise _netlink_error(e, "lo", "bringing lo up") from None
+            flags = struct.unpack_from("16sH", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
+            fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | _IFF_UP))
+        except OSError as e:
+            raise os_error(e.errno, None if ns is None else ns.path,
+                           "bringing lo up needs CAP_NET_ADMIN over the namespace",
+                           what="bringing lo up") from None
 
 
 def add_address(ifname: str, cidr: str, netns: Any = None) -> None:

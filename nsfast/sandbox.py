@@ -6,7 +6,11 @@ out of spawn's reach (Sandbox.spawn_options() shows them).  Each default is
 turned off by name: Sandbox(seccomp=None), Sandbox(readonly_root=False) ...
 
 The defaults:
-- new user, mnt, pid, uts, ipc, cgroup and net namespaces; lo up;
+- new user, mnt, pid, uts, ipc, cgroup and net namespaces; lo up.  As
+  root, with no capability kept, the net namespace is a fresh one made
+  ahead with lo up (nsfast.pool.shared_loopback), owned by the host's user
+  namespace, and never handed to two payloads (network="new": made by the
+  payload's clone instead, as for a user);
 - ids never the host's root: as root, a range of 65536 host ids leased to
   each running payload alone (IdLease), so that no two payloads, of this
   box or any other, share a host uid; as a user, the user's own id;
@@ -236,6 +240,7 @@ class Sandbox:
         elif limits is not None and not isinstance(limits, Limits):
             raise TypeError(f"limits is an nsfast.Limits, 'default' or None, not "
                             f"{type(limits).__name__}")
+        capabilities = None if capabilities is None else tuple(capabilities)
         # as root: id ranges, one per running payload (_take_ids)
         self._id_base: Optional[int] = None
         self._free: list = []       # leases no payload uses
@@ -251,7 +256,7 @@ class Sandbox:
         if limits is not None:
             opts["limits"] = limits
         if capabilities is not None:
-            opts["capabilities"] = tuple(capabilities)
+            opts["capabilities"] = capabilities
         if root is not None:
             opts.update(root=root, pivot_root=True)
         if overlay:
@@ -260,6 +265,16 @@ class Sandbox:
         if hostname is not None:
             opts["hostname"] = hostname
         kinds = str(namespaces).replace(" ", "").split(",")
+        if isinstance(network, str) and network == "new":
+            network = None   # made by the payload's clone
+        elif (network is None and loopback in (None, True) and "net" in kinds
+                and capabilities == () and os.geteuid() == 0):
+            # a fresh namespace with lo up, made ahead: making one costs the
+            # kernel more than the rest of a spawn.  It belongs to the host's
+            # user namespace; a payload without capabilities can do nothing
+            # more in one of its own
+            from .pool import shared_loopback
+            network = shared_loopback()
         if network is not None:
             kinds = _joined_network(network, kinds, loopback)
             opts.update(namespaces=",".join(kinds), netns=network, loopback=False)

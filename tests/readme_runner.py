@@ -32,6 +32,7 @@ import threading
 import traceback
 
 import nsfast
+from nsfast.pool import close_shared
 from nsfast.watch import quiesce
 
 # the givens' names; the block sees each only if it names it
@@ -111,6 +112,8 @@ def main(kind: str, path: str, line: str) -> int:
     # nsfast's wall-time watcher lingers idle for the next sandbox, by design:
     # stopped here when idle, it is left only while a deadline is pending
     quiesce()
+    # so does the pool of fresh network namespaces default Sandboxes share
+    close_shared()
     threads = sorted(t.name for t in threading.enumerate()
                      if t.ident not in threads_before and t.is_alive())
     print(json.dumps({"threads": threads}))

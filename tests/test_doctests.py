@@ -25,6 +25,7 @@ import pytest
 
 import nsfast
 import nsfast._bench
+import nsfast.pool
 from conftest import children_of, open_fds
 
 # an example that cannot run here says why, after these words
@@ -129,12 +130,15 @@ def test_docstring_examples_run(example_globals, request):
     # the cgroups earlier tests' sandboxes kept for reuse (open fds, by design):
     # gone before, so that an example's clear() cannot look like a change
     nsfast.cgroups.clear()
+    # and the loopback pool default Sandboxes share (a thread and open fds)
+    nsfast.pool.close_shared()
     before = _state()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     report: list[str] = []
     result = runner.run(test, out=report.append, clear_globs=False)
     assert result.failed == 0, "".join(report)
     test.globs.clear()  # an example's handles and processes go now, not at the next gc
+    nsfast.pool.close_shared()
     assert _state() == before, "the example left something behind"
 
 

@@ -12,11 +12,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
 import nsfast
 import nsfast.confine
+import nsfast.pool
 from conftest import need_root
 
 NS = "user,mnt,pid,uts,ipc,net,cgroup"
@@ -378,6 +380,95 @@ def test_sandbox_run_and_loopback():
                     timeout=60)
     assert r.returncode == 3 and r.usage.exit_code == 3 and r.usage.limit_hit is None
     assert r.stdout == b"in\nlo: UNKNOWN\n"
+
+
+def _net_owner(pid: int) -> tuple:
+    """The payload's net namespace and the user namespace that owns it (lsns as witness)."""
+    out = subprocess.run(["lsns", "-n", "-r", "-t", "net", "-o", "NS,ONS", "-p", str(pid)],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+def test_default_net_namespace_is_fresh_per_payload_and_made_ahead():
+    need_root()
+    me_user = os.stat("/proc/self/ns/user").st_ino
+    with nsfast.Sandbox() as a, nsfast.Sandbox() as b:
+        procs = [a.spawn(["sleep", "30"]), a.spawn(["sleep", "30"]), b.spawn(["sleep", "30"])]
+        try:
+            nets = [_net_owner(p.pid) for p in procs]
+            host_net = os.stat("/proc/self/ns/net").st_ino
+            # three payloads, three namespaces, none the host's
+            assert len({ns for ns, _ in nets}) == 3 and host_net not in {ns for ns, _ in nets}
+            # made ahead by this process's pool: owned by the host's user namespace
+            assert {owner for _, owner in nets} == {me_user}
+            assert nsfast.pool.shared_loopback().stats()["made"] >= 1
+            for p in procs:
+                out = subprocess.run(["nsenter", "-t", str(p.pid), "-n", "ip", "-o", "link"],
+                                     capture_output=True, text=True, check=True).stdout
+                assert "lo: <LOOPBACK,UP" in out
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+
+
+def test_kept_capabilities_get_a_net_namespace_of_the_sandbox_user_namespace():
+    need_root()
+    with nsfast.Sandbox(capabilities=["CAP_NET_ADMIN"], seccomp=None) as box:
+        p = box.spawn(["sleep", "30"])
+        try:
+            ns, owner = _net_owner(p.pid)
+            assert owner == os.stat(f"/proc/{p.pid}/ns/user").st_ino
+        finally:
+            p.kill()
+            p.wait()
+        # its root can change its own namespace: the capability means something
+        r = box.run(["ip", "link", "set", "lo", "mtu", "1280"])
+        assert r.returncode == 0, r.stderr
+
+
+def test_network_new_makes_the_namespace_at_spawn():
+    need_root()
+    pool = nsfast.pool.shared_loopback()
+    with nsfast.Sandbox(network="new") as box:
+        taken = pool.stats()["hits"] + pool.stats()["misses"]
+        r = box.run(["sh", "-c", "readlink /proc/self/ns/net; ip -o link | cut -d' ' -f2,9"])
+        assert pool.stats()["hits"] + pool.stats()["misses"] == taken
+    assert r.stdout.split()[1:] == [b"lo:", b"UNKNOWN"]
+    assert r.stdout.split()[0] != os.readlink("/proc/self/ns/net").encode()
+
+
+def test_the_shared_pool_is_not_shared_with_a_forked_child():
+    need_root()
+    pool = nsfast.pool.shared_loopback()
+    for _ in range(500):   # until the background thread has made some
+        if pool.stats()["ready"]:
+            break
+        time.sleep(0.01)
+    held = {os.fstat(ns.fileno()).st_ino for ns in list(pool._ready)}
+    assert held
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the child: only os._exit from here
+        try:
+            os.close(r)
+            # the parent's ready namespaces are not held here
+            inherited = sum(os.stat(f"/proc/self/fd/{fd}").st_ino in held
+                            for fd in os.listdir("/proc/self/fd") if fd.isdigit()
+                            and os.path.exists(f"/proc/self/fd/{fd}"))
+            fresh = nsfast.pool.shared_loopback()
+            with fresh.take() as ns:
+                ino = os.fstat(ns.fileno()).st_ino
+            os.write(w, b"%d %d %d" % (ino, fresh is pool, inherited))
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        got = os.read(r, 100).split()
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    assert got[1:] == [b"0", b"0"] and int(got[0]) not in held
 
 
 def test_sandbox_run_timeout_kills():

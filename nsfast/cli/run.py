@@ -262,6 +262,9 @@ def run(args) -> int:
     try:
         if bridge is not None:
             options["network"] = bridge
+        else:
+            # one payload: a pool would make namespaces nobody takes
+            options["network"] = "new"
         return _run_in(Sandbox(**options), argv, args)
     finally:
         if bridge is not None:
