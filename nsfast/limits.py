@@ -98,8 +98,10 @@ class Limits:
     >>> p.communicate()[0]
     b'64\\n'
     """
-    __slots__ = ("memory", "memory_swap", "pids", "cpu", "cpu_time", "wall_time", "nofile",
-                 "fsize", "stack", "address_space", "core", "nproc")
+    _FIELDS = ("memory", "memory_swap", "pids", "cpu", "cpu_time", "wall_time", "nofile",
+               "fsize", "stack", "address_space", "core", "nproc")
+    # _hash: a spawn's plan is looked up by its options, Limits among them
+    __slots__ = (*_FIELDS, "_hash")
 
     def __init__(self, memory: Optional[Size] = None, memory_swap: Optional[Size] = None,
                  pids: Optional[int] = None, cpu: Optional[float] = None,
@@ -131,18 +133,23 @@ class Limits:
                            else _seconds(cpu_time, "cpu_time", 0.0))
         object.__setattr__(self, "wall_time", None if wall_time is None
                            else _seconds(wall_time, "wall_time", 0.0))
+        object.__setattr__(self, "_hash", hash(self._items()))
 
     def __setattr__(self, name, value):
         raise AttributeError("Limits are immutable")
 
     def _items(self) -> tuple:
-        return tuple((n, getattr(self, n)) for n in self.__slots__)
+        return tuple((n, getattr(self, n)) for n in self._FIELDS)
 
     def __eq__(self, other):
         return type(other) is Limits and self._items() == other._items()
 
     def __hash__(self):
-        return hash(self._items())
+        return self._hash
+
+    def __reduce__(self):
+        # copy and pickle: through __init__, since attributes cannot be set
+        return (Limits, tuple(v for _, v in self._items()))
 
     def __repr__(self) -> str:
         given = ", ".join(f"{n}={v!r}" for n, v in self._items() if v is not None)

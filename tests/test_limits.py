@@ -592,3 +592,12 @@ def test_a_run_of_sandboxes_leaves_no_deadlines_behind():
     for _ in range(50):
         assert nsfast.spawn(["/bin/true"], limits=Limits(wall_time=600)).wait() == 0
     assert watch.watched() == 0 and len(watch._heap) <= 1
+
+
+def test_limits_copy_pickle_and_hash_as_values():
+    import copy
+    import pickle
+    a = nsfast.Limits(memory="1G", pids=3, cpu=0.5, wall_time=2, core=None, nproc=9)
+    for b in (copy.copy(a), copy.deepcopy(a), pickle.loads(pickle.dumps(a))):
+        assert b == a and hash(b) == hash(a) and repr(b) == repr(a)
+    assert nsfast.Limits(pids=3) != nsfast.Limits(pids=4)
