@@ -162,6 +162,7 @@ struct nsf_spawn {
     int no_new_privs;
     int use_caps;
     uint64_t caps_keep;              /* bitmask of capabilities to keep */
+    uint64_t caps_ambient;           /* of those, raised into the ambient set */
     int init;                        /* exec the init program as pid 1 */
     int init_fd;                     /* that program (a sealed memfd), or -1 */
     int ids_early;                   /* take uid/gid before the mounts: they come

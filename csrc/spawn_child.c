@@ -207,10 +207,10 @@ static long loopback_up(void)
     return r;
 }
 
-static long drop_capabilities(uint64_t keep)
+/* The bounding set first, while the child still has CAP_SETPCAP: a uid
+ * other than 0 no longer has it once it takes its ids. */
+static long drop_bounding(uint64_t keep)
 {
-    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct data[2];
     for (int cap = 0; cap < 64; cap++) {
         if (keep & (1ULL << cap))
             continue;
@@ -220,13 +220,27 @@ static long drop_capabilities(uint64_t keep)
         if (r < 0)
             return r;
     }
+    return 0;
+}
+
+/* effective = permitted = inheritable = keep, then the ambient ones raised
+ * (they must be in permitted and inheritable): what a uid other than 0
+ * keeps through exec, where root gets its bounding set back anyway. */
+static long set_capabilities(uint64_t keep, uint64_t ambient)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
     for (int i = 0; i < 2; i++) {
         uint32_t half = (uint32_t)(keep >> (32 * i));
         data[i].effective = data[i].permitted = data[i].inheritable = half;
     }
     /* ambient capabilities must be a subset of the new sets */
     nsf_sys5(__NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-    return nsf_sys2(__NR_capset, &hdr, data);
+    long r = nsf_sys2(__NR_capset, &hdr, data);
+    for (int cap = 0; r == 0 && cap < 64; cap++)
+        if (ambient & (1ULL << cap))
+            r = nsf_sys5(__NR_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0);
+    return r;
 }
 
 /* The fds of nsfast's own that the child needs until exec (all CLOEXEC):
@@ -314,6 +328,12 @@ static void chroot_fd(const struct nsf_child_ctx *st, const struct nsf_spawn *sp
  * map, the caller's own ids may not even be mapped. */
 static void set_ids(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
 {
+    if (sp->use_caps && sp->uid > 0) {
+        /* its capabilities survive the change of uid (step_caps then sets
+         * them), and the bounding set is dropped while it still may be */
+        CHECK(drop_bounding(sp->caps_keep), NSF_STEP_CAPS, 0);
+        CHECK(nsf_sys5(__NR_prctl, PR_SET_KEEPCAPS, 1, 0, 0, 0), NSF_STEP_CAPS, 0);
+    }
     if (sp->n_groups >= 0) {
         long r = nsf_sys2(__NR_setgroups, sp->n_groups, sp->groups);
         if (r < 0 && !sp->groups_best_effort)
@@ -436,8 +456,11 @@ static void step_ids(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
 
 static void step_caps(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
 {
-    if (sp->use_caps)
-        CHECK(drop_capabilities(sp->caps_keep), NSF_STEP_CAPS, 0);
+    if (!sp->use_caps)
+        return;
+    if (sp->uid <= 0)   /* else set_ids dropped it, before the uid changed */
+        CHECK(drop_bounding(sp->caps_keep), NSF_STEP_CAPS, 0);
+    CHECK(set_capabilities(sp->caps_keep, sp->caps_ambient), NSF_STEP_CAPS, 0);
 }
 
 static void step_no_new_privs(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)

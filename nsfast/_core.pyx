@@ -363,6 +363,7 @@ cdef class Packed:
         sp.no_new_privs = spec.no_new_privs
         sp.use_caps = spec.caps_keep is not None
         sp.caps_keep = spec.caps_keep or 0
+        sp.caps_ambient = spec.caps_ambient
         sp.init = spec.init
         sp.ids_early = spec.ids_early
         sp.ops = _pack_ops(pk, spec.ops)

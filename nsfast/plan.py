@@ -79,6 +79,7 @@ class ChildSpec:
     parent_pid: int = 0
     no_new_privs: bool = False
     caps_keep: Optional[int] = None
+    caps_ambient: int = 0
     init: bool = False
     init_fd: int = -1
     ids_early: bool = False
@@ -394,6 +395,7 @@ class SpawnPlan:
                  time_offsets: Optional[Mapping] = None, cgroup=None, netns: Any = None,
                  loopback: bool = False, no_new_privs: bool = False,
                  capabilities: Optional[Iterable] = None,
+                 ambient_capabilities: Iterable = (),
                  extra_groups: Optional[Sequence[int]] = None,
                  root_fd: Optional[int] = None, cwd_fd: Optional[int] = None,
                  fork_for_pid: bool = True, umask: Optional[int] = None,
@@ -568,6 +570,12 @@ class SpawnPlan:
         spec.no_new_privs = bool(no_new_privs)
         if capabilities is not None:
             spec.caps_keep = _capability_mask(capabilities)
+        ambient = _capability_mask(ambient_capabilities)
+        if ambient:
+            if spec.caps_keep is None or ambient & ~spec.caps_keep:
+                raise ValueError("ambient_capabilities must be among capabilities (the "
+                                 "kernel raises only permitted and inheritable ones)")
+            spec.caps_ambient = ambient
         for what, fd in (("root_fd", root_fd), ("cwd_fd", cwd_fd)):
             if fd is not None:
                 setattr(spec, what, check_fd(fd, what))

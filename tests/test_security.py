@@ -48,6 +48,32 @@ def test_empty_capability_list_drops_everything():
         assert _caps(fields, key) == 0, key
 
 
+def test_a_uid_other_than_0_keeps_its_ambient_capabilities_through_exec():
+    # a uid other than 0 loses its capabilities at exec unless they are ambient
+    fields = _status_inside(namespaces="user", uid=1000, gid=1000,
+                            uid_map="0 0 2000\n", gid_map="0 0 2000\n",
+                            capabilities=["CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE"],
+                            ambient_capabilities=["CAP_NET_BIND_SERVICE"])
+    assert fields["Uid"].split()[0] == "1000"
+    assert _caps(fields, "CapBnd") == (1 << CAP_NET_ADMIN) | (1 << CAP_NET_BIND_SERVICE)
+    for key in ("CapAmb", "CapPrm", "CapEff"):
+        assert _caps(fields, key) == 1 << CAP_NET_BIND_SERVICE, key
+
+
+def test_a_uid_other_than_0_without_ambient_capabilities_has_none():
+    fields = _status_inside(uid=1000, gid=1000, capabilities=["CAP_NET_ADMIN"])
+    assert _caps(fields, "CapBnd") == 1 << CAP_NET_ADMIN
+    for key in ("CapAmb", "CapPrm", "CapEff"):
+        assert _caps(fields, key) == 0, key
+
+
+def test_ambient_capabilities_outside_the_kept_ones_are_a_value_error():
+    import pytest
+    for kept in (None, ["CAP_NET_ADMIN"]):
+        with pytest.raises(ValueError, match="ambient_capabilities must be among"):
+            nsfast.spawn(["true"], capabilities=kept, ambient_capabilities=["CAP_SYS_ADMIN"])
+
+
 def test_unknown_capability_is_a_value_error_before_spawning():
     import pytest
     with pytest.raises(ValueError, match="unknown capability"):

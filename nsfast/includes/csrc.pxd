@@ -86,6 +86,7 @@ cdef extern from "spawn.h" nogil:
         int no_new_privs
         int use_caps
         uint64_t caps_keep
+        uint64_t caps_ambient
         int init
         int init_fd
         int ids_early

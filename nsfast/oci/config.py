@@ -105,9 +105,9 @@ def rootfs_of(bundle: str, config: dict) -> str:
     return os.path.realpath(os.path.join(bundle, root))
 
 
-def process_options(proc: dict, exec_: bool = False) -> dict:
+def process_options(proc: dict) -> dict:
     """process.* -> spawn options (argv, env, cwd, ids, capabilities, ...);
-    shared by create and exec (exec_=True)."""
+    shared by create and exec."""
     _known(proc, "process")
     for key in ("apparmorProfile", "selinuxLabel"):
         if proc.get(key):
@@ -133,38 +133,37 @@ def process_options(proc: dict, exec_: bool = False) -> dict:
         opts["umask"] = user["umask"]
     caps = proc.get("capabilities")
     if caps is not None:
-        opts.update(_capabilities(caps, uid, exec_))
+        opts.update(_capabilities(caps, uid))
     return opts
 
 
-def _capabilities(caps: dict, uid: int, exec_: bool) -> dict:
-    """nsfast keeps one set of capabilities (bounding = permitted = effective
-    = inheritable, ambient cleared): a config whose sets it cannot express
-    is refused."""
+def _capabilities(caps: dict, uid: int) -> dict:
+    """The five sets as nsfast's child takes them: the bounding set dropped
+    to its list, effective = permitted = inheritable = that list, then the
+    ambient ones raised.  Through exec the kernel's rules decide the rest,
+    as for runc: uid 0 gets its bounding set, another uid its ambient set
+    (and no_new_privs keeps file capabilities from adding to it)."""
     extra = set(caps) - {"bounding", "effective", "permitted", "inheritable", "ambient"}
     if extra:
         raise OciError(f"process.capabilities.{sorted(extra)[0]} is not a capability set")
     bounding = set(caps.get("bounding") or ())
-    if caps.get("ambient") and uid != 0:
-        raise OciError("process.capabilities.ambient for a process.user other than 0 is "
-                       "not supported by nsfast-runtime")
-    # uid 0 execs with its permitted and effective sets made the bounding
-    # set: ambient capabilities (within it) add nothing then
     for name in ("effective", "permitted", "inheritable", "ambient"):
         if not set(caps.get(name) or ()) <= bounding:
             raise OciError(f"process.capabilities.{name} holds capabilities outside the "
                            f"bounding set")
+    ambient = set(caps.get("ambient") or ())
+    # the kernel raises an ambient capability only if it is permitted and
+    # inheritable: the config must say so, as runc's would fail
+    for name in ("permitted", "inheritable"):
+        if caps.get(name) is not None and not ambient <= set(caps.get(name) or ()):
+            raise OciError(f"process.capabilities.ambient holds capabilities that are not "
+                           f"{name}")
+    opts: dict = {"capabilities": sorted(bounding)}
+    if ambient:
+        opts["ambient_capabilities"] = sorted(ambient)
     if uid != 0:
-        if (caps.get("effective") or caps.get("permitted")) and not exec_:
-            raise OciError("process.capabilities: effective or permitted capabilities for a "
-                           "process.user other than 0 are not supported by nsfast-runtime")
-        # exec: Podman copies the container's sets into `exec --user N`; the
-        # process gets fewer capabilities than asked (none), never more
-        # nsfast's child drops capabilities after it takes the ids, when a
-        # uid other than 0 no longer may: it takes none with its ids, and
-        # no_new_privs keeps it from gaining any at exec (setuid, file caps)
-        return {"no_new_privs": True}
-    return {"capabilities": sorted(bounding)}
+        opts["no_new_privs"] = True
+    return opts
 
 
 def _options(options: list) -> tuple:

@@ -389,7 +389,7 @@ def exec_(root: str, container_id: str, process: dict, pid_file: Optional[str] =
     s = status(c, st)
     if s != "running":
         raise OciError(f"cannot exec in a container that is {s}")
-    opts = _config.process_options(process, exec_=True)
+    opts = _config.process_options(process)
     conf = _config.load(st["bundle"])
     linux = conf.get("linux") or {}
     opts.update(_config.seccomp_options(linux))
