@@ -108,6 +108,8 @@ enum nsf_mount_kind {
     NSF_MOUNT_SYMLINK = 8,  /* a symlink dst -> src */
     NSF_MOUNT_FS = 9,       /* a new filesystem of type src (devpts, overlay)
                                on dst, data its options */
+    NSF_MOUNT_NODE = 10,    /* mknod dst: flags its mode (type and permissions),
+                               data "MAJOR MINOR UID GID" in decimal */
 };
 
 #define NSF_PIVOT_MOUNTED 1

@@ -149,6 +149,44 @@ static long pivot_into(const char *new_root, unsigned long flags)
     return nsf_sys1(__NR_chdir, "/");
 }
 
+/* The next decimal number of *s (spaces skipped), or -1 without one. */
+static long long next_number(const char **s)
+{
+    const char *p = *s;
+    long long v = 0;
+    while (*p == ' ')
+        p++;
+    if (*p < '0' || *p > '9')
+        return -1;
+    while (*p >= '0' && *p <= '9')
+        v = v * 10 + (*p++ - '0');
+    *s = p;
+    return v;
+}
+
+/* A device node (OCI linux.devices) with exactly its mode and owner: the
+ * umask would take bits off mknod's. */
+static long make_node(const struct nsf_mount_step *m)
+{
+    const char *p = m->data;
+    long long major = next_number(&p), minor = next_number(&p);
+    long long uid = next_number(&p), gid = next_number(&p);
+    if (major < 0 || minor < 0 || uid < 0 || gid < 0)
+        return -EINVAL;
+    /* the kernel's encoding of a device number (makedev) */
+    unsigned long long dev = ((unsigned long long)(minor & 0xff)) |
+                             ((unsigned long long)(major & 0xfff) << 8) |
+                             ((unsigned long long)(minor & ~0xffULL) << 12) |
+                             ((unsigned long long)(major & ~0xfffULL) << 32);
+    long r = nsf_sys4(__NR_mknodat, AT_FDCWD, m->dst, m->flags, dev);
+    if (r < 0)
+        return r;
+    r = nsf_sys4(__NR_fchmodat, AT_FDCWD, m->dst, m->flags & 07777, 0);
+    if (r < 0)
+        return r;
+    return nsf_sys5(__NR_fchownat, AT_FDCWD, m->dst, uid, gid, AT_SYMLINK_NOFOLLOW);
+}
+
 static long run_mount_step(const struct nsf_mount_step *m)
 {
     long r;
@@ -186,6 +224,8 @@ static long run_mount_step(const struct nsf_mount_step *m)
         return r == -EEXIST ? 0 : r;
     case NSF_MOUNT_FS:
         return nsf_sys5(__NR_mount, m->src, m->dst, m->src, m->flags, m->data);
+    case NSF_MOUNT_NODE:
+        return make_node(m);
     }
     return -EINVAL;
 }

@@ -412,6 +412,45 @@ def test_ambient_capabilities_must_be_permitted_and_inheritable(rt):
     assert not os.path.exists(os.path.join(rt.root, cid))
 
 
+def test_linux_devices_are_made_with_their_number_mode_and_owner(rt):
+    def devices(c):
+        c["linux"]["devices"] = [
+            {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o662,
+             "uid": 7, "gid": 8},
+            {"path": "/dev/sub/fifo", "type": "p", "fileMode": 0o600}]
+        return c
+    bundle, out, cid = rt.bundle(["sh", "-c", "stat -c '%F %t:%T %a %u %g' /dev/mynull "
+                                              "/dev/sub/fifo > /out/r; echo x > /dev/mynull; "
+                                              "echo $? >> /out/r"], _=devices)
+    r = rt("run", "--bundle", bundle, cid, check=False)
+    assert r.returncode == 0, r.stderr
+    assert (out / "r").read_text().splitlines() == [
+        "character special file 1:3 662 7 8", "fifo 0:0 600 0 0", "0"]
+
+
+def test_linux_devices_in_a_user_namespace_are_the_hosts_nodes(rt, open_dir):
+    rootfs = busybox_rootfs(os.path.join(open_dir, "rootfs"))
+
+    def userns(c, number):
+        c["root"]["path"] = rootfs
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] not in ("/sys", "/out")]
+        c["linux"]["devices"] = [{"path": "/dev/tty", "type": "c", "major": number[0],
+                                  "minor": number[1]}]
+        return c
+    # not the host's /dev/tty (5:0): refused at create, named
+    bundle, _, cid = rt.bundle(["true"], _=lambda c: userns(c, (1, 3)))
+    r = rt("create", "--bundle", bundle, cid, check=False)
+    assert r.returncode == 1 and b"/dev/tty" in r.stderr and b"Traceback" not in r.stderr
+    bundle, _, cid = rt.bundle(["sh", "-c", "stat -c '%t:%T' /dev/tty"],
+                               _=lambda c: userns(c, (5, 0)))
+    r = rt("run", "--bundle", bundle, cid, check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"5:0\n"
+
+
 def test_seccomp_profile_in_oci_format(rt):
     def sc(c):
         c["linux"]["seccomp"] = {

@@ -9,6 +9,7 @@ oom_score_adj, sysctls) is returned as `Setup` for create to apply.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -17,7 +18,7 @@ from ..mounts import _BIND, _FS_ENCODING, _FS_ERRORS, _MKDIR, _PIVOT, _TMPFS
 from . import cgroup as _cgroup
 from .errors import OciError
 
-_FILE, _SYMLINK, _FS = 7, 8, 9          # struct nsf_mount_step kinds (csrc/spawn.h)
+_FILE, _SYMLINK, _FS, _NODE = 7, 8, 9, 10   # struct nsf_mount_step kinds (csrc/spawn.h)
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_SYNCHRONOUS, MS_REMOUNT, MS_MANDLOCK, MS_DIRSYNC = 16, 32, 64, 128
 MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 1024, 2048, 4096, 16384
@@ -284,6 +285,7 @@ def mount_steps(config: dict, rootfs: str, cgroup_dirs_rel: str) -> list:
     if not dev_bound:
         steps.extend(_default_devices(root))
     linux = config.get("linux") or {}
+    steps.extend(device_steps(root, linux))
     # where the parent sees a path as the child will: /proc and /sys show
     # this same kernel when the config mounts them fresh, else the rootfs
     fresh = tuple(os.path.normpath(m["destination"]) + "/" for m in config.get("mounts") or ()
@@ -325,6 +327,50 @@ def _cgroup_steps(dst: bytes, flags: int, rel: str) -> list:
     if ro:
         steps.append((_FS, False, MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
                       None, dst, None))
+    return steps
+
+
+_NODE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+
+def device_steps(root: bytes, linux: dict) -> list:
+    """linux.devices: each node made with its mode and owner, as runc makes
+    them; in a new user namespace, where mknod is refused, the host's node
+    at the same path bound in, as runc does then (it must be the same
+    device: a bind cannot change its number, mode or owner)."""
+    user_ns = any(n.get("type") == "user" and not n.get("path")
+                  for n in linux.get("namespaces") or ())
+    steps: list = []
+    for d in linux.get("devices") or ():
+        extra = set(d) - {"path", "type", "major", "minor", "fileMode", "uid", "gid"}
+        if extra:
+            raise OciError(f"linux.devices: {sorted(extra)[0]} is not supported")
+        path, kind = d.get("path"), d.get("type")
+        if not isinstance(path, str) or not path.startswith("/dev/"):
+            raise OciError(f"linux.devices: path {path!r} is not under /dev")
+        if kind not in _NODE_TYPES:
+            raise OciError(f"linux.devices {path}: type {kind!r} is not c, b, u or p")
+        major, minor = d.get("major", 0), d.get("minor", 0)
+        if kind != "p" and not all(isinstance(v, int) and v >= 0 for v in (major, minor)):
+            raise OciError(f"linux.devices {path}: major and minor are needed")
+        mode = d.get("fileMode", 0o666)
+        uid, gid = d.get("uid", 0), d.get("gid", 0)
+        dst = _in_root(root, path)
+        steps.extend(_parents(root, dst))
+        if not user_ns:
+            data = f"{major} {minor} {uid} {gid}".encode()
+            steps.append((_NODE, False, _NODE_TYPES[kind] | (mode & 0o7777), None, dst, data))
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        if (st is None or stat.S_IFMT(st.st_mode) != _NODE_TYPES[kind]
+                or (kind != "p" and (os.major(st.st_rdev), os.minor(st.st_rdev)) != (major, minor))):
+            raise OciError(f"linux.devices {path}: in a new user namespace the node is bound "
+                           f"from the host's {path}, which is not that device")
+        steps.append((_FILE, False, 0, None, dst, None))
+        steps.append((_BIND, False, 0, _b(path), dst, None))
     return steps
 
 
@@ -439,9 +485,7 @@ def spawn_options(bundle: str, config: dict) -> tuple:
     _cgroup.check_resources(resources)
     setup.resources = resources
     setup.cgroups_path = linux.get("cgroupsPath") or ""
-    if linux.get("devices"):
-        raise OciError("linux.devices is not supported by nsfast-runtime (the default "
-                       "devices are always there)")
+    device_steps(b"/", linux)   # its errors now, at create
     for key, value in (linux.get("sysctl") or {}).items():
         if not (key.startswith("net.") or key in _SYSCTL_IPC or key.startswith("fs.mqueue.")):
             raise OciError(f"linux.sysctl {key} is not in a namespace of the container's own")
