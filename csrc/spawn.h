@@ -57,7 +57,9 @@ enum nsf_step {
     /* run by before_exec, after the signal mask and before seccomp */
     NSF_STEP_HOLD,          /* op: a = fd written one byte once the child is set
                                up (-1: none), b = fd read one byte from before it
-                               execs (EOF: it exits); both closed then */
+                               execs (EOF: it exits); both closed then.  c = 1:
+                               at a NSF_MOUNT_HOLD step instead, before the root
+                               is entered; a and b stay open */
     NSF_STEP_COUNT,         /* not a step: how many there are */
     /* not failures: messages from the child */
     NSF_MSG_READY = 100,    /* child made its namespaces; parent may write maps */
@@ -110,6 +112,7 @@ enum nsf_mount_kind {
                                on dst, data its options */
     NSF_MOUNT_NODE = 10,    /* mknod dst: flags its mode (type and permissions),
                                data "MAJOR MINOR UID GID" in decimal */
+    NSF_MOUNT_HOLD = 11,    /* wait as the hold ops with c = 1 say */
 };
 
 #define NSF_PIVOT_MOUNTED 1

@@ -424,10 +424,16 @@ static void step_propagation(const struct nsf_child_ctx *st, const struct nsf_sp
         CHECK(nsf_sys5(__NR_mount, "none", "/", 0, sp->propagation, 0), NSF_STEP_PROPAGATION, 0);
 }
 
+static void hold(const struct nsf_child_ctx *st, const struct nsf_spawn *sp, int mounted);
+
 static void step_mounts(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
 {
-    for (int i = 0; i < sp->n_mounts; i++)
-        CHECK(run_mount_step(&sp->mounts[i]), NSF_STEP_MOUNT, i);
+    for (int i = 0; i < sp->n_mounts; i++) {
+        if (sp->mounts[i].kind == NSF_MOUNT_HOLD)
+            hold(st, sp, 1);
+        else
+            CHECK(run_mount_step(&sp->mounts[i]), NSF_STEP_MOUNT, i);
+    }
 }
 
 static void step_loopback(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
@@ -565,12 +571,15 @@ static void set_pdeathsig(const struct nsf_child_ctx *st, const struct nsf_spawn
 /* Wait to be started (an OCI runtime's create, then start): everything but
  * the seccomp filter and the exec is done.  Tell the holder by a byte on
  * fd a, then block reading fd b; one byte goes on, end of file (the holder
- * gave up) ends the child.  Neither fd reaches the program. */
-static void hold(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+ * gave up) ends the child.  Neither fd reaches the program.  The hold ops
+ * with c = 1 wait at a mount step instead (mounted = 1): the holder runs
+ * in the namespaces as they are before the root is entered (an OCI
+ * runtime's createContainer hooks); their fds stay for the later hold. */
+static void hold(const struct nsf_child_ctx *st, const struct nsf_spawn *sp, int mounted)
 {
     for (int k = 0; k < sp->n_ops; k++) {
         const struct nsf_op *op = &sp->ops[k];
-        if (op->step != NSF_STEP_HOLD)
+        if (op->step != NSF_STEP_HOLD || op->c != mounted)
             continue;
         char byte = 'r';
         long r;
@@ -579,7 +588,8 @@ static void hold(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
                 r = nsf_sys3(__NR_write, op->a, &byte, 1);
             while (r == -EINTR);
             CHECK(r, NSF_STEP_HOLD, k);
-            nsf_sys1(__NR_close, op->a);
+            if (!mounted)
+                nsf_sys1(__NR_close, op->a);
         }
         do
             r = nsf_sys3(__NR_read, op->b, &byte, 1);
@@ -587,7 +597,8 @@ static void hold(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
         CHECK(r, NSF_STEP_HOLD, k);
         if (r == 0)
             child_exit(127);
-        nsf_sys1(__NR_close, op->b);
+        if (!mounted)
+            nsf_sys1(__NR_close, op->b);
     }
 }
 
@@ -611,7 +622,7 @@ static void before_exec(const struct nsf_child_ctx *st, const struct nsf_spawn *
         }
     }
     restore_signal_mask(st);
-    hold(st, sp);
+    hold(st, sp, 0);
     install_seccomp(st, sp);
 }
 

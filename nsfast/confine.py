@@ -24,10 +24,9 @@ import os
 import stat
 from typing import Optional, Sequence, Union
 
-from .mounts import (_BIND, _MKDIR, _PIVOT, MS_NODEV, MS_NOSUID, MS_REC, MS_NOEXEC, _PROC,
-                     _TMPFS, absolute)
+from .mounts import (_BIND, _FILE, _FS, _MKDIR, _PIVOT, MS_NODEV, MS_NOSUID, MS_REC,
+                     MS_NOEXEC, _PROC, _SYMLINK, _TMPFS, absolute)
 
-_FILE, _SYMLINK, _FS = 7, 8, 9   # struct nsf_mount_step kinds (csrc/spawn.h)
 _PIVOT_MOUNTED = 1                    # NSF_PIVOT_MOUNTED
 
 # what OCI runtimes (runc, crun) mask and keep read-only by default

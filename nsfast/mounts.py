@@ -22,6 +22,7 @@ from .kernel import (AT_RECURSIVE, MNT_DETACH, MOUNT_ATTR_RDONLY, MS_BIND, MS_NO
 
 # struct nsf_mount_step kinds (csrc/spawn.h)
 _BIND, _TMPFS, _PROC, _MKDIR, _PIVOT, _SYSFS = 1, 2, 3, 4, 5, 6
+_FILE, _SYMLINK, _FS, _NODE, _HOLD = 7, 8, 9, 10, 11
 PROPAGATION_FLAGS = {
     "private": MS_PRIVATE,
     "slave": MS_SLAVE,

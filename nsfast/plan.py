@@ -20,8 +20,8 @@ from .features import features
 from .flags import KindsLike, NsType
 from .handles import check_fd
 from .limits import Limits
-from .mounts import (_FS_ENCODING, _FS_ERRORS, MS_REC, PROPAGATION_FLAGS, Proc, absolute,
-                     pivot_step)
+from .mounts import (_FS_ENCODING, _FS_ERRORS, _HOLD, _PIVOT, MS_REC, PROPAGATION_FLAGS, Proc,
+                     absolute, pivot_step)
 
 HOST_NAME_MAX = 64
 
@@ -407,7 +407,8 @@ class SpawnPlan:
                  tmp_size: Optional[int] = None, overlay: Union[None, bool, int] = None,
                  on_created: Optional[Callable[[int], None]] = None,
                  template: Any = None, user_ns: Optional[int] = None,
-                 hold: Optional[tuple] = None) -> None:
+                 hold: Optional[tuple] = None,
+                 hold_before_root: Optional[tuple] = None) -> None:
         spec = ChildSpec()
         # ---- argv, program, env, cwd
         if type(argv) is not list:
@@ -613,17 +614,29 @@ class SpawnPlan:
         if policy is not None:
             bpf = policy.bpf()
             spec.ops = (*spec.ops, ("seccomp", len(bpf) // 8, 0, 0, bpf))
-        if hold is not None:
-            # (ready fd or -1, go fd): the child waits before seccomp and exec
-            # until a byte comes on go (an OCI runtime's create and start)
-            if not isinstance(hold, tuple) or len(hold) != 2:
-                raise TypeError("hold is (ready fd or -1, go fd)")
-            ready, go = hold
+        # (ready fd or -1, go fd): the child waits until a byte comes on go,
+        # before seccomp and exec (hold: an OCI runtime's create and start),
+        # or after its mounts, before its root is entered (hold_before_root:
+        # the runtime's createContainer hooks run in its namespaces then)
+        for name, fds, where in (("hold", hold, 0), ("hold_before_root", hold_before_root, 1)):
+            if fds is None:
+                continue
+            if not isinstance(fds, tuple) or len(fds) != 2:
+                raise TypeError(f"{name} is (ready fd or -1, go fd)")
+            ready, go = fds
             for what, fd in (("ready", ready), ("go", go)):
-                if not (what == "ready" and fd == -1) and check_fd(fd, f"hold's {what} fd") < 3:
-                    raise ValueError(f"hold's {what} fd must be above 2 (0-2 are std streams)")
-            spec.keep_fds = sorted({*spec.keep_fds, *(fd for fd in hold if fd > 2)})
-            spec.ops = (*spec.ops, ("hold", ready, go, 0, None))
+                if not (what == "ready" and fd == -1) and check_fd(fd, f"{name}'s {what} fd") < 3:
+                    raise ValueError(f"{name}'s {what} fd must be above 2 (0-2 are std streams)")
+            spec.keep_fds = sorted({*spec.keep_fds, *(fd for fd in fds if fd > 2)})
+            spec.ops = (*spec.ops, ("hold", ready, go, where, None))
+        if hold_before_root is not None:
+            if not spec.mounts:
+                raise ValueError("hold_before_root needs mount steps (a new mnt namespace "
+                                 "with mounts or a root)")
+            at = next((i for i, m in enumerate(spec.mounts) if m[0] == _PIVOT),
+                      len(spec.mounts))
+            spec.mounts = (*spec.mounts[:at], (_HOLD, False, 0, None, None, None),
+                           *spec.mounts[at:])
         if not features.close_range:
             # only the close loop of kernels before 5.9 needs the bound
             try:

@@ -2,6 +2,7 @@
 says so on `ready`, and execs only once a byte comes on `go`; what an OCI
 runtime's create and start need (nsfast/oci)."""
 import os
+import select
 import threading
 
 import pytest
@@ -92,3 +93,40 @@ def test_hold_refuses_std_fds():
         nsfast.SpawnPlan(["/bin/true"], hold=(-1, 0))
     with pytest.raises(TypeError):
         nsfast.SpawnPlan(["/bin/true"], hold=[5, 6])
+
+
+def test_hold_before_root_waits_after_the_mounts_before_the_pivot(pipes, tmp_path):
+    """hold_before_root: the child holds once its mounts are made, its root
+    not yet entered (the host's paths still in its mount namespace)."""
+    need_root()
+    from nsfast._bench.cases_oci import busybox_rootfs
+    from conftest import need_tool
+    root = busybox_rootfs(str(tmp_path / "root"), need_tool("busybox"))
+    os.makedirs(os.path.join(root, "mark"), exist_ok=True)
+    (ready_r, ready_w), (go_r, go_w) = pipes
+    pids = []
+    t, box = _spawn_in_thread(["/bin/true"], namespaces="pid,mnt", root=root, pivot_root=True,
+                              mounts=[nsfast.Tmpfs(os.path.join(root, "mark"))],
+                              hold_before_root=(ready_w, go_r), pdeathsig=None,
+                              on_created=pids.append)
+    try:
+        readable, _, _ = select.select([ready_r], [], [], 30)
+        assert readable and os.read(ready_r, 1) == b"r", box
+        # its tmpfs is mounted under the host's path of its root: not entered yet
+        out = nsfast.spawn(["findmnt", "-n", "-o", "FSTYPE", os.path.join(root, "mark")],
+                           join=pids[0], stdout=nsfast.PIPE, pdeathsig=None).communicate()[0]
+        assert out.split() == [b"tmpfs"]
+        assert t.is_alive()
+        os.write(go_w, b"g")
+        t.join(10)
+        assert box["proc"].wait(10) == 0
+    finally:
+        if t.is_alive():
+            os.close(go_w)
+            t.join(10)
+
+
+@pytest.mark.unit
+def test_hold_before_root_needs_mount_steps():
+    with pytest.raises(ValueError, match="hold_before_root needs mount steps"):
+        nsfast.SpawnPlan(["/bin/true"], hold_before_root=(5, 6))

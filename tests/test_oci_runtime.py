@@ -532,13 +532,37 @@ def test_hooks_run_at_their_points(rt):
     assert kinds == ["createRuntime", "poststart", "poststop"]
 
 
-def test_failing_create_hook_fails_create(rt):
+def test_create_container_hooks_run_in_its_namespaces_before_pivot_root(rt):
+    seen = rt.tmp / "cc-hook"
+
     def hooks(c):
-        c["hooks"] = {"createRuntime": [{"path": "/bin/false"}]}
+        # a host path still resolves (the root is not entered yet), the
+        # hostname is the container's, and its state comes on stdin
+        c["hooks"] = {"createContainer": [{"path": "/bin/sh", "args": [
+            "sh", "-c", f"{{ hostname; readlink /proc/self/ns/mnt; "
+                        f"test -e {rt.rootfs}/bin/busybox && echo pre-pivot; "
+                        f"cat; echo; }} > {seen}"]}]}
+        return c
+    bundle, out, cid = rt.bundle(["true"], _=hooks)
+    rt("create", "--bundle", bundle, cid)
+    pid = rt.state(cid)["pid"]
+    rt.pids.append(pid)
+    host, mnt, where, state = seen.read_text().splitlines()
+    assert host == "oci-test" and where == "pre-pivot"
+    assert mnt == os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+    assert json.loads(state)["id"] == cid
+    rt("start", cid)
+    _wait_for(lambda: _gone(pid))
+
+
+@pytest.mark.parametrize("kind", ["createRuntime", "createContainer"])
+def test_failing_create_hook_fails_create(rt, kind):
+    def hooks(c):
+        c["hooks"] = {kind: [{"path": "/bin/false"}]}
         return c
     bundle, _, cid = rt.bundle(["true"], _=hooks)
     r = rt("create", "--bundle", bundle, cid, check=False)
-    assert r.returncode == 1 and b"createRuntime hook /bin/false failed" in r.stderr
+    assert r.returncode == 1 and f"{kind} hook /bin/false failed".encode() in r.stderr
     assert not os.path.exists(os.path.join(rt.root, cid))
 
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .. import confine
-from ..mounts import _BIND, _FS_ENCODING, _FS_ERRORS, _MKDIR, _PIVOT, _TMPFS
+from ..mounts import (_BIND, _FILE, _FS, _FS_ENCODING, _FS_ERRORS, _MKDIR, _NODE, _PIVOT,
+                      _SYMLINK, _TMPFS)
 from . import cgroup as _cgroup
 from .errors import OciError
 
-_FILE, _SYMLINK, _FS, _NODE = 7, 8, 9, 10   # struct nsf_mount_step kinds (csrc/spawn.h)
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_SYNCHRONOUS, MS_REMOUNT, MS_MANDLOCK, MS_DIRSYNC = 16, 32, 64, 128
 MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 1024, 2048, 4096, 16384
@@ -503,8 +503,6 @@ def spawn_options(bundle: str, config: dict) -> tuple:
         setup.oom_score_adj = int(proc["oomScoreAdj"])
     hooks = config.get("hooks") or {}
     _known(hooks, "hooks")
-    if hooks.get("createContainer"):
-        raise OciError("hooks.createContainer is not supported by nsfast-runtime")
     setup.hooks = hooks
     return opts, setup
 

@@ -27,13 +27,14 @@ def run(hooks: dict, kinds: tuple, state: dict, fatal: bool = True) -> None:
                 raise OciError(f"{kind} hook {hook['path']} failed: {failed}")
 
 
-def run_inside(hooks: dict, pid: int, state: dict) -> None:
-    """startContainer hooks: in the container's namespaces (the path is
-    resolved in its mount namespace), after start and before the program.
-    A failing one is an OciError (start fails, as runc's does)."""
+def run_inside(hooks: dict, pid: int, state: dict, kind: str = "startContainer") -> None:
+    """startContainer hooks (after start, before the program) or
+    createContainer ones (after the mounts, before pivot_root): in the
+    container's namespaces, the path resolved in its mount namespace.  A
+    failing one is an OciError (start or create fails, as runc's does)."""
     import nsfast
     data = json.dumps(state).encode()
-    for hook in hooks.get("startContainer") or ():
+    for hook in hooks.get(kind) or ():
         argv = hook.get("args") or [hook["path"]]
         try:
             proc = nsfast.spawn(argv, executable=hook["path"], join=pid,
@@ -46,4 +47,4 @@ def run_inside(hooks: dict, pid: int, state: dict) -> None:
         except (OSError, subprocess.TimeoutExpired) as e:
             failed = str(e)
         if failed:
-            raise OciError(f"startContainer hook {hook['path']} failed: {failed}")
+            raise OciError(f"{kind} hook {hook['path']} failed: {failed}")

@@ -96,18 +96,28 @@ class _Held:
         finally:
             self._close_ready()
 
-    def wait_held(self) -> None:
-        """Start the child and wait until it holds; raise its error."""
-        self.thread.start()
+    def _ready(self) -> bool:
+        """The child's next ready byte (its pid in held_pid); False at EOF."""
         import struct
-        try:
-            got, anc, _, _ = self.ready_sock.recvmsg(1, socket.CMSG_SPACE(12))
-        finally:
-            self.ready_sock.close()
+        got, anc, _, _ = self.ready_sock.recvmsg(1, socket.CMSG_SPACE(12))
         for level, kind, data in anc:
             if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
                 self.held_pid = struct.unpack("iII", data[:12])[0]
-        if got != b"r":
+        return got == b"r"
+
+    def wait_held(self, before_root=None) -> None:
+        """Start the child and wait until it holds; raise its error.  With
+        before_root (the child was given hold_before_root), it first holds
+        after its mounts: before_root(pid) runs then and releases it."""
+        self.thread.start()
+        try:
+            ok = self._ready()
+            if ok and before_root is not None:
+                before_root(self.held_pid)
+                ok = self._ready()
+        finally:
+            self.ready_sock.close()
+        if not ok:
             self.thread.join()
             err = self.result.get("error")
             if err is None:
@@ -174,7 +184,23 @@ def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = 
 
             held = _Held(argv, opts, on_created)
             opts["hold"] = (held.ready_w, go)
-            held.wait_held()
+            before_root = None
+            if setup.hooks.get("createContainer"):
+                # after the mounts, before pivot_root, in the container's
+                # namespaces: the child holds there once more
+                root_r, root_w = os.pipe2(os.O_CLOEXEC)
+                opened.extend((root_r, root_w))
+                opts["hold_before_root"] = (held.ready_w, root_r)
+
+                def before_root(pid: int) -> None:
+                    try:
+                        _hooks.run_inside(setup.hooks, pid, _hook_state(c, state, "created", pid),
+                                          "createContainer")
+                    except BaseException:
+                        os.close(opened.pop(opened.index(root_w)))   # EOF: the child ends
+                        raise
+                    os.write(root_w, b"g")
+            held.wait_held(before_root)
             pid = held.held_pid
             state.update(status="created", pid=pid, start_time=start_time(pid))
             c.save(state)
@@ -470,7 +496,8 @@ def features() -> dict:
     from .config import _FLAGS, _PROPAGATION
     opts = sorted({*_FLAGS, *_PROPAGATION, "bind", "rbind"})
     return {"ociVersionMin": "1.0.0", "ociVersionMax": "1.0.2",
-            "hooks": ["prestart", "createRuntime", "startContainer", "poststart", "poststop"],
+            "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
+                      "poststart", "poststop"],
             "mountOptions": opts,
             "linux": {"namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time",
                                      "user", "uts"],
