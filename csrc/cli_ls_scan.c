@@ -154,30 +154,34 @@ static int *all_pids(int *n)
     return pids;
 }
 
-/* The ns links of each process, of the kinds asked for. */
+/* The ns links of each process, of the kinds asked for, read relative to
+ * its ns directory (a path walk of one step each), and its owner. */
 static void scan_processes(struct ls_world *w, const int *pids, int npids, unsigned kinds)
 {
     char path[64], link[64];
     for (int i = 0; i < npids; i++) {
-        int pid = pids[i], n = snprintf(path, sizeof path, "/proc/%d/ns/", pid);
+        int pid = pids[i];
+        snprintf(path, sizeof path, "/proc/%d/ns", pid);
+        int dfd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+            continue;
         struct ls_ns *found[LS_KINDS];
         int nfound = 0;
         for (int k = 0; k < LS_KINDS; k++) {
             if (!(kinds & (1u << k)))
                 continue;
-            strcpy(path + n, ls_kind_names[k]);
-            ssize_t len = readlink(path, link, sizeof link - 1);
+            ssize_t len = readlinkat(dfd, ls_kind_names[k], link, sizeof link - 1);
             unsigned long long ino;
             /* gone, a zombie, not ours to inspect, or a kind the kernel lacks */
             if (len <= 0 || parse_link(link, (size_t)len, &ino) != k)
                 continue;
             found[nfound++] = add_ns(w, k, ino);
         }
-        if (!nfound)
-            continue;
+        /* the owner of /proc/PID/ns is the owner of /proc/PID */
         struct stat st;
-        path[n - 4] = 0;   /* /proc/PID */
-        if (stat(path, &st) < 0)
+        int owned = nfound && fstat(dfd, &st) == 0;
+        close(dfd);
+        if (!owned)
             continue;
         if ((w->nprocs & 255) == 0)
             w->procs = ls_grow(w->procs, sizeof *w->procs * (size_t)(w->nprocs + 256));
@@ -303,81 +307,94 @@ struct socket_ns {
     unsigned long long ino;
 };
 
-/* Open namespace files and (with net among kinds) sockets of every process.
- * A namespace file opened through a bind mount shows that path in its
- * link, deleted or not: nsfs's device tells it apart. */
-static void scan_fds(struct ls_world *w, const int *pids, int npids, unsigned kinds,
-                     struct socket_ns **sockets, int *nsockets)
+struct fd_scan {
+    struct ls_world *w;
+    unsigned kinds;
+    dev_t nsfs_dev;                 /* 0: not known (yet) */
+    int nsfs_known;
+    struct socket_ns *sockets;
+    int nsockets;
+};
+
+/* One fd of pid (dfd: its /proc/PID/fd), whose link says link. */
+static void fd_holder(struct fd_scan *s, int pid, int dfd, const char *name, const char *link,
+                      size_t len, int *pidfd)
 {
-    char path[64], link[PATH_MAX];
-    dev_t nsfs_dev = 0;
-    int nsfs_known = 0;
+    int fd = atoi(name);
+    unsigned long long ino;
+    struct stat st;
+    if (link[0] == '/') {
+        /* a namespace file opened through a bind mount shows that path in
+         * its link, deleted or not: nsfs's device tells it apart */
+        if (!s->nsfs_known) {
+            s->nsfs_known = 1;
+            if (stat("/proc/self/ns/net", &st) == 0)
+                s->nsfs_dev = st.st_dev;
+        }
+        if (!s->nsfs_dev || fstatat(dfd, name, &st, 0) < 0 || st.st_dev != s->nsfs_dev)
+            return;
+        int nsfd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+        if (nsfd < 0)
+            return;
+        int kind = kind_of_flag(nsf_ns_ioctl(nsfd, NS_GET_NSTYPE));
+        close(nsfd);
+        if (kind >= 0 && (s->kinds & (1u << kind))) {
+            struct ls_ns *ns = add_ns(s->w, kind, st.st_ino);
+            add_holder(&ns->fds, &ns->nfds, pid, fd);
+        }
+    } else if (strncmp(link, "socket:[", 8) == 0) {
+        if (!(s->kinds & (1u << K_NET)))
+            return;
+        if (*pidfd == -2)
+            *pidfd = nsf_pidfd_open(pid, 0);
+        int nsfd = *pidfd >= 0 ? nsf_socket_netns(*pidfd, fd) : -1;
+        if (nsfd < 0)
+            return;
+        if (fstat(nsfd, &st) == 0) {
+            s->sockets = ls_grow(s->sockets, sizeof *s->sockets * (size_t)(s->nsockets + 1));
+            s->sockets[s->nsockets++] = (struct socket_ns){pid, fd, st.st_ino};
+        }
+        close(nsfd);
+    } else {
+        int kind = parse_link(link, len, &ino);
+        if (kind >= 0 && (s->kinds & (1u << kind))) {
+            struct ls_ns *ns = add_ns(s->w, kind, ino);
+            add_holder(&ns->fds, &ns->nfds, pid, fd);
+        }
+    }
+}
+
+/* Open namespace files and (with net among kinds) sockets of every process:
+ * a socket keeps its network namespace alive. */
+static void scan_fds(struct fd_scan *s, const int *pids, int npids)
+{
+    char path[64], link[PATH_MAX], entries[8192];
     for (int i = 0; i < npids; i++) {
-        int pid = pids[i];
-        snprintf(path, sizeof path, "/proc/%d/fd", pid);
+        snprintf(path, sizeof path, "/proc/%d/fd", pids[i]);
         int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
             continue;
-        DIR *d = fdopendir(dfd);
-        if (!d) {
-            close(dfd);
-            continue;
-        }
-        int pidfd = -2;   /* -2: not opened yet, -1: none */
-        for (struct dirent *e; (e = readdir(d));) {
-            if (e->d_name[0] < '0' || e->d_name[0] > '9')
-                continue;
-            ssize_t len = readlinkat(dfd, e->d_name, link, sizeof link - 1);
-            if (len <= 0)
-                continue;
-            link[len] = 0;
-            int fd = atoi(e->d_name);
-            unsigned long long ino;
-            if (link[0] == '/') {
-                struct stat st;
-                if (!nsfs_known) {
-                    nsfs_known = 1;
-                    if (stat("/proc/self/ns/net", &st) == 0)
-                        nsfs_dev = st.st_dev;
-                }
-                if (!nsfs_dev || fstatat(dfd, e->d_name, &st, 0) < 0 || st.st_dev != nsfs_dev)
+        int pidfd = -2, denied = 0;   /* pidfd -2: not opened yet, -1: none */
+        ssize_t got;
+        /* getdents64 on the fd itself: opendir's bookkeeping costs syscalls */
+        while (!denied && (got = getdents64(dfd, entries, sizeof entries)) > 0) {
+            for (ssize_t at = 0; at < got && !denied;) {
+                struct dirent64 *e = (struct dirent64 *)(entries + at);
+                at += e->d_reclen;
+                if (e->d_name[0] < '0' || e->d_name[0] > '9')
                     continue;
-                int nsfd = openat(dfd, e->d_name, O_RDONLY | O_CLOEXEC);
-                if (nsfd < 0)
+                ssize_t len = readlinkat(dfd, e->d_name, link, sizeof link - 1);
+                /* not ours to inspect: no fd of this process is */
+                denied = len < 0 && errno == EACCES;
+                if (len <= 0)
                     continue;
-                int kind = kind_of_flag(nsf_ns_ioctl(nsfd, NS_GET_NSTYPE));
-                close(nsfd);
-                if (kind >= 0 && (kinds & (1u << kind))) {
-                    struct ls_ns *ns = add_ns(w, kind, st.st_ino);
-                    add_holder(&ns->fds, &ns->nfds, pid, fd);
-                }
-            } else if (strncmp(link, "socket:[", 8) == 0) {
-                if (!(kinds & (1u << K_NET)))
-                    continue;
-                if (pidfd == -2)
-                    pidfd = nsf_pidfd_open(pid, 0);
-                if (pidfd < 0)
-                    continue;
-                int nsfd = nsf_socket_netns(pidfd, fd);
-                if (nsfd < 0)
-                    continue;
-                struct stat st;
-                if (fstat(nsfd, &st) == 0) {
-                    *sockets = ls_grow(*sockets, sizeof **sockets * (size_t)(*nsockets + 1));
-                    (*sockets)[(*nsockets)++] = (struct socket_ns){pid, fd, st.st_ino};
-                }
-                close(nsfd);
-            } else {
-                int kind = parse_link(link, (size_t)len, &ino);
-                if (kind >= 0 && (kinds & (1u << kind))) {
-                    struct ls_ns *ns = add_ns(w, kind, ino);
-                    add_holder(&ns->fds, &ns->nfds, pid, fd);
-                }
+                link[len] = 0;
+                fd_holder(s, pids[i], dfd, e->d_name, link, (size_t)len, &pidfd);
             }
         }
         if (pidfd >= 0)
             close(pidfd);
-        closedir(d);
+        close(dfd);
     }
 }
 
@@ -629,19 +646,19 @@ void ls_scan(struct ls_world *w, unsigned kinds, const struct ls_needs *needs)
     int *pids = all_pids(&npids);
     scan_processes(w, pids, npids, kinds);
     scan_mounts(w, kinds);
-    struct socket_ns *sockets = 0;
-    int nsockets = 0;
-    scan_fds(w, pids, npids, kinds, &sockets, &nsockets);
+    struct fd_scan fds = {.w = w, .kinds = kinds};
+    scan_fds(&fds, pids, npids);
     free(pids);
     /* a network namespace only sockets hold */
-    for (int i = 0; i < nsockets; i++) {
-        struct ls_ns *ns = ls_find(w, K_NET, sockets[i].ino);
+    for (int i = 0; i < fds.nsockets; i++) {
+        struct socket_ns *sock = &fds.sockets[i];
+        struct ls_ns *ns = ls_find(w, K_NET, sock->ino);
         if (ns && !ns->nsockets)
             continue;
-        ns = add_ns(w, K_NET, sockets[i].ino);
-        add_holder(&ns->sockets, &ns->nsockets, sockets[i].pid, sockets[i].fd);
+        ns = add_ns(w, K_NET, sock->ino);
+        add_holder(&ns->sockets, &ns->nsockets, sock->pid, sock->fd);
     }
-    free(sockets);
+    free(fds.sockets);
     if (needs->relations)
         fill_relations(w, needs->related);
     else if (needs->creator)
