@@ -10,6 +10,17 @@
 
 static struct ls_world *world;   /* the rows' processes (ppid lookups) */
 
+/* row becomes the last child of holder */
+static void add_child(struct ls_rows *rows, int holder, int row)
+{
+    struct ls_row *h = &rows->r[holder];
+    if (h->nchildren == h->cap) {
+        h->cap = h->cap ? h->cap * 2 : 4;
+        h->children = ls_grow(h->children, sizeof *h->children * (size_t)h->cap);
+    }
+    h->children[h->nchildren++] = row;
+}
+
 static int new_row(struct ls_rows *rows, struct ls_ns *ns, struct ls_proc *proc, int holder)
 {
     if (rows->n == rows->cap) {
@@ -18,14 +29,8 @@ static int new_row(struct ls_rows *rows, struct ls_ns *ns, struct ls_proc *proc,
     }
     int at = rows->n++;
     rows->r[at] = (struct ls_row){.ns = ns, .proc = proc, .parent = holder};
-    if (holder >= 0) {
-        struct ls_row *h = &rows->r[holder];
-        if (h->nchildren == h->cap) {
-            h->cap = h->cap ? h->cap * 2 : 4;
-            h->children = ls_grow(h->children, sizeof *h->children * (size_t)h->cap);
-        }
-        h->children[h->nchildren++] = at;
-    }
+    if (holder >= 0)
+        add_child(rows, holder, at);
     return at;
 }
 
@@ -140,16 +145,9 @@ void ls_filter_rows(struct ls_rows *rows, const struct ls_args *a)
     free(rows->r);
     rows->r = r;
     rows->n = rows->cap = n;
-    for (int i = 0; i < n; i++) {
-        if (r[i].parent < 0)
-            continue;
-        struct ls_row *h = &r[r[i].parent];
-        if (h->nchildren == h->cap) {
-            h->cap = h->cap ? h->cap * 2 : 4;
-            h->children = ls_grow(h->children, sizeof *h->children * (size_t)h->cap);
-        }
-        h->children[h->nchildren++] = i;
-    }
+    for (int i = 0; i < n; i++)
+        if (r[i].parent >= 0)
+            add_child(rows, r[i].parent, i);
     free(kept);
 }
 

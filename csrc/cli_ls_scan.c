@@ -333,7 +333,7 @@ static void fd_holder(struct fd_scan *s, int pid, int dfd, const char *name, con
         }
         if (!s->nsfs_dev || fstatat(dfd, name, &st, 0) < 0 || st.st_dev != s->nsfs_dev)
             return;
-        int nsfd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+        int nsfd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         if (nsfd < 0)
             return;
         int kind = kind_of_flag(nsf_ns_ioctl(nsfd, NS_GET_NSTYPE));
@@ -456,44 +456,45 @@ static void scan_mounts(struct ls_world *w, unsigned kinds)
 
 /* ---------------------------------------------------------------- the kernel's relations */
 
+/* fd when it is on the namespace ino; else -1, fd closed */
+static int if_ours(int fd, unsigned long long ino)
+{
+    struct stat st;
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) == 0 && st.st_ino == ino)
+        return fd;
+    close(fd);
+    return -1;
+}
+
 /* An fd on the namespace through whatever holds it; -1 when all are gone
- * (a path whose inode differs: a process exited and its pid was reused). */
+ * (a path whose inode differs: a process exited and its pid was reused).
+ * O_NONBLOCK: what a path opens now may be a fifo, which must not block. */
 static int open_ns(struct ls_world *w, const struct ls_ns *ns)
 {
-    char path[PATH_MAX];
-    int total = (ns->nprocs ? 1 : 0) + ns->nmounts + ns->nfds;
-    for (int i = 0; i < total; i++) {
-        if (ns->nprocs && i == 0)
-            snprintf(path, sizeof path, "/proc/%d/ns/%s", w->procs[ns->members[0]].pid,
-                     ls_kind_names[ns->kind]);
-        else if (i - (ns->nprocs ? 1 : 0) < ns->nmounts)
-            snprintf(path, sizeof path, "%s", ns->mounts[i - (ns->nprocs ? 1 : 0)]);
-        else {
-            const struct ls_holder *h = &ns->fds[i - (ns->nprocs ? 1 : 0) - ns->nmounts];
-            snprintf(path, sizeof path, "/proc/%d/fd/%d", h->pid, h->fd);
-        }
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        struct stat st;
-        if (fd < 0)
-            continue;
-        if (fstat(fd, &st) == 0 && st.st_ino == ns->ino)
-            return fd;
-        close(fd);
+    const int how = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+    char path[64];
+    int fd = -1;
+    if (ns->nprocs) {
+        snprintf(path, sizeof path, "/proc/%d/ns/%s", w->procs[ns->members[0]].pid,
+                 ls_kind_names[ns->kind]);
+        fd = if_ours(open(path, how), ns->ino);
     }
-    for (int i = 0; i < ns->nsockets; i++) {
+    for (int i = 0; fd < 0 && i < ns->nmounts; i++)
+        fd = if_ours(open(ns->mounts[i], how), ns->ino);
+    for (int i = 0; fd < 0 && i < ns->nfds; i++) {
+        snprintf(path, sizeof path, "/proc/%d/fd/%d", ns->fds[i].pid, ns->fds[i].fd);
+        fd = if_ours(open(path, how), ns->ino);
+    }
+    for (int i = 0; fd < 0 && i < ns->nsockets; i++) {
         int pidfd = nsf_pidfd_open(ns->sockets[i].pid, 0);
         if (pidfd < 0)
             continue;
-        int fd = nsf_socket_netns(pidfd, ns->sockets[i].fd);
+        fd = if_ours(nsf_socket_netns(pidfd, ns->sockets[i].fd), ns->ino);
         close(pidfd);
-        struct stat st;
-        if (fd < 0)
-            continue;
-        if (fstat(fd, &st) == 0 && st.st_ino == ns->ino)
-            return fd;
-        close(fd);
     }
-    return -1;
+    return fd;
 }
 
 struct pending {
