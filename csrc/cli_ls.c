@@ -74,6 +74,8 @@ static const char help[] =
     " -h, --help             display this help\n"
     " -V, --version          display version\n";
 
+static const char version_line[] = "nsfast ls " NSFAST_VERSION "\n";
+
 /* ---------------------------------------------------------------- memory */
 
 void *ls_alloc(size_t n)
@@ -248,7 +250,7 @@ static int parse(int argc, char **argv, struct ls_args *a)
     if (json && raw)
         nsf_cli_die(LS_PROG, "mutually exclusive arguments: --json --raw");
     const char *output = 0, *filter = 0;
-    int force_list = 0, help = 0, version = 0, negative;
+    int force_list = 0, want_help = 0, version = 0, negative;
     for (int i = 0; i < nfound; i++) {
         const char *v = found[i].value;
         switch (found[i].opt) {
@@ -295,7 +297,7 @@ static int parse(int argc, char **argv, struct ls_args *a)
         case 'u': a->notruncate = 1; break;
         case 'W': a->nowrap = 1; break;
         case 'P': a->persistent = 1; break;
-        case 'h': help = 1; break;
+        case 'h': want_help = 1; break;
         case 'V': version = 1; break;
         }
     }
@@ -321,7 +323,7 @@ static int parse(int argc, char **argv, struct ls_args *a)
         column_list(a, output);
     if (filter)
         a->filter = ls_filter_compile(filter);
-    return help ? 1 : version ? 2 : 0;
+    return want_help ? 1 : version ? 2 : 0;
 }
 
 /* ---------------------------------------------------------------- the run */
@@ -360,7 +362,7 @@ int nsf_ls_main(int argc, char **argv)
     case 1:
         return write_out(help, sizeof help - 1);
     case 2:
-        return write_out("nsfast ls " NSFAST_VERSION "\n", strlen("nsfast ls " NSFAST_VERSION "\n"));
+        return write_out(version_line, sizeof version_line - 1);
     }
     int by_tree = a.tree == TREE_OWNER || a.tree == TREE_PARENT;
     struct ls_needs needs = {
@@ -387,13 +389,9 @@ int nsf_ls_main(int argc, char **argv)
     if (a.filter)
         ls_filter_rows(&rows, &a);
     struct ls_buf out = {0};
-    if (!rows.n) {
-        if (a.json)
-            ls_puts(&out, "{\n   \"namespaces\": [\n\n   ]\n}\n");
-    } else if (a.json) {
+    if (a.json)
         ls_print_json(&rows, &a, &out);
-    } else {
+    else if (rows.n)   /* no rows: not even the headings, as lsns */
         ls_print_table(&rows, &a, &out);
-    }
     return write_out(out.p, out.n);
 }
