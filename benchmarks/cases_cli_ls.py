@@ -1,6 +1,7 @@
 """Listing namespaces from the command line: `nsfast ls` and `nsfast ls -J`
-(the installed C launcher starting Python with -I) against util-linux `lsns`
-and `lsns -J`, side by side on the same system, with a few namespaces held.
+(the installed C launcher, which lists in C without starting Python) against
+util-linux `lsns` and `lsns -J`, side by side on the same system, with a few
+namespaces held.
 
     python -m nsfast._bench --only 'cli_ls'
 """
@@ -61,13 +62,10 @@ def _case(flags: list, held: _Held) -> Case:
         # line a namespace: what any lister does, started as a command
         floor=Floor("floor_cli_ls.c", ["list"], served=True),
         peers=[Peer(" ".join(["lsns", *flags]), (lambda: run([lsns, *flags])) if lsns else None,
-                    "apt-get install util-linux"),
-               # the interpreter's start-up alone, isolated as the launcher starts it
-               Peer("python -I -c pass",
-                    lambda: subprocess.run([sys.executable, "-I", "-c", "pass"], check=True))],
+                    "apt-get install util-linux")],
         check=check, setup=held.start, teardown=held.stop,
         target=(" ".join(["lsns", *flags]), 1.0), samples=40, warmup=3,
-        note=f"nsfast ls {' '.join(flags)} (bin/nsfast, Python -I) vs lsns {' '.join(flags)}, "
+        note=f"nsfast ls {' '.join(flags)} (bin/nsfast, C) vs lsns {' '.join(flags)}, "
              "stdout to /dev/null")
 
 

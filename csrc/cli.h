@@ -55,6 +55,8 @@ int nsf_unshare_main(int argc, char **argv);
 int nsf_netns_exec_main(int argc, char **argv);
 /* `nsfast netns add NAME`, `nsfast netns del|delete NAME...` (argv[0] the verb) */
 int nsf_netns_add_main(int argc, char **argv);
+/* `nsfast ls ARGS` (argv[0] "ls"): lsns(8)'s listing (csrc/cli_ls*.c) */
+int nsf_ls_main(int argc, char **argv);
 /* Exit 1 with nsfast.netns's message unless name is a usable netns name. */
 void nsf_netns_check_name(const char *name);
 

@@ -1,7 +1,8 @@
 /* The nsfast command.  The drop-ins for the tools that exec in place,
  * `nsfast enter` (alias nsenter), `nsfast unshare` and `nsfast netns exec`,
  * run here, in C, and exec the program in this process as nsenter(1),
- * unshare(1) and `ip netns exec` do; so do `netns add` and `netns del`.
+ * unshare(1) and `ip netns exec` do; so do `netns add` and `netns del`, and
+ * `nsfast ls` (lsns(8)), whose cost would otherwise be Python's start-up.
  * Every other command line (and an unshare whose options need nsfast's
  * Python) is the Python CLI's, started as
  * `<python> -I -c '<run nsfast.cli.main>' ARGS...`.
@@ -76,6 +77,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && (strcmp(argv[1], "enter") == 0 || strcmp(argv[1], "nsenter") == 0))
         return nsf_enter_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "ls") == 0)
+        return nsf_ls_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "unshare") == 0) {
         /* getopt permutes nothing ('+'), but it sets argv[0]: keep ours */
         char *name = argv[1];

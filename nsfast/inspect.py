@@ -23,8 +23,8 @@ from .kernel import (NETNSA_FD, NETNSA_NSID, NLM_F_REQUEST, NLMSG_ERROR, NLMSG_H
                      RTM_NEWNSID)
 from .mounttable import mountinfo
 
-# No dataclasses, socket or nsfast.mounts at import: `nsfast ls` imports this module
-# and its start-up is the cost of every listing (see tests/test_imports.py).
+# No dataclasses, socket or nsfast.mounts at import: the first list_namespaces()
+# of a program pays for what this module imports.
 
 
 def _parse_link(link: str) -> Optional[tuple[str, int]]:

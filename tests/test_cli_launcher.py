@@ -77,9 +77,9 @@ def test_python_commands_ignore_the_working_directory(launcher, tmp_path):
 def test_other_commands_reach_python(launcher):
     version = run(launcher, "--version")
     assert version.returncode == 0 and version.stdout == f"nsfast {nsfast.__version__}\n".encode()
-    ls = run(launcher, "ls", "-t", "net")
-    assert ls.returncode == 0, ls.stderr
-    assert ls.stdout.split()[:2] == [b"NS", b"TYPE"]
+    ps = run(launcher, "ps")
+    assert ps.returncode == 0, ps.stderr
+    assert ps.stdout.split()[:3] == [b"PID", b"KINDS", b"COMMAND"]
     usage = run(launcher)
     assert usage.returncode == 1 and usage.stderr.startswith(b"usage: nsfast")
 
@@ -137,7 +137,7 @@ def test_no_python_is_one_line_and_enter_still_works(launcher, tmp_path, sleeper
     alone = tmp_path / "nsfast"
     shutil.copy2(launcher, alone)
     env = dict(os.environ, NSFAST_PYTHON=str(tmp_path / "no-such-python"))
-    r = run(str(alone), "ls", env=env)
+    r = run(str(alone), "ps", env=env)
     assert r.returncode == 1 and r.stdout == b""
     assert r.stderr.count(b"\n") == 1 and r.stderr.startswith(b"nsfast: ")
     assert b"NSFAST_PYTHON" in r.stderr and b"no-such-python" in r.stderr

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import sys
 import subprocess
 import time
@@ -12,8 +13,9 @@ import time
 import pytest
 
 import nsfast
+import nsfast.cli
 
-from conftest import children_of, need_tool, ns_inode
+from conftest import children_of, need, need_tool, ns_inode
 
 
 def lsns(*args: str) -> str:
@@ -336,3 +338,92 @@ def test_a_newline_in_a_command_line_stays_in_its_row(cli, sleeper):
         assert all(x.isdigit() for x in pids), out
         row = [line for line in out[1:] if line.split()[0] == str(p.pid)]
         assert len(row) == 1 and row[0].endswith("-c import time\\x0atime.sleep(600)")
+
+
+@pytest.mark.system
+def test_a_command_line_that_is_not_utf8_is_escaped_as_lsns_escapes_it(sleeper):
+    """Each byte that is not UTF-8 as \\xHH in a table, as it is in -r and
+    JSON, in a UTF-8 locale and in C: lsns's bytes (not U+FFFD)."""
+    p = sleeper(["sh", "-c", "sleep 600; :", b"a\xffb\xc3\xbc\\x"], namespaces="uts")
+    _wait_for_child_command(p.pid, b"sleep\x00600\x00")
+    uts = str(ns_inode(p.pid, "uts"))
+    for locale in ("C.UTF-8", "C"):
+        for flags in ((uts,), ("-J", uts), ("-r", uts)):
+            theirs, ours = _side_by_side(flags, {"LC_ALL": locale})
+            assert b"rc=0" in theirs and b"a" in theirs, theirs
+            assert ours == theirs, (locale, flags)
+    theirs, _ = _side_by_side((uts,), {"LC_ALL": "C.UTF-8"})
+    assert "a\\xffbü\\x5cx".encode() in theirs
+
+
+@pytest.fixture
+def alone(tmp_path) -> tuple:
+    """The nsfast command copied where no Python stands beside it, and an
+    environment that names no interpreter either: (path, env)."""
+    need(os.access(nsfast.cli.LAUNCHER, os.X_OK), "the C nsfast command (pip install)")
+    path = tmp_path / "nsfast"
+    shutil.copy2(nsfast.cli.LAUNCHER, path)
+    return str(path), dict(os.environ, NSFAST_PYTHON=str(tmp_path / "no-such-python"))
+
+
+def test_ls_lists_without_python(alone, sleeper):
+    """The listing is the launcher's own: no interpreter is started (issue #18)."""
+    command, env = alone
+    p = sleeper(namespaces="uts")
+    ino = ns_inode(p.pid, "uts")
+    r = subprocess.run([command, "ls", "-n", "-r", "-o", "NS,NPROCS,PID", "-t", "uts"],
+                       capture_output=True, env=env, timeout=60)
+    assert (r.returncode, r.stderr) == (0, b"")
+    assert f"{ino} 1 {p.pid}".encode() in r.stdout.splitlines()
+    r = subprocess.run([command, "ls", "-J", "-t", "uts"], capture_output=True, env=env,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    # another process's command line need not be UTF-8
+    rows = json.loads(r.stdout.decode(errors="surrogateescape"))["namespaces"]
+    assert {"ns": ino, "type": "uts", "nprocs": 1, "pid": p.pid, "user": "root",
+            "command": "sleep 600"} in rows
+
+
+def test_ls_execs_nothing(tmp_path):
+    """strace (witness): `nsfast ls` is one execve, the command's own."""
+    strace = need_tool("strace")
+    need(os.access(nsfast.cli.LAUNCHER, os.X_OK), "the C nsfast command (pip install)")
+    log = tmp_path / "execs"
+    r = subprocess.run([strace, "-f", "-qq", "-e", "trace=execve", "-o", str(log),
+                        nsfast.cli.LAUNCHER, "ls", "-J"], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    execs = [line for line in log.read_text().splitlines() if "execve(" in line]
+    assert len(execs) == 1 and nsfast.cli.LAUNCHER in execs[0], execs
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--bogus",), "unrecognized option '--bogus'"),
+    (("-t",), "option requires an argument -- 't'"),
+    (("--no",), "option '--no' is ambiguous; possibilities: '--noheadings' '--notruncate' "
+                "'--nowrap'"),
+    (("--json=1",), "option '--json' doesn't allow an argument"),
+    (("-t", "bogus"), "unknown namespace type: bogus"),
+    (("-o", "NS,NOPE"), "unknown column: NOPE"),
+    (("-o", "NS,"), "unknown column:"),
+    (("-p", "notapid"), "invalid PID argument: 'notapid'"),
+    (("-p", "2147483648"), "invalid PID argument: '2147483648'"),
+    (("x1",), "invalid namespace argument: 'x1'"),
+    (("18446744073709551616",), "invalid namespace argument: '18446744073709551616'"),
+    (("-J", "-r"), "mutually exclusive arguments: --json --raw"),
+    (("1", "-p", "1"), "--task is mutually exclusive with <namespace>"),
+    (("--tree=sideways",), "unknown tree type: sideways"),
+    (("-Q", "NS =="), "failed to parse filter: an operand is missing"),
+    (("-Q", "NOPE == 1"), "failed to parse filter: unknown column: NOPE"),
+    (("-Q", "(NS == 1"), "failed to parse filter: missing )"),
+    (("-Q", "NS == 'x"), "failed to parse filter: unterminated string: 'x"),
+    (("-Q", "NS == 1 NS"), "failed to parse filter: unexpected NS"),
+    (("-Q", "NS @ 1"), "failed to parse filter: unexpected '@ 1'"),
+    (("-Q", "TYPE =~ '('"), "failed to parse filter: bad regular expression: ("),
+    (("123",), "not found namespace: 123"),
+])
+def test_a_bad_command_line_is_one_line_from_the_launcher(alone, args, message):
+    """The C lister's errors: lsns's words, one line, status 1, nothing on stdout."""
+    command, env = alone
+    r = subprocess.run([command, "ls", *args], capture_output=True, env=env, timeout=60)
+    assert (r.returncode, r.stdout) == (1, b"")
+    assert r.stderr == f"nsfast ls: {message}\n".encode()

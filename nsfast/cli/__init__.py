@@ -2,9 +2,9 @@
 
 Each sub-command is a module here with build_parser(prog) and run(args) -> int;
 they are imported only when used, so that start-up stays short.  `enter` (alias
-`nsenter`), `unshare` and `netns exec` are C: the nsfast command itself is a C
-launcher (csrc/cli_main.c) that runs them without starting Python and execs the
-program in place, as the tools they replace do.  This module hands them over to
+`nsenter`), `unshare`, `netns exec` and `ls` are C: the nsfast command itself is a
+C launcher (csrc/cli_main.c) that runs them without starting Python (and execs the
+program in place, as the tools they replace do).  This module hands them over to
 the copy of that launcher in the package, so both ways run the same code; the
 launcher hands back (from_launcher) an unshare whose options need Python.
 """
@@ -19,7 +19,6 @@ from .common import fail, run_guarded
 
 COMMANDS = {
     "unshare": "unshare",
-    "ls": "ls",
     "ps": "ps",
     "netns": "netns",
     "bench": "bench",
@@ -29,7 +28,7 @@ COMMANDS = {
 }
 
 # the sub-commands the C launcher runs itself (netns: exec, add, del)
-C_COMMANDS = ("enter", "nsenter", "unshare")
+C_COMMANDS = ("enter", "nsenter", "unshare", "ls")
 C_NETNS_VERBS = ("exec", "add", "del", "delete")
 # the launcher as setup.py builds it into the package directory
 LAUNCHER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_nsfast")
@@ -53,8 +52,8 @@ def main(argv: Optional[Sequence[str]] = None, from_launcher: bool = False) -> i
     """Entry point of the console script.  from_launcher: the C launcher
     started us for this command line, which it does not run itself.
 
-    >>> main(["ls", "-p", str(pid), "-t", "uts", "-n", "-o", "TYPE,NPROCS,COMMAND"])
-    uts       1 sleep 600
+    >>> main(["--version"])
+    nsfast ...
     0
     """
     args = list(sys.argv[1:] if argv is None else argv)

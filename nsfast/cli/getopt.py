@@ -1,10 +1,8 @@
 """getopt_long with a leading '+', the way util-linux's unshare parses: options
 end at the first non-option or '--', long options may be abbreviated, and an
 optional value must be attached to the long form (--net=FILE); a letter never
-takes one (-nf is -n -f), unless its arity is "??" (glibc's "T::": -Tparent).
-With permute=True it parses as plain getopt_long does (lsns): options and
-words may come in any order until '--'.
-(`nsfast enter` is C and uses glibc's getopt_long.)"""
+takes one (-nf is -n -f).
+(`nsfast enter` and `nsfast ls` are C and use glibc's getopt_long.)"""
 from __future__ import annotations
 
 from collections import namedtuple
@@ -12,17 +10,14 @@ from typing import Sequence
 
 from .common import UsageError
 
-# arity: 0, 1, 2, "?" (optional, attached to the long form only) or "??"
-# (optional, attached to the long form or the letter)
-# (a namedtuple, not a dataclass: `nsfast ls` imports this and starts faster)
+# arity: 0, 1, 2 or "?" (optional, attached to the long form only)
+# (a namedtuple, not a dataclass: it is imported on a command's start)
 Opt = namedtuple("Opt", "name short arity", defaults=(None, 0))
 Opt.__doc__ = "One option: its long name, its letter, how many values it takes."
 
 
-def parse(argv: Sequence[str], options: Sequence[Opt], permute: bool = False
-          ) -> tuple[list, list]:
-    """[(long name, value)] in command-line order, and the words after the options
-    (with permute, every word that is not an option or an option's value).
+def parse(argv: Sequence[str], options: Sequence[Opt]) -> tuple[list, list]:
+    """[(long name, value)] in command-line order, and the words after the options.
 
     A value is None (no value), a str, or a tuple for an option taking two.
 
@@ -33,7 +28,6 @@ def parse(argv: Sequence[str], options: Sequence[Opt], permute: bool = False
     by_short = {o.short: o for o in options if o.short}
     argv = list(argv)
     found: list = []
-    words: list = []
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -41,11 +35,7 @@ def parse(argv: Sequence[str], options: Sequence[Opt], permute: bool = False
             i += 1
             break
         if not arg.startswith("-") or arg == "-":
-            if not permute:
-                break
-            words.append(arg)
-            i += 1
-            continue
+            break
         i += 1
         if arg.startswith("--"):
             name, eq, value = arg[2:].partition("=")
@@ -54,7 +44,7 @@ def parse(argv: Sequence[str], options: Sequence[Opt], permute: bool = False
                 if eq:
                     raise UsageError(f"option '--{opt.name}' doesn't allow an argument")
                 found.append((opt.name, None))
-            elif opt.arity in ("?", "??"):
+            elif opt.arity == "?":
                 found.append((opt.name, value if eq else None))
             else:
                 i = _take(found, opt, [value] if eq else [], argv, i,
@@ -66,9 +56,6 @@ def parse(argv: Sequence[str], options: Sequence[Opt], permute: bool = False
             if opt is None:
                 raise UsageError(f"invalid option -- '{arg[j]}'")
             rest = arg[j + 1:]
-            if opt.arity == "??":
-                found.append((opt.name, rest or None))
-                break
             if opt.arity in (0, "?"):
                 found.append((opt.name, None))
                 j += 1
@@ -76,7 +63,7 @@ def parse(argv: Sequence[str], options: Sequence[Opt], permute: bool = False
             i = _take(found, opt, [rest] if rest else [], argv, i,
                       f"option requires {{}} -- '{arg[j]}'")
             break
-    return found, words + argv[i:]
+    return found, argv[i:]
 
 
 def _long(name: str, by_long: dict) -> Opt:
