@@ -67,10 +67,13 @@ def _uses(test: doctest.DocTest, name: str) -> bool:
 
 def _fds_but_own_namespaces() -> set[int]:
     """Our open fds, less those on this thread's own namespaces: enter() keeps them
-    open for the thread's next enter, by design."""
+    open for the thread's next enter, by design; and less the mount templates
+    Sandboxes share (nsfast/template.py), made once per process, by design."""
     own = {os.readlink(f"/proc/thread-self/ns/{k}") for k in os.listdir("/proc/thread-self/ns")}
+    import nsfast.template
+    shared = {t.fd for t in list(nsfast.template._shared.values())}
     fds = set()
-    for fd in open_fds():
+    for fd in set(open_fds()) - shared:
         try:
             if os.readlink(f"/proc/self/fd/{fd}") not in own:
                 fds.add(fd)
