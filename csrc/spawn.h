@@ -41,6 +41,7 @@ enum nsf_step {
     NSF_STEP_CWD,
     NSF_STEP_FDS,
     NSF_STEP_SETSID,
+    NSF_STEP_CTTY,          /* stdin made the new session's controlling terminal */
     NSF_STEP_IDS,           /* ids given for joined namespaces (nsenter -S -G) */
     NSF_STEP_CAPS,
     NSF_STEP_NO_NEW_PRIVS,
@@ -162,6 +163,7 @@ struct nsf_spawn {
     int max_fd;                      /* for the close loop without close_range */
     /* process */
     int new_session;
+    int controlling_tty;             /* stdin, a tty, made the new session's */
     int pdeathsig;
     pid_t parent_pid;
     int no_new_privs;

@@ -16,6 +16,7 @@
 #include <linux/capability.h>
 #include <net/if.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
@@ -476,6 +477,12 @@ static void step_setsid(const struct nsf_child_ctx *st, const struct nsf_spawn *
         CHECK(nsf_sys0(__NR_setsid), NSF_STEP_SETSID, 0);
 }
 
+static void step_ctty(const struct nsf_child_ctx *st, const struct nsf_spawn *sp)
+{
+    if (sp->controlling_tty)
+        CHECK(nsf_sys3(__NR_ioctl, 0, TIOCSCTTY, 0), NSF_STEP_CTTY, 0);
+}
+
 static void ready_and_wait(const struct nsf_child_ctx *st);
 
 /* The user namespace of a user_last spawn: everything the payload gets from
@@ -685,6 +692,8 @@ static const struct step_row steps[NSF_STEP_COUNT] = {
     [NSF_STEP_CWD] = {{"cwd", 0, 0, 0}, step_cwd, 0},
     [NSF_STEP_FDS] = {{"fds", "setting up fd %s", 0, 0}, setup_fds, 0},
     [NSF_STEP_SETSID] = {{"setsid", "starting a new session", 0, 0}, step_setsid, 0},
+    [NSF_STEP_CTTY] = {{"ctty", "making stdin the controlling terminal", ENOTTY,
+                        "controlling_tty needs stdin to be a terminal"}, step_ctty, 0},
     [NSF_STEP_IDS] = {{"ids", "taking the ids", 0, 0}, step_ids, 0},
     [NSF_STEP_CAPS] = {{"capabilities", "dropping capabilities", 0, 0}, step_caps, 0},
     [NSF_STEP_NO_NEW_PRIVS] = {{"no_new_privs", "setting no_new_privs", 0, 0},

@@ -359,6 +359,7 @@ cdef class Packed:
         sp.n_keep_fds = len(spec.keep_fds)
         sp.max_fd = spec.max_fd
         sp.new_session = spec.new_session
+        sp.controlling_tty = spec.controlling_tty
         sp.pdeathsig = spec.pdeathsig
         sp.no_new_privs = spec.no_new_privs
         sp.use_caps = spec.caps_keep is not None

@@ -75,6 +75,7 @@ class ChildSpec:
     keep_fds: Sequence = ()
     max_fd: int = 1024
     new_session: bool = False
+    controlling_tty: bool = False
     pdeathsig: int = 0
     parent_pid: int = 0
     no_new_privs: bool = False
@@ -391,6 +392,7 @@ class SpawnPlan:
                  mount_proc: Union[bool, str] = False, mounts: Sequence = (), root=None,
                  pivot_root: bool = False, init: bool = False, stdin=None, stdout=None,
                  stderr=None, pass_fds: Sequence[int] = (), new_session: bool = False,
+                 controlling_tty: bool = False,
                  pdeathsig: Optional[int] = signal.SIGKILL,
                  time_offsets: Optional[Mapping] = None, cgroup=None, netns: Any = None,
                  loopback: bool = False, no_new_privs: bool = False,
@@ -568,6 +570,15 @@ class SpawnPlan:
                 raise ValueError(f"bad pdeathsig {pdeathsig!r}")
             spec.pdeathsig = int(pdeathsig)
         spec.new_session = bool(new_session)
+        if controlling_tty:
+            # TIOCSCTTY takes a terminal only for the leader of a session
+            # that has none: the child's own, new one
+            if not new_session:
+                raise ValueError("controlling_tty needs new_session=True")
+            if stdin is None:
+                raise ValueError("controlling_tty makes stdin the session's terminal: "
+                                 "give stdin= a terminal")
+            spec.controlling_tty = True
         spec.no_new_privs = bool(no_new_privs)
         if capabilities is not None:
             spec.caps_keep = _capability_mask(capabilities)

@@ -93,8 +93,11 @@ def test_stdin_with_i(podman):
 
 
 def test_tty_with_t(podman):
-    r = podman.run("-t", IMAGE, "sh", "-c", "test -t 0 && test -t 1 && echo tty")
-    assert r.returncode == 0 and r.stdout.strip() == b"tty"
+    # the pty is the container's controlling terminal too (field 7 of stat)
+    r = podman.run("-t", IMAGE, "sh", "-c", "test -t 0 && test -t 1 && echo tty; "
+                   "cut -d' ' -f7 /proc/self/stat")
+    out = r.stdout.split()
+    assert r.returncode == 0 and out[0] == b"tty" and int(out[1]) != 0
 
 
 def test_memory_limit(podman):

@@ -98,3 +98,32 @@ def test_user_namespace_spawn_from_a_process_with_50_threads():
         stop.set()
         for t in threads:
             t.join()
+
+
+def _tty_nr(**kw) -> int:
+    """The payload's controlling terminal as /proc/self/stat shows it (0: none)."""
+    p = nsfast.spawn(["cut", "-d", " ", "-f", "7", "/proc/self/stat"], stdout=nsfast.PIPE, **kw)
+    return int(p.communicate(timeout=30)[0])
+
+
+def test_controlling_tty_makes_stdin_the_sessions_terminal():
+    import os
+    master, slave = os.openpty()
+    try:
+        assert _tty_nr(stdin=slave, new_session=True, controlling_tty=True) == \
+            os.stat(slave).st_rdev
+        # a new session alone has no controlling terminal (TIOCSTI's target gone)
+        assert _tty_nr(stdin=slave, new_session=True) == 0
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_controlling_tty_needs_a_new_session_and_a_terminal():
+    import errno
+    import pytest
+    with pytest.raises(ValueError, match="needs new_session=True"):
+        nsfast.spawn(["true"], stdin=nsfast.DEVNULL, controlling_tty=True)
+    with pytest.raises(OSError) as e:
+        nsfast.spawn(["true"], stdin=nsfast.DEVNULL, new_session=True, controlling_tty=True)
+    assert e.value.errno == errno.ENOTTY and "controlling terminal" in str(e.value)

@@ -81,6 +81,7 @@ cdef extern from "spawn.h" nogil:
         int n_keep_fds
         int max_fd
         int new_session
+        int controlling_tty
         int pdeathsig
         int parent_pid
         int no_new_privs

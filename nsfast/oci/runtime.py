@@ -165,7 +165,8 @@ def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = 
                     raise OciError("process.terminal needs --console-socket")
                 master, slave = _pty()
                 opened.extend((master, slave))
-                opts.update(stdin=slave, stdout=slave, stderr=slave, new_session=True)
+                opts.update(stdin=slave, stdout=slave, stderr=slave, new_session=True,
+                            controlling_tty=True)
             argv = opts.pop("argv")
             opts["mounts"] = [_Steps(spawn_mounts)]
 
@@ -430,7 +431,8 @@ def exec_(root: str, container_id: str, process: dict, pid_file: Optional[str] =
                 raise OciError("process.terminal needs --console-socket")
             master, slave = _pty()
             opened.extend((master, slave))
-            opts.update(stdin=slave, stdout=slave, stderr=slave, new_session=True)
+            opts.update(stdin=slave, stdout=slave, stderr=slave, new_session=True,
+                        controlling_tty=True)
         dirs = st.get("cgroups") or {}
         argv = opts.pop("argv")
         # held before exec until the pid file is written: the caller (conmon,
