@@ -683,3 +683,28 @@ def test_user_namespace_with_id_mappings(rt, open_dir):
     _wait_for(lambda: os.path.exists(made))
     assert open(os.path.join(out, "id")).read() == "0\n"
     assert os.stat(made).st_uid == 200000     # root inside, 200000 outside
+
+
+def test_a_create_that_fails_after_its_child_holds_leaves_no_process(rt):
+    """The console socket is refused after the child is set up and held on
+    exec.fifo: create fails, and the held child goes with it."""
+    def tty(c):
+        c["process"]["terminal"] = True
+        return c
+    bundle, _, cid = rt.bundle(["true"], _=tty)
+    rootfs = os.path.realpath(os.path.join(bundle, "rootfs"))
+    r = rt("create", "--bundle", bundle, "--console-socket", str(rt.tmp / "no-such.sock"),
+           cid, check=False)
+    assert r.returncode == 1 and b"console-socket" in r.stderr
+
+    def rooted_there() -> list:
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if os.readlink(f"/proc/{pid}/root") == rootfs:
+                    found.append(pid)
+            except OSError:
+                pass
+        return found
+    _wait_for(lambda: not rooted_there())
+    assert not os.path.exists(os.path.join(rt.root, cid))
