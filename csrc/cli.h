@@ -58,6 +58,12 @@ int nsf_netns_add_main(int argc, char **argv);
 /* Exit 1 with nsfast.netns's message unless name is a usable netns name. */
 void nsf_netns_check_name(const char *name);
 
+/* Hand the command line (argv[0] aside) to nsfast's Python CLI:
+ * `<python> -I -c <nsfast.cli.main> ARGS...`. */
+__attribute__((noreturn)) void nsf_cli_run_python(int argc, char **argv);
+/* cli_oci.c: nsfast-runtime, runc's command line (argv[0] "nsfast-runtime" or "oci"). */
+int nsf_oci_main(int argc, char **argv);
+
 /* cli_exec.c: exec program (NULL-terminated; empty or NULL: $SHELL, else
  * /bin/sh, as a login shell) in this process, searching PATH.  On failure
  * one line and exit status 127 (not found) or 126 (cannot execute). */

@@ -17,6 +17,7 @@ import pytest
 
 from conftest import need_root, need_tool
 from nsfast._bench.cases_oci import busybox_rootfs as _busybox_rootfs
+from nsfast.oci.state import Container
 
 RUNTIME = [sys.executable, "-m", "nsfast.cli", "oci"]
 
@@ -104,12 +105,15 @@ class Runtime:
         self("create", "--bundle", bundle, "--pid-file", f"{bundle}/pid", cid)
         st = self.state(cid)
         self.pids.append(st["pid"])
-        saved = json.load(open(os.path.join(self.root, cid, "state.json")))
-        self.cgroups.extend(saved["cgroups"].values())
+        self.cgroups.extend(self.facts(cid)["cgroups"].values())
         return cid, out, st["pid"]
 
     def state(self, cid) -> dict:
         return json.loads(self("state", cid).stdout)
+
+    def facts(self, cid) -> dict:
+        """What create recorded for the C commands (pid, start time, cgroups)."""
+        return Container(self.root, cid).facts()
 
     def status(self, cid) -> str:
         return self.state(cid)["status"]
@@ -273,7 +277,7 @@ def test_delete_created_kills_it(rt):
 
 def test_delete_stopped_removes_state_and_cgroup(rt):
     cid, _, pid = rt.create(["true"])
-    dirs = json.load(open(os.path.join(rt.root, cid, "state.json")))["cgroups"]
+    dirs = rt.facts(cid)["cgroups"]
     assert dirs and all(os.path.isdir(d) for d in dirs.values())
     with open(os.path.join(dirs[next(k for k in dirs if "pids" in k.split(","))],
                            "cgroup.procs")) as f:
@@ -344,7 +348,7 @@ def test_config_fields_inside(rt):
               "touch /proc/sys/x 2>/dev/null || echo ro-sys")
     bundle, out, cid = rt.bundle(["sh", "-c", "{ " + script + "; } > /out/r"], _=more)
     rt("create", "--bundle", bundle, cid)
-    st = json.load(open(os.path.join(rt.root, cid, "state.json")))
+    st = rt.facts(cid)
     rt.pids.append(st["pid"])
     rt.cgroups.extend(st["cgroups"].values())
     dirs = st["cgroups"]
@@ -521,7 +525,7 @@ def test_creating_while_create_runs(rt):
                                  cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: os.path.exists(os.path.join(rt.root, cid, "state.json")))
+        _wait_for(lambda: os.path.exists(os.path.join(rt.root, cid, "state")))
         assert rt.status(cid) == "creating"
         assert rt.state(cid)["pid"] == 0
     finally:
@@ -533,11 +537,12 @@ def test_creating_while_create_runs(rt):
 
 
 def test_a_create_that_died_is_stopped_and_deletable(rt):
-    # what a SIGKILLed create leaves: a state that says creating, no lock holder
+    # what a SIGKILLed create leaves: a state without a process, no lock holder
     cid = "t-dead-create"
     os.makedirs(os.path.join(rt.root, cid))
+    open(os.path.join(rt.root, cid, "state"), "w").close()
     with open(os.path.join(rt.root, cid, "state.json"), "w") as f:
-        json.dump({"status": "creating", "bundle": str(rt.tmp)}, f)
+        json.dump({"bundle": str(rt.tmp)}, f)
     assert rt.status(cid) == "stopped"
     rt("delete", cid)
     assert not os.path.exists(os.path.join(rt.root, cid))
@@ -572,7 +577,7 @@ def test_user_namespace_with_id_mappings(rt, open_dir):
     bundle, _, cid = rt.bundle(["sh", "-c", "id -u > /out/id; touch /out/made; sleep 30"],
                                  _=userns)
     rt("create", "--bundle", bundle, cid)
-    st = json.load(open(os.path.join(rt.root, cid, "state.json")))
+    st = rt.facts(cid)
     pid = st["pid"]
     rt.pids.append(pid)
     rt.cgroups.extend(st["cgroups"].values())

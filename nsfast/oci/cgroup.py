@@ -11,9 +11,7 @@ the child in while it waits.  The state keeps {hierarchy name: directory}.
 from __future__ import annotations
 
 import os
-import signal
 import time
-from typing import Iterable
 
 from ..cgroups import _read, _unescape, _write
 from .errors import OciError
@@ -95,15 +93,15 @@ def make(cgroups_path: str, resources: dict, made: list) -> dict:
                     _inherit(mount, rel, f)
         _limit(dirs, resources)
     except BaseException:
-        remove(dirs)
-        remove_parents(made)
+        # no process is in them yet: rmdir is enough
+        remove_parents([*dirs.values()][::-1] + made)
         raise
     return dirs
 
 
 def remove_parents(made: list) -> None:
-    """Remove the parent directories make() made, deepest first, when no
-    other container uses them (a busy or non-empty one stays)."""
+    """Remove directories make() made, deepest first, when no other
+    container uses them (a busy or non-empty one stays)."""
     for path in made:
         try:
             os.rmdir(path)
@@ -114,7 +112,8 @@ def remove_parents(made: list) -> None:
 class Parents:
     """The parent cgroups the runtime made, shared by the containers under
     one state root (a file of paths, under its flock): the last container
-    out removes them, whichever made them.  Parents someone else made (a
+    out removes them, whichever made them (delete, csrc/cli_oci_cgroup.c's
+    oci_sweep_parents, under the same flock).  Parents someone else made (a
     pod's, by the kubelet) are never listed, so never removed."""
 
     def __init__(self, root: str) -> None:
@@ -158,18 +157,6 @@ class Parents:
         """Remember directories make() made."""
         known = self._read()
         self._write(known + [p for p in made if p not in known])
-
-    def sweep(self) -> None:
-        """Remove the remembered parents no container uses any more."""
-        left = []
-        for path in sorted(self._read(), key=len, reverse=True):
-            try:
-                os.rmdir(path)
-            except FileNotFoundError:
-                pass
-            except OSError:
-                left.append(path)
-        self._write(left)
 
 
 def _inherit(mount: str, rel: str, name: str) -> None:
@@ -264,16 +251,6 @@ def pids(dirs: dict) -> list:
     return []
 
 
-def frozen(dirs: dict) -> bool:
-    path = _dir(dirs, "freezer")
-    if path is None:
-        return False
-    try:
-        return _read(os.path.join(path, "freezer.state")).strip() != "THAWED"
-    except FileNotFoundError:
-        return False
-
-
 def freeze(dirs: dict, on: bool) -> None:
     """pause/resume: the v1 freezer (FROZEN, THAWED), waiting for FREEZING to end."""
     path = _dir(dirs, "freezer")
@@ -286,44 +263,3 @@ def freeze(dirs: dict, on: bool) -> None:
             return
         time.sleep(0.001)
     raise OciError("the container's freezer stays FREEZING")
-
-
-def signal_all(dirs: dict, sig: int) -> None:
-    """Send sig to every process of the container (kill --all)."""
-    freezer = sig == signal.SIGKILL and _dir(dirs, "freezer") is not None
-    if freezer:
-        freeze(dirs, True)   # no fork between the read and the kills
-    try:
-        for pid in pids(dirs):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-    finally:
-        if freezer:
-            freeze(dirs, False)
-
-
-def remove(dirs: dict, timeout: float = 5.0) -> None:
-    """Kill what is left and remove the directories (deepest first)."""
-    if not dirs:
-        return
-    deadline = time.monotonic() + timeout
-    while pids(dirs) and time.monotonic() < deadline:
-        signal_all(dirs, signal.SIGKILL)
-        time.sleep(0.01)
-    for path in _unique(dirs.values()):
-        while True:
-            try:
-                os.rmdir(path)
-                break
-            except FileNotFoundError:
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-
-
-def _unique(paths: Iterable[str]) -> list:
-    return list(dict.fromkeys(paths))
