@@ -135,6 +135,9 @@ def run_command(argv: Sequence[str]) -> int:
     # taken the command's own flags into rest
     if g.command not in COMMANDS:
         raise UsageError(f"{g.command!r} is not a command of nsfast-runtime's Python side")
+    if g.command in ("create", "run"):
+        from ..oci import cgroup
+        cgroup.warm_migrations()   # first: it overlaps the imports below
     from ..oci.state import DEFAULT_ROOT
     root = g.root or DEFAULT_ROOT
     args = _command_parser(g.command).parse_args([*rest, *g.rest])

@@ -11,6 +11,7 @@ the child in while it waits.  The state keeps {hierarchy name: directory}.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from ..cgroups import _read, _unescape, _write
@@ -234,8 +235,61 @@ def _device_rules(path: str, rules: list) -> None:
 
 def attach(dirs: dict, pid: int) -> None:
     """Move pid (the held child) into the container's cgroup everywhere."""
-    for name, path in dirs.items():
-        _write(os.path.join(path, "cgroup.procs"), str(pid), name)
+    try:
+        for name, path in dirs.items():
+            _write(os.path.join(path, "cgroup.procs"), str(pid), name)
+    finally:
+        _warming.set()
+
+
+# Moving a process between cgroups takes the kernel's global
+# cgroup_threadgroup_rwsem for writing, and the first writer after a quiet
+# spell waits for an RCU grace period (5-18 ms here, the largest cost of
+# create); writers that follow within about one grace period do not.  So
+# create starts warm_migrations() first thing: a thread that moves this
+# process into the cgroup it is already in (nothing moves), every few ms,
+# while Python imports and reads the bundle, until attach() has moved the
+# container's process.  The grace period passes off the critical path.
+_warming = threading.Event()
+_WARM_FOR = 2.0   # seconds at most, whatever happens to create
+
+
+def warm_migrations() -> None:
+    """Start the thread that keeps cgroup migrations fast until attach()."""
+    threading.Thread(target=_keep_warm, daemon=True).start()
+
+
+def _keep_warm() -> None:
+    try:
+        fd = os.open(_own_procs_file(), os.O_WRONLY | os.O_CLOEXEC)
+    except (OSError, TypeError):
+        return   # no cgroup file of our own to write: create just waits
+    me = str(os.getpid()).encode()
+    deadline = time.monotonic() + _WARM_FOR
+    try:
+        while not _warming.is_set() and time.monotonic() < deadline:
+            os.write(fd, me)
+            _warming.wait(0.004)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _own_procs_file():
+    """cgroup.procs of the cgroup this process is in (pids' v1 hierarchy,
+    else the v2 one), or None."""
+    with open("/proc/self/cgroup") as f:
+        lines = [line.rstrip("\n").split(":", 2) for line in f]
+    for _, controllers, path in lines:
+        if controllers == "pids":
+            return f"/sys/fs/cgroup/pids{path}/cgroup.procs"
+    for _, controllers, path in lines:
+        if controllers == "":
+            for mount in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+                if os.path.exists(f"{mount}{path}/cgroup.procs"):
+                    return f"{mount}{path}/cgroup.procs"
+    return None
 
 
 def pids(dirs: dict) -> list:
