@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,16 +35,9 @@
 
 #define DEFAULT_ROOT "/run/nsfast-runtime"
 
-static const char *log_path;
-static int log_json;
-/* the global flags as given, passed on to Python for the hooks */
-static const char *root = DEFAULT_ROOT, *log_format = "text";
-
-void oci_set_log(const char *path, int json)
-{
-    log_path = path;
-    log_json = json;
-}
+/* the global flags as given (passed on to Python for the hooks); an error
+ * found while they are read is logged as far as they are known */
+static const char *root = DEFAULT_ROOT, *log_path, *log_format = "text";
 
 /* text with JSON's string escapes, into f */
 static void json_string(FILE *f, const char *text)
@@ -74,7 +68,7 @@ static void log_error(const char *message)
     FILE *f = fopen(log_path, "ae");
     if (!f)
         return;
-    if (log_json) {
+    if (strcmp(log_format, "json") == 0) {
         fputs("{\"level\": \"error\", \"msg\": ", f);
         json_string(f, message);
         fprintf(f, ", \"time\": \"%s\"}\n", when);
@@ -259,6 +253,11 @@ static void cmd_start(struct oci_container *c)
         oci_fail("cannot start a container that is %s (only a created one)", status);
     if (oci_has_hooks(c, "startContainer") && run_hooks(c, "startContainer") != 0)
         exit(1);
+    /* the program the held process runs now: still the runtime's image */
+    char exe[64];
+    struct stat held, now;
+    snprintf(exe, sizeof exe, "/proc/%d/exe", (int)c->pid);
+    int known = stat(exe, &held) == 0;
     int fd = open(oci_file(c, "exec.fifo", path, sizeof path),
                   O_WRONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0 && errno == ENXIO)
@@ -267,6 +266,16 @@ static void cmd_start(struct oci_container *c)
         oci_fail("%s: %s", path, strerror(errno));
     close(fd);
     unlink(path);
+    /* return once it has exec'd (or ended), a fraction of a millisecond: a
+     * manager that asks `state` next must find the container's own program
+     * running, not the runtime's image about to exec it */
+    for (int i = 0; known && i < 20000; i++) {
+        if (stat(exe, &now) < 0 || now.st_ino != held.st_ino || now.st_dev != held.st_dev ||
+            !oci_alive(c))
+            break;
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
     if (oci_has_hooks(c, "poststart"))
         run_hooks(c, "poststart");   /* a failure is only logged, as the spec asks */
 }
@@ -380,7 +389,6 @@ int nsf_oci_main(int argc, char **argv)
             take_flag(argc, argv, &i, "debug", NULL))
             continue;
         if (take_flag(argc, argv, &i, "systemd-cgroup", NULL)) {
-            log_json = strcmp(log_format, "json") == 0;
             oci_fail("--systemd-cgroup is not supported: nsfast-runtime manages cgroupfs "
                      "paths (set SystemdCgroup = false, or cgroup_manager = \"cgroupfs\")");
         } else if (strcmp(a, "-v") == 0 || take_flag(argc, argv, &i, "version", NULL)) {
@@ -395,7 +403,6 @@ int nsf_oci_main(int argc, char **argv)
     }
     if (strcmp(log_format, "text") != 0 && strcmp(log_format, "json") != 0)
         oci_fail("--log-format %s: use text or json", log_format);
-    oci_set_log(log_path, strcmp(log_format, "json") == 0);
     if (i == argc)
         oci_fail("a command is needed: create, start, state, kill, delete, run, exec, ps, "
                  "pause, resume, features");
@@ -431,12 +438,14 @@ int nsf_oci_main(int argc, char **argv)
     }
     if (!pos[0])
         oci_fail("%s needs a container id", command);
+    /* bad input is refused before anything is read */
+    int sig = is_kill ? parse_signal(pos[1] ? pos[1] : "SIGTERM") : 0;
     static struct oci_container c;
     oci_load(&c, root, pos[0]);
     if (!c.exists && !is_delete)
         oci_fail("container '%s' does not exist", c.id);
     if (is_kill)
-        cmd_kill(&c, parse_signal(pos[1] ? pos[1] : "SIGTERM"), all);
+        cmd_kill(&c, sig, all);
     else if (is_delete)
         cmd_delete(&c, force);
     else if (strcmp(command, "start") == 0)

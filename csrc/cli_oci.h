@@ -15,8 +15,6 @@
 /* Print the error as one line on stderr and into --log (in the shim's
  * format), then exit status 1, as runc does. */
 __attribute__((noreturn, format(printf, 1, 2))) void oci_fail(const char *fmt, ...);
-/* The --log file and its format, set by the command line. */
-void oci_set_log(const char *path, int json);
 
 /* One container's directory ROOT/ID and its fixed-form `state` file, which
  * nsfast/oci/state.py writes (see its docstring for the format). */

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime, timezone
 from typing import Optional, Sequence
 
 from .common import Parser, UsageError
@@ -79,7 +78,8 @@ COMMANDS = ("create", "run", "exec", "ps", "pause", "resume", "features", "hooks
 def _log_error(path: Optional[str], fmt: str, message: str) -> None:
     if not path:
         return
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    from ..oci.state import timestamp
+    now = timestamp()
     line = (json.dumps({"level": "error", "msg": message, "time": now}) if fmt == "json"
             else f"time=\"{now}\" level=error msg={json.dumps(message)}")
     try:

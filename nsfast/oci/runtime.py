@@ -17,15 +17,10 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from datetime import datetime, timezone
 from typing import Optional
 
-from . import cgroup, config as _config, hooks as _hooks
-from .state import Container, OciError, start_time
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+from . import cgroup, config as _config
+from .state import Container, OciError, start_time, timestamp
 
 
 def _write_pid_file(path: Optional[str], pid: int) -> None:
@@ -131,7 +126,7 @@ def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = 
     opened: list = []
     c.lock()
     try:
-        public = {"bundle": bundle, "rootfs": "", "created": _now(), "owner": "",
+        public = {"bundle": bundle, "rootfs": "", "created": timestamp(), "owner": "",
                   "annotations": {}}
         c.save(public)
         c.save_facts()
@@ -172,6 +167,7 @@ def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = 
             if setup.sysctl:
                 _sysctls(pid, setup.sysctl)
             if setup.hooks.get("prestart") or setup.hooks.get("createRuntime"):
+                from . import hooks as _hooks
                 _hooks.run(setup.hooks, ("prestart", "createRuntime"),
                            _hook_state(c, public, "created", pid))
 
@@ -258,6 +254,7 @@ def run_hooks(root: str, container_id: str, kind: str) -> None:
     KIND ID`): startContainer inside the container, before start releases
     it (a failure fails start); poststart and poststop, whose failures are
     ignored, as the spec asks."""
+    from . import hooks as _hooks
     c = Container(root, container_id)
     hooks, public, pid = c.hooks(), c.load(), c.facts()["pid"]
     if kind == "startContainer":

@@ -77,10 +77,18 @@ def _compiled(text: str) -> bytes:
 
 
 def _cache_key(text: str) -> str:
-    import hashlib
+    """sha256 of the profile and what else decides the program: a key that
+    a crafted profile cannot share with another's."""
+    try:   # the builtin module: hashlib loads OpenSSL, 3 ms of a create
+        from _sha2 import sha256   # type: ignore[import-not-found]  # 3.12+
+    except ImportError:
+        try:
+            from _sha256 import sha256   # type: ignore[import-not-found,no-redef]
+        except ImportError:
+            from hashlib import sha256   # type: ignore[no-redef]
     from .. import __version__
     ident = f"{__version__}\0{os.uname().machine}\0{os.environ.get('NSFAST_LIBSECCOMP')}\0"
-    return hashlib.sha256((ident + text).encode()).hexdigest()
+    return sha256((ident + text).encode()).hexdigest()
 
 
 def _cache_dir() -> Optional[str]:

@@ -29,6 +29,7 @@ import fcntl
 import json
 import os
 import re
+import time
 from typing import Optional
 
 from .errors import OciError
@@ -36,6 +37,17 @@ from .errors import OciError
 DEFAULT_ROOT = "/run/nsfast-runtime"
 OCI_VERSION = "1.0.2"
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,1023}$")
+
+
+def timestamp() -> str:
+    """Now, as runc writes times: RFC 3339 in UTC with microseconds.
+
+    >>> len(timestamp()), timestamp()[10], timestamp()[-1]
+    (27, 'T', 'Z')
+    """
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + \
+        f".{ns // 1000 % 10**6:06d}Z"
 
 
 def check_id(container_id: str) -> str:
