@@ -16,6 +16,9 @@ void nsf_cli_say(const char *prog, const char *fmt, ...)
 __attribute__((noreturn)) void nsf_cli_die(const char *prog, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* text as one line into line: runs of white space, newlines included, become
+ * one space (what nsf_cli_say prints). */
+void nsf_cli_one_line(const char *text, char *line, size_t size);
 /* A decimal 0..2^32-1, or exit 1 with "failed to parse WHAT: 'TEXT'". */
 long long nsf_cli_u32(const char *prog, const char *text, const char *what);
 /* Write text to path in one write(2) (a /proc map file takes one), or exit 1. */

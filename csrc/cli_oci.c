@@ -87,20 +87,7 @@ void oci_fail(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    /* one line: runs of white space, newlines included, become one space */
-    size_t n = 0;
-    int space = 0;
-    for (const char *p = msg; *p && n < sizeof line - 2; p++) {
-        if (isspace((unsigned char)*p)) {
-            space = n > 0;
-            continue;
-        }
-        if (space)
-            line[n++] = ' ';
-        space = 0;
-        line[n++] = *p;
-    }
-    line[n] = 0;
+    nsf_cli_one_line(msg, line, sizeof line);
     log_error(line);
     fprintf(stderr, OCI_PROG ": %s\n", line);
     exit(1);
