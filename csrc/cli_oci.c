@@ -231,6 +231,19 @@ static void cmd_state(struct oci_container *c)
            *fields == '}' ? "" : ",\n  ", fields);
 }
 
+/* Whether pid's command line is there (not while an exec builds it). */
+static int has_arguments(pid_t pid)
+{
+    char path[64], byte;
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 1;   /* gone: nothing to wait for */
+    ssize_t n = read(fd, &byte, 1);
+    close(fd);
+    return n != 0;
+}
+
 static void cmd_start(struct oci_container *c)
 {
     char path[PATH_MAX];
@@ -255,10 +268,13 @@ static void cmd_start(struct oci_container *c)
     unlink(path);
     /* return once it has exec'd (or ended), a fraction of a millisecond: a
      * manager that asks `state` next must find the container's own program
-     * running, not the runtime's image about to exec it */
-    for (int i = 0; known && i < 20000; i++) {
-        if (stat(exe, &now) < 0 || now.st_ino != held.st_ino || now.st_dev != held.st_dev ||
-            !oci_alive(c))
+     * running, not the runtime's image about to exec it.  The exec is done
+     * when the program changed and the new one has its arguments (the
+     * kernel switches the first before it writes the second) */
+    for (int i = 0; known && i < 20000 && oci_alive(c); i++) {
+        if (stat(exe, &now) < 0)
+            break;
+        if ((now.st_ino != held.st_ino || now.st_dev != held.st_dev) && has_arguments(c->pid))
             break;
         struct timespec ts = {0, 100000};
         nanosleep(&ts, NULL);
