@@ -137,6 +137,8 @@ def _wait_for(pred, timeout=10.0):
 @pytest.fixture
 def rt(tmp_path):
     need_root()
+    parents_before = [h for h in os.listdir("/sys/fs/cgroup")
+                      if os.path.exists(f"/sys/fs/cgroup/{h}/nsfast-runtime")]
     r = Runtime(tmp_path)
     yield r
     for cid in r.ids:
@@ -144,11 +146,17 @@ def rt(tmp_path):
     for pid in r.pids:
         _wait_for(lambda: _gone(pid))
     leftover = os.listdir(r.root) if os.path.isdir(r.root) else []
-    assert leftover == [], f"state left behind: {leftover}"
+    assert leftover == [], f"state left behind: {leftover}"   # cgroup-parents included
     assert [p for p in r.cgroups if os.path.exists(p)] == []
-    # and the parent the runtime made for them (the default cgroupsPath's)
-    assert [h for h in os.listdir("/sys/fs/cgroup")
-            if os.path.exists(f"/sys/fs/cgroup/{h}/nsfast-runtime")] == []
+    # and the parent the runtime made for them (the default cgroupsPath's),
+    # unless another test's container is in it now (the host is shared)
+    assert [h for h in os.listdir("/sys/fs/cgroup") if _empty_dir(
+        f"/sys/fs/cgroup/{h}/nsfast-runtime") and h not in parents_before] == []
+
+
+def _empty_dir(cgroup: str) -> bool:
+    """Whether cgroup exists without a cgroup below it."""
+    return os.path.isdir(cgroup) and not any(e.is_dir() for e in os.scandir(cgroup))
 
 
 def _cmdline(pid: int) -> bytes:
@@ -273,6 +281,37 @@ def test_delete_created_kills_it(rt):
     rt("delete", cid)
     assert _gone(pid)
     assert rt("state", cid, check=False).returncode == 1
+
+
+def test_parents_made_for_containers_go_with_the_last_one(rt):
+    parent = f"/nsfast-test-{uuid.uuid4().hex[:8]}"
+
+    def under_parent(c):
+        c["linux"]["cgroupsPath"] = f"{parent}/{c['hostname']}"
+        return c
+    ids = []
+    for name in ("first", "second"):
+        bundle, _, cid = rt.bundle(["sleep", "30"], hostname=name, _=under_parent)
+        rt("create", "--bundle", bundle, cid)
+        rt.pids.append(rt.state(cid)["pid"])
+        ids.append(cid)
+    made = [f"/sys/fs/cgroup/{h}{parent}" for h in os.listdir("/sys/fs/cgroup")
+            if os.path.isdir(f"/sys/fs/cgroup/{h}{parent}")]
+    assert made
+    try:
+        rt("delete", "--force", ids[0])
+        assert all(os.path.isdir(p) for p in made)        # the second one is in them
+        assert os.path.exists(os.path.join(rt.root, "cgroup-parents"))
+        rt("delete", "--force", ids[1])
+        assert [p for p in made if os.path.exists(p)] == []
+        assert os.listdir(rt.root) == []
+    finally:
+        for p in made:
+            for below in ("first", "second", ""):
+                try:
+                    os.rmdir(os.path.join(p, below))
+                except OSError:
+                    pass
 
 
 def test_delete_stopped_removes_state_and_cgroup(rt):
