@@ -1,8 +1,9 @@
 /* nsfast-runtime (also `nsfast oci`): runc's command line.  The commands a
  * container manager calls on every container and that only read the state
- * directory, signal and remove (state, start, kill, delete, --version) run
- * here, in C, without starting Python; create, run, exec, ps, pause, resume
- * and features are nsfast/cli/oci.py's, handed over as `nsfast oci ARGS`.
+ * directory, its cgroups, signal and remove (state, start, kill, delete, ps,
+ * pause, resume, --version) run here, in C, without starting Python; create,
+ * run, exec and features are nsfast/cli/oci.py's, handed over as
+ * `nsfast oci ARGS`.
  *
  *     nsfast-runtime [--root DIR] [--log FILE] [--log-format text|json]
  *                    [--systemd-cgroup] [--debug] [--rootless V] COMMAND ...
@@ -332,6 +333,52 @@ static void cmd_delete(struct oci_container *c, int force)
     oci_remove_dir(c);
 }
 
+static void cmd_pause(struct oci_container *c, int on)
+{
+    const char *want = on ? "running" : "paused";
+    oci_lock(c);
+    const char *status = oci_status(c);
+    if (strcmp(status, want) != 0)
+        oci_fail("container is %s, not %s", status, want);
+    if (!oci_cgroup_dir(c, "freezer"))
+        oci_fail("pause and resume need the freezer cgroup controller (cgroup v1)");
+    oci_freeze(c, on);
+}
+
+/* The container's processes: a table of PID and command line, as runc's
+ * (ps's own columns aside), or a JSON list of pids. */
+static void cmd_ps(struct oci_container *c, int json)
+{
+    static pid_t pids[65536];
+    int n = oci_cgroup_pids(c, pids, (int)(sizeof pids / sizeof pids[0]));
+    if (json) {
+        putchar('[');
+        for (int i = 0; i < n; i++)
+            printf("%s%d", i ? ", " : "", (int)pids[i]);
+        puts("]");
+        return;
+    }
+    puts("PID CMD");
+    for (int i = 0; i < n; i++) {
+        char path[64], cmd[4096];
+        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pids[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;   /* it has ended meanwhile */
+        ssize_t got = read(fd, cmd, sizeof cmd - 1);
+        close(fd);
+        if (got < 0)
+            continue;
+        for (ssize_t k = 0; k < got; k++)
+            if (cmd[k] == 0 || cmd[k] == '\n')
+                cmd[k] = ' ';
+        while (got > 0 && cmd[got - 1] == ' ')
+            got--;
+        cmd[got] = 0;
+        printf("%d %s\n", (int)pids[i], cmd);
+    }
+}
+
 /* --------------------------------------------------------------- command line */
 
 static const char usage[] =
@@ -346,8 +393,7 @@ static const char usage[] =
 /* The commands nsfast/cli/oci.py runs (with `hooks`, the launcher's own). */
 static int python_command(const char *name)
 {
-    static const char *const names[] = {"create", "run", "exec", "ps", "pause", "resume",
-                                        "features", "hooks"};
+    static const char *const names[] = {"create", "run", "exec", "features", "hooks"};
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i]) == 0)
             return 1;
@@ -359,9 +405,11 @@ static int python_command(const char *name)
  * --NAME=VALUE, or --NAME VALUE (advancing *i). */
 static int take_flag(int argc, char **argv, int *i, const char *name, const char **value)
 {
+    if (argv[*i][0] != '-')
+        return 0;
     const char *a = argv[*i] + (argv[*i][1] == '-' ? 2 : 1);
     size_t n = strlen(name);
-    if (argv[*i][0] != '-' || strncmp(a, name, n) != 0)
+    if (strncmp(a, name, n) != 0)
         return 0;
     if (!a[n]) {
         if (value) {
@@ -421,15 +469,26 @@ int nsf_oci_main(int argc, char **argv)
         nsf_cli_run_python(argc + 1, args);
     }
     int force = 0, all = 0, n_pos = 0;
-    const char *pos[2] = {0, 0};
+    const char *pos[2] = {0, 0}, *format = "table";
     int is_kill = strcmp(command, "kill") == 0, is_delete = strcmp(command, "delete") == 0;
-    if (!is_kill && !is_delete && strcmp(command, "start") != 0 && strcmp(command, "state") != 0)
+    int is_ps = strcmp(command, "ps") == 0;
+    static const char *const ours[] = {"start", "state", "kill", "delete", "ps", "pause",
+                                       "resume"};
+    int known = 0;
+    for (unsigned k = 0; k < sizeof ours / sizeof ours[0]; k++)
+        known |= strcmp(command, ours[k]) == 0;
+    if (!known)
         oci_fail("unknown command '%s' (create, start, state, kill, delete, run, exec, ps, "
                  "pause, resume, features)", command);
     for (i++; i < argc; i++) {
         const char *a = argv[i];
         if (is_delete && (strcmp(a, "-f") == 0 || take_flag(argc, argv, &i, "force", NULL)))
             force = 1;
+        else if (is_ps && (take_flag(argc, argv, &i, "f", &format) ||
+                           take_flag(argc, argv, &i, "format", &format))) {
+            if (strcmp(format, "table") != 0 && strcmp(format, "json") != 0)
+                oci_fail("ps: --format %s: use table or json", format);
+        }
         else if (is_kill && (strcmp(a, "-a") == 0 || take_flag(argc, argv, &i, "all", NULL)))
             all = 1;
         else if (a[0] == '-' && a[1] && !(is_kill && n_pos == 1))
@@ -453,6 +512,10 @@ int nsf_oci_main(int argc, char **argv)
         cmd_delete(&c, force);
     else if (strcmp(command, "start") == 0)
         cmd_start(&c);
+    else if (is_ps)
+        cmd_ps(&c, strcmp(format, "json") == 0);
+    else if (strcmp(command, "pause") == 0 || strcmp(command, "resume") == 0)
+        cmd_pause(&c, strcmp(command, "pause") == 0);
     else
         cmd_state(&c);
     return fflush(stdout) == 0 ? 0 : 1;

@@ -55,9 +55,13 @@ const char *oci_file(const struct oci_container *c, const char *name, char *buf,
 /* cli_oci_cgroup.c */
 /* The cgroup directory of the hierarchy that has controller, or NULL. */
 const char *oci_cgroup_dir(const struct oci_container *c, const char *controller);
+/* The pids in the container's cgroup (of the first hierarchy that has the
+ * freezer, pids, memory or v2), into pids; how many (at most max). */
+int oci_cgroup_pids(const struct oci_container *c, pid_t *pids, int max);
 /* Whether the v1 freezer holds the container frozen. */
 int oci_frozen(const struct oci_container *c);
-/* The freezer to FROZEN (on) or THAWED, waiting for FREEZING to end. */
+/* The freezer to FROZEN (on) or THAWED, waiting for FREEZING to end (nothing
+ * without a freezer hierarchy). */
 void oci_freeze(const struct oci_container *c, int on);
 /* sig to every process in the container's cgroup (frozen meanwhile for SIGKILL). */
 void oci_signal_all(const struct oci_container *c, int sig);

@@ -85,9 +85,7 @@ void oci_freeze(const struct oci_container *c, int on)
     oci_fail("the container's freezer stays FREEZING (%s)", path);
 }
 
-/* The pids in the container's cgroup (of the first hierarchy that has one of
- * the controllers below), into pids; how many (at most max). */
-static int cgroup_pids(const struct oci_container *c, pid_t *pids, int max)
+int oci_cgroup_pids(const struct oci_container *c, pid_t *pids, int max)
 {
     static const char *const controllers[] = {"freezer", "pids", "memory", "unified"};
     static char buf[1 << 16];
@@ -122,7 +120,7 @@ void oci_signal_all(const struct oci_container *c, int sig)
     int freezer = sig == SIGKILL && oci_cgroup_dir(c, "freezer") != NULL;
     if (freezer)
         oci_freeze(c, 1);
-    int n = cgroup_pids(c, pids, (int)(sizeof pids / sizeof pids[0]));
+    int n = oci_cgroup_pids(c, pids, (int)(sizeof pids / sizeof pids[0]));
     for (int i = 0; i < n; i++)
         kill(pids[i], sig);   /* ESRCH: it has just ended */
     if (freezer)
@@ -135,7 +133,7 @@ void oci_cgroup_remove(const struct oci_container *c)
     double deadline = now() + 5.0;
     if (c->n_cgroups == 0)
         return;
-    while (cgroup_pids(c, pids, 1) > 0 && now() < deadline) {
+    while (oci_cgroup_pids(c, pids, 1) > 0 && now() < deadline) {
         oci_signal_all(c, SIGKILL);
         pause_ms(10);
     }

@@ -1,6 +1,6 @@
 """nsfast-runtime's fast paths: the commands a container manager calls on
-every container (state, start, kill, delete, --version) run in the C
-launcher without starting Python, with runc's errors and log records; and
+every container (state, start, kill, delete, --version, and ps, pause,
+resume) run in the C launcher without starting Python, with runc's errors and log records; and
 create reuses the seccomp program it compiled for an earlier container.
 
 The C commands are run here through a copy of the launcher named
@@ -74,6 +74,21 @@ def test_the_lifecycle_runs_without_python(rt, c_only):
         assert f.read().split(b"\0")[0] in (b"sh", b"sleep")   # (sh may exec sleep)
     _wait_for(lambda: (out / "x").exists())          # the payload ran: start released it
     assert state()["status"] == "running"
+    r = c_only("ps", "--format", "json", cid, root=rt.root)
+    assert r.returncode == 0 and json.loads(r.stdout) == [pid]
+    r = c_only("ps", cid, root=rt.root)
+    assert r.returncode == 0 and r.stdout.decode() == "PID CMD\n" + f"{pid} sleep 30\n"
+    freezer = next((p for name, p in rt.facts(cid)["cgroups"].items()
+                    if "freezer" in name.split(",")), None)
+    if freezer is not None:
+        assert c_only("pause", cid, root=rt.root).returncode == 0
+        assert state()["status"] == "paused"
+        assert open(f"{freezer}/freezer.state").read().strip() == "FROZEN"
+        assert "container is paused, not running" in _one_line_error(
+            c_only("pause", cid, root=rt.root))
+        assert c_only("resume", cid, root=rt.root).returncode == 0
+        assert open(f"{freezer}/freezer.state").read().strip() == "THAWED"
+        assert state()["status"] == "running"
     assert c_only("kill", cid, "KILL", root=rt.root).returncode == 0
     _wait_for(lambda: _gone(pid))
     assert state() | {"status": "stopped", "pid": 0} == state()
@@ -141,6 +156,11 @@ ID = "t-bad-input"
     (("state", "-x"), "state: flag provided but not defined: -x"),
     (("start", ID, "extra"), "start: too many arguments: extra"),
     (("delete", "--all", ID), "delete: flag provided but not defined: --all"),
+    (("delete", ""), "invalid container id ''"),
+    (("ps", "--format", "xml", ID), "ps: --format xml: use table or json"),
+    (("ps", "-f"), "flag needs an argument: -f"),
+    (("pause", ID), f"container '{ID}' does not exist"),
+    (("resume", ID, ID), "resume: too many arguments"),
     (("kill", ID, "NOPE"), "unknown signal 'NOPE'"),
     (("kill", ID, "SIGNOPE"), "unknown signal 'SIGNOPE'"),
     (("kill", ID, "0"), "signal '0' is out of range"),

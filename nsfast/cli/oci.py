@@ -47,8 +47,6 @@ def _command_parser(name: str) -> Parser:
         if name == "run":
             p.add_argument("-d", "--detach", action="store_true")
             p.add_argument("--keep", action="store_true")
-    elif name == "ps":
-        p.add_argument("-f", "--format", default="table", choices=("table", "json"))
     elif name == "exec":
         p.add_argument("-p", "--process")
         p.add_argument("-t", "--tty", action="store_true")
@@ -72,7 +70,7 @@ def _command_parser(name: str) -> Parser:
 
 
 # what the launcher hands over (hooks: for its start and delete)
-COMMANDS = ("create", "run", "exec", "ps", "pause", "resume", "features", "hooks")
+COMMANDS = ("create", "run", "exec", "features", "hooks")
 
 
 def _log_error(path: Optional[str], fmt: str, message: str) -> None:
@@ -157,21 +155,6 @@ def run_command(argv: Sequence[str]) -> int:
         process = _exec_process(args, root, args.id)
         return runtime.exec_(root, args.id, process, args.pid_file, args.console_socket,
                              args.detach)
-    elif name == "ps":
-        pids = runtime.ps(root, args.id)
-        if args.format == "json":
-            print(json.dumps(pids))
-        else:
-            print("PID CMD")
-            for pid in pids:
-                try:
-                    with open(f"/proc/{pid}/cmdline", "rb") as f:
-                        cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-                except OSError:
-                    continue
-                print(pid, cmd)
-    elif name in ("pause", "resume"):
-        runtime.pause(root, args.id, name == "pause")
     elif name == "features":
         print(json.dumps(runtime.features(), indent=2))
     return 0

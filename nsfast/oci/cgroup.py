@@ -7,6 +7,8 @@ runtime's commands and has the path its manager chose (Podman's
 the directory in each mounted hierarchy (v1, v2 or hybrid, as runc does),
 writes the limits of linux.resources before the held child runs, and moves
 the child in while it waits.  The state keeps {hierarchy name: directory}.
+What acts on a container's cgroups later (kill --all, delete, ps, pause,
+resume: signalling, the freezer, removing) is C (csrc/cli_oci_cgroup.c).
 """
 from __future__ import annotations
 
@@ -290,30 +292,3 @@ def _own_procs_file():
                 if os.path.exists(f"{mount}{path}/cgroup.procs"):
                     return f"{mount}{path}/cgroup.procs"
     return None
-
-
-def pids(dirs: dict) -> list:
-    """The processes in the container's cgroup (of its first hierarchy that has any)."""
-    for controller in ("freezer", "pids", "memory", "unified"):
-        path = _dir(dirs, controller) if controller != "unified" else dirs.get("unified")
-        if path is None:
-            continue
-        try:
-            return [int(p) for p in _read(os.path.join(path, "cgroup.procs")).split()]
-        except FileNotFoundError:
-            return []
-    return []
-
-
-def freeze(dirs: dict, on: bool) -> None:
-    """pause/resume: the v1 freezer (FROZEN, THAWED), waiting for FREEZING to end."""
-    path = _dir(dirs, "freezer")
-    if path is None:
-        raise OciError("pause and resume need the freezer cgroup controller (cgroup v1)")
-    state = os.path.join(path, "freezer.state")
-    _write(state, "FROZEN" if on else "THAWED", "freezer")
-    for _ in range(2000):
-        if _read(state).strip() != "FREEZING":
-            return
-        time.sleep(0.001)
-    raise OciError("the container's freezer stays FREEZING")

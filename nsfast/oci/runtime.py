@@ -1,6 +1,6 @@
-"""The runtime's Python commands: create, run, exec, ps, pause, resume,
-features, and the hooks the C commands hand over.  state, start, kill and
-delete are C (csrc/cli_oci.c, run by the launcher without Python); the
+"""The runtime's Python commands: create, run, exec, features, and the
+hooks the C commands hand over.  state, start, kill, delete, ps, pause and
+resume are C (csrc/cli_oci.c, run by the launcher without Python); the
 commands here that need one of them, or a container's status, call the
 launcher (launcher()).
 
@@ -193,7 +193,7 @@ def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = 
 
 
 def launcher(root: str, *args: str, check: bool = True) -> str:
-    """Run a C command of nsfast-runtime (state, start, kill, delete) on the
+    """Run a C command of nsfast-runtime (state, start, delete, ...) on the
     state root; its output.  OciError with its one-line error when it fails."""
     import subprocess
     from ..cli import LAUNCHER
@@ -360,21 +360,6 @@ def _release_after_exit(go_w: int) -> None:
         finally:
             os._exit(0)
     os.close(parent)
-
-
-def ps(root: str, container_id: str) -> list:
-    return cgroup.pids(Container(root, container_id).facts()["cgroups"])
-
-
-def pause(root: str, container_id: str, on: bool) -> None:
-    c = Container(root, container_id)
-    dirs = c.facts()["cgroups"]
-    with c:
-        s = status_of(root, container_id)
-        want = "running" if on else "paused"
-        if s != want:
-            raise OciError(f"container is {s}, not {want}")
-        cgroup.freeze(dirs, on)
 
 
 def features() -> dict:
