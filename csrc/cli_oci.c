@@ -223,13 +223,16 @@ static void cmd_state(struct oci_container *c)
         close(fd);
     if (got <= 0 || rest[0] != '{')
         oci_fail("%s: %s", path, got < 0 ? strerror(errno) : "not a JSON object");
+    while (got > 0 && (rest[got - 1] == '\n' || rest[got - 1] == ' '))
+        got--;
     rest[got] = 0;
     /* state.json holds the fields that do not change (bundle, rootfs, created,
      * owner, annotations); these are the ones that do */
     const char *fields = rest + 1 + strspn(rest + 1, " \n");
     printf("{\n  \"ociVersion\": \"" OCI_VERSION "\",\n  \"id\": \"%s\",\n  \"status\": \"%s\",\n"
-           "  \"pid\": %d%s%s\n", c->id, status, strcmp(status, "stopped") == 0 ? 0 : (int)c->pid,
+           "  \"pid\": %d%s%s", c->id, status, strcmp(status, "stopped") == 0 ? 0 : (int)c->pid,
            *fields == '}' ? "" : ",\n  ", fields);
+    putchar('\n');
 }
 
 /* Whether pid's command line is there (not while an exec builds it). */
@@ -248,7 +251,8 @@ static int has_arguments(pid_t pid)
 static void cmd_start(struct oci_container *c)
 {
     char path[PATH_MAX];
-    oci_lock(c);
+    if (!oci_lock(c))
+        oci_fail("container '%s' does not exist", c->id);
     const char *status = oci_status(c);
     if (strcmp(status, "created") != 0)
         oci_fail("cannot start a container that is %s (only a created one)", status);
@@ -311,9 +315,11 @@ static void cmd_delete(struct oci_container *c, int force)
             oci_remove_dir(c);
         return;
     }
-    oci_lock(c);
-    oci_load(c, c->root, c->id);   /* as it is now that we hold the lock */
-    c->lock_fd = 0;                /* (ours; oci_load forgot it) */
+    if (!oci_lock(c)) {
+        if (!force)
+            oci_fail("container '%s' does not exist", c->id);
+        return;   /* another delete was first */
+    }
     const char *status = oci_status(c);
     int paused = strcmp(status, "paused") == 0;
     if ((paused || strcmp(status, "running") == 0) && !force)
@@ -336,7 +342,8 @@ static void cmd_delete(struct oci_container *c, int force)
 static void cmd_pause(struct oci_container *c, int on)
 {
     const char *want = on ? "running" : "paused";
-    oci_lock(c);
+    if (!oci_lock(c))
+        oci_fail("container '%s' does not exist", c->id);
     const char *status = oci_status(c);
     if (strcmp(status, want) != 0)
         oci_fail("container is %s, not %s", status, want);

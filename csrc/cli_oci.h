@@ -37,8 +37,9 @@ struct oci_container {
 void oci_check_id(const char *id);
 /* Read ROOT/ID/state into c (c->exists 0 when it is not there). */
 void oci_load(struct oci_container *c, const char *root, const char *id);
-/* Take the container's lock (blocking): commands that change it run one at a time. */
-void oci_lock(struct oci_container *c);
+/* Take the container's lock (blocking): commands that change it run one at a
+ * time; then read its state anew.  0 when a delete has removed it meanwhile. */
+int oci_lock(struct oci_container *c);
 /* creating, created, running, paused or stopped, as the runtime spec names them. */
 const char *oci_status(const struct oci_container *c);
 /* Whether the container's process still runs (the same one: its start time). */

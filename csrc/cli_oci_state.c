@@ -124,16 +124,21 @@ void oci_load(struct oci_container *c, const char *root, const char *id)
     }
 }
 
-void oci_lock(struct oci_container *c)
+int oci_lock(struct oci_container *c)
 {
     char path[PATH_MAX];
     int fd = open(oci_file(c, "lock", path, sizeof path), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT)
+        return 0;   /* its directory has just been removed */
     if (fd < 0)
         oci_fail("%s: %s", path, strerror(errno));
     while (flock(fd, LOCK_EX) < 0)
         if (errno != EINTR)
             oci_fail("locking %s: %s", path, strerror(errno));
+    /* the state as it is now that no other command changes it */
+    oci_load(c, c->root, c->id);
     c->lock_fd = fd;
+    return c->exists;
 }
 
 /* Whether another command holds the container's lock now. */

@@ -11,6 +11,8 @@ import os
 import re
 import shutil
 import subprocess
+import threading
+import time
 import uuid
 
 import pytest
@@ -18,7 +20,7 @@ import pytest
 import nsfast
 from conftest import need_root
 from nsfast.oci import seccomp as oci_seccomp
-from test_oci_runtime import _gone, _wait_for, rt  # noqa: F401  (rt: the fixture)
+from test_oci_runtime import RUNTIME, _gone, _wait_for, rt  # noqa: F401  (rt: the fixture)
 
 
 @pytest.fixture
@@ -118,6 +120,35 @@ def test_kill_all_signals_every_process_of_the_container(rt, c_only):
     assert pid in inside and len(inside) == 2
     assert c_only("kill", "--all", cid, "SIGKILL", root=rt.root).returncode == 0
     _wait_for(lambda: all(_gone(p) for p in inside))
+
+
+def test_start_during_create_waits_for_it_and_reads_the_state_anew(rt, c_only):
+    gate = rt.tmp / "gate"
+
+    def slow(c):
+        # the createRuntime hook runs inside create: hold it until told
+        c["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": [
+            "sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.02; done"]}]}
+        return c
+    bundle, out, cid = rt.bundle(["sh", "-c", "echo ran > /out/x"], _=slow)
+    creating = subprocess.Popen([*RUNTIME, "--root", rt.root, "create", "--bundle", bundle,
+                                 cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    box: dict = {}
+    starting = threading.Thread(target=lambda: box.update(r=c_only("start", cid,
+                                                                   root=rt.root)))
+    try:
+        _wait_for(lambda: os.path.exists(os.path.join(rt.root, cid, "state")))
+        starting.start()
+        time.sleep(0.3)
+        assert starting.is_alive()             # waiting for create's lock
+    finally:
+        gate.touch()
+        assert creating.wait(30) == 0
+    starting.join(30)
+    assert box["r"].returncode == 0, box["r"].stderr   # not "a container that is stopped"
+    rt.pids.append(rt.facts(cid)["pid"])
+    _wait_for(lambda: (out / "x").exists())
 
 
 def test_kill_leaves_a_process_that_took_the_container_pid(rt, c_only, tmp_path):
