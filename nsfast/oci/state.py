@@ -52,6 +52,8 @@ def timestamp() -> str:
 
 def check_id(container_id: str) -> str:
     """The id if it is a usable directory name (runc's rule), else an error.
+    For the commands Python runs (create, run, exec); the launcher checks
+    the same rule for its own (csrc/cli_oci_state.c, oci_check_id).
 
     >>> check_id("web-1")
     'web-1'
