@@ -45,13 +45,15 @@ class Program:
 
     package_name: installed into the nsfast package under this name (beside
     _core, for editable and regular installs alike); bin: also installed as
-    <prefix>/bin/<name>.  sanitized: False for a program that cannot carry
+    <prefix>/bin/<name>, and as each of bin_aliases (a program that
+    acts by the name it is run as).  sanitized: False for a program that cannot carry
     the sanitizers' runtime under NSFAST_SANITIZE=1 (a -static one).  child:
     also link the spawn child's objects (CHILD, built once with CHILD_FLAGS)."""
     name: str
     sources: tuple
     package_name: str
     bin: bool = False
+    bin_aliases: tuple = ()
     compile_args: tuple = ()
     link_args: tuple = ()
     sanitized: bool = True
@@ -64,6 +66,8 @@ PROGRAMS = [
     # -z now: no symbol is resolved lazily, so never in a child.
     Program("nsfast", tuple(CLI) + ("csrc/kinds.c", "csrc/spawn_parent.c"),
             package_name="_nsfast", bin=True, child=True,
+            # nsfast-runtime: the OCI runtime (csrc/cli_oci.c), by argv[0]
+            bin_aliases=("nsfast-runtime",),
             link_args=("-Wl,-z,now", "-Wl,-z,relro")),
     # pid 1 of a sandbox, exec'd from a sealed copy (nsfast/init_program.py)
     Program("nsfast-init", tuple(INIT), package_name="_nsfast_init",
@@ -135,6 +139,8 @@ class build_ext_and_programs(build_ext):
             objects += self.child_objects()
         self.compiler.link_executable(objects, program.name, output_dir=os.path.dirname(out),
                                       extra_postargs=ldflags + list(program.link_args))
+        for alias in program.bin_aliases:
+            self.copy_file(out, os.path.join(os.path.dirname(out), alias))
         package_dir = os.path.dirname(self.get_ext_fullpath("nsfast._core"))
         self.copy_file(out, os.path.join(package_dir, program.package_name))
 
@@ -147,7 +153,9 @@ class install_data_programs(install_data):
     def finalize_options(self):
         super().finalize_options()
         built = self.get_finalized_command("build_ext")
-        self.data_files = [("bin", [built.program_path(p) for p in PROGRAMS if p.bin])]
+        self.data_files = [("bin", [os.path.join(os.path.dirname(built.program_path(p)), name)
+                                    for p in PROGRAMS if p.bin
+                                    for name in (p.name, *p.bin_aliases)])]
 
 
 class DistributionWithData(Distribution):

@@ -16,6 +16,9 @@ void nsf_cli_say(const char *prog, const char *fmt, ...)
 __attribute__((noreturn)) void nsf_cli_die(const char *prog, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* text as one line into line: runs of white space, newlines included, become
+ * one space (what nsf_cli_say prints). */
+void nsf_cli_one_line(const char *text, char *line, size_t size);
 /* A decimal 0..2^32-1, or exit 1 with "failed to parse WHAT: 'TEXT'". */
 long long nsf_cli_u32(const char *prog, const char *text, const char *what);
 /* Write text to path in one write(2) (a /proc map file takes one), or exit 1. */
@@ -59,6 +62,12 @@ int nsf_netns_add_main(int argc, char **argv);
 int nsf_ls_main(int argc, char **argv);
 /* Exit 1 with nsfast.netns's message unless name is a usable netns name. */
 void nsf_netns_check_name(const char *name);
+
+/* Hand the command line (argv[0] aside) to nsfast's Python CLI:
+ * `<python> -I -c <nsfast.cli.main> ARGS...`. */
+__attribute__((noreturn)) void nsf_cli_run_python(int argc, char **argv);
+/* cli_oci.c: nsfast-runtime, runc's command line (argv[0] "nsfast-runtime" or "oci"). */
+int nsf_oci_main(int argc, char **argv);
 
 /* cli_exec.c: exec program (NULL-terminated; empty or NULL: $SHELL, else
  * /bin/sh, as a login shell) in this process, searching PATH.  On failure

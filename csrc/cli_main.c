@@ -43,7 +43,7 @@ static const char *python_beside_us(char *buf, size_t size, char *dir, size_t di
     return 0;
 }
 
-static int run_python(int argc, char **argv)
+void nsf_cli_run_python(int argc, char **argv)
 {
     char buf[PATH_MAX + 16], dir[PATH_MAX] = "?";
     const char *python = python_beside_us(buf, sizeof buf, dir, sizeof dir);
@@ -75,6 +75,11 @@ static int run_python(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    const char *name = strrchr(argv[0], '/');
+    if (strcmp(name ? name + 1 : argv[0], "nsfast-runtime") == 0)
+        return nsf_oci_main(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "oci") == 0)
+        return nsf_oci_main(argc - 1, argv + 1);
     if (argc > 1 && (strcmp(argv[1], "enter") == 0 || strcmp(argv[1], "nsenter") == 0))
         return nsf_enter_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "ls") == 0)
@@ -94,5 +99,5 @@ int main(int argc, char **argv)
             strcmp(argv[2], "delete") == 0)
             return nsf_netns_add_main(argc - 2, argv + 2);
     }
-    return run_python(argc, argv);
+    nsf_cli_run_python(argc, argv);
 }

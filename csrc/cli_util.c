@@ -9,12 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
-static void vsay(const char *prog, const char *fmt, va_list ap)
+void nsf_cli_one_line(const char *text, char *line, size_t size)
 {
-    char msg[4096], line[4096 + 256];
-    int n = 0, space = 0;
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    for (const char *p = msg; *p && n < (int)sizeof line - 2; p++) {
+    size_t n = 0;
+    int space = 0;
+    for (const char *p = text; *p && n + 2 < size; p++) {
         if (isspace((unsigned char)*p)) {
             space = n > 0;
             continue;
@@ -25,6 +24,13 @@ static void vsay(const char *prog, const char *fmt, va_list ap)
         line[n++] = *p;
     }
     line[n] = 0;
+}
+
+static void vsay(const char *prog, const char *fmt, va_list ap)
+{
+    char msg[4096], line[4096 + 256];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    nsf_cli_one_line(msg, line, sizeof line);
     fprintf(stderr, "%s: %s\n", prog, line);
 }
 

@@ -1,6 +1,6 @@
 """What a build ships: `python -m build` makes an sdist and a wheel from it;
 the sdist holds everything a build needs, the wheel installs nothing but the
-nsfast package, its metadata and the nsfast command, links nothing but glibc
+nsfast package, its metadata and the nsfast command (also as nsfast-runtime), links nothing but glibc
 (auditwheel: a manylinux tag) and works in a fresh virtual environment; a
 regular build writes no build/ into the tree it builds from, warns about no
 license, and the version is written in one place.
@@ -205,16 +205,35 @@ def test_the_sdist_builds_a_wheel_that_works_in_a_fresh_venv(built, tmp_path):
                        timeout=60, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["namespaces"], r.stdout
+    # the OCI runtime: the launcher by another name, in C (--version, state)
+    # and handing the rest to this venv's Python (features)
+    runtime = str(venv / "bin" / "nsfast-runtime")
+    r = subprocess.run([runtime, "--version"], capture_output=True, text=True, timeout=60,
+                       cwd=tmp_path, env=env)
+    assert r.returncode == 0 and r.stdout.startswith(
+        f"nsfast-runtime version {nsfast.__version__}\n"), r
+    r = subprocess.run([runtime, "--root", str(tmp_path / "state"), "state", "nosuch"],
+                       capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert (r.returncode, r.stderr) == (1, "nsfast-runtime: container 'nosuch' does not exist\n")
+    r = subprocess.run([runtime, "features"], capture_output=True, text=True, timeout=60,
+                       cwd=tmp_path, env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["ociVersionMax"] == "1.0.2", r.stderr
 
 
 def test_the_wheel_installs_only_nsfast_its_metadata_and_the_command(wheel):
     names, _, _, _ = wheel
     dist_info = f"nsfast-{TEST_VERSION}.dist-info/"
     command = f"nsfast-{TEST_VERSION}.data/data/bin/nsfast"
+    runtime = f"nsfast-{TEST_VERSION}.data/data/bin/nsfast-runtime"
     elsewhere = [n for n in names
-                 if not n.startswith(("nsfast/", dist_info)) and n != command]
+                 if not n.startswith(("nsfast/", dist_info)) and n not in (command, runtime)]
     assert elsewhere == []
     assert command in names and "nsfast/_nsfast" in names and "nsfast/_nsfast_init" in names
+    assert runtime in names
+    # nsfast-runtime is the launcher, not a console script that starts Python
+    with zipfile.ZipFile(wheel[1]) as z:
+        entry_points = z.read(dist_info + "entry_points.txt").decode()
+    assert "console_scripts" not in entry_points and "pytest11" in entry_points
     assert any(re.fullmatch(r"nsfast/_core\.[^/]*\.so", n) for n in names)
     assert {"nsfast/_bench/__main__.py", "nsfast/_bench/floor_common.h",
             "nsfast/_bench/floor_spawn.c", "nsfast/cli/__main__.py", "nsfast/py.typed",
@@ -223,14 +242,15 @@ def test_the_wheel_installs_only_nsfast_its_metadata_and_the_command(wheel):
     assert [n for n in names if n.endswith((".pyx", ".pxd")) or n == "nsfast/_core.c"] == []
 
 
-def test_the_launcher_is_in_the_wheel_twice_as_one_program(wheel):
+def test_the_launcher_is_in_the_wheel_thrice_as_one_program(wheel):
     names, whl, _, _ = wheel
     with zipfile.ZipFile(whl) as z:
         command = z.getinfo(f"nsfast-{TEST_VERSION}.data/data/bin/nsfast")
+        runtime = z.getinfo(f"nsfast-{TEST_VERSION}.data/data/bin/nsfast-runtime")
         package = z.getinfo("nsfast/_nsfast")
-        assert z.read(command) == z.read(package)
+        assert z.read(command) == z.read(package) == z.read(runtime)
         assert z.read(command)[:4] == b"\x7fELF"
-    for info in (command, package):
+    for info in (command, runtime, package):
         assert (info.external_attr >> 16) & 0o111 == 0o111, info.filename
 
 
@@ -266,7 +286,7 @@ def test_this_installation_reports_one_version():
     r = subprocess.run([INSTALLED, "enter", "--version"], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0 and f"(nsfast {nsfast.__version__}," in r.stdout
-    # the command pip put in bin/ and the package's copy are the same program
-    with open(INSTALLED, "rb") as a, \
+    # the commands pip put in bin/ and the package's copy are the same program
+    with open(INSTALLED, "rb") as a, open(INSTALLED + "-runtime", "rb") as r, \
             open(os.path.join(os.path.dirname(nsfast.__file__), "_nsfast"), "rb") as b:
-        assert a.read() == b.read()
+        assert a.read() == b.read() == r.read()

@@ -17,6 +17,7 @@ import pytest
 
 from conftest import need_root, need_tool
 from nsfast._bench.cases_oci import busybox_rootfs as _busybox_rootfs
+from nsfast.oci.state import Container
 
 RUNTIME = [sys.executable, "-m", "nsfast.cli", "oci"]
 
@@ -104,12 +105,15 @@ class Runtime:
         self("create", "--bundle", bundle, "--pid-file", f"{bundle}/pid", cid)
         st = self.state(cid)
         self.pids.append(st["pid"])
-        saved = json.load(open(os.path.join(self.root, cid, "state.json")))
-        self.cgroups.extend(saved["cgroups"].values())
+        self.cgroups.extend(self.facts(cid)["cgroups"].values())
         return cid, out, st["pid"]
 
     def state(self, cid) -> dict:
         return json.loads(self("state", cid).stdout)
+
+    def facts(self, cid) -> dict:
+        """What create recorded for the C commands (pid, start time, cgroups)."""
+        return Container(self.root, cid).facts()
 
     def status(self, cid) -> str:
         return self.state(cid)["status"]
@@ -133,6 +137,8 @@ def _wait_for(pred, timeout=10.0):
 @pytest.fixture
 def rt(tmp_path):
     need_root()
+    parents_before = [h for h in os.listdir("/sys/fs/cgroup")
+                      if os.path.exists(f"/sys/fs/cgroup/{h}/nsfast-runtime")]
     r = Runtime(tmp_path)
     yield r
     for cid in r.ids:
@@ -140,14 +146,17 @@ def rt(tmp_path):
     for pid in r.pids:
         _wait_for(lambda: _gone(pid))
     leftover = os.listdir(r.root) if os.path.isdir(r.root) else []
-    assert leftover == [], f"state left behind: {leftover}"
+    assert leftover == [], f"state left behind: {leftover}"   # cgroup-parents included
     assert [p for p in r.cgroups if os.path.exists(p)] == []
     # and the parent the runtime made for them (the default cgroupsPath's),
-    # unless another runtime on this host has a container in it just now
-    assert [h for h in os.listdir("/sys/fs/cgroup")
-            if os.path.isdir(f"/sys/fs/cgroup/{h}/nsfast-runtime")
-            and not any(e.is_dir() for e in os.scandir(f"/sys/fs/cgroup/{h}/nsfast-runtime"))
-            ] == []
+    # unless another test's container is in it now (the host is shared)
+    assert [h for h in os.listdir("/sys/fs/cgroup") if _empty_dir(
+        f"/sys/fs/cgroup/{h}/nsfast-runtime") and h not in parents_before] == []
+
+
+def _empty_dir(cgroup: str) -> bool:
+    """Whether cgroup exists without a cgroup below it."""
+    return os.path.isdir(cgroup) and not any(e.is_dir() for e in os.scandir(cgroup))
 
 
 def _cmdline(pid: int) -> bytes:
@@ -274,9 +283,40 @@ def test_delete_created_kills_it(rt):
     assert rt("state", cid, check=False).returncode == 1
 
 
+def test_parents_made_for_containers_go_with_the_last_one(rt):
+    parent = f"/nsfast-test-{uuid.uuid4().hex[:8]}"
+
+    def under_parent(c):
+        c["linux"]["cgroupsPath"] = f"{parent}/{c['hostname']}"
+        return c
+    ids = []
+    for name in ("first", "second"):
+        bundle, _, cid = rt.bundle(["sleep", "30"], hostname=name, _=under_parent)
+        rt("create", "--bundle", bundle, cid)
+        rt.pids.append(rt.state(cid)["pid"])
+        ids.append(cid)
+    made = [f"/sys/fs/cgroup/{h}{parent}" for h in os.listdir("/sys/fs/cgroup")
+            if os.path.isdir(f"/sys/fs/cgroup/{h}{parent}")]
+    assert made
+    try:
+        rt("delete", "--force", ids[0])
+        assert all(os.path.isdir(p) for p in made)        # the second one is in them
+        assert os.path.exists(os.path.join(rt.root, "cgroup-parents"))
+        rt("delete", "--force", ids[1])
+        assert [p for p in made if os.path.exists(p)] == []
+        assert os.listdir(rt.root) == []
+    finally:
+        for p in made:
+            for below in ("first", "second", ""):
+                try:
+                    os.rmdir(os.path.join(p, below))
+                except OSError:
+                    pass
+
+
 def test_delete_stopped_removes_state_and_cgroup(rt):
     cid, _, pid = rt.create(["true"])
-    dirs = json.load(open(os.path.join(rt.root, cid, "state.json")))["cgroups"]
+    dirs = rt.facts(cid)["cgroups"]
     assert dirs and all(os.path.isdir(d) for d in dirs.values())
     with open(os.path.join(dirs[next(k for k in dirs if "pids" in k.split(","))],
                            "cgroup.procs")) as f:
@@ -347,7 +387,7 @@ def test_config_fields_inside(rt):
               "touch /proc/sys/x 2>/dev/null || echo ro-sys")
     bundle, out, cid = rt.bundle(["sh", "-c", "{ " + script + "; } > /out/r"], _=more)
     rt("create", "--bundle", bundle, cid)
-    st = json.load(open(os.path.join(rt.root, cid, "state.json")))
+    st = rt.facts(cid)
     rt.pids.append(st["pid"])
     rt.cgroups.extend(st["cgroups"].values())
     dirs = st["cgroups"]
@@ -618,7 +658,7 @@ def test_creating_while_create_runs(rt):
                                  cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: os.path.exists(os.path.join(rt.root, cid, "state.json")))
+        _wait_for(lambda: os.path.exists(os.path.join(rt.root, cid, "state")))
         assert rt.status(cid) == "creating"
         assert rt.state(cid)["pid"] == 0
     finally:
@@ -630,11 +670,12 @@ def test_creating_while_create_runs(rt):
 
 
 def test_a_create_that_died_is_stopped_and_deletable(rt):
-    # what a SIGKILLed create leaves: a state that says creating, no lock holder
+    # what a SIGKILLed create leaves: a state without a process, no lock holder
     cid = "t-dead-create"
     os.makedirs(os.path.join(rt.root, cid))
+    open(os.path.join(rt.root, cid, "state"), "w").close()
     with open(os.path.join(rt.root, cid, "state.json"), "w") as f:
-        json.dump({"status": "creating", "bundle": str(rt.tmp)}, f)
+        json.dump({"bundle": str(rt.tmp)}, f)
     assert rt.status(cid) == "stopped"
     rt("delete", cid)
     assert not os.path.exists(os.path.join(rt.root, cid))
@@ -669,7 +710,7 @@ def test_user_namespace_with_id_mappings(rt, open_dir):
     bundle, _, cid = rt.bundle(["sh", "-c", "id -u > /out/id; touch /out/made; sleep 30"],
                                  _=userns)
     rt("create", "--bundle", bundle, cid)
-    st = json.load(open(os.path.join(rt.root, cid, "state.json")))
+    st = rt.facts(cid)
     pid = st["pid"]
     rt.pids.append(pid)
     rt.cgroups.extend(st["cgroups"].values())

@@ -27,8 +27,9 @@ COMMANDS = {
     "oci": "oci",
 }
 
-# the sub-commands the C launcher runs itself (netns: exec, add, del)
-C_COMMANDS = ("enter", "nsenter", "unshare", "ls")
+# the sub-commands the C launcher runs itself (netns: exec, add, del; oci:
+# its frequent commands, and it hands the others back)
+C_COMMANDS = ("enter", "nsenter", "unshare", "ls", "oci")
 C_NETNS_VERBS = ("exec", "add", "del", "delete")
 # the launcher as setup.py builds it into the package directory
 LAUNCHER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_nsfast")

@@ -2,23 +2,24 @@
 
     nsfast-runtime [--root DIR] [--log FILE] [--log-format text|json] COMMAND ...
 
-Podman's conmon and containerd's runc shim call it as they call runc:
-create, start, state, kill, delete, run, exec, ps, pause, resume,
-features, --version.  An error is one line on stderr (and in --log, as
-JSON with --log-format json, where the shim looks for it), exit status 1.
+Podman's conmon and containerd's runc shim call it as they call runc.  The
+nsfast launcher is installed as nsfast-runtime: it runs the global flags,
+--version, state, start, kill, delete, ps, pause and resume itself, in C
+(csrc/cli_oci.c), and hands create, run, exec, features and the hooks its
+commands need to this module.  An error is one line on stderr (and in
+--log, as JSON with --log-format json, where the shim looks for it), exit
+status 1.
 """
 from __future__ import annotations
 
 import json
 import os
 import sys
-from datetime import datetime, timezone
 from typing import Optional, Sequence
 
 from .common import Parser, UsageError
 
 PROG = "nsfast-runtime"
-VERSION_SPEC = "1.0.2"
 
 
 def _global_parser() -> Parser:
@@ -29,7 +30,6 @@ def _global_parser() -> Parser:
     p.add_argument("--systemd-cgroup", action="store_true")
     p.add_argument("--debug", action="store_true")
     p.add_argument("--rootless", default=None)
-    p.add_argument("-v", "--version", action="store_true")
     p.add_argument("command", nargs="?")
     p.add_argument("rest", nargs="...")
     return p
@@ -47,12 +47,6 @@ def _command_parser(name: str) -> Parser:
         if name == "run":
             p.add_argument("-d", "--detach", action="store_true")
             p.add_argument("--keep", action="store_true")
-    elif name == "kill":
-        p.add_argument("-a", "--all", action="store_true")
-    elif name == "delete":
-        p.add_argument("-f", "--force", action="store_true")
-    elif name == "ps":
-        p.add_argument("-f", "--format", default="table", choices=("table", "json"))
     elif name == "exec":
         p.add_argument("-p", "--process")
         p.add_argument("-t", "--tty", action="store_true")
@@ -66,25 +60,26 @@ def _command_parser(name: str) -> Parser:
         p.add_argument("-c", "--cap", action="append", default=[])
         p.add_argument("--no-new-privs", action="store_true")
         p.add_argument("--preserve-fds", type=int, default=0)
+    if name == "hooks":
+        p.add_argument("kind")
     if name != "features":
         p.add_argument("id")
-    if name == "kill":
-        p.add_argument("signal", nargs="?", default="SIGTERM")
     if name == "exec":
         p.add_argument("args", nargs="...")
     return p
 
 
-COMMANDS = ("create", "start", "state", "kill", "delete", "run", "exec", "ps", "pause",
-            "resume", "features")
+# what the launcher hands over (hooks: for its start and delete)
+COMMANDS = ("create", "run", "exec", "features", "hooks")
 
 
 def _log_error(path: Optional[str], fmt: str, message: str) -> None:
     if not path:
         return
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    from ..oci.state import timestamp
+    now = timestamp()
     line = (json.dumps({"level": "error", "msg": message, "time": now}) if fmt == "json"
-            else f"time=\"{now}\" level=error msg=\"{message}\"")
+            else f"time=\"{now}\" level=error msg={json.dumps(message)}")
     try:
         with open(path, "a") as f:
             f.write(line + "\n")
@@ -100,8 +95,8 @@ def _exec_process(args, state_dir: str, cid: str) -> dict:
     else:
         if not args.args:
             raise UsageError("exec needs --process FILE or the program to run")
-        from ..oci import runtime
-        conf = json.load(open(os.path.join(runtime.state(state_dir, cid)["bundle"],
+        from ..oci.state import Container
+        conf = json.load(open(os.path.join(Container(state_dir, cid).load()["bundle"],
                                            "config.json")))
         base = conf.get("process") or {}
         process = {"args": [a for a in args.args if a != "--"] or args.args,
@@ -131,22 +126,16 @@ def _exec_process(args, state_dir: str, cid: str) -> dict:
 
 
 def run_command(argv: Sequence[str]) -> int:
-    """Parse runc's command line and run it; the exit status."""
+    """Parse the command line the launcher handed over (it has checked the
+    global flags and the command) and run it; the exit status."""
     g, rest = _global_parser().parse_known_args(list(argv))
-    if g.version:
-        from nsfast import __version__
-        print(f"{PROG} version {__version__}\nspec: {VERSION_SPEC}")
-        return 0
     # runc takes global flags before the command only; argparse may have
     # taken the command's own flags into rest
-    if g.command is None:
-        raise UsageError(f"a command is needed: {', '.join(COMMANDS)}")
     if g.command not in COMMANDS:
-        raise UsageError(f"unknown command {g.command!r} ({', '.join(COMMANDS)})")
-    if g.systemd_cgroup:
-        raise UsageError("--systemd-cgroup is not supported: nsfast-runtime manages "
-                         "cgroupfs paths (set SystemdCgroup = false, or "
-                         "cgroup_manager = \"cgroupfs\")")
+        raise UsageError(f"{g.command!r} is not a command of nsfast-runtime's Python side")
+    if g.command in ("create", "run"):
+        from ..oci import cgroup
+        cgroup.warm_migrations()   # first: it overlaps the imports below
     from ..oci.state import DEFAULT_ROOT
     root = g.root or DEFAULT_ROOT
     args = _command_parser(g.command).parse_args([*rest, *g.rest])
@@ -160,45 +149,26 @@ def run_command(argv: Sequence[str]) -> int:
     if name == "run":
         return runtime.run(root, args.id, args.bundle, args.pid_file, args.console_socket,
                            args.detach, args.keep)
-    if name == "start":
-        runtime.start(root, args.id)
-    elif name == "state":
-        print(json.dumps(runtime.state(root, args.id), indent=2))
-    elif name == "kill":
-        runtime.kill(root, args.id, runtime.parse_signal(args.signal), args.all)
-    elif name == "delete":
-        runtime.delete(root, args.id, args.force)
+    if name == "hooks":
+        runtime.run_hooks(root, args.id, args.kind)
     elif name == "exec":
         process = _exec_process(args, root, args.id)
         return runtime.exec_(root, args.id, process, args.pid_file, args.console_socket,
                              args.detach)
-    elif name == "ps":
-        pids = runtime.ps(root, args.id)
-        if args.format == "json":
-            print(json.dumps(pids))
-        else:
-            print("PID CMD")
-            for pid in pids:
-                try:
-                    with open(f"/proc/{pid}/cmdline", "rb") as f:
-                        cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-                except OSError:
-                    continue
-                print(pid, cmd)
-    elif name in ("pause", "resume"):
-        runtime.pause(root, args.id, name == "pause")
     elif name == "features":
         print(json.dumps(runtime.features(), indent=2))
     return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """The nsfast-runtime console script.  It ends with os._exit: create
-    leaves a thread blocked until the container execs, which must not keep
-    the command alive.
+    """`nsfast oci ARGS` as the launcher hands it over.  It ends with
+    os._exit: create leaves a thread blocked until the container execs,
+    which must not keep the command alive.
 
-    >>> run_command(["--version"])  # doctest: +ELLIPSIS
-    nsfast-runtime version ...
+    >>> run_command(["features"])  # doctest: +ELLIPSIS
+    {
+      "ociVersionMin": "1.0.0",
+    ...
     0
     """
     args = list(sys.argv[1:] if argv is None else argv)
@@ -251,5 +221,5 @@ def build_parser(prog: str) -> _Verbatim:
 
 
 def run(args) -> int:
-    """`nsfast oci ...`: the same command line as nsfast-runtime."""
+    """`nsfast oci ...` from the launcher: the same command line as nsfast-runtime."""
     return main(args.rest)

@@ -7,13 +7,14 @@ runtime's commands and has the path its manager chose (Podman's
 the directory in each mounted hierarchy (v1, v2 or hybrid, as runc does),
 writes the limits of linux.resources before the held child runs, and moves
 the child in while it waits.  The state keeps {hierarchy name: directory}.
+What acts on a container's cgroups later (kill --all, delete, ps, pause,
+resume: signalling, the freezer, removing) is C (csrc/cli_oci_cgroup.c).
 """
 from __future__ import annotations
 
 import os
-import signal
+import threading
 import time
-from typing import Iterable
 
 from ..cgroups import _read, _unescape, _write
 from .errors import OciError
@@ -95,15 +96,15 @@ def make(cgroups_path: str, resources: dict, made: list) -> dict:
                     _inherit(mount, rel, f)
         _limit(dirs, resources)
     except BaseException:
-        remove(dirs)
-        remove_parents(made)
+        # no process is in them yet: rmdir is enough
+        remove_parents([*dirs.values()][::-1] + made)
         raise
     return dirs
 
 
 def remove_parents(made: list) -> None:
-    """Remove the parent directories make() made, deepest first, when no
-    other container uses them (a busy or non-empty one stays)."""
+    """Remove directories make() made, deepest first, when no other
+    container uses them (a busy or non-empty one stays)."""
     for path in made:
         try:
             os.rmdir(path)
@@ -114,7 +115,8 @@ def remove_parents(made: list) -> None:
 class Parents:
     """The parent cgroups the runtime made, shared by the containers under
     one state root (a file of paths, under its flock): the last container
-    out removes them, whichever made them.  Parents someone else made (a
+    out removes them, whichever made them (delete, csrc/cli_oci_cgroup.c's
+    oci_sweep_parents, under the same flock).  Parents someone else made (a
     pod's, by the kubelet) are never listed, so never removed."""
 
     def __init__(self, root: str) -> None:
@@ -158,18 +160,6 @@ class Parents:
         """Remember directories make() made."""
         known = self._read()
         self._write(known + [p for p in made if p not in known])
-
-    def sweep(self) -> None:
-        """Remove the remembered parents no container uses any more."""
-        left = []
-        for path in sorted(self._read(), key=len, reverse=True):
-            try:
-                os.rmdir(path)
-            except FileNotFoundError:
-                pass
-            except OSError:
-                left.append(path)
-        self._write(left)
 
 
 def _inherit(mount: str, rel: str, name: str) -> None:
@@ -247,83 +237,58 @@ def _device_rules(path: str, rules: list) -> None:
 
 def attach(dirs: dict, pid: int) -> None:
     """Move pid (the held child) into the container's cgroup everywhere."""
-    for name, path in dirs.items():
-        _write(os.path.join(path, "cgroup.procs"), str(pid), name)
-
-
-def pids(dirs: dict) -> list:
-    """The processes in the container's cgroup (of its first hierarchy that has any)."""
-    for controller in ("freezer", "pids", "memory", "unified"):
-        path = _dir(dirs, controller) if controller != "unified" else dirs.get("unified")
-        if path is None:
-            continue
-        try:
-            return [int(p) for p in _read(os.path.join(path, "cgroup.procs")).split()]
-        except FileNotFoundError:
-            return []
-    return []
-
-
-def frozen(dirs: dict) -> bool:
-    path = _dir(dirs, "freezer")
-    if path is None:
-        return False
     try:
-        return _read(os.path.join(path, "freezer.state")).strip() != "THAWED"
-    except FileNotFoundError:
-        return False
-
-
-def freeze(dirs: dict, on: bool) -> None:
-    """pause/resume: the v1 freezer (FROZEN, THAWED), waiting for FREEZING to end."""
-    path = _dir(dirs, "freezer")
-    if path is None:
-        raise OciError("pause and resume need the freezer cgroup controller (cgroup v1)")
-    state = os.path.join(path, "freezer.state")
-    _write(state, "FROZEN" if on else "THAWED", "freezer")
-    for _ in range(2000):
-        if _read(state).strip() != "FREEZING":
-            return
-        time.sleep(0.001)
-    raise OciError("the container's freezer stays FREEZING")
-
-
-def signal_all(dirs: dict, sig: int) -> None:
-    """Send sig to every process of the container (kill --all)."""
-    freezer = sig == signal.SIGKILL and _dir(dirs, "freezer") is not None
-    if freezer:
-        freeze(dirs, True)   # no fork between the read and the kills
-    try:
-        for pid in pids(dirs):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
+        for name, path in dirs.items():
+            _write(os.path.join(path, "cgroup.procs"), str(pid), name)
     finally:
-        if freezer:
-            freeze(dirs, False)
+        _warming.set()
 
 
-def remove(dirs: dict, timeout: float = 5.0) -> None:
-    """Kill what is left and remove the directories (deepest first)."""
-    if not dirs:
-        return
-    deadline = time.monotonic() + timeout
-    while pids(dirs) and time.monotonic() < deadline:
-        signal_all(dirs, signal.SIGKILL)
-        time.sleep(0.01)
-    for path in _unique(dirs.values()):
-        while True:
-            try:
-                os.rmdir(path)
-                break
-            except FileNotFoundError:
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
+# Moving a process between cgroups takes the kernel's global
+# cgroup_threadgroup_rwsem for writing, and the first writer after a quiet
+# spell waits for an RCU grace period (5-18 ms here, the largest cost of
+# create); writers that follow within about one grace period do not.  So
+# create starts warm_migrations() first thing: a thread that moves this
+# process into the cgroup it is already in (nothing moves), every few ms,
+# while Python imports and reads the bundle, until attach() has moved the
+# container's process.  The grace period passes off the critical path.
+_warming = threading.Event()
+_WARM_FOR = 2.0   # seconds at most, whatever happens to create
 
 
-def _unique(paths: Iterable[str]) -> list:
-    return list(dict.fromkeys(paths))
+def warm_migrations() -> None:
+    """Start the thread that keeps cgroup migrations fast until attach()."""
+    threading.Thread(target=_keep_warm, daemon=True).start()
+
+
+def _keep_warm() -> None:
+    try:
+        fd = os.open(_own_procs_file(), os.O_WRONLY | os.O_CLOEXEC)
+    except (OSError, TypeError):
+        return   # no cgroup file of our own to write: create just waits
+    me = str(os.getpid()).encode()
+    deadline = time.monotonic() + _WARM_FOR
+    try:
+        while not _warming.is_set() and time.monotonic() < deadline:
+            os.write(fd, me)
+            _warming.wait(0.004)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _own_procs_file():
+    """cgroup.procs of the cgroup this process is in (pids' v1 hierarchy,
+    else the v2 one), or None."""
+    with open("/proc/self/cgroup") as f:
+        lines = [line.rstrip("\n").split(":", 2) for line in f]
+    for _, controllers, path in lines:
+        if controllers == "pids":
+            return f"/sys/fs/cgroup/pids{path}/cgroup.procs"
+    for _, controllers, path in lines:
+        if controllers == "":
+            for mount in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+                if os.path.exists(f"{mount}{path}/cgroup.procs"):
+                    return f"{mount}{path}/cgroup.procs"
+    return None

@@ -1,5 +1,8 @@
-"""The runtime's commands: create, start, state, kill, delete, run, exec,
-ps, pause, resume, features.
+"""The runtime's Python commands: create, run, exec, features, and the
+hooks the C commands hand over.  state, start, kill, delete, ps, pause and
+resume are C (csrc/cli_oci.c, run by the launcher without Python); the
+commands here that need one of them, or a container's status, call the
+launcher (launcher()).
 
 create spawns the container through nsfast.spawn (nsfast/oci/config.py
 turns config.json into its options) with hold=: the child makes its
@@ -11,21 +14,14 @@ one byte into the fifo and the child execs.
 """
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import socket
 import threading
-import time
-from datetime import datetime, timezone
 from typing import Optional
 
-from . import cgroup, config as _config, hooks as _hooks
-from .state import Container, OciError, alive, public_state, remove_dir, start_time, status
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+from . import cgroup, config as _config
+from .state import Container, OciError, start_time, timestamp
 
 
 def _write_pid_file(path: Optional[str], pid: int) -> None:
@@ -138,86 +134,117 @@ def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = 
     except FileExistsError:
         raise OciError(f"container with id {container_id!r} exists already") from None
     bundle = os.path.realpath(bundle)
-    dirs: dict = {}
-    made: list = []
     opened: list = []
+    c.lock()
     try:
-        with c:
-            c.save({"status": "creating", "bundle": bundle, "created": _now()})
-            conf = _config.load(bundle)
-            opts, setup = _config.spawn_options(bundle, conf)
-            state = {"status": "", "bundle": bundle, "rootfs": setup.rootfs,
-                     "created": _now(), "annotations": conf.get("annotations") or {},
-                     "hooks": setup.hooks}
-            cg_path = setup.cgroups_path or f"/nsfast-runtime/{container_id}"
-            with cgroup.Parents(root) as parents:
-                dirs = cgroup.make(cg_path, setup.resources, made)
-                parents.add(made)
-            state["cgroups"] = dirs
-            from .config import mount_steps
-            spawn_mounts = mount_steps(conf, setup.rootfs, "/" + cg_path.strip("/"))
-            os.mkfifo(c.fifo, 0o600)
-            go = os.open(c.fifo, os.O_RDWR | os.O_CLOEXEC)
-            opened.append(go)
-            master = -1
-            if setup.terminal:
-                if not console_socket:
-                    raise OciError("process.terminal needs --console-socket")
-                master, slave = _pty()
-                opened.extend((master, slave))
-                opts.update(stdin=slave, stdout=slave, stderr=slave, new_session=True,
-                            controlling_tty=True)
-            argv = opts.pop("argv")
-            opts["mounts"] = [_Steps(spawn_mounts)]
+        public = {"bundle": bundle, "rootfs": "", "created": timestamp(), "owner": "",
+                  "annotations": {}}
+        c.save(public)
+        c.save_facts()
+        conf = _config.load(bundle)
+        opts, setup = _config.spawn_options(bundle, conf)
+        public.update(rootfs=setup.rootfs, annotations=conf.get("annotations") or {})
+        c.save(public)
+        cg_path = setup.cgroups_path or f"/nsfast-runtime/{container_id}"
+        made: list = []
+        with cgroup.Parents(root) as parents:
+            dirs = cgroup.make(cg_path, setup.resources, made)
+            parents.add(made)
+        c.save_facts(cgroups=dirs)
+        from .config import mount_steps
+        spawn_mounts = mount_steps(conf, setup.rootfs, "/" + cg_path.strip("/"))
+        os.mkfifo(c.fifo, 0o600)
+        go = os.open(c.fifo, os.O_RDWR | os.O_CLOEXEC)
+        opened.append(go)
+        master = -1
+        if setup.terminal:
+            if not console_socket:
+                raise OciError("process.terminal needs --console-socket")
+            master, slave = _pty()
+            opened.extend((master, slave))
+            opts.update(stdin=slave, stdout=slave, stderr=slave, new_session=True,
+                        controlling_tty=True)
+        argv = opts.pop("argv")
+        opts["mounts"] = [_Steps(spawn_mounts)]
 
-            def on_created(pid: int) -> None:
-                cgroup.attach(dirs, pid)
+        def on_created(pid: int) -> None:
+            cgroup.attach(dirs, pid)
+            if setup.rlimits:
                 import resource
                 for res, soft, hard in setup.rlimits:
                     resource.prlimit(pid, res, (soft, hard))
-                if setup.oom_score_adj is not None:
-                    with open(f"/proc/{pid}/oom_score_adj", "w") as f:
-                        f.write(str(setup.oom_score_adj))
-                if setup.sysctl:
-                    _sysctls(pid, setup.sysctl)
+            if setup.oom_score_adj is not None:
+                with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+                    f.write(str(setup.oom_score_adj))
+            if setup.sysctl:
+                _sysctls(pid, setup.sysctl)
+            if setup.hooks.get("prestart") or setup.hooks.get("createRuntime"):
+                from . import hooks as _hooks
                 _hooks.run(setup.hooks, ("prestart", "createRuntime"),
-                           _hook_state(c, state, "created", pid))
+                           _hook_state(c, public, "created", pid))
 
-            held = _Held(argv, opts, on_created)
-            opts["hold"] = (held.ready_w, go)
-            before_root = None
-            if setup.hooks.get("createContainer"):
-                # after the mounts, before pivot_root, in the container's
-                # namespaces: the child holds there once more
-                root_r, root_w = os.pipe2(os.O_CLOEXEC)
-                opened.extend((root_r, root_w))
-                opts["hold_before_root"] = (held.ready_w, root_r)
+        held = _Held(argv, opts, on_created)
+        opts["hold"] = (held.ready_w, go)
+        before_root = None
+        if setup.hooks.get("createContainer"):
+            # after the mounts, before pivot_root, in the container's
+            # namespaces: the child holds there once more
+            root_r, root_w = os.pipe2(os.O_CLOEXEC)
+            opened.extend((root_r, root_w))
+            opts["hold_before_root"] = (held.ready_w, root_r)
 
-                def before_root(pid: int) -> None:
-                    try:
-                        _hooks.run_inside(setup.hooks, pid, _hook_state(c, state, "created", pid),
-                                          "createContainer")
-                    except BaseException:
-                        os.close(opened.pop(opened.index(root_w)))   # EOF: the child ends
-                        raise
-                    os.write(root_w, b"g")
-            held.wait_held(before_root)
-            pid = held.held_pid
-            state.update(status="created", pid=pid, start_time=start_time(pid))
-            c.save(state)
-            _write_pid_file(pid_file, pid)
-            if master >= 0:
-                _send_console(console_socket, master)
-            return held
+            def before_root(pid: int) -> None:
+                from . import hooks as _hooks
+                # it waits for our byte: this pid is surely the child's
+                pidfd = os.pidfd_open(pid)
+                try:
+                    _hooks.run_inside(setup.hooks, pid, _hook_state(c, public, "created", pid),
+                                      "createContainer")
+                except BaseException:
+                    # not an EOF on root_r: the child's fds, our lock's among
+                    # them, are still copies of ours until its fds step
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    raise
+                finally:
+                    os.close(pidfd)
+                os.write(root_w, b"g")
+        held.wait_held(before_root)
+        pid = held.held_pid
+        c.save_facts(pid, start_time(pid), dirs, setup.hooks)
+        _write_pid_file(pid_file, pid)
+        if master >= 0:
+            _send_console(console_socket, master)
+        c.unlock()
+        return held
     except BaseException:
-        cgroup.remove(dirs)
-        with cgroup.Parents(root) as parents:
-            parents.sweep()
-        remove_dir(c)
+        # delete --force (C) kills what the cgroups hold and removes them,
+        # the parents no container uses, and the directory
+        c.unlock()
+        launcher(root, "delete", "--force", container_id, check=False)
         raise
     finally:
         for fd in opened:
             os.close(fd)
+
+
+def launcher(root: str, *args: str, check: bool = True) -> str:
+    """Run a C command of nsfast-runtime (state, start, delete, ...) on the
+    state root; its output.  OciError with its one-line error when it fails."""
+    import subprocess
+    from ..cli import LAUNCHER
+    done = subprocess.run([LAUNCHER, "oci", "--root", root, *args], capture_output=True,
+                          stdin=subprocess.DEVNULL)
+    if done.returncode != 0 and check:
+        message = done.stderr.decode(errors="replace").strip()
+        raise OciError(message.removeprefix("nsfast-runtime: ") or
+                       f"{args[0]}: exit status {done.returncode}")
+    return done.stdout.decode()
+
+
+def status_of(root: str, container_id: str) -> str:
+    """The container's status, as the C `state` says it."""
+    import json
+    return json.loads(launcher(root, "state", container_id))["status"]
 
 
 class _Steps:
@@ -231,9 +258,9 @@ class _Steps:
         return self.steps
 
 
-def _hook_state(c: Container, state: dict, st: str, pid: int) -> dict:
+def _hook_state(c: Container, public: dict, st: str, pid: int) -> dict:
     return {"ociVersion": "1.0.2", "id": c.id, "status": st, "pid": pid,
-            "bundle": state.get("bundle", ""), "annotations": state.get("annotations", {})}
+            "bundle": public.get("bundle", ""), "annotations": public.get("annotations", {})}
 
 
 def _sysctls(pid: int, values: dict) -> None:
@@ -257,130 +284,22 @@ def _sysctls(pid: int, values: dict) -> None:
         raise OciError(f"linux.sysctl: {errors[0]}")
 
 
-def _loaded(root: str, container_id: str) -> tuple:
+def run_hooks(root: str, container_id: str, kind: str) -> None:
+    """The hooks of one kind that a C command hands over (`nsfast oci hooks
+    KIND ID`): startContainer inside the container, before start releases
+    it (a failure fails start); poststart and poststop, whose failures are
+    ignored, as the spec asks."""
+    from . import hooks as _hooks
     c = Container(root, container_id)
-    if not c.exists():
-        raise OciError(f"container {container_id!r} does not exist")
-    return c, c.load()
-
-
-def start(root: str, container_id: str) -> None:
-    """Release a created container: one byte into its exec.fifo."""
-    c, _ = _loaded(root, container_id)
-    with c:
-        state = c.load()
-        st = status(c, state)
-        if st != "created":
-            raise OciError(f"cannot start a container that is {st} (only a created one)")
-        _hooks.run_inside(state.get("hooks") or {}, state["pid"],
-                          _hook_state(c, state, "created", state["pid"]))
-        try:
-            fd = os.open(c.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as e:
-            if e.errno == errno.ENXIO:
-                raise OciError("the container process no longer waits to be started "
-                               "(it has exited)") from None
-            raise
-        try:
-            os.write(fd, b"0")
-        finally:
-            os.close(fd)
-        os.unlink(c.fifo)
-        _hooks.run(state.get("hooks") or {}, ("poststart",),
-                   _hook_state(c, state, "running", state["pid"]), fatal=False)
-
-
-def state(root: str, container_id: str) -> dict:
-    c, st = _loaded(root, container_id)
-    return public_state(c, st)
-
-
-def parse_signal(text: str) -> int:
-    """'KILL', 'SIGKILL', 'kill' or '9' -> 9.
-
-    >>> parse_signal("TERM"), parse_signal("SIGHUP"), parse_signal("9")
-    (15, 1, 9)
-    """
-    if text.isdigit():
-        n = int(text)
+    hooks, public, pid = c.hooks(), c.load(), c.facts()["pid"]
+    if kind == "startContainer":
+        _hooks.run_inside(hooks, pid, _hook_state(c, public, "created", pid))
+    elif kind == "poststart":
+        _hooks.run(hooks, ("poststart",), _hook_state(c, public, "running", pid), fatal=False)
+    elif kind == "poststop":
+        _hooks.run(hooks, ("poststop",), _hook_state(c, public, "stopped", 0), fatal=False)
     else:
-        name = text.upper()
-        name = name if name.startswith("SIG") else "SIG" + name
-        n = getattr(signal.Signals, name, None)
-        if n is None:
-            raise OciError(f"unknown signal {text!r}")
-    if not 0 < n < signal.NSIG:
-        raise OciError(f"signal {text!r} is out of range")
-    return int(n)
-
-
-def _signal_pid(state: dict, sig: int) -> None:
-    """sig to the container's process, through a pidfd checked to be the
-    same process the state names (no stray signal to a reused pid)."""
-    pid = state["pid"]
-    fd = os.pidfd_open(pid)
-    try:
-        if start_time(pid) != state.get("start_time"):
-            raise OciError("container not running")
-        signal.pidfd_send_signal(fd, sig)
-    finally:
-        os.close(fd)
-
-
-def kill(root: str, container_id: str, sig: int = signal.SIGTERM, all_: bool = False) -> None:
-    c, st = _loaded(root, container_id)
-    s = status(c, st)
-    if s in ("stopped", "creating") and not all_:
-        raise OciError(f"container not running ({s})")
-    if all_:
-        cgroup.signal_all(st.get("cgroups") or {}, sig)
-        return
-    try:
-        _signal_pid(st, sig)
-    except ProcessLookupError:
-        raise OciError("container not running") from None
-
-
-def _wait_gone(st: dict, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while alive(st):
-        if time.monotonic() > deadline:
-            raise OciError("the container's process did not end after SIGKILL")
-        time.sleep(0.005)
-
-
-def delete(root: str, container_id: str, force: bool = False) -> None:
-    c = Container(root, container_id)
-    if not c.exists():
-        if force:
-            # as runc: nothing to force; a create that died half way may
-            # have left its directory
-            if os.path.isdir(c.dir):
-                remove_dir(c)
-            return
-        raise OciError(f"container {container_id!r} does not exist")
-    with c:
-        st = c.load()
-        s = status(c, st)
-        dirs = st.get("cgroups") or {}
-        if s in ("running", "paused") and not force:
-            raise OciError(f"cannot delete container {container_id} that is not stopped: {s}")
-        if s != "stopped":
-            if s == "paused":
-                cgroup.freeze(dirs, False)
-            cgroup.signal_all(dirs, signal.SIGKILL)
-            if alive(st):
-                try:
-                    _signal_pid(st, signal.SIGKILL)
-                except (ProcessLookupError, OciError):
-                    pass
-            _wait_gone(st)
-        cgroup.remove(dirs)
-        with cgroup.Parents(root) as parents:
-            parents.sweep()
-        hooks = st.get("hooks") or {}
-        remove_dir(c)
-    _hooks.run(hooks, ("poststop",), _hook_state(c, st, "stopped", 0), fatal=False)
+        raise OciError(f"hooks: unknown kind {kind!r}")
 
 
 def run(root: str, container_id: str, bundle: str, pid_file: Optional[str] = None,
@@ -388,7 +307,7 @@ def run(root: str, container_id: str, bundle: str, pid_file: Optional[str] = Non
     """create + start; without detach, wait for the container and delete it
     (unless keep); its exit status is the command's."""
     held = create(root, container_id, bundle, pid_file, console_socket)
-    start(root, container_id)
+    launcher(root, "start", container_id)
     if detach:
         return 0
     held.thread.join()
@@ -404,7 +323,7 @@ def run(root: str, container_id: str, bundle: str, pid_file: Optional[str] = Non
             print(f"nsfast-runtime: {err}", file=__import__("sys").stderr)
         code = 127
     if not keep:
-        delete(root, container_id, force=True)
+        launcher(root, "delete", "--force", container_id)
     return code
 
 
@@ -412,16 +331,17 @@ def exec_(root: str, container_id: str, process: dict, pid_file: Optional[str] =
           console_socket: Optional[str] = None, detach: bool = False) -> int:
     """Run one more process in the container's namespaces and cgroup, with
     the container's seccomp filter and the process's own ids and capabilities."""
-    c, st = _loaded(root, container_id)
-    s = status(c, st)
+    s = status_of(root, container_id)
     if s != "running":
         raise OciError(f"cannot exec in a container that is {s}")
+    c = Container(root, container_id)
+    public, facts = c.load(), c.facts()
     opts = _config.process_options(process)
-    conf = _config.load(st["bundle"])
+    conf = _config.load(public["bundle"])
     linux = conf.get("linux") or {}
     opts.update(_config.seccomp_options(linux))
-    _config.check_program(st["rootfs"], conf, opts["argv"][0], opts["env"])
-    pid = st["pid"]
+    _config.check_program(public["rootfs"], conf, opts["argv"][0], opts["env"])
+    pid = facts["pid"]
     opts["join"] = pid
     opened: list = []
     master = -1
@@ -433,7 +353,7 @@ def exec_(root: str, container_id: str, process: dict, pid_file: Optional[str] =
             opened.extend((master, slave))
             opts.update(stdin=slave, stdout=slave, stderr=slave, new_session=True,
                         controlling_tty=True)
-        dirs = st.get("cgroups") or {}
+        dirs = facts["cgroups"]
         argv = opts.pop("argv")
         # held before exec until the pid file is written: the caller (conmon,
         # the shim) must know the pid before the process can end
@@ -476,21 +396,6 @@ def _release_after_exit(go_w: int) -> None:
         finally:
             os._exit(0)
     os.close(parent)
-
-
-def ps(root: str, container_id: str) -> list:
-    c, st = _loaded(root, container_id)
-    return cgroup.pids(st.get("cgroups") or {})
-
-
-def pause(root: str, container_id: str, on: bool) -> None:
-    c, st = _loaded(root, container_id)
-    with c:
-        s = status(c, st)
-        want = "running" if on else "paused"
-        if s != want:
-            raise OciError(f"container is {s}, not {want}")
-        cgroup.freeze(st.get("cgroups") or {}, on)
 
 
 def features() -> dict:

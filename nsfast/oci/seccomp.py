@@ -12,7 +12,10 @@ import ctypes
 import errno as _errno
 import functools
 import json
+import os
+import stat
 from dataclasses import dataclass
+from typing import Optional
 
 from ..seccomp import (_ACT_ALLOW, _ACT_KILL_PROCESS, _ACT_LOG, _FLTATR_CTL_OPTIMIZE, Seccomp,
                        _add, _act_errno, _export, _library, _number)
@@ -54,9 +57,90 @@ class OciProfile(Seccomp):
         return _compiled(self.profile)
 
 
+# Each create is a new process, and Podman passes the same profile to
+# every container: the program is kept between them, in root's own
+# directory, read only when it is root's and closed to others (whoever can
+# write there could hand containers an allow-everything filter).  On tmpfs:
+# a reboot, or a new libseccomp, starts afresh.
+CACHE_DIR = "/run/nsfast-runtime.seccomp"
+_CACHE_MAX = 64   # programs; beyond that the directory is emptied
+
+
 @functools.lru_cache(maxsize=16)
 def _compiled(text: str) -> bytes:
-    return compile_profile(json.loads(text))
+    key = _cache_key(text)
+    out = _cache_read(key)
+    if out is None:
+        out = compile_profile(json.loads(text))
+        _cache_write(key, out)
+    return out
+
+
+def _cache_key(text: str) -> str:
+    """sha256 of the profile and what else decides the program: a key that
+    a crafted profile cannot share with another's."""
+    try:   # the builtin module: hashlib loads OpenSSL, 3 ms of a create
+        from _sha2 import sha256   # type: ignore[import-not-found]  # 3.12+
+    except ImportError:
+        try:
+            from _sha256 import sha256   # type: ignore[import-not-found,no-redef]
+        except ImportError:
+            from hashlib import sha256   # type: ignore[no-redef]
+    from .. import __version__
+    ident = f"{__version__}\0{os.uname().machine}\0{os.environ.get('NSFAST_LIBSECCOMP')}\0"
+    return sha256((ident + text).encode()).hexdigest()
+
+
+def _cache_dir() -> Optional[str]:
+    """CACHE_DIR when it can be trusted (made now if missing), else None."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        os.mkdir(CACHE_DIR, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    st = os.lstat(CACHE_DIR)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != 0 or st.st_mode & 0o077:
+        return None
+    return CACHE_DIR
+
+
+def _cache_read(key: str) -> Optional[bytes]:
+    where = _cache_dir()
+    if where is None:
+        return None
+    try:
+        fd = os.open(os.path.join(where, key), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        data = f.read()
+    # a whole program of sock_filter records, root's own (a torn or foreign
+    # file is compiled anew)
+    if st.st_uid != 0 or st.st_mode & 0o077 or not data or len(data) % 8:
+        return None
+    return data
+
+
+def _cache_write(key: str, program: bytes) -> None:
+    where = _cache_dir()
+    if where is None:
+        return
+    try:
+        names = os.listdir(where)
+        if len(names) >= _CACHE_MAX:
+            for name in names:
+                os.unlink(os.path.join(where, name))
+        tmp = os.path.join(where, f".{key}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(program)
+        os.rename(tmp, os.path.join(where, key))
+    except OSError:
+        pass   # a cache: the next create compiles again
 
 
 def compile_profile(profile: dict) -> bytes:
