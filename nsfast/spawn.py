@@ -70,6 +70,17 @@ def spawn(argv: Argv | SpawnPlan, **options: Any) -> Process:
     supplementary groups to set (default: dropped when the ids change inside
     a new user namespace, kept otherwise).
 
+    capabilities: the names (or numbers) kept in every set, the rest dropped
+    from the bounding set too; ambient_capabilities: those of them raised
+    into the ambient set, which is what a uid other than 0 keeps through exec.
+    new_session: setsid; controlling_tty=True then makes stdin, a terminal,
+    the new session's controlling terminal (TIOCSCTTY).
+
+    hold=(ready, go): the child writes a byte on ready (an fd, or -1) once set
+    up, and execs only after a byte comes on go (an OCI runtime's create and
+    start); hold_before_root holds it the same way after its mounts, before its
+    root is entered.  spawn() returns at the exec, so call it from a thread.
+
     pdeathsig fires when the spawning *thread* ends (the kernel's rule): a
     child spawned from a short-lived worker thread dies with that thread
     unless pdeathsig=None.
