@@ -14,6 +14,7 @@ import collections
 import os
 import threading
 import time
+import weakref
 from typing import Any, Callable, Optional
 
 from . import _core
@@ -46,6 +47,19 @@ def new_netns(cls: type = Namespace) -> Namespace:
         raise os_error(e.errno, None, namespace_hint(e.errno, ["net"]),
                        what="unshare(net)") from None
     return cls(fd)
+
+
+_pools: "weakref.WeakSet[NetnsPool]" = weakref.WeakSet()
+
+
+def _forget_pools_in_child() -> None:
+    # a forked child must never hand out the namespaces its parent hands
+    # out too: its copies of the pools are closed, their namespaces dropped
+    for pool in list(_pools):
+        pool._forked()
+
+
+os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 
 class NetnsPool(Closeable):
@@ -92,6 +106,8 @@ class NetnsPool(Closeable):
         self._wait_ns = 0
         self._last_error: Optional[BaseException] = None
         self._thread: Optional[threading.Thread] = None
+        self._pid = os.getpid()
+        _pools.add(self)
         if size:
             self._thread = threading.Thread(target=self._refill, name="nsfast-netns-pool",
                                             daemon=True)
@@ -160,6 +176,14 @@ class NetnsPool(Closeable):
         return ns
 
     # ---- the public side
+    def _forked(self) -> None:
+        """In a forked child: this copy is closed and its namespaces, the
+        parent's to hand out, are dropped (its thread did not come along)."""
+        self._cond = threading.Condition()   # another thread may have held it
+        self._closed, self._thread = True, None
+        while self._ready:
+            self._ready.popleft().close()
+
     def take(self) -> Namespace:
         """A fresh network namespace handle, yours to close; made inline (a miss)
         when none is ready.
@@ -171,6 +195,9 @@ class NetnsPool(Closeable):
         t0 = time.perf_counter_ns()
         with self._cond:
             if self._closed:
+                if self._pid != os.getpid():
+                    raise ValueError(f"this NetnsPool belongs to process {self._pid}: a "
+                                     f"forked child makes a pool of its own")
                 raise ValueError("the pool is closed")
             if self._ready:
                 ns = self._ready.popleft()
@@ -238,19 +265,6 @@ class _Shared:
     lock = threading.Lock()
     pool: Optional[NetnsPool] = None
     pid = 0
-
-
-def _forget_shared_in_child() -> None:
-    # a forked child must never hand out the namespaces its parent hands
-    # out too: it drops the inherited ones (the thread did not come along)
-    pool, _Shared.pool = _Shared.pool, None
-    if pool is not None:
-        pool._closed = True
-        while pool._ready:
-            pool._ready.popleft().close()
-
-
-os.register_at_fork(after_in_child=_forget_shared_in_child)
 
 
 def shared_loopback() -> NetnsPool:

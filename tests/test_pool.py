@@ -13,7 +13,8 @@ import time
 import pytest
 
 import nsfast
-from conftest import need_tool, ns_inode, open_fds
+import nsfast.pool
+from conftest import need_root, need_tool, ns_inode, open_fds
 
 
 def host_net() -> int:
@@ -175,3 +176,59 @@ def test_bad_arguments(kw, exc):
     with pytest.raises(exc):
         nsfast.NetnsPool(**kw)
     assert threading.active_count() == threads
+
+
+def _child_report(pool, held: set, shared: bool) -> bytes:
+    """In the forked child: how many of the parent's ready namespaces it
+    holds, then what taking one gives it."""
+    inherited = sum(os.stat(f"/proc/self/fd/{fd}").st_ino in held
+                    for fd in os.listdir("/proc/self/fd") if fd.isdigit()
+                    and os.path.exists(f"/proc/self/fd/{fd}"))
+    try:
+        mine = nsfast.pool.shared_loopback() if shared else pool
+        with mine.take() as ns:
+            ino = os.fstat(ns.fileno()).st_ino
+        said = b"took %d, %s" % (ino, b"the parent's" if ino in held else b"its own")
+    except ValueError as e:
+        said = str(e).encode()
+    return b"%d %s" % (inherited, said)
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["own pool", "shared_loopback"])
+def test_a_forked_child_never_hands_out_its_parents_namespaces(shared):
+    """The ready namespaces of a pool are the parent's to hand out: a forked
+    child's copy of a pool is closed, without them, and says why; the shared
+    loopback pool of Sandboxes is made anew in the child."""
+    need_root()
+    pool = nsfast.pool.shared_loopback() if shared else nsfast.NetnsPool(size=2)
+    try:
+        for _ in range(500):   # until the background thread has made some
+            if pool.stats()["ready"]:
+                break
+            time.sleep(0.01)
+        held = {os.fstat(ns.fileno()).st_ino for ns in list(pool._ready)}
+        assert held
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:   # the child: only os._exit from here
+            try:
+                os.close(r)
+                os.write(w, _child_report(pool, held, shared))
+            finally:
+                os._exit(0)
+        os.close(w)
+        try:
+            got = os.read(r, 300)
+        finally:
+            os.close(r)
+            os.waitpid(pid, 0)
+        assert got.startswith(b"0 "), got
+        if shared:
+            assert got.endswith(b"its own"), got
+        else:
+            assert b"forked child makes a pool of its own" in got
+        with pool.take() as ns:   # the parent's pool goes on
+            assert os.fstat(ns.fileno()).st_ino in held
+    finally:
+        if not shared:
+            pool.close()

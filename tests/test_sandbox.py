@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
@@ -436,39 +435,6 @@ def test_network_new_makes_the_namespace_at_spawn():
         assert pool.stats()["hits"] + pool.stats()["misses"] == taken
     assert r.stdout.split()[1:] == [b"lo:", b"UNKNOWN"]
     assert r.stdout.split()[0] != os.readlink("/proc/self/ns/net").encode()
-
-
-def test_the_shared_pool_is_not_shared_with_a_forked_child():
-    need_root()
-    pool = nsfast.pool.shared_loopback()
-    for _ in range(500):   # until the background thread has made some
-        if pool.stats()["ready"]:
-            break
-        time.sleep(0.01)
-    held = {os.fstat(ns.fileno()).st_ino for ns in list(pool._ready)}
-    assert held
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:   # the child: only os._exit from here
-        try:
-            os.close(r)
-            # the parent's ready namespaces are not held here
-            inherited = sum(os.stat(f"/proc/self/fd/{fd}").st_ino in held
-                            for fd in os.listdir("/proc/self/fd") if fd.isdigit()
-                            and os.path.exists(f"/proc/self/fd/{fd}"))
-            fresh = nsfast.pool.shared_loopback()
-            with fresh.take() as ns:
-                ino = os.fstat(ns.fileno()).st_ino
-            os.write(w, b"%d %d %d" % (ino, fresh is pool, inherited))
-        finally:
-            os._exit(0)
-    os.close(w)
-    try:
-        got = os.read(r, 100).split()
-    finally:
-        os.close(r)
-        os.waitpid(pid, 0)
-    assert got[1:] == [b"0", b"0"] and int(got[0]) not in held
 
 
 def test_sandbox_run_timeout_kills():
