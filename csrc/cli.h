@@ -23,6 +23,9 @@ void nsf_cli_one_line(const char *text, char *line, size_t size);
 long long nsf_cli_u32(const char *prog, const char *text, const char *what);
 /* Write text to path in one write(2) (a /proc map file takes one), or exit 1. */
 void nsf_cli_write_file(const char *prog, const char *path, const char *text);
+/* The id our network namespace gives the one fd refers to (RTM_GETNSID on the
+ * NETLINK_ROUTE socket sock); -1 when unassigned or not told. */
+int nsf_netnsid_of(int sock, int fd);
 
 /* What `nsfast enter` was asked, as nsfast/cli/enter.py's Options were. */
 struct nsf_enter_opts {
@@ -58,6 +61,11 @@ int nsf_unshare_main(int argc, char **argv);
 int nsf_netns_exec_main(int argc, char **argv);
 /* `nsfast netns add NAME`, `nsfast netns del|delete NAME...` (argv[0] the verb) */
 int nsf_netns_add_main(int argc, char **argv);
+/* `nsfast netns list`, `nsfast netns identify [PID]` (argv[0] the verb) */
+int nsf_netns_list_main(int argc, char **argv);
+/* What a killed add leaves at fd: an empty regular file, no namespace on it,
+ * whose flock no add holds (csrc/cli_netns_add.c). */
+int nsf_netns_file_is_stale(int fd);
 /* `nsfast ls ARGS` (argv[0] "ls"): lsns(8)'s listing (csrc/cli_ls*.c) */
 int nsf_ls_main(int argc, char **argv);
 /* Exit 1 with nsfast.netns's message unless name is a usable netns name. */

@@ -568,48 +568,6 @@ static void fill_creators(struct ls_world *w)
     }
 }
 
-/* The id our network namespace gives the one fd refers to (RTM_GETNSID);
- * -1 when unassigned or not told. */
-static int netnsid_of(int sock, int fd)
-{
-    struct {
-        struct nlmsghdr h;
-        struct rtgenmsg g;
-        char pad[3];
-        struct nlattr a;
-        uint32_t fd;
-    } req = {
-        .h = {.nlmsg_len = sizeof req, .nlmsg_type = RTM_GETNSID, .nlmsg_flags = NLM_F_REQUEST,
-              .nlmsg_seq = 1},
-        .g = {.rtgen_family = AF_UNSPEC},
-        .a = {.nla_len = 8, .nla_type = NETNSA_FD},
-        .fd = (uint32_t)fd,
-    };
-    if (send(sock, &req, sizeof req, 0) < 0)
-        return -1;
-    union {
-        struct nlmsghdr h;
-        char bytes[4096];
-    } reply;
-    ssize_t n = recv(sock, &reply, sizeof reply, 0);
-    if (n < (ssize_t)sizeof reply.h || reply.h.nlmsg_type != RTM_NEWNSID)
-        return -1;
-    size_t length = reply.h.nlmsg_len < (size_t)n ? reply.h.nlmsg_len : (size_t)n;
-    for (size_t pos = NLMSG_HDRLEN + 4; pos + 4 <= length;) {
-        struct nlattr a;
-        memcpy(&a, reply.bytes + pos, sizeof a);
-        if (a.nla_type == NETNSA_NSID && a.nla_len >= 8 && pos + 8 <= length) {
-            int32_t v;
-            memcpy(&v, reply.bytes + pos + 4, sizeof v);
-            return v < 0 ? -1 : v;
-        }
-        if (a.nla_len < 4)
-            break;
-        pos += (a.nla_len + 3u) & ~3u;
-    }
-    return -1;
-}
-
 static void fill_netnsids(struct ls_world *w)
 {
     int sock = -1;
@@ -622,7 +580,7 @@ static void fill_netnsids(struct ls_world *w)
         if (sock < 0)
             sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
         if (sock >= 0)
-            w->ns[i]->netnsid = netnsid_of(sock, fd);
+            w->ns[i]->netnsid = nsf_netnsid_of(sock, fd);
         close(fd);
     }
     if (sock >= 0)

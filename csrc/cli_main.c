@@ -1,7 +1,8 @@
 /* The nsfast command.  The drop-ins for the tools that exec in place,
  * `nsfast enter` (alias nsenter), `nsfast unshare` and `nsfast netns exec`,
  * run here, in C, and exec the program in this process as nsenter(1),
- * unshare(1) and `ip netns exec` do; so do `netns add` and `netns del`, and
+ * unshare(1) and `ip netns exec` do; so do `netns add`, `del`, `list` and
+ * `identify`, and
  * `nsfast ls` (lsns(8)), whose cost would otherwise be Python's start-up.
  * Every other command line (and an unshare whose options need nsfast's
  * Python) is the Python CLI's, started as
@@ -98,6 +99,8 @@ int main(int argc, char **argv)
         if (strcmp(argv[2], "add") == 0 || strcmp(argv[2], "del") == 0 ||
             strcmp(argv[2], "delete") == 0)
             return nsf_netns_add_main(argc - 2, argv + 2);
+        if (strcmp(argv[2], "list") == 0 || strcmp(argv[2], "identify") == 0)
+            return nsf_netns_list_main(argc - 2, argv + 2);
     }
     nsf_cli_run_python(argc, argv);
 }

@@ -81,17 +81,21 @@ static int same_file(int fd, const char *path)
            a.st_ino == b.st_ino;
 }
 
-/* An empty regular file with no namespace on it whose flock no add holds:
- * what a killed add leaves.  Removed (the directory's flock is held). */
-static int remove_if_stale(const char *path)
+int nsf_netns_file_is_stale(int fd)
 {
     struct stat st;
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0 &&
+           nsf_ns_ioctl(fd, NS_GET_NSTYPE) < 0 && flock(fd, LOCK_EX | LOCK_NB) == 0;
+}
+
+/* A stale file at path (nsf_netns_file_is_stale), removed (the directory's
+ * flock is held). */
+static int remove_if_stale(const char *path)
+{
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return 0;
-    int stale = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0 &&
-                nsf_ns_ioctl(fd, NS_GET_NSTYPE) < 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-                same_file(fd, path) && unlink(path) == 0;
+    int stale = nsf_netns_file_is_stale(fd) && same_file(fd, path) && unlink(path) == 0;
     close(fd);
     return stale;
 }

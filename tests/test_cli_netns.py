@@ -255,3 +255,33 @@ def test_add_replaces_what_a_killed_add_left(names):
     assert "already exists" in one_line_error(run_cli("netns", "add", name))
     run_cli("netns", "del", name, check=True)
     assert not os.path.lexists(path)
+
+
+@pytest.mark.parametrize("verb", [["list"], ["identify"]])
+def test_list_and_identify_start_no_python(tmp_path, verb):
+    """strace (witness): `nsfast netns list|identify` is one execve, the
+    launcher's own, as `ip netns` starts."""
+    import nsfast.cli
+    from conftest import need
+    strace = need_tool("strace")
+    need(os.access(nsfast.cli.LAUNCHER, os.X_OK), "the C nsfast command (pip install)")
+    log = tmp_path / "execs"
+    r = subprocess.run([strace, "-f", "-qq", "-e", "trace=execve", "-o", str(log),
+                        nsfast.cli.LAUNCHER, "netns", *verb], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    execs = [line for line in log.read_text().splitlines() if "execve(" in line]
+    assert len(execs) == 1 and nsfast.cli.LAUNCHER in execs[0], execs
+
+
+def test_list_names_what_a_killed_add_left_on_stderr(names):
+    """The empty file a killed add leaves is listed, as ip lists it, and named
+    on stderr; the status stays 0, as ip's."""
+    name = names("kl", create=False)
+    os.close(os.open(f"/run/netns/{name}", os.O_CREAT | os.O_EXCL, 0))
+    try:
+        r = run_cli("netns", "list", check=True)
+        assert name in r.stdout.decode().split()
+        assert f"/run/netns/{name}: an empty file, not a network namespace" in r.stderr.decode()
+        assert name in ip("netns", "list").stdout.split()
+    finally:
+        run_cli("netns", "del", name, check=True)

@@ -27,10 +27,11 @@ COMMANDS = {
     "oci": "oci",
 }
 
-# the sub-commands the C launcher runs itself (netns: exec, add, del; oci:
+# the sub-commands the C launcher runs itself (netns: exec, add, del, list,
+# identify; oci:
 # its frequent commands, and it hands the others back)
 C_COMMANDS = ("enter", "nsenter", "unshare", "ls", "oci")
-C_NETNS_VERBS = ("exec", "add", "del", "delete")
+C_NETNS_VERBS = ("exec", "add", "del", "delete", "list", "identify")
 # the launcher as setup.py builds it into the package directory
 LAUNCHER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_nsfast")
 

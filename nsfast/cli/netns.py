@@ -125,20 +125,6 @@ def _nsid_of_name(name: str) -> Optional[int]:
         os.close(fd)
 
 
-def _list(rest: list) -> None:
-    from nsfast import netns
-    _want(rest, 0, "list")
-    lines = []
-    for name in _names():
-        nsid = _nsid_of_name(name)
-        lines.append(name if nsid is None else f"{name} (id: {nsid})")
-    _print_lines(lines)
-    for name in netns.stale():
-        fail("nsfast netns", f"{netns.path_of(name)}: an empty file, not a network "
-             f"namespace (an add was killed); `nsfast netns del` or the next add of "
-             f"that name removes it")
-
-
 def _list_id(rest: list) -> None:
     """ip netns list-id [target-nsid ID] [nsid ID]"""
     from .nsid import all_nsids
@@ -181,27 +167,6 @@ def _set(rest: list) -> None:
         except OSError as e:
             raise OSError(e.errno, f"setting the id {value}: {e.strerror}",
                           netns.path_of(name)) from None
-
-
-def _identify(rest: list) -> None:
-    """The last name in directory order whose namespace is pid's, or an
-    empty line, as ip prints it."""
-    if len(rest) > 1:
-        raise UsageError("usage: nsfast netns identify [PID]")
-    path = f"/proc/{_pid(rest[0])}/ns/net" if rest else "/proc/self/ns/net"
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        raise OSError(e.errno, e.strerror, path) from None
-    found = ""
-    for name in _names():
-        try:
-            other = os.stat(f"{RUN_DIR}/{name}")
-        except OSError:
-            continue
-        if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
-            found = name
-    _print_lines([found])
 
 
 def _monitor(rest: list) -> None:
@@ -272,25 +237,22 @@ def run(args) -> int:
         netns.attach(name, _pid(pid))
     elif verb == "delete":
         return _delete(rest, args.all)
-    elif verb == "list":
-        _list(rest)
     elif verb == "list-id":
         _list_id(rest)
     elif verb == "set":
         _set(rest)
     elif verb == "pids":
         _print_lines(str(pid) for pid in netns.pids(*_want(rest, 1, "pids NAME")))
-    elif verb == "identify":
-        _identify(rest)
     elif verb == "monitor":
         _monitor(rest)
-    elif verb == "exec":
+    elif verb in ("exec", "list", "identify"):
         if args.all:
             return _exec_all(rest)
-        # `nsfast netns exec` is the launcher's (csrc/cli_netns.c); this is
-        # `python -m nsfast.cli` started by something that is not
+        # the launcher's (csrc/cli_netns.c, cli_netns_list.c): this is an
+        # abbreviated verb, or `python -m nsfast.cli` started by something
+        # that is not the launcher
         from . import _exec_launcher
-        return _exec_launcher(["netns", "exec", *rest])
+        return _exec_launcher(["netns", verb, *rest])
     elif verb == "veth":
         v = _veth_parser("nsfast netns").parse_args(rest)
         netns.veth(v.name, v.peer, peer_netns=_netns_or_pid(v.peer_netns),
