@@ -274,7 +274,7 @@ class Sandbox:
             # user namespace; a payload without capabilities can do nothing
             # more in one of its own
             from .pool import shared_loopback
-            network = shared_loopback()
+            network, loopback = shared_loopback(), None   # lo is up in its namespaces
         if network is not None:
             kinds = _joined_network(network, kinds, loopback)
             opts.update(namespaces=",".join(kinds), netns=network, loopback=False)

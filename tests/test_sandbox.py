@@ -373,8 +373,9 @@ def test_sandbox_defaults_witnessed_from_outside():
         box.close()
 
 
-def test_sandbox_run_and_loopback():
-    with nsfast.Sandbox() as box:
+@pytest.mark.parametrize("loopback", [None, True], ids=["default", "loopback=True"])
+def test_sandbox_run_and_loopback(loopback):
+    with nsfast.Sandbox(loopback=loopback) as box:
         r = box.run(["sh", "-c", "cat; ip -o link | cut -d' ' -f2,9; exit 3"], input=b"in\n",
                     timeout=60)
     assert r.returncode == 3 and r.usage.exit_code == 3 and r.usage.limit_hit is None
