@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import threading
 import time
 
@@ -27,6 +28,18 @@ _order = itertools.count()
 _thread = None
 _stop = False
 _wake_at = 0.0              # when the sleeping thread wakes on its own
+
+
+def _forget_in_child() -> None:
+    # a forked child has no watcher thread (only the forking thread comes
+    # along) and none of its parent's sandboxes: it starts afresh, so that
+    # its own deadlines get a thread of their own
+    global _lock, _heap, _entries, _thread, _stop, _wake_at
+    _lock, _heap, _entries = threading.Condition(), [], {}
+    _thread, _stop, _wake_at = None, False, 0.0
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def watch(process, deadline: float) -> None:

@@ -165,6 +165,29 @@ def inherited_ignores() -> set:
             and s not in (signal.SIGPIPE, signal.SIGXFSZ)}
 
 
+def in_forked_child(body) -> bytes:
+    """Run body() in a forked child of this process and return the bytes it
+    returned (b"" if it raised); the child leaves by os._exit, never through
+    pytest."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            os.write(w, body())
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        chunks = []
+        while chunk := os.read(r, 4096):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+
+
 def open_fds() -> set[int]:
     return {int(x) for x in os.listdir("/proc/self/fd")}
 

@@ -601,3 +601,28 @@ def test_limits_copy_pickle_and_hash_as_values():
     for b in (copy.copy(a), copy.deepcopy(a), pickle.loads(pickle.dumps(a))):
         assert b == a and hash(b) == hash(a) and repr(b) == repr(a)
     assert nsfast.Limits(pids=3) != nsfast.Limits(pids=4)
+
+
+def test_wall_time_holds_in_a_forked_child_that_never_waits():
+    """The watcher thread does not come along into a forked child: the child's
+    own sandbox is still killed at its deadline, without a wait (witness: it
+    is a zombie in /proc a while after)."""
+    import time
+    from conftest import in_forked_child
+    first = nsfast.spawn(["true"], limits=nsfast.Limits(wall_time=5))   # the watcher runs
+    first.wait()
+
+    def in_child() -> bytes:
+        p = nsfast.spawn(["sleep", "30"], limits=nsfast.Limits(wall_time=0.2), pdeathsig=None)
+        state = b"?"
+        for _ in range(100):
+            time.sleep(0.05)
+            with open(f"/proc/{p.pid}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+            if state == b"Z":
+                break
+        p.kill()
+        p.wait()
+        return state
+    state = in_forked_child(in_child)
+    assert state == b"Z", state

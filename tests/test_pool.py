@@ -14,7 +14,7 @@ import pytest
 
 import nsfast
 import nsfast.pool
-from conftest import need_root, need_tool, ns_inode, open_fds
+from conftest import in_forked_child, need_root, need_tool, ns_inode, open_fds
 
 
 def host_net() -> int:
@@ -208,20 +208,7 @@ def test_a_forked_child_never_hands_out_its_parents_namespaces(shared):
             time.sleep(0.01)
         held = {os.fstat(ns.fileno()).st_ino for ns in list(pool._ready)}
         assert held
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:   # the child: only os._exit from here
-            try:
-                os.close(r)
-                os.write(w, _child_report(pool, held, shared))
-            finally:
-                os._exit(0)
-        os.close(w)
-        try:
-            got = os.read(r, 300)
-        finally:
-            os.close(r)
-            os.waitpid(pid, 0)
+        got = in_forked_child(lambda: _child_report(pool, held, shared))
         assert got.startswith(b"0 "), got
         if shared:
             assert got.endswith(b"its own"), got
