@@ -23,6 +23,10 @@ The defaults:
   namespaces (max_user_namespaces 0 inside, as bwrap --disable-userns);
 - limits (nsfast.Limits): generous, never unlimited (default_limits()).
 
+A Sandbox used in a forked child leases id ranges of the child's own and
+takes its net namespaces from the child's own shared pool: nothing of
+its parent's is handed to a payload twice.
+
 network=nsfast.Bridge(...) (or a NetnsPool, bridged or not) puts each
 payload in a network namespace wired to the bridge instead: eth0 with an
 address (Process.address), lo up, a default route via the bridge.  The
@@ -247,6 +251,8 @@ class Sandbox:
         self._busy: list = []       # (Process, lease)
         self._reclaim = "pid" in str(namespaces).split(",")
         self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._shared_pool = None    # the shared loopback pool, when it is ours
         opts: dict = dict(namespaces=namespaces, loopback=loopback, no_new_privs=no_new_privs,
                           new_session=new_session, pdeathsig=pdeathsig, cwd=cwd,
                           env=_Env(ENV if env is None else env), readonly_root=readonly_root,
@@ -275,6 +281,7 @@ class Sandbox:
             # more in one of its own
             from .pool import shared_loopback
             network, loopback = shared_loopback(), None   # lo is up in its namespaces
+            self._shared_pool = network
         if network is not None:
             kinds = _joined_network(network, kinds, loopback)
             opts.update(namespaces=",".join(kinds), netns=network, loopback=False)
@@ -338,6 +345,8 @@ class Sandbox:
         """Start argv in the sandbox; a Process as nsfast.spawn returns."""
         if self.options is None:
             raise ValueError("this Sandbox is closed")
+        if self._pid != os.getpid():
+            self._forked()
         opts = self.options
         if cwd is not None or env is not None or pass_fds:
             opts = dict(opts)
@@ -361,6 +370,20 @@ class Sandbox:
         with self._lock:
             self._busy.append((proc, lease))
         return proc
+
+    def _forked(self) -> None:
+        """First use in a forked child: the id ranges it inherited are its
+        parent's (an flock belongs to the open file, which both share), and
+        so are the shared pool's namespaces; it takes its own of both."""
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._free, self._busy = [], []
+            if self._shared_pool is not None:   # not a pool the caller gave
+                from .pool import shared_loopback
+                self._shared_pool = shared_loopback()
+                self.options = {**self.options, "netns": self._shared_pool}
+            self._pid = os.getpid()
 
     def _lease_options(self, lease: "IdLease") -> dict:
         """The spawn options of a payload on this lease: its id maps, or with

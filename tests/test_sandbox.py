@@ -566,3 +566,28 @@ def test_default_limits_are_generous_but_never_unlimited():
     with nsfast.Sandbox(limits=nsfast.Limits(wall_time=0.5)) as box:
         r = box.run(["sleep", "30"], timeout=60)
     assert r.usage.limit_hit == "wall_time"
+
+
+def test_a_forked_child_never_runs_a_payload_on_its_parents_id_range():
+    """A Sandbox's free ranges are its parent's after a fork (the flock is the
+    shared open file's): the child leases one of its own, and takes its net
+    namespaces from a pool of its own."""
+    need_root()
+    from conftest import in_forked_child
+    with nsfast.Sandbox() as box:
+        box.run(["true"])   # its range is the box's to reuse now
+        parents = {lease.start for lease in box._free} | {l.start for _, l in box._busy}
+        assert parents
+
+        parent_pool = nsfast.pool.shared_loopback()
+
+        def in_child() -> bytes:
+            with box.spawn(["sleep", "30"]) as p:
+                uid = host_uid(p.pid)
+                p.kill()
+            # and its network namespace came from a pool of its own
+            fresh = box.options["netns"] is nsfast.pool.shared_loopback() is not parent_pool
+            return b"%d %d" % (uid, fresh)
+        child_uid, fresh = map(int, in_forked_child(in_child).split())
+        assert child_uid not in parents and child_uid >= nsfast.sandbox.ID_BASE
+        assert fresh
