@@ -174,12 +174,8 @@ static long make_node(const struct nsf_mount_step *m)
     long long uid = next_number(&p), gid = next_number(&p);
     if (major < 0 || minor < 0 || uid < 0 || gid < 0)
         return -EINVAL;
-    /* the kernel's encoding of a device number (makedev) */
-    unsigned long long dev = ((unsigned long long)(minor & 0xff)) |
-                             ((unsigned long long)(major & 0xfff) << 8) |
-                             ((unsigned long long)(minor & ~0xffULL) << 12) |
-                             ((unsigned long long)(major & ~0xfffULL) << 32);
-    long r = nsf_sys4(__NR_mknodat, AT_FDCWD, m->dst, m->flags, dev);
+    long r = nsf_sys4(__NR_mknodat, AT_FDCWD, m->dst, m->flags,
+                      makedev((unsigned)major, (unsigned)minor));
     if (r < 0)
         return r;
     r = nsf_sys4(__NR_fchmodat, AT_FDCWD, m->dst, m->flags & 07777, 0);
