@@ -45,13 +45,20 @@ def _send_console(socket_path: str, master: int) -> None:
         socket.send_fds(s, [b"/dev/ptmx"], [master])
 
 
-def _pty() -> tuple:
-    """(master, slave) of a new pty, both CLOEXEC (the spawn passes the slave
-    as std fds, which the child dup2's)."""
+def _terminal(opts: dict, console_socket: Optional[str], opened: list) -> int:
+    """process.terminal: a new pty, both ends CLOEXEC and in opened (the
+    spawn passes the slave as std fds, which the child dup2's), the slave
+    the new session's controlling terminal.  Returns the master, for
+    --console-socket."""
+    if not console_socket:
+        raise OciError("process.terminal needs --console-socket")
     master, slave = os.openpty()
     for fd in (master, slave):
         os.set_inheritable(fd, False)
-    return master, slave
+    opened.extend((master, slave))
+    opts.update(stdin=slave, stdout=slave, stderr=slave, new_session=True,
+                controlling_tty=True)
+    return master
 
 
 class _Held:
@@ -156,14 +163,7 @@ def create(root: str, container_id: str, bundle: str, pid_file: Optional[str] = 
         os.mkfifo(c.fifo, 0o600)
         go = os.open(c.fifo, os.O_RDWR | os.O_CLOEXEC)
         opened.append(go)
-        master = -1
-        if setup.terminal:
-            if not console_socket:
-                raise OciError("process.terminal needs --console-socket")
-            master, slave = _pty()
-            opened.extend((master, slave))
-            opts.update(stdin=slave, stdout=slave, stderr=slave, new_session=True,
-                        controlling_tty=True)
+        master = _terminal(opts, console_socket, opened) if setup.terminal else -1
         argv = opts.pop("argv")
         opts["mounts"] = [_Steps(spawn_mounts)]
 
@@ -347,12 +347,7 @@ def exec_(root: str, container_id: str, process: dict, pid_file: Optional[str] =
     master = -1
     try:
         if process.get("terminal"):
-            if not console_socket:
-                raise OciError("process.terminal needs --console-socket")
-            master, slave = _pty()
-            opened.extend((master, slave))
-            opts.update(stdin=slave, stdout=slave, stderr=slave, new_session=True,
-                        controlling_tty=True)
+            master = _terminal(opts, console_socket, opened)
         dirs = facts["cgroups"]
         argv = opts.pop("argv")
         # held before exec until the pid file is written: the caller (conmon,
