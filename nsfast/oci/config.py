@@ -485,7 +485,6 @@ def spawn_options(bundle: str, config: dict) -> tuple:
     _cgroup.check_resources(resources)
     setup.resources = resources
     setup.cgroups_path = linux.get("cgroupsPath") or ""
-    device_steps(b"/", linux)   # its errors now, at create
     for key, value in (linux.get("sysctl") or {}).items():
         if not (key.startswith("net.") or key in _SYSCTL_IPC or key.startswith("fs.mqueue.")):
             raise OciError(f"linux.sysctl {key} is not in a namespace of the container's own")
