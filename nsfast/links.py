@@ -44,9 +44,9 @@ from .targets import open_namespace
 
 IFNAMSIZ = 16
 SIOCGIFINDEX = 0x8933
+SIOCGIFFLAGS, SIOCSIFFLAGS = 0x8913, 0x8914
 IFF_UP = 0x1
 LOOPBACK_IFINDEX = 1  # lo is always ifindex 1 in every network namespace
-_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1   # <linux/sockios.h>, <net/if.h>
 # device kinds the kernel marks netns-local (they cannot change namespace)
 NETNS_LOCAL_KINDS = ("bridge", "vrf", "ppp", "openvswitch")
 
@@ -394,21 +394,17 @@ def loopback_up(netns: Any = None) -> None:
     0
     """
     ns = _namespace(netns)
-    try:
-        if ns is None:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        else:
-            with ns:
-                sock = socket.socket(fileno=_core.netns_socket(
-                    ns.fileno(), socket.AF_INET, socket.SOCK_DGRAM, 0))
-    except OSError as e:
-        raise os_error(e.errno, None if ns is None else ns.path,
-                       what="opening a socket in the namespace") from None
+    if ns is None:
+        sock = _socket(None)
+    else:
+        with ns:
+            sock = _socket(ns)
+    # the ioctl resolves in the socket's namespace, whatever its family
     with sock:
         request = struct.pack("16sH22x", b"lo", 0)
         try:
-            flags = struct.unpack_from("16sH", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
-            fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | _IFF_UP))
+            flags = struct.unpack_from("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
+            fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
         except OSError as e:
             raise os_error(e.errno, None if ns is None else ns.path,
                            "bringing lo up needs CAP_NET_ADMIN over the namespace",
