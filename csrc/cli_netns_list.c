@@ -68,10 +68,10 @@ static int list(void)
             printf("%s\n", e->d_name);
         if (fd >= 0 && nsf_netns_file_is_stale(fd)) {
             char **more = realloc(stale, (n_stale + 1) * sizeof *stale);
-            if (more && (more[n_stale] = strdup(e->d_name)))
-                stale = more, n_stale++;
-            else if (more)
-                stale = more;
+            if (!more || !(more[n_stale] = strdup(e->d_name)))
+                nsf_cli_die(prog, "out of memory");
+            stale = more;
+            n_stale++;
         }
         if (fd >= 0)
             close(fd);
