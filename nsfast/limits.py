@@ -149,7 +149,7 @@ class Limits:
 
     def __reduce__(self):
         # copy and pickle: through __init__, since attributes cannot be set
-        return (Limits, tuple(v for _, v in self._items()))
+        return (_from_fields, (dict(self._items()),))
 
     def __repr__(self) -> str:
         given = ", ".join(f"{n}={v!r}" for n, v in self._items() if v is not None)
@@ -204,6 +204,11 @@ class Limits:
         values = dict(self._items())
         values[field] = parsed
         return Limits(**values)
+
+
+def _from_fields(fields: dict) -> "Limits":
+    """A Limits from its fields by name (what __reduce__ hands pickle and copy)."""
+    return Limits(**fields)
 
 
 class Usage(NamedTuple):
