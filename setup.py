@@ -68,7 +68,11 @@ PROGRAMS = [
             package_name="_nsfast", bin=True, child=True,
             # nsfast-runtime: the OCI runtime (csrc/cli_oci.c), by argv[0]
             bin_aliases=("nsfast-runtime",),
-            link_args=("-Wl,-z,now", "-Wl,-z,relro")),
+            # create reads config.json with json-c and compiles linux.seccomp
+            # with libseccomp (csrc/cli_oci_create.h): linked in statically,
+            # so that the launcher's other commands load no more libraries
+            link_args=("-Wl,-z,now", "-Wl,-z,relro", "-Wl,-Bstatic", "-ljson-c",
+                       "-lseccomp", "-Wl,-Bdynamic")),
     # pid 1 of a sandbox, exec'd from a sealed copy (nsfast/init_program.py)
     Program("nsfast-init", tuple(INIT), package_name="_nsfast_init",
             compile_args=tuple(INIT_FLAGS), link_args=tuple(INIT_FLAGS), sanitized=False),

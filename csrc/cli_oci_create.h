@@ -1,0 +1,82 @@
+/* nsfast-runtime's create in C (csrc/cli_oci_create*.c): config.json, read
+ * with json-c, turned into one struct nsf_spawn and cloned through the same
+ * child as every spawn.
+ *
+ * nsfast/oci (Python) stays the reference: a translator here returns
+ * OCI_FALLBACK for anything it does not handle exactly as Python does (a
+ * field, a value, a malformed config), before create has changed anything,
+ * and create then hands the whole command line to Python, which runs it or
+ * names the error.  So every refusal message stays Python's, in one place,
+ * and the C path only ever has to be right, never complete.
+ * tests/test_oci_create_c.py compares what both make of the same bundles. */
+#ifndef NSFAST_CLI_OCI_CREATE_H
+#define NSFAST_CLI_OCI_CREATE_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <json-c/json.h>
+
+#include "cli_oci.h"
+#include "spawn.h"
+
+#define OCI_FALLBACK 1      /* not handled here: Python's create takes over */
+
+/* A cgroup hierarchy mounted at its root, as nsfast/oci/cgroup.py mounted()
+ * names it: a v1 one by its sorted controllers and name= option
+ * ("cpu,cpuacct", "memory", "name=systemd"), v2 as "unified". */
+struct oci_hierarchy {
+    char name[128];
+    char mount[PATH_MAX];
+};
+#define OCI_MAX_HIERARCHIES OCI_MAX_CGROUPS
+
+/* A growing list of mount steps; every string in it is malloc'd. */
+struct oci_steps {
+    struct nsf_mount_step *v;
+    int n, cap;
+};
+
+/* ---- cli_oci_cgmake.c: the container's cgroups, made at create */
+/* The hierarchies of /proc/self/mountinfo, in its order, as mounted() finds
+ * them (the first mount of each name).  How many, or -errno. */
+int oci_hierarchies(struct oci_hierarchy *out, int max);
+/* OCI_FALLBACK unless linux.resources (NULL: absent) holds only what
+ * oci_cgroup_make writes exactly as nsfast/oci/cgroup.py does, on these
+ * hierarchies; else 0. */
+int oci_resources_check(struct json_object *resources, const struct oci_hierarchy *h, int n);
+/* Make the container's cgroup under each hierarchy at cgroups_path (the
+ * config's, or "/nsfast-runtime/ID"), record the parents it made in
+ * ROOT/cgroup-parents (under its flock, as cgroup.Parents does), write the
+ * limits of resources, and fill c->cgroups / c->n_cgroups.  0, or -1 with
+ * a one-line message in err (what was made is removed again). */
+int oci_cgroup_make(const char *root, const char *cgroups_path,
+                    struct json_object *resources, const struct oci_hierarchy *h, int n,
+                    struct oci_container *c, char *err, size_t err_size);
+
+/* ---- cli_oci_mounts.c: the child's mount steps */
+/* The steps nsfast/oci/config.py mount_steps(config, rootfs, cgroup_rel)
+ * makes, the same ones in the same order, appended to out: the rootfs bound
+ * on itself, the config's mounts, the default devices, linux.devices (none
+ * here: OCI_FALLBACK), masked and read-only paths, the read-only root, the
+ * pivot.  cgroup_rel is "/" + the cgroups path without slashes around it.
+ * 0, OCI_FALLBACK, or -errno. */
+int oci_mount_steps(struct json_object *config, const char *rootfs, const char *cgroup_rel,
+                    const struct oci_hierarchy *h, int n, struct oci_steps *out);
+/* 0 when config.py check_program() would pass argv0 (env_path: the PATH of
+ * process.env, or NULL), OCI_FALLBACK when it would raise. */
+int oci_check_program(struct json_object *config, const char *rootfs, const char *argv0,
+                      const char *env_path);
+/* Print the steps one a line, as tests/test_oci_create_c.py prints
+ * Python's: "KIND RO FLAGS SRC DST DATA", KIND the number, FLAGS in hex
+ * (0x...), a missing string "-", bytes outside 0x21-0x7e as \xHH. */
+void oci_print_steps(FILE *f, const struct oci_steps *s);
+void oci_steps_free(struct oci_steps *s);
+
+/* ---- cli_oci_seccomp.c: linux.seccomp through libseccomp */
+/* The BPF program nsfast/oci/seccomp.py compile_profile() makes of the
+ * profile, byte for byte (malloc'd into *prog, *len bytes), 0; OCI_FALLBACK
+ * for what it does not handle as Python does; -errno when libseccomp fails. */
+int oci_seccomp_bpf(struct json_object *profile, unsigned char **prog, size_t *len);
+
+#endif
