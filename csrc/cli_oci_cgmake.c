@@ -793,7 +793,7 @@ static int py_makedirs(const char *name, char **failed)
 static int write_file(const char *path, const char *text, const char *controller, char *err,
                       size_t err_size)
 {
-    char quoted[256];
+    char quoted[1024];
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, err_size, "opening the %s cgroup file: %s (hint: the %s controller "
