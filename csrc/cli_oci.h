@@ -54,6 +54,8 @@ void oci_remove_dir(const struct oci_container *c);
 const char *oci_file(const struct oci_container *c, const char *name, char *buf, size_t size);
 
 /* cli_oci_cgroup.c */
+/* Whether a hierarchy's name ("cpu,cpuacct") has controller ("cpu"). */
+int oci_cgroup_has(const char *name, const char *controller);
 /* The cgroup directory of the hierarchy that has controller, or NULL. */
 const char *oci_cgroup_dir(const struct oci_container *c, const char *controller);
 /* The pids in the container's cgroup (of the first hierarchy that has the
@@ -71,5 +73,10 @@ void oci_cgroup_remove(const struct oci_container *c);
 /* Remove the parent cgroups the runtime made (ROOT/cgroup-parents) that no
  * container uses any more. */
 void oci_sweep_parents(const char *root);
+/* ROOT/cgroup-parents open and flock'ed, the file still at path (the last
+ * holder unlinks it when its list is empty, as cgroup.Parents does); the
+ * fd, or -1 with errno.  Unlock: close it, unlinking the file if empty. */
+int oci_parents_lock(const char *path);
+void oci_parents_unlock(int fd, const char *path);
 
 #endif

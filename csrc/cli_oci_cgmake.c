@@ -201,9 +201,9 @@ static int py_isdir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The whole of what fd reads, malloc'd and NUL-terminated; NULL with errno.
- * TODO(shared): cli_oci_state.c's static read_small() is this for a fixed
- * buffer; one public oci_read_all() there could serve both. */
+/* The whole of what fd reads, malloc'd and NUL-terminated; NULL with errno
+ * (mountinfo and the parents file have no size limit; cli_oci_state.c's
+ * read_small fills a fixed buffer). */
 static char *read_all_fd(int fd, size_t *len)
 {
     size_t got = 0, cap = 8192;
@@ -649,45 +649,6 @@ int oci_resources_check(struct json_object *resources, const struct oci_hierarch
 
 /* ---- cgroup.Parents: ROOT/cgroup-parents, under its flock */
 
-/* The file open and flock'ed, the one that is still at path (the last
- * holder unlinks it when its list is empty).  The fd, or -1 with errno.
- * TODO(shared): the same loop opens oci_sweep_parents() in
- * cli_oci_cgroup.c; a public `int oci_parents_lock(const char *path)`
- * (with the unlink-if-empty of parents_unlock below) there should serve both. */
-static int parents_lock(const char *path)
-{
-    for (;;) {
-        struct stat named, held;
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0)
-            return -1;
-        while (flock(fd, LOCK_EX) < 0)
-            if (errno != EINTR) {
-                int e = errno;
-                close(fd);
-                errno = e;
-                return -1;
-            }
-        if (stat(path, &named) == 0 && fstat(fd, &held) == 0 && named.st_ino == held.st_ino)
-            return fd;
-        int e = errno;
-        close(fd);
-        if (e != ENOENT) {   /* Python retries only on FileNotFoundError */
-            errno = e;
-            return -1;
-        }
-    }
-}
-
-/* Parents.__exit__: an empty list leaves no file. */
-static void parents_unlock(int fd, const char *path)
-{
-    struct stat st;
-    if (fstat(fd, &st) == 0 && st.st_size == 0)
-        unlink(path);
-    close(fd);
-}
-
 /* Parents.add(made): the known paths, then those of made not among them. */
 static int parents_add(int fd, const struct strv *made)
 {
@@ -874,19 +835,6 @@ static int inherit(const char *mount, const char *rel, const char *file, char *e
     return rc;
 }
 
-/* Whether name, a hierarchy's, has controller ("cpu" in "cpu,cpuacct").
- * TODO(shared): the test oci_cgroup_dir() in cli_oci_cgroup.c makes on
- * each name; a public oci_cgroup_has(name, controller) there should serve
- * both. */
-static int has_controller(const char *name, const char *controller)
-{
-    size_t n = strlen(controller);
-    for (const char *p = name; (p = strstr(p, controller)); p++)
-        if ((p == name || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
-            return 1;
-    return 0;
-}
-
 /* make(cgroups_path, resources, made), filling c->cgroups as its dirs. */
 static int make(const char *cgroups_path, struct json_object *resources,
                 const struct oci_hierarchy *h, int n, struct oci_container *c,
@@ -959,7 +907,7 @@ static int make(const char *cgroups_path, struct json_object *resources,
         free(path);
         path = NULL;
         /* a v1 cpuset child starts empty: copy the parent's so it can hold tasks */
-        if (has_controller(h[i].name, "cpuset") &&
+        if (oci_cgroup_has(h[i].name, "cpuset") &&
             (inherit(h[i].mount, rel, "cpuset.cpus", err, err_size) < 0 ||
              inherit(h[i].mount, rel, "cpuset.mems", err, err_size) < 0))
             goto fail;
@@ -1006,7 +954,7 @@ int oci_cgroup_make(const char *root, const char *cgroups_path, struct json_obje
         return -1;
     }
     /* with cgroup.Parents(root) as parents: dirs = make(...); parents.add(made) */
-    fd = parents_lock(path);
+    fd = oci_parents_lock(path);
     if (fd < 0) {
         snprintf(err, err_size, "%s: %s", strerror(errno), path);
     } else {
@@ -1016,7 +964,7 @@ int oci_cgroup_make(const char *root, const char *cgroups_path, struct json_obje
             c->n_cgroups = 0;   /* as in Python, the dirs never reach the state */
             rc = -1;
         }
-        parents_unlock(fd, path);
+        oci_parents_unlock(fd, path);
     }
     strv_free(&made);
     free(path);

@@ -28,15 +28,20 @@ static void pause_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-const char *oci_cgroup_dir(const struct oci_container *c, const char *controller)
+int oci_cgroup_has(const char *name, const char *controller)
 {
     size_t n = strlen(controller);
+    for (const char *p = name; (p = strstr(p, controller)); p++)
+        if ((p == name || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
+            return 1;
+    return 0;
+}
+
+const char *oci_cgroup_dir(const struct oci_container *c, const char *controller)
+{
     for (int i = 0; i < c->n_cgroups; i++)
-        for (const char *p = c->cgroups[i].name; *p; p++) {
-            if (strncmp(p, controller, n) == 0 && (p[n] == ',' || p[n] == 0) &&
-                (p == c->cgroups[i].name || p[-1] == ','))
-                return c->cgroups[i].path;
-        }
+        if (oci_cgroup_has(c->cgroups[i].name, controller))
+            return c->cgroups[i].path;
     return NULL;
 }
 
@@ -153,27 +158,49 @@ static int longer_first(const void *a, const void *b)
     return la < lb ? 1 : la > lb ? -1 : 0;
 }
 
+int oci_parents_lock(const char *path)
+{
+    for (;;) {
+        struct stat named, held;
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return -1;
+        while (flock(fd, LOCK_EX) < 0)
+            if (errno != EINTR) {
+                int e = errno;
+                close(fd);
+                errno = e;
+                return -1;
+            }
+        if (stat(path, &named) == 0 && fstat(fd, &held) == 0 && named.st_ino == held.st_ino)
+            return fd;
+        int e = errno;
+        close(fd);
+        if (e != ENOENT) {   /* Python retries only on FileNotFoundError */
+            errno = e;
+            return -1;
+        }
+    }
+}
+
+void oci_parents_unlock(int fd, const char *path)
+{
+    struct stat st;
+    /* an empty list leaves no file: the state directory is empty again */
+    if (fstat(fd, &st) == 0 && st.st_size == 0)
+        unlink(path);
+    close(fd);
+}
+
 void oci_sweep_parents(const char *root)
 {
     static char data[1 << 16];
     char path[PATH_MAX], *paths[1024];
-    struct stat named, held;
     int fd, n = 0;
     if ((size_t)snprintf(path, sizeof path, "%s/cgroup-parents", root) >= sizeof path)
         oci_fail("--root %s: path too long", root);
-    /* the Parents lock of nsfast/oci/cgroup.py: the file, flock'ed, unless the
-     * last holder unlinked it while we waited */
-    for (;;) {
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0)
-            oci_fail("%s: %s", path, strerror(errno));
-        while (flock(fd, LOCK_EX) < 0)
-            if (errno != EINTR)
-                oci_fail("locking %s: %s", path, strerror(errno));
-        if (stat(path, &named) == 0 && fstat(fd, &held) == 0 && named.st_ino == held.st_ino)
-            break;
-        close(fd);
-    }
+    if ((fd = oci_parents_lock(path)) < 0)
+        oci_fail("locking %s: %s", path, strerror(errno));
     ssize_t got = pread(fd, data, sizeof data - 1, 0);
     data[got > 0 ? got : 0] = 0;
     for (char *line = strtok(data, "\n"); line && n < 1024; line = strtok(NULL, "\n"))
@@ -191,8 +218,5 @@ void oci_sweep_parents(const char *root)
     }
     if (ftruncate(fd, 0) < 0 || (kept && pwrite(fd, left, kept, 0) != (ssize_t)kept))
         oci_fail("writing %s: %s", path, strerror(errno));
-    /* an empty list leaves no file: the state directory is empty again */
-    if (!kept)
-        unlink(path);
-    close(fd);
+    oci_parents_unlock(fd, path);
 }
