@@ -513,6 +513,8 @@ def test_seccomp_profile_in_oci_format(rt):
     (lambda c: {**c, "linux": {**c["linux"], "seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
                                                          "listenerPath": "/x"}}},
      "listenerPath"),
+    # the hierarchies' roots: limits on the whole host, a delete killing all in them
+    (lambda c: {**c, "linux": {**c["linux"], "cgroupsPath": "//./"}}, "root cgroup"),
 ])
 def test_unsupported_field_fails_create_clearly(rt, change, named):
     bundle, _, cid = rt.bundle(["true"], _=change)

@@ -78,6 +78,10 @@ def make(cgroups_path: str, resources: dict, made: list) -> dict:
     rel = "/" + cgroups_path.strip("/")
     if ".." in rel.split("/"):
         raise OciError(f"cgroupsPath {cgroups_path!r} goes up with '..'")
+    if not [part for part in rel.split("/") if part not in ("", ".")]:
+        # the hierarchies' roots: limits for the whole host, and a delete
+        # that would kill every process in them
+        raise OciError(f"cgroupsPath {cgroups_path!r} names the root cgroup")
     dirs: dict = {}
     try:
         for name, mount in mounted().items():
