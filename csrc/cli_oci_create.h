@@ -78,5 +78,8 @@ void oci_steps_free(struct oci_steps *s);
  * profile, byte for byte (malloc'd into *prog, *len bytes), 0; OCI_FALLBACK
  * for what it does not handle as Python does; -errno when libseccomp fails. */
 int oci_seccomp_bpf(struct json_object *profile, unsigned char **prog, size_t *len);
+/* cli_oci_seccomp_cache.c: oci_seccomp_bpf's program, kept between creates
+ * (root's /run/nsfast-runtime.seccomp); the same returns. */
+int oci_seccomp_program(struct json_object *profile, unsigned char **prog, size_t *len);
 
 #endif
