@@ -1,8 +1,8 @@
 /* nsfast-runtime (also `nsfast oci`): runc's command line.  The commands a
- * container manager calls on every container and that only read the state
- * directory, its cgroups, signal and remove (state, start, kill, delete, ps,
- * pause, resume, --version) run here, in C, without starting Python; create,
- * run, exec and features are nsfast/cli/oci.py's, handed over as
+ * container manager calls on every container (create, state, start, kill,
+ * delete, ps, pause, resume, --version) run here, in C, without starting
+ * Python; run, exec, features, and a create of a config that C does not
+ * handle (csrc/cli_oci_create.h), are nsfast/cli/oci.py's, handed over as
  * `nsfast oci ARGS`.
  *
  *     nsfast-runtime [--root DIR] [--log FILE] [--log-format text|json]
@@ -304,7 +304,7 @@ static void cmd_kill(struct oci_container *c, int sig, int all)
         oci_fail("kill %s: %s", c->id, strerror(err));
 }
 
-static void cmd_delete(struct oci_container *c, int force)
+void oci_delete(struct oci_container *c, int force)
 {
     if (!c->exists) {
         if (!force)
@@ -465,6 +465,8 @@ int nsf_oci_main(int argc, char **argv)
         oci_fail("a command is needed: create, start, state, kill, delete, run, exec, ps, "
                  "pause, resume, features");
     const char *command = argv[i];
+    if (strcmp(command, "create") == 0 && oci_create(root, argc - i - 1, argv + i + 1) == 0)
+        return 0;
     if (python_command(command)) {
         /* `nsfast oci` + this whole command line, for nsfast/cli/oci.py */
         char **args = calloc((size_t)argc + 2, sizeof *args);
@@ -516,7 +518,7 @@ int nsf_oci_main(int argc, char **argv)
     if (is_kill)
         cmd_kill(&c, sig, all);
     else if (is_delete)
-        cmd_delete(&c, force);
+        oci_delete(&c, force);
     else if (strcmp(command, "start") == 0)
         cmd_start(&c);
     else if (is_ps)

@@ -48,10 +48,20 @@ int oci_alive(const struct oci_container *c);
 unsigned long long oci_start_time(pid_t pid);
 /* Whether the container has hooks of this kind (poststart, ...). */
 int oci_has_hooks(const struct oci_container *c, const char *kind);
+/* Write ROOT/ID/state from c (pid and start_time when pid is set, the
+ * cgroups, the hook kinds), whole, renamed into place.  0 or -errno. */
+int oci_save_state(const struct oci_container *c);
 /* Remove ROOT/ID and the files the runtime keeps in it. */
 void oci_remove_dir(const struct oci_container *c);
 /* path of a file in the container's directory */
 const char *oci_file(const struct oci_container *c, const char *name, char *buf, size_t size);
+
+/* delete [--force]: kill what runs, remove the cgroups and the directory
+ * (cli_oci.c) */
+void oci_delete(struct oci_container *c, int force);
+/* create (cli_oci_create.c): 0 when done, OCI_FALLBACK when Python's create
+ * is to run the command line instead */
+int oci_create(const char *root, int argc, char **argv);
 
 /* cli_oci_cgroup.c */
 /* Whether a hierarchy's name ("cpu,cpuacct") has controller ("cpu"). */

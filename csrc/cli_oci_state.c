@@ -212,3 +212,25 @@ void oci_remove_dir(const struct oci_container *c)
     if (rmdir(c->dir) < 0 && errno != ENOENT)
         oci_fail("removing %s: %s", c->dir, strerror(errno));
 }
+
+int oci_save_state(const struct oci_container *c)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    oci_file(c, "state", path, sizeof path);
+    FILE *f = fopen(oci_file(c, "state.tmp", tmp, sizeof tmp), "we");
+    if (!f)
+        return -errno;
+    if (c->pid)
+        fprintf(f, "pid %d\nstart_time %llu\n", (int)c->pid, c->start_time);
+    for (int i = 0; i < c->n_cgroups; i++)
+        fprintf(f, "cgroup %s %s\n", c->cgroups[i].name, c->cgroups[i].path);
+    const char *kinds = c->hooks + strspn(c->hooks, " ");   /* " KIND KIND " */
+    size_t n = strlen(kinds);
+    while (n && kinds[n - 1] == ' ')
+        n--;
+    if (n)
+        fprintf(f, "hooks %.*s\n", (int)n, kinds);
+    if (fclose(f) != 0 || rename(tmp, path) < 0)
+        return -errno;
+    return 0;
+}

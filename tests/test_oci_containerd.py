@@ -106,3 +106,14 @@ def test_task_exec_and_kill(containerd):
         containerd.ctr("task", "delete", "--force", name, check=False)
         containerd.ctr("container", "delete", name, check=False)
     assert not os.path.exists(f"/sys/fs/cgroup/memory/nsfast-test/{name}")
+
+
+def test_containerds_config_goes_through_c_create_as_python_would(containerd, tmp_path):
+    from test_oci_create_c import PlanRecorder
+    recorder = PlanRecorder(str(tmp_path), containerd.runtime)
+    r = containerd.ctr("run", "--rm", *_Containerd.runtime_flags(containerd, recorder.path),
+                       IMAGE, _name(), "true")
+    assert r.returncode == 0, r.stderr
+    (c, py), = recorder.plans()
+    assert c.startswith("rootfs "), c   # C made a plan: no hand-over to Python
+    assert c == py

@@ -184,3 +184,18 @@ def test_runtime_state_while_running(podman):
     with open(f"/proc/{st['pid']}/cmdline", "rb") as f:
         assert f.read() == b"sleep\x0060\x00"
     podman("rm", "-f", "-t", "0", name)
+
+
+def test_podmans_config_goes_through_c_create_as_python_would(podman, tmp_path):
+    from test_oci_create_c import PlanRecorder
+    recorder = PlanRecorder(str(tmp_path), podman.runtime)
+    name = f"nsft-{os.urandom(6).hex()}"
+    podman.ids.add(name)
+    r = super(Podman, podman).__call__("run", "--rm", "--name", name, "--network", "none",
+                                       "--pids-limit", "100", IMAGE, "true",
+                                       runtime=recorder.path)
+    assert r.returncode == 0, r.stderr
+    (c, py), = recorder.plans()
+    assert c.startswith("rootfs "), c   # C made a plan: no hand-over to Python
+    assert "\nseccomp " in c            # Podman's own profile, compiled in C
+    assert c == py

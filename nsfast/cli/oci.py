@@ -4,9 +4,9 @@
 
 Podman's conmon and containerd's runc shim call it as they call runc.  The
 nsfast launcher is installed as nsfast-runtime: it runs the global flags,
---version, state, start, kill, delete, ps, pause and resume itself, in C
-(csrc/cli_oci.c), and hands create, run, exec, features and the hooks its
-commands need to this module.  An error is one line on stderr (and in
+--version, state, start, kill, delete, ps, pause, resume and most creates
+itself, in C (csrc/cli_oci*.c), and hands run, exec, features, the hooks its
+commands need and the creates it does not handle to this module.  An error is one line on stderr (and in
 --log, as JSON with --log-format json, where the shim looks for it), exit
 status 1.
 """

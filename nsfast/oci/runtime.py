@@ -2,7 +2,10 @@
 hooks the C commands hand over.  state, start, kill, delete, ps, pause and
 resume are C (csrc/cli_oci.c, run by the launcher without Python); the
 commands here that need one of them, or a container's status, call the
-launcher (launcher()).
+launcher (launcher()).  create is C too for the configs C handles
+(csrc/cli_oci_create.c); this create is its reference, tested side by side
+with it, and runs the rest (hooks, user namespaces, devices, sysctls) and
+every refusal.
 
 create spawns the container through nsfast.spawn (nsfast/oci/config.py
 turns config.json into its options) with hold=: the child makes its
