@@ -186,13 +186,16 @@ def test_runtime_state_while_running(podman):
     podman("rm", "-f", "-t", "0", name)
 
 
-def test_podmans_config_goes_through_c_create_as_python_would(podman, tmp_path):
+@pytest.mark.parametrize("options", [
+    [], ["-t"], ["--user", "65534:65534", "--memory", "64m", "--read-only", "--env", "A=1"]],
+    ids=["plain", "tty", "user-memory-readonly-env"])
+def test_podmans_config_goes_through_c_create_as_python_would(podman, tmp_path, options):
     from test_oci_create_c import PlanRecorder
     recorder = PlanRecorder(str(tmp_path), podman.runtime)
     name = f"nsft-{os.urandom(6).hex()}"
     podman.ids.add(name)
     r = super(Podman, podman).__call__("run", "--rm", "--name", name, "--network", "none",
-                                       "--pids-limit", "100", IMAGE, "true",
+                                       "--pids-limit", "100", *options, IMAGE, "true",
                                        runtime=recorder.path)
     assert r.returncode == 0, r.stderr
     (c, py), = recorder.plans()
