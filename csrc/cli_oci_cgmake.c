@@ -155,21 +155,6 @@ static void py_repr(const char *s, char *out, size_t size)
     out[o] = 0;
 }
 
-/* bool(value) of the Python object json.load makes of v. */
-static int py_truthy(struct json_object *v)
-{
-    switch (json_object_get_type(v)) {
-    case json_type_null: return 0;
-    case json_type_boolean: return json_object_get_boolean(v);
-    case json_type_int: return json_object_get_int64(v) != 0;
-    case json_type_double: return json_object_get_double(v) != 0.0;
-    case json_type_string: return json_object_get_string_len(v) > 0;
-    case json_type_array: return json_object_array_length(v) > 0;
-    case json_type_object: return json_object_object_length(v) > 0;
-    }
-    return 1;
-}
-
 /* str(value) where this file is sure it is what Python writes: an int that
  * json-c holds exactly, or a string of printable ASCII; NULL otherwise. */
 static const char *py_str(struct json_object *v, char *buf, size_t size)
@@ -494,16 +479,9 @@ static int check_keys(struct json_object *resources)
     }
     struct json_object *mem, *oom;
     if (json_object_object_get_ex(resources, "memory", &mem) &&
-        json_object_object_get_ex(mem, "disableOOMKiller", &oom) && py_truthy(oom))
+        json_object_object_get_ex(mem, "disableOOMKiller", &oom) && oci_json_truthy(oom))
         return OCI_FALLBACK;
     return 0;
-}
-
-/* d.get(key), NULL for absent and for null alike (Python's `is not None`). */
-static struct json_object *get(struct json_object *d, const char *key)
-{
-    struct json_object *v = NULL;
-    return d && json_object_object_get_ex(d, key, &v) ? v : NULL;
 }
 
 static int has_swap(void)
@@ -542,7 +520,7 @@ static int device_rules(struct limits *l, const char *dir, struct json_object *r
             !(access = py_str(v, abuf, sizeof abuf)))
             goto odd;
         for (int k = 0; k < 2; k++) {
-            v = get(r, keys[k]);
+            v = oci_json_get(r, keys[k]);
             if (!v || (json_object_is_type(v, json_type_int) && json_object_get_int64(v) == -1))
                 num[k] = "*";
             else if (!(num[k] = py_str(v, mbuf[k], sizeof mbuf[k])))
@@ -551,7 +529,7 @@ static int device_rules(struct limits *l, const char *dir, struct json_object *r
         int all = !strcmp(kind, "a") && !strcmp(num[0], "*") && !strcmp(num[1], "*");
         if (asprintf(&rule, "%s %s:%s %s", kind, num[0], num[1], access) < 0)
             return -ENOMEM;
-        rc = limit_add(l, "devices", dir, py_truthy(get(r, "allow")) ? "devices.allow" :
+        rc = limit_add(l, "devices", dir, oci_json_given(r, "allow") ? "devices.allow" :
                        "devices.deny", all ? "a" : rule);
         free(rule);
     }
@@ -578,14 +556,14 @@ static int plan_limits(struct json_object *resources, const struct oci_container
         return 0;
     if (!json_object_is_type(resources, json_type_object) || check_keys(resources))
         return OCI_FALLBACK;
-    struct json_object *mem = get(resources, "memory");
-    if ((v = get(mem, "limit")))
+    struct json_object *mem = oci_json_get(resources, "memory");
+    if ((v = oci_json_get(mem, "limit")))
         rc = put(l, dirs, "memory", "memory.limit_in_bytes", py_str(v, buf, sizeof buf),
                  why, why_size);
-    if (!rc && (v = get(mem, "reservation")))
+    if (!rc && (v = oci_json_get(mem, "reservation")))
         rc = put(l, dirs, "memory", "memory.soft_limit_in_bytes", py_str(v, buf, sizeof buf),
                  why, why_size);
-    if (!rc && (v = get(mem, "swap"))) {
+    if (!rc && (v = oci_json_get(mem, "swap"))) {
         const char *dir = oci_cgroup_dir(dirs, "memory");
         char *memsw = dir ? py_join(dir, "memory.memsw.limit_in_bytes") : NULL;
         struct stat st;
@@ -603,7 +581,7 @@ static int plan_limits(struct json_object *resources, const struct oci_container
         }
         /* no swap on the host: memory plus swap is memory, which is limited */
     }
-    if (!rc && (v = get(get(resources, "pids"), "limit"))) {
+    if (!rc && (v = oci_json_get(oci_json_get(resources, "pids"), "limit"))) {
         /* "max" if limit <= 0: an int only (Python compares others its own way) */
         if (!json_object_is_type(v, json_type_int))
             return OCI_FALLBACK;
@@ -614,13 +592,13 @@ static int plan_limits(struct json_object *resources, const struct oci_container
         {"shares", "cpu", "cpu.shares"}, {"period", "cpu", "cpu.cfs_period_us"},
         {"quota", "cpu", "cpu.cfs_quota_us"}, {"cpus", "cpuset", "cpuset.cpus"},
         {"mems", "cpuset", "cpuset.mems"}};
-    struct json_object *cpu = get(resources, "cpu");
+    struct json_object *cpu = oci_json_get(resources, "cpu");
     for (unsigned i = 0; i < sizeof cpu_keys / sizeof cpu_keys[0] && !rc; i++)
-        if ((v = get(cpu, cpu_keys[i][0])) && py_truthy(v))
+        if ((v = oci_json_get(cpu, cpu_keys[i][0])) && oci_json_truthy(v))
             rc = put(l, dirs, cpu_keys[i][1], cpu_keys[i][2], py_str(v, buf, sizeof buf),
                      why, why_size);
     const char *devices = oci_cgroup_dir(dirs, "devices");
-    if (!rc && (v = get(resources, "devices")) && devices)
+    if (!rc && (v = oci_json_get(resources, "devices")) && devices)
         rc = device_rules(l, devices, v, why, why_size);
     return rc;
 }

@@ -66,49 +66,6 @@ struct create_plan {
 
 #define NOT_HERE(...) return OCI_FALLBACK
 
-static struct json_object *member(struct json_object *obj, const char *key)
-{
-    struct json_object *v = NULL;
-    if (obj && json_object_is_type(obj, json_type_object))
-        json_object_object_get_ex(obj, key, &v);
-    return v;
-}
-
-/* Python's `obj.get(key)` is truthy */
-static int truthy(struct json_object *v)
-{
-    if (!v)
-        return 0;
-    switch (json_object_get_type(v)) {
-    case json_type_null: return 0;
-    case json_type_boolean: return json_object_get_boolean(v);
-    case json_type_int: return json_object_get_int64(v) != 0;
-    case json_type_double: return json_object_get_double(v) != 0;
-    case json_type_string: return json_object_get_string_len(v) != 0;
-    case json_type_array: return json_object_array_length(v) != 0;
-    case json_type_object: return json_object_object_length(v) != 0;
-    }
-    return 1;
-}
-
-/* an object (or absent/null) with no key outside names */
-static int only_keys(struct json_object *obj, const char *const *names)
-{
-    if (!obj)
-        return 0;
-    if (!json_object_is_type(obj, json_type_object))
-        return OCI_FALLBACK;
-    json_object_object_foreach(obj, key, value) {
-        (void)value;
-        int known = 0;
-        for (const char *const *n = names; *n && !known; n++)
-            known = strcmp(key, *n) == 0;
-        if (!known)
-            return OCI_FALLBACK;
-    }
-    return 0;
-}
-
 /* a string without NUL bytes, or NULL */
 static const char *string_of(struct json_object *v)
 {
@@ -267,7 +224,7 @@ static const char *const cap_names[] = {"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARC
 /* a capability list -> its mask; absent is 0 (*present 0) */
 static int cap_set(struct json_object *caps, const char *name, uint64_t *mask, int *present)
 {
-    struct json_object *list = member(caps, name);
+    struct json_object *list = oci_json_get(caps, name);
     *mask = 0;
     *present = list != NULL;
     if (!list)
@@ -295,7 +252,7 @@ static int capabilities(struct create_plan *p, struct json_object *caps, long lo
                                        "ambient", NULL};
     uint64_t m[5];
     int present[5];
-    if (only_keys(caps, sets) || !json_object_is_type(caps, json_type_object))
+    if (oci_json_only_keys(caps, sets) || !json_object_is_type(caps, json_type_object))
         NOT_HERE("capability sets");
     for (int i = 0; i < 5; i++)
         if (cap_set(caps, sets[i], &m[i], &present[i]))
@@ -333,15 +290,15 @@ static int rlimits(struct create_plan *p, struct json_object *list)
         NOT_HERE("rlimits");
     for (size_t i = 0; i < json_object_array_length(list); i++) {
         struct json_object *r = json_object_array_get_idx(list, i);
-        const char *type = string_of(member(r, "type"));
+        const char *type = string_of(oci_json_get(r, "type"));
         long long soft, hard;
         unsigned k = 0;
         while (type && k < sizeof rlimit_names / sizeof rlimit_names[0] &&
                strcmp(type, rlimit_names[k].name) != 0)
             k++;
         if (!type || k == sizeof rlimit_names / sizeof rlimit_names[0] ||
-            integer_of(member(r, "soft"), 0, INT64_MAX, &soft) ||
-            integer_of(member(r, "hard"), 0, INT64_MAX, &hard) || soft > hard)
+            integer_of(oci_json_get(r, "soft"), 0, INT64_MAX, &soft) ||
+            integer_of(oci_json_get(r, "hard"), 0, INT64_MAX, &hard) || soft > hard)
             NOT_HERE("an rlimit");
         p->rlimits[p->n_rlimits].resource = rlimit_names[k].resource;
         p->rlimits[p->n_rlimits].soft = (unsigned long long)soft;
@@ -421,15 +378,15 @@ static int exec_paths(struct create_plan *p, const char *program, const char *pa
 
 static int process(struct create_plan *p, struct json_object *proc)
 {
-    if (!proc || only_keys(proc, process_keys))
+    if (!proc || oci_json_only_keys(proc, process_keys))
         NOT_HERE("process");
-    if (truthy(member(proc, "apparmorProfile")) || truthy(member(proc, "selinuxLabel")))
+    if (oci_json_given(proc, "apparmorProfile") || oci_json_given(proc, "selinuxLabel"))
         NOT_HERE("an LSM");
     /* without a console socket Python names the error */
-    p->terminal = truthy(member(proc, "terminal"));
+    p->terminal = oci_json_given(proc, "terminal");
     if (p->terminal && !(p->console_socket && *p->console_socket))
         NOT_HERE("a terminal without --console-socket");
-    struct json_object *args = member(proc, "args");
+    struct json_object *args = oci_json_get(proc, "args");
     if (!args || !json_object_is_type(args, json_type_array) ||
         json_object_array_length(args) == 0)
         NOT_HERE("args");
@@ -442,23 +399,24 @@ static int process(struct create_plan *p, struct json_object *proc)
             NOT_HERE("an argument");
     if (!p->argv[0][0])
         NOT_HERE("an empty program");
-    if (environment(p, member(proc, "env"), &p->env_path) ||
+    if (environment(p, oci_json_get(proc, "env"), &p->env_path) ||
         exec_paths(p, p->argv[0], p->env_path))
         return OCI_FALLBACK;
-    struct json_object *cwd = member(proc, "cwd");
-    p->sp.cwd = truthy(cwd) ? string_of(cwd) : "/";
+    struct json_object *cwd = oci_json_get(proc, "cwd");
+    p->sp.cwd = oci_json_truthy(cwd) ? string_of(cwd) : "/";
     if (!p->sp.cwd)
         NOT_HERE("cwd");
-    struct json_object *user = member(proc, "user");
+    struct json_object *user = oci_json_get(proc, "user");
     long long uid = 0, gid = 0, umask_value;
-    if (only_keys(user, user_keys) || truthy(member(user, "username")))
+    if (oci_json_only_keys(user, user_keys) || oci_json_given(user, "username"))
         NOT_HERE("user");
-    if ((member(user, "uid") && integer_of(member(user, "uid"), 0, 0xfffffffeLL, &uid)) ||
-        (member(user, "gid") && integer_of(member(user, "gid"), 0, 0xfffffffeLL, &gid)))
+    struct json_object *uid_v = oci_json_get(user, "uid"), *gid_v = oci_json_get(user, "gid");
+    if ((uid_v && integer_of(uid_v, 0, 0xfffffffeLL, &uid)) ||
+        (gid_v && integer_of(gid_v, 0, 0xfffffffeLL, &gid)))
         NOT_HERE("uid, gid");
     p->sp.uid = (long)uid;
     p->sp.gid = (long)gid;
-    struct json_object *groups = member(user, "additionalGids");
+    struct json_object *groups = oci_json_get(user, "additionalGids");
     p->sp.n_groups = 0;
     if (groups) {
         if (!json_object_is_type(groups, json_type_array) ||
@@ -472,21 +430,21 @@ static int process(struct create_plan *p, struct json_object *proc)
         }
     }
     p->sp.groups = p->groups;
-    if (member(user, "umask")) {
-        if (integer_of(member(user, "umask"), 0, 0777, &umask_value))
+    if (oci_json_get(user, "umask")) {
+        if (integer_of(oci_json_get(user, "umask"), 0, 0777, &umask_value))
             NOT_HERE("umask");
         p->ops[p->n_ops++] = (struct nsf_op){.step = NSF_STEP_UMASK, .a = umask_value};
     }
-    struct json_object *nnp = member(proc, "noNewPrivileges");
+    struct json_object *nnp = oci_json_get(proc, "noNewPrivileges");
     if (nnp && !json_object_is_type(nnp, json_type_boolean))
         NOT_HERE("noNewPrivileges");
-    p->sp.no_new_privs = truthy(nnp);
-    struct json_object *caps = member(proc, "capabilities");
+    p->sp.no_new_privs = oci_json_truthy(nnp);
+    struct json_object *caps = oci_json_get(proc, "capabilities");
     if (caps && capabilities(p, caps, uid))
         return OCI_FALLBACK;
-    if (rlimits(p, member(proc, "rlimits")))
+    if (rlimits(p, oci_json_get(proc, "rlimits")))
         return OCI_FALLBACK;
-    struct json_object *oom = member(proc, "oomScoreAdj");
+    struct json_object *oom = oci_json_get(proc, "oomScoreAdj");
     long long adj;
     if (oom) {
         if (integer_of(oom, -1000, 1000, &adj))
@@ -531,7 +489,7 @@ static int namespaces(struct create_plan *p, struct json_object *list)
         NOT_HERE("namespaces");
     for (size_t i = 0; list && i < json_object_array_length(list); i++) {
         struct json_object *ns = json_object_array_get_idx(list, i);
-        const char *type = string_of(member(ns, "type"));
+        const char *type = string_of(oci_json_get(ns, "type"));
         unsigned k = 0;
         while (type && k < sizeof kinds / sizeof kinds[0] && strcmp(type, kinds[k].type) != 0)
             k++;
@@ -539,9 +497,9 @@ static int namespaces(struct create_plan *p, struct json_object *list)
         if (!type || k == sizeof kinds / sizeof kinds[0] || (seen & kinds[k].flag))
             NOT_HERE("a namespace of Python's, or one given twice");
         seen |= kinds[k].flag;
-        if (!truthy(member(ns, "path")))
+        if (!oci_json_given(ns, "path"))
             p->sp.new_kinds |= kinds[k].flag;
-        else if (join_path(p, string_of(member(ns, "path")), kinds[k].flag))
+        else if (join_path(p, string_of(oci_json_get(ns, "path")), kinds[k].flag))
             return OCI_FALLBACK;
     }
     if (!(p->sp.new_kinds & CLONE_NEWNS))
@@ -551,8 +509,8 @@ static int namespaces(struct create_plan *p, struct json_object *list)
 
 static int uts_name(struct create_plan *p, const char *key, const char **out)
 {
-    struct json_object *v = member(p->config, key);
-    if (!truthy(v))
+    struct json_object *v = oci_json_get(p->config, key);
+    if (!oci_json_truthy(v))
         return 0;
     const char *s = string_of(v);
     if (!s || strlen(s) > 64 || !(p->sp.new_kinds & CLONE_NEWUTS))
@@ -572,19 +530,21 @@ static int plain_text(const char *s)
 
 static int translate(struct create_plan *p)
 {
-    struct json_object *cfg = p->config, *lx = member(cfg, "linux");
-    if (only_keys(cfg, top_keys) || only_keys(member(cfg, "root"), root_keys) ||
-        only_keys(lx, linux_keys) || only_keys(member(cfg, "hooks"), hook_keys))
+    struct json_object *cfg = p->config, *lx = oci_json_get(cfg, "linux");
+    if (oci_json_only_keys(cfg, top_keys) ||
+        oci_json_only_keys(oci_json_get(cfg, "root"), root_keys) ||
+        oci_json_only_keys(lx, linux_keys) ||
+        oci_json_only_keys(oci_json_get(cfg, "hooks"), hook_keys))
         NOT_HERE("a field Python refuses");
-    struct json_object *all_hooks = member(cfg, "hooks");
+    struct json_object *all_hooks = oci_json_get(cfg, "hooks");
     if (all_hooks) {
         json_object_object_foreach(all_hooks, kind, hooks) {
             (void)kind;
-            if (truthy(hooks))
+            if (oci_json_truthy(hooks))
                 NOT_HERE("hooks");
         }
     }
-    const char *root = string_of(member(member(cfg, "root"), "path"));
+    const char *root = string_of(oci_json_get(oci_json_get(cfg, "root"), "path"));
     char joined[PATH_MAX];
     if (!root || !*root)
         NOT_HERE("root.path");
@@ -593,23 +553,24 @@ static int translate(struct create_plan *p)
         NOT_HERE("rootfs");
     if (!plain_text(p->bundle) || !plain_text(p->rootfs))
         NOT_HERE("a path state.json would escape");
-    struct json_object *ro = member(member(cfg, "root"), "readonly");
+    struct json_object *ro = oci_json_get(oci_json_get(cfg, "root"), "readonly");
     if (ro && !json_object_is_type(ro, json_type_boolean))
         NOT_HERE("root.readonly");
-    if (process(p, member(cfg, "process")))
+    if (process(p, oci_json_get(cfg, "process")))
         return OCI_FALLBACK;
-    if (truthy(member(lx, "mountLabel")) || truthy(member(lx, "uidMappings")) ||
-        truthy(member(lx, "gidMappings")) || truthy(member(lx, "sysctl")) ||
-        truthy(member(lx, "devices")))
+    if (oci_json_given(lx, "mountLabel") || oci_json_given(lx, "uidMappings") ||
+        oci_json_given(lx, "gidMappings") || oci_json_given(lx, "sysctl") ||
+        oci_json_given(lx, "devices"))
         NOT_HERE("a linux field of Python's");
-    if (namespaces(p, member(lx, "namespaces")) ||
-        uts_name(p, "hostname", &p->sp.hostname) || uts_name(p, "domainname", &p->sp.domainname))
+    if (namespaces(p, oci_json_get(lx, "namespaces")) ||
+        uts_name(p, "hostname", &p->sp.hostname) ||
+        uts_name(p, "domainname", &p->sp.domainname))
         return OCI_FALLBACK;
     static const struct { const char *name; unsigned long flags; } propagations[] = {
         {"rprivate", MS_PRIVATE}, {"private", MS_PRIVATE}, {"rslave", MS_SLAVE},
         {"slave", MS_SLAVE}, {"rshared", MS_SHARED}, {"shared", MS_SHARED}};
-    struct json_object *prop = member(lx, "rootfsPropagation");
-    const char *prop_name = truthy(prop) ? string_of(prop) : "rslave";
+    struct json_object *prop = oci_json_get(lx, "rootfsPropagation");
+    const char *prop_name = oci_json_truthy(prop) ? string_of(prop) : "rslave";
     unsigned k = 0;
     while (prop_name && k < sizeof propagations / sizeof propagations[0] &&
            strcmp(prop_name, propagations[k].name) != 0)
@@ -617,16 +578,16 @@ static int translate(struct create_plan *p)
     if (!prop_name || k == sizeof propagations / sizeof propagations[0])
         NOT_HERE("rootfsPropagation");
     p->sp.propagation = propagations[k].flags | MS_REC;
-    p->annotations = member(cfg, "annotations");
+    p->annotations = oci_json_get(cfg, "annotations");
     if (p->annotations && !json_object_is_type(p->annotations, json_type_object))
         NOT_HERE("annotations");
     /* cgroups */
-    p->resources = member(lx, "resources");
+    p->resources = oci_json_get(lx, "resources");
     if (p->resources && !json_object_is_type(p->resources, json_type_object))
         NOT_HERE("resources");
-    struct json_object *cgp = member(lx, "cgroupsPath");
-    const char *cg = truthy(cgp) ? string_of(cgp) : NULL;
-    if (truthy(cgp) && !cg)
+    struct json_object *cgp = oci_json_get(lx, "cgroupsPath");
+    const char *cg = oci_json_truthy(cgp) ? string_of(cgp) : NULL;
+    if (oci_json_truthy(cgp) && !cg)
         NOT_HERE("cgroupsPath");
     if ((size_t)(cg ? snprintf(p->cgroups_path, sizeof p->cgroups_path, "%s", cg)
                     : snprintf(p->cgroups_path, sizeof p->cgroups_path, "/nsfast-runtime/%s",
@@ -656,8 +617,8 @@ static int translate(struct create_plan *p)
         oci_mount_steps(cfg, p->rootfs, rel, p->hier, p->n_hier, &p->steps))
         NOT_HERE("mounts or program");
     /* seccomp: the filter wants no_new_privs (config.py seccomp_options) */
-    struct json_object *seccomp = member(lx, "seccomp");
-    if (truthy(seccomp)) {
+    struct json_object *seccomp = oci_json_get(lx, "seccomp");
+    if (oci_json_truthy(seccomp)) {
         if (oci_seccomp_program(seccomp, &p->bpf, &p->bpf_len) || p->bpf_len % 8)
             NOT_HERE("seccomp");
         p->ops[p->n_ops++] = (struct nsf_op){.step = NSF_STEP_SECCOMP,

@@ -37,6 +37,17 @@ struct oci_steps {
     int n, cap;
 };
 
+/* ---- cli_oci_json.c: the config's values as Python reads them */
+/* obj.get(key): NULL when it is absent or null, or obj is no object. */
+struct json_object *oci_json_get(struct json_object *obj, const char *key);
+/* Python's bool() of the value json.load makes of v (NULL: None). */
+int oci_json_truthy(struct json_object *v);
+/* Python's bool(obj.get(key)): whether the config gives the field. */
+int oci_json_given(struct json_object *obj, const char *key);
+/* 0 when obj (NULL: absent) is an object with no key outside names (a
+ * NULL-terminated list), else OCI_FALLBACK. */
+int oci_json_only_keys(struct json_object *obj, const char *const *names);
+
 /* ---- cli_oci_cgmake.c: the container's cgroups, made at create */
 /* The hierarchies of /proc/self/mountinfo, in its order, as mounted() finds
  * them (the first mount of each name).  How many, or -errno. */

@@ -75,34 +75,6 @@ static void buf_cut(struct buf *b, size_t n)
 
 /* ---- the config's values, read as Python's json and dict read them */
 
-/* Python's bool() of a JSON value (NULL: absent or null). */
-static int truthy(struct json_object *o)
-{
-    switch (json_object_get_type(o)) {
-    case json_type_boolean:
-        return json_object_get_boolean(o);
-    case json_type_int:
-        return json_object_get_int64(o) != 0;
-    case json_type_double:
-        return json_object_get_double(o) != 0.0;    /* NaN is true, as in Python */
-    case json_type_string:
-        return json_object_get_string_len(o) > 0;
-    case json_type_array:
-        return json_object_array_length(o) > 0;
-    case json_type_object:
-        return json_object_object_length(o) > 0;
-    default:
-        return 0;
-    }
-}
-
-/* obj.get(key): NULL when absent or null. */
-static struct json_object *field(struct json_object *obj, const char *key)
-{
-    struct json_object *v = NULL;
-    return json_object_object_get_ex(obj, key, &v) ? v : NULL;
-}
-
 /* Whether the bytes are ones Python reads and encodes back the same:
  * strict UTF-8 (Python decodes config.json so, and refuses anything else),
  * no NUL, and no U+FFFD, which json-c also makes of a lone surrogate
@@ -168,7 +140,7 @@ static int text_of(struct json_object *o, const char **s)
 static int list_len(struct json_object *value, size_t *n)
 {
     *n = 0;
-    if (!truthy(value))
+    if (!oci_json_truthy(value))
         return 0;
     if (!json_object_is_type(value, json_type_array))
         return OCI_FALLBACK;
@@ -181,7 +153,7 @@ static int list_len(struct json_object *value, size_t *n)
 static int dict_of(struct json_object *value, struct json_object **obj)
 {
     *obj = NULL;
-    if (!truthy(value))
+    if (!oci_json_truthy(value))
         return 0;
     if (!json_object_is_type(value, json_type_object))
         return OCI_FALLBACK;
@@ -583,7 +555,7 @@ static int bind_steps(struct mounts_ctx *c, struct json_object *m, const char *d
 {
     const char *src;
     struct buf norm = {0};
-    if (text_of(field(m, "source"), &src) || src[0] != '/')
+    if (text_of(oci_json_get(m, "source"), &src) || src[0] != '/')
         return OCI_FALLBACK;       /* a relative source, or none */
     int r = normpath(dest, &norm);
     if (!r && !strcmp(norm.p, "/dev"))
@@ -636,19 +608,19 @@ static int mount_item(struct mounts_ctx *c, struct json_object *m)
         if (k == COUNT(keys))
             return OCI_FALLBACK;
     }
-    if (truthy(field(m, "uidMappings")) || truthy(field(m, "gidMappings")))
+    if (oci_json_given(m, "uidMappings") || oci_json_given(m, "gidMappings"))
         return OCI_FALLBACK;
     const char *dest, *kind = "";
-    if (text_of(field(m, "destination"), &dest))
+    if (text_of(oci_json_get(m, "destination"), &dest))
         return OCI_FALLBACK;
-    struct json_object *type = field(m, "type");
-    if (truthy(type) && text_of(type, &kind))
+    struct json_object *type = oci_json_get(m, "type");
+    if (oci_json_truthy(type) && text_of(type, &kind))
         return OCI_FALLBACK;        /* a type that is no string */
     struct options o = {0};
     struct buf dst = {0};
     int r = secure_join(c->root, dest, &dst);
     if (!r)
-        r = parse_options(field(m, "options"), &o);
+        r = parse_options(oci_json_get(m, "options"), &o);
     if (!r && o.copyup && is_dir(dst.p)) {
         int full;
         r = dir_has_entries(dst.p, &full);
@@ -714,9 +686,10 @@ static int fresh_mounts(struct json_object *mounts, size_t n, struct fresh *f)
     for (size_t i = 0; !r && i < n; i++) {
         struct json_object *m = json_object_array_get_idx(mounts, i);
         const char *type, *dest;
-        if (text_of(field(m, "type"), &type) || (strcmp(type, "proc") && strcmp(type, "sysfs")))
+        if (text_of(oci_json_get(m, "type"), &type) ||
+            (strcmp(type, "proc") && strcmp(type, "sysfs")))
             continue;
-        if ((r = text_of(field(m, "destination"), &dest)) || (r = normpath(dest, &norm)) ||
+        if ((r = text_of(oci_json_get(m, "destination"), &dest)) || (r = normpath(dest, &norm)) ||
             (r = buf_put(&norm, "/", 1)))
             break;
         if (!(f->dirs[f->n] = strdup(norm.p)))
@@ -752,7 +725,8 @@ static int as_seen(const struct fresh *f, const char *rootfs, const char *p, str
 static int confine_steps(struct oci_steps *out, const char *root, struct json_object *linux_conf,
                          const struct fresh *f, int masked)
 {
-    struct json_object *list = field(linux_conf, masked ? "maskedPaths" : "readonlyPaths");
+    struct json_object *list =
+        oci_json_get(linux_conf, masked ? "maskedPaths" : "readonlyPaths");
     struct buf dst = {0}, seen = {0};
     size_t n;
     int r = list_len(list, &n);
@@ -786,7 +760,7 @@ static int confine_steps(struct oci_steps *out, const char *root, struct json_ob
  * that is no object before the first such one. */
 static int namespaces_readable(struct json_object *linux_conf)
 {
-    struct json_object *list = field(linux_conf, "namespaces");
+    struct json_object *list = oci_json_get(linux_conf, "namespaces");
     size_t n;
     int r = list_len(list, &n);
     for (size_t i = 0; !r && i < n; i++) {
@@ -794,8 +768,8 @@ static int namespaces_readable(struct json_object *linux_conf)
         const char *type;
         if (!json_object_is_type(ns, json_type_object))
             return OCI_FALLBACK;
-        if (!text_of(field(ns, "type"), &type) && !strcmp(type, "user") &&
-            !truthy(field(ns, "path")))
+        if (!text_of(oci_json_get(ns, "type"), &type) && !strcmp(type, "user") &&
+            !oci_json_given(ns, "path"))
             break;
     }
     return r;
@@ -807,17 +781,17 @@ static int mount_steps(struct json_object *config, struct mounts_ctx *c)
     size_t n;
     if (!json_object_is_type(config, json_type_object))
         return OCI_FALLBACK;
-    mounts = field(config, "mounts");
+    mounts = oci_json_get(config, "mounts");
     int r = list_len(mounts, &n);
     if (!r)
-        r = dict_of(field(config, "linux"), &linux_conf);
+        r = dict_of(oci_json_get(config, "linux"), &linux_conf);
     if (!r)
-        r = dict_of(field(config, "root"), &root_conf);
+        r = dict_of(oci_json_get(config, "root"), &root_conf);
     if (r)
         return r;
     /* linux.devices: the namespaces decide between mknod and binds, left
      * to Python */
-    if (linux_conf && (truthy(field(linux_conf, "devices")) || namespaces_readable(linux_conf)))
+    if (linux_conf && (oci_json_given(linux_conf, "devices") || namespaces_readable(linux_conf)))
         return OCI_FALLBACK;
     if ((r = push(c->out, NSF_MOUNT_BIND, 0, MS_REC, c->root, c->root, NULL)))
         return r;
@@ -836,7 +810,7 @@ static int mount_steps(struct json_object *config, struct mounts_ctx *c)
             r = confine_steps(c->out, c->root, linux_conf, &f, 0);
         fresh_free(&f);
     }
-    if (!r && root_conf && truthy(field(root_conf, "readonly")))
+    if (!r && root_conf && oci_json_given(root_conf, "readonly"))
         r = push(c->out, NSF_MOUNT_FS, 0, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL, c->root, NULL);
     if (!r)
         r = push(c->out, NSF_MOUNT_PIVOT, 0, NSF_PIVOT_MOUNTED, c->root, NULL, NULL);
@@ -862,7 +836,7 @@ int oci_mount_steps(struct json_object *config, const char *rootfs, const char *
  * at the end), where a program is seen only inside. */
 static int mount_points(struct json_object *config, char ***points)
 {
-    struct json_object *mounts = field(config, "mounts");
+    struct json_object *mounts = oci_json_get(config, "mounts");
     struct buf norm = {0};
     size_t n, k = 0;
     int r = list_len(mounts, &n);
@@ -931,9 +905,9 @@ static int check_program(struct json_object *config, const char *rootfs, const c
     else if (strchr(argv0, '/')) {
         struct json_object *process;
         const char *cwd = "/";
-        r = dict_of(field(config, "process"), &process);
-        if (!r && process && truthy(field(process, "cwd")))
-            r = text_of(field(process, "cwd"), &cwd);
+        r = dict_of(oci_json_get(config, "process"), &process);
+        if (!r && process && oci_json_given(process, "cwd"))
+            r = text_of(oci_json_get(process, "cwd"), &cwd);
         if (!r && !(r = join(cwd, argv0, &candidate)))
             r = try_candidate(rootfs, points, candidate.p);
     } else {

@@ -85,56 +85,13 @@ static int lookup(const struct named_value *table, struct json_object *v, uint32
     return -1;
 }
 
-static int only_keys(struct json_object *obj, const char *const *allowed)
-{
-    json_object_object_foreach(obj, key, val) {
-        (void)val;
-        const char *const *k = allowed;
-        while (*k && strcmp(*k, key) != 0)
-            k++;
-        if (!*k)
-            return -1;
-    }
-    return 0;
-}
-
-/* obj.get(key) of Python: NULL for a missing key and for JSON null alike. */
-static struct json_object *get(struct json_object *obj, const char *key)
-{
-    struct json_object *v = NULL;
-    json_object_object_get_ex(obj, key, &v);
-    return v;
-}
-
-/* Python's truth of a JSON value (NULL being None). */
-static int truthy(struct json_object *v)
-{
-    switch (json_object_get_type(v)) {
-    case json_type_null:
-        return 0;
-    case json_type_boolean:
-        return json_object_get_boolean(v);
-    case json_type_int:
-        return json_object_get_int64(v) != 0;
-    case json_type_double:
-        return json_object_get_double(v) != 0.0;   /* NaN is true, as in Python */
-    case json_type_string:
-        return json_object_get_string_len(v) != 0;
-    case json_type_array:
-        return json_object_array_length(v) != 0;
-    case json_type_object:
-        return json_object_object_length(v) != 0;
-    }
-    return 1;
-}
-
 /* What Python's `v or ()` iterates: an empty list for a false value, the
  * array itself; anything else (a string's characters, a dict's keys) is
  * Python's to iterate: -1. */
 static int list_of(struct json_object *v, struct json_object **array)
 {
     *array = NULL;
-    if (!truthy(v))
+    if (!oci_json_truthy(v))
         return 0;
     if (!json_object_is_type(v, json_type_array))
         return -1;
@@ -251,13 +208,14 @@ static int add_syscalls_rule(scmp_filter_ctx ctx, uint32_t default_action,
 {
     struct json_object *action_name, *args, *names;
     uint32_t action;
-    if (!json_object_is_type(rule, json_type_object) || only_keys(rule, rule_keys) < 0 ||
+    if (!json_object_is_type(rule, json_type_object) || oci_json_only_keys(rule, rule_keys) ||
         !json_object_object_get_ex(rule, "action", &action_name) ||
-        action_of(action_name, get(rule, "errnoRet"), &action) < 0)
+        action_of(action_name, oci_json_get(rule, "errnoRet"), &action) < 0)
         return OCI_FALLBACK;
     if (action == default_action)
         return 0;
-    if (list_of(get(rule, "args"), &args) < 0 || list_of(get(rule, "names"), &names) < 0)
+    if (list_of(oci_json_get(rule, "args"), &args) < 0 ||
+        list_of(oci_json_get(rule, "names"), &names) < 0)
         return OCI_FALLBACK;
     size_t n_cmps = length_of(args);
     struct scmp_arg_cmp *cmps = calloc(n_cmps ? n_cmps : 1, sizeof(*cmps));
@@ -329,14 +287,14 @@ int oci_seccomp_bpf(struct json_object *profile, unsigned char **prog, size_t *l
     if (getenv("NSFAST_LIBSECCOMP"))
         return OCI_FALLBACK;
     if (!json_object_is_type(profile, json_type_object) ||
-        only_keys(profile, profile_keys) < 0 || truthy(get(profile, "flags")))
+        oci_json_only_keys(profile, profile_keys) || oci_json_given(profile, "flags"))
         return OCI_FALLBACK;
     /* a missing defaultAction is "allow"; a null one an error */
     if (json_object_object_get_ex(profile, "defaultAction", &default_name) &&
-        action_of(default_name, get(profile, "defaultErrnoRet"), &default_action) < 0)
+        action_of(default_name, oci_json_get(profile, "defaultErrnoRet"), &default_action) < 0)
         return OCI_FALLBACK;
-    if (list_of(get(profile, "architectures"), &architectures) < 0 ||
-        list_of(get(profile, "syscalls"), &syscalls) < 0)
+    if (list_of(oci_json_get(profile, "architectures"), &architectures) < 0 ||
+        list_of(oci_json_get(profile, "syscalls"), &syscalls) < 0)
         return OCI_FALLBACK;
 
     /* NULL for an action this kernel lacks too: Python raises, its error */
