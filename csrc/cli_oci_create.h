@@ -14,6 +14,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <json-c/json.h>
 
@@ -36,6 +37,40 @@ struct oci_steps {
     struct nsf_mount_step *v;
     int n, cap;
 };
+
+/* ---- cli_oci_create_plan.c: the first phase, which changes nothing */
+/* Everything the first phase builds; the child reads it (it shares this
+ * memory) until it execs, after this process has exited */
+struct oci_create_plan {
+    const char *bundle_arg, *pid_file, *id;
+    const char *env_path;            /* process.env's PATH, or NULL */
+    const char *console_socket;      /* where the pty's master goes (process.terminal) */
+    int terminal;
+    char bundle[PATH_MAX], rootfs[PATH_MAX], config_path[PATH_MAX];
+    char cgroups_path[PATH_MAX];     /* config's, or /nsfast-runtime/ID */
+    struct json_object *config, *annotations, *resources;
+    struct oci_hierarchy hier[OCI_MAX_HIERARCHIES];
+    int n_hier;
+    struct nsf_spawn sp;
+    struct oci_steps steps;
+    struct nsf_op ops[8];
+    int n_ops;
+    char **argv, **envp;
+    const char **exec_paths;
+    int groups[256];
+    int join_fds[8], join_kinds[8];
+    const char *join_paths[8];
+    unsigned char *bpf;
+    size_t bpf_len;
+    struct { int resource; unsigned long long soft, hard; } rlimits[16];
+    int n_rlimits;
+    int oom_score_adj, has_oom_score_adj;
+};
+
+/* The command line (after `create`) and the bundle's config.json read, and
+ * the whole spawn built in p (zeroed before): 0, or OCI_FALLBACK for what
+ * Python's create is to run. */
+int oci_create_plan(struct oci_create_plan *p, int argc, char **argv);
 
 /* ---- cli_oci_json.c: the config's values as Python reads them */
 /* obj.get(key): NULL when it is absent or null, or obj is no object. */
