@@ -192,6 +192,16 @@ def test_what_c_does_not_handle_goes_to_python(rt, change):
     assert c_plan(bundle, cid) is None
 
 
+def test_python_create_when_asked_for(rt):
+    bundle, _, cid = rt.bundle(["true"])
+    r = subprocess.run([*RUNTIME, "--root", rt.root, "create", "--bundle", bundle, cid],
+                       capture_output=True, stdin=subprocess.DEVNULL, timeout=30,
+                       env={**os.environ, "NSFAST_RUNTIME_CREATE": "python",
+                            "NSFAST_PYTHON": "/nonexistent"})
+    assert r.returncode != 0 and b"Python" in r.stderr   # handed over: no Python here
+    assert not os.path.exists(os.path.join(rt.root, cid))
+
+
 def test_create_runs_without_python(rt, c_only):
     bundle, out, cid = rt.bundle(["sh", "-c", "echo $$ $(hostname) > /out/ran"])
     r = c_only("create", "--bundle", bundle, "--pid-file", f"{bundle}/pid", cid, root=rt.root)
