@@ -28,8 +28,11 @@ import tarfile
 import tempfile
 import time
 
+from nsfast.flags import NsType
+from nsfast.targets import differing_kinds
+
 from .cases_spawn import floor_for
-from .harness import Case, Peer, at_most, within
+from .harness import Case, Floor, Peer, at_most, within
 
 # the floor: the C spawn of /bin/true in a container's namespaces, what the
 # kernel charges for the container itself (a client and a runtime add the rest)
@@ -368,8 +371,113 @@ def _ctr_case() -> Case:
                 note="containerd's runc shim (v2) with --runc-binary of each runtime")
 
 
+def _bundle(base: str) -> str:
+    """A bundle of its own (busybox, sleeping), in the shape `runc spec`
+    writes, that every runtime here can create."""
+    bundle = os.path.join(base, "bundle")
+    os.makedirs(bundle)
+    rootfs = busybox_rootfs(os.path.join(bundle, "rootfs"), shutil.which("busybox"))
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    config = {
+        "ociVersion": "1.0.2",
+        "process": {"terminal": False, "user": {"uid": 0, "gid": 0},
+                    "args": ["sleep", "3600"], "env": ["PATH=/bin"], "cwd": "/",
+                    "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
+                    "noNewPrivileges": True},
+        "root": {"path": rootfs}, "hostname": "bench",
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+                   {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                    "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}],
+        "linux": {"namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts",
+                                                      "mount")]}}
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(config, f)
+    return bundle
+
+
+def _exec_case() -> Case:
+    """`RUNTIME exec --process FILE ID true` into a running container, as
+    conmon and containerd's shim call it (podman exec, ctr task exec,
+    Kubernetes' exec probes)."""
+    state: dict = {}
+    binaries = _runtimes()
+
+    def runtime(name: str, *args: str, check: bool = True):
+        r = subprocess.run([binaries[name], "--root", os.path.join(state["base"], name),
+                            *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE if not check else subprocess.DEVNULL)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{name} {args[0]}: exit status {r.returncode}")
+        return r
+
+    def exec_with(name: str):
+        return lambda: runtime(name, "exec", "--process", state["process"], "box")
+
+    peers = [Peer(name, exec_with(name) if path else None, f"not on PATH: apt-get install "
+                  f"{name}") for name, path in binaries.items() if name != "nsfast-runtime"]
+    floor = Floor("floor_enter.c", ["exec", "(pid)", "(mask)"], served=True)   # forks
+
+    def start(name: str):
+        # a runtime's container, held by a sleeping process; its stdio is
+        # files, since the container keeps them open: a pipe would not end
+        with tempfile.TemporaryFile() as err:
+            r = subprocess.run([binaries[name], "--root", os.path.join(state["base"], name),
+                                "create", "--bundle", state["bundle"], "box"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+            err.seek(0)
+            said = err.read().decode(errors="replace").strip().splitlines()
+        if r.returncode != 0:
+            return said[-1][:200] if said else f"create: exit status {r.returncode}"
+        runtime(name, "start", "box")
+        state["started"].append(name)
+        return None
+
+    def setup():
+        state["base"] = base = tempfile.mkdtemp(prefix="nsfast-bench-exec-")
+        state["started"] = []
+        try:
+            state["bundle"] = _bundle(base)
+            state["process"] = os.path.join(base, "process.json")
+            with open(state["process"], "w") as f:
+                json.dump({"terminal": False, "user": {"uid": 0, "gid": 0}, "args": ["true"],
+                           "env": ["PATH=/bin"], "cwd": "/"}, f)
+            why = start("nsfast-runtime")
+            if why:
+                raise RuntimeError(f"nsfast-runtime create: {why}")
+            for p in peers:
+                if p.op is not None:
+                    why = start(p.name)
+                    if why:
+                        p.op, p.install = None, why
+            with open(os.path.join(base, "nsfast-runtime", "box", "state")) as f:
+                pid = int(f.read().split()[1])
+            floor.args = ["exec", str(pid), hex(int(differing_kinds(pid, NsType.all())))]
+        except BaseException:
+            teardown()   # the harness runs teardown only after a setup that worked
+            raise
+
+    def check():
+        p = subprocess.run([binaries["nsfast-runtime"], "--root",
+                            os.path.join(state["base"], "nsfast-runtime"), "exec", "box",
+                            "hostname"], capture_output=True, stdin=subprocess.DEVNULL)
+        if p.stdout != b"bench\n":
+            raise AssertionError(f"nsfast-runtime exec did not run in the container: "
+                                 f"{p.stdout!r} {p.stderr!r}")
+
+    def teardown():
+        for name in state.get("started", []):
+            runtime(name, "delete", "--force", "box", check=False)
+        shutil.rmtree(state["base"], ignore_errors=True)
+
+    return Case(name="oci exec --process true", op=exec_with("nsfast-runtime"), floor=floor,
+                peers=peers, check=check, setup=setup, teardown=teardown, samples=30,
+                warmup=2, note="exec into a running container of each runtime (no client); "
+                "nsfast-runtime's exec is Python's: no target yet")
+
+
 def cases(cfg) -> list:
-    """The two client paths, when the clients and nsfast-runtime are installed."""
+    """The two client paths, when the clients and nsfast-runtime are installed,
+    and exec into a running container."""
     if os.geteuid() != 0 or not shutil.which("nsfast-runtime") or not shutil.which("busybox"):
         return []
     out = []
@@ -378,4 +486,5 @@ def cases(cfg) -> list:
     if shutil.which("containerd") and shutil.which("ctr") and \
             shutil.which("containerd-shim-runc-v2"):
         out.append(_ctr_case())
+    out.append(_exec_case())
     return out
