@@ -33,7 +33,9 @@ struct oci_container {
     int lock_fd;
 };
 
-/* Exit 1 unless id is a usable directory name (runc's rule). */
+/* Whether id is a usable directory name (runc's rule); oci_check_id exits
+ * 1 with the error when it is not. */
+int oci_id_ok(const char *id);
 void oci_check_id(const char *id);
 /* Read ROOT/ID/state into c (c->exists 0 when it is not there). */
 void oci_load(struct oci_container *c, const char *root, const char *id);

@@ -165,7 +165,7 @@ static int save_public(const struct oci_container *c, const struct oci_create_pl
     return r;
 }
 
-static int write_pid_file(const char *path, pid_t pid)
+int oci_write_pid_file(const char *path, pid_t pid)
 {
     char tmp[PATH_MAX + 32], text[32];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid()) >= sizeof tmp)
@@ -182,7 +182,7 @@ static int write_pid_file(const char *path, pid_t pid)
 /* The child's ready byte, with its pid (as seen here) from SCM_CREDENTIALS:
  * the process that will exec, also after a fork into a pid namespace.
  * The pid, or 0 at end of file (the child failed). */
-static pid_t wait_held(int sock)
+pid_t oci_wait_held(int sock)
 {
     char byte = 0;
     union {
@@ -210,7 +210,7 @@ static pid_t wait_held(int sock)
 /* process.terminal: a new pty whose slave becomes the container's std
  * streams and its new session's controlling terminal; the master, for the
  * console socket, in *master.  Both ends CLOEXEC here.  0 or -1. */
-static int open_terminal(struct nsf_spawn *sp, int *master)
+int oci_open_terminal(struct nsf_spawn *sp, int *master)
 {
     char name[64];
     int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -227,7 +227,7 @@ static int open_terminal(struct nsf_spawn *sp, int *master)
 
 /* The pty's master to the console socket over SCM_RIGHTS, as runc sends it
  * (runtime.py _send_console).  0 or -1. */
-static int send_console(const char *path, int master)
+int oci_send_console(const char *path, int master)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof addr.sun_path)
@@ -308,7 +308,7 @@ static int make(struct oci_create_plan *p, const char *root)
         (go = open(path, O_RDWR | O_CLOEXEC)) < 0 ||
         socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
         setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int)) < 0 ||
-        (p->terminal && open_terminal(&p->sp, &master) < 0))
+        (p->terminal && oci_open_terminal(&p->sp, &master) < 0))
         return undo(root, p->id, &lock_fd);
     /* the child joins its cgroups itself, first thing (v1 has no
      * CLONE_INTO_CGROUP): it never runs outside them */
@@ -334,7 +334,7 @@ static int make(struct oci_create_plan *p, const char *root)
         close(procs[i]);
     if (r < 0)
         return undo(root, p->id, &lock_fd);
-    pid_t pid = wait_held(sv[0]);
+    pid_t pid = oci_wait_held(sv[0]);
     if (!pid) {
         struct nsf_record rec;
         int status;
@@ -354,8 +354,8 @@ static int make(struct oci_create_plan *p, const char *root)
     c.pid = pid;
     c.start_time = oci_start_time(pid);
     if (failed || !c.start_time || oci_save_state(&c) < 0 ||
-        (p->pid_file && write_pid_file(p->pid_file, pid) < 0) ||
-        (master >= 0 && send_console(p->console_socket, master) < 0)) {
+        (p->pid_file && oci_write_pid_file(p->pid_file, pid) < 0) ||
+        (master >= 0 && oci_send_console(p->console_socket, master) < 0)) {
         kill(pid, SIGKILL);   /* held, so still ours: it waits on our fifo */
         return undo(root, p->id, &lock_fd);
     }

@@ -71,6 +71,36 @@ struct oci_create_plan {
  * the whole spawn built in p (zeroed before): 0, or OCI_FALLBACK for what
  * Python's create is to run. */
 int oci_create_plan(struct oci_create_plan *p, int argc, char **argv);
+/* The parts exec shares (cli_oci_exec.c): the spawn's defaults; a
+ * process object (process.* of config.json, or exec's process.json) into
+ * p, as config.py process_options() reads it, and its rlimits and
+ * oomScoreAdj, which create applies; linux.seccomp's program and
+ * no_new_privs; a JSON object file read as Python's json.load reads it.
+ * Each 0 or OCI_FALLBACK. */
+void oci_plan_init(struct nsf_spawn *sp);
+/* A flag with a value of create's and exec's command lines: "-f V",
+ * "--flag V" or "--flag=V" into its slot.  1 when argv[*i] was one (*i
+ * advanced past its value), 0 when not, -1 when its value is missing. */
+struct oci_flag {
+    const char *flag;
+    const char **slot;
+};
+int oci_value_flag(const struct oci_flag *flags, int n_flags, int argc, char **argv, int *i);
+int oci_plan_process(struct oci_create_plan *p, struct json_object *proc);
+int oci_plan_seccomp(struct oci_create_plan *p, struct json_object *linux_config);
+int oci_read_json(const char *path, struct json_object **out);
+
+/* ---- cli_oci_create.c: making and recording the held child (exec too) */
+/* The child's ready byte, with its pid as seen here (SCM_CREDENTIALS): the
+ * process that will exec.  0 at end of file (the child failed). */
+pid_t oci_wait_held(int sock);
+/* process.terminal: a pty whose slave is the child's std streams and its
+ * new session's controlling terminal; the master in *master.  0 or -1. */
+int oci_open_terminal(struct nsf_spawn *sp, int *master);
+/* The master to the console socket over SCM_RIGHTS, as runc sends it.  0 or -1. */
+int oci_send_console(const char *path, int master);
+/* The pid file, written whole and renamed into place.  0 or -errno. */
+int oci_write_pid_file(const char *path, pid_t pid);
 
 /* ---- cli_oci_json.c: the config's values as Python reads them */
 /* obj.get(key): NULL when it is absent or null, or obj is no object. */

@@ -47,67 +47,61 @@ static int integer_of(struct json_object *v, long long lo, long long hi, long lo
 
 /* ------------------------------------------------------------ command line */
 
+int oci_value_flag(const struct oci_flag *flags, int n_flags, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    for (int k = 0; k < n_flags; k++) {
+        size_t n = strlen(flags[k].flag);
+        if (strncmp(a, flags[k].flag, n) != 0)
+            continue;
+        if (a[n] == '=' && a[1] == '-') {   /* --flag=VALUE, long flags only */
+            *flags[k].slot = a + n + 1;
+            return 1;
+        }
+        if (a[n] != 0)
+            continue;
+        if (*i + 1 >= argc || argv[*i + 1][0] == '-')
+            return -1;   /* a flag without its value: Python's parser words it */
+        *flags[k].slot = argv[++*i];
+        return 1;
+    }
+    return 0;
+}
+
 static int parse_args(struct oci_create_plan *p, int argc, char **argv)
 {
     p->bundle_arg = ".";
-    const struct { const char *flag; const char **slot; } with_value[] = {
+    const struct oci_flag with_value[] = {
         {"--bundle", &p->bundle_arg}, {"-b", &p->bundle_arg}, {"--pid-file", &p->pid_file},
         {"--console-socket", &p->console_socket}};
     for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], **value = NULL;
-        size_t n = 0;
-        for (unsigned k = 0; k < sizeof with_value / sizeof with_value[0]; k++) {
-            n = strlen(with_value[k].flag);
-            if (strncmp(a, with_value[k].flag, n) == 0 &&
-                (a[n] == 0 || (a[n] == '=' && a[1] == '-'))) {
-                value = with_value[k].slot;
-                break;
-            }
-        }
-        if (value) {
-            if (a[n] == '=')
-                *value = a + n + 1;
-            else if (i + 1 < argc && argv[i + 1][0] != '-')
-                *value = argv[++i];
-            else
-                NOT_HERE("a flag without its value");
-        } else if (strcmp(a, "--no-pivot") == 0 || strcmp(a, "--no-new-keyring") == 0 ||
-                   strcmp(a, "--preserve-fds=0") == 0) {
+        const char *a = argv[i];
+        int taken = oci_value_flag(with_value, 4, argc, argv, &i);
+        if (taken < 0)
+            return OCI_FALLBACK;
+        if (taken)
             continue;
-        } else if (a[0] == '-' || p->id) {
+        if (strcmp(a, "--no-pivot") == 0 || strcmp(a, "--no-new-keyring") == 0 ||
+            strcmp(a, "--preserve-fds=0") == 0)
+            continue;
+        if (a[0] == '-' || p->id)
             NOT_HERE("a flag or argument of Python's parser alone");
-        } else {
-            p->id = a;
-        }
+        p->id = a;
     }
-    if (!p->id || !*p->bundle_arg)
-        NOT_HERE("no id");
-    /* runc's id rule (state.py check_id) */
-    size_t n = strlen(p->id);
-    if (n > 1024)
-        NOT_HERE("id too long");
-    for (size_t i = 0; i < n; i++) {
-        char ch = p->id[i];
-        int alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                    (ch >= '0' && ch <= '9');
-        if (!(alnum || (i > 0 && ch && strchr("_.+-", ch))))
-            NOT_HERE("bad id");
-    }
+    /* runc's id rule (state.py check_id), else Python's words */
+    if (!p->id || !*p->bundle_arg || !oci_id_ok(p->id))
+        NOT_HERE("no id, or a bad one");
     return 0;
 }
 
 /* ------------------------------------------------------------ config.json */
 
-static int read_config(struct oci_create_plan *p)
+int oci_read_json(const char *path, struct json_object **out)
 {
-    if (!realpath(p->bundle_arg, p->bundle))
-        NOT_HERE("no bundle");
-    if ((size_t)snprintf(p->config_path, sizeof p->config_path, "%s/config.json",
-                         p->bundle) >= sizeof p->config_path)
-        NOT_HERE("path too long");
-    int fd = open(p->config_path, O_RDONLY | O_CLOEXEC);
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        NOT_HERE("no config.json");
+        NOT_HERE("no such file");
     struct stat st;
     if (fstat(fd, &st) < 0 || st.st_size > (64 << 20)) {
         close(fd);
@@ -145,14 +139,24 @@ static int read_config(struct oci_create_plan *p)
     }
     /* strict: what Python's json module refuses is refused here */
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    p->config = json_tokener_parse_ex(tok, text, (int)got);
+    *out = json_tokener_parse_ex(tok, text, (int)got);
     int whole = json_tokener_get_error(tok) == json_tokener_success &&
                 tok->char_offset == (int)got;
     json_tokener_free(tok);
     free(text);
-    if (!p->config || !whole || !json_object_is_type(p->config, json_type_object))
+    if (!*out || !whole || !json_object_is_type(*out, json_type_object))
         NOT_HERE("not a JSON object");
     return 0;
+}
+
+static int read_config(struct oci_create_plan *p)
+{
+    if (!realpath(p->bundle_arg, p->bundle))
+        NOT_HERE("no bundle");
+    if ((size_t)snprintf(p->config_path, sizeof p->config_path, "%s/config.json",
+                         p->bundle) >= sizeof p->config_path)
+        NOT_HERE("path too long");
+    return oci_read_json(p->config_path, &p->config);
 }
 
 static const char *const top_keys[] = {"ociVersion", "process", "root", "hostname",
@@ -333,7 +337,7 @@ static int exec_paths(struct oci_create_plan *p, const char *program, const char
     return 0;
 }
 
-static int process(struct oci_create_plan *p, struct json_object *proc)
+int oci_plan_process(struct oci_create_plan *p, struct json_object *proc)
 {
     if (!proc || oci_json_only_keys(proc, process_keys))
         NOT_HERE("process");
@@ -513,7 +517,7 @@ static int translate(struct oci_create_plan *p)
     struct json_object *ro = oci_json_get(oci_json_get(cfg, "root"), "readonly");
     if (ro && !json_object_is_type(ro, json_type_boolean))
         NOT_HERE("root.readonly");
-    if (process(p, oci_json_get(cfg, "process")))
+    if (oci_plan_process(p, oci_json_get(cfg, "process")))
         return OCI_FALLBACK;
     if (oci_json_given(lx, "mountLabel") || oci_json_given(lx, "uidMappings") ||
         oci_json_given(lx, "gidMappings") || oci_json_given(lx, "sysctl") ||
@@ -574,7 +578,14 @@ static int translate(struct oci_create_plan *p)
         oci_mount_steps(cfg, p->rootfs, rel, p->hier, p->n_hier, &p->steps))
         NOT_HERE("mounts or program");
     /* seccomp: the filter wants no_new_privs (config.py seccomp_options) */
-    struct json_object *seccomp = oci_json_get(lx, "seccomp");
+    if (oci_plan_seccomp(p, lx))
+        return OCI_FALLBACK;
+    return 0;
+}
+
+int oci_plan_seccomp(struct oci_create_plan *p, struct json_object *linux_config)
+{
+    struct json_object *seccomp = oci_json_get(linux_config, "seccomp");
     if (oci_json_truthy(seccomp)) {
         if (oci_seccomp_program(seccomp, &p->bpf, &p->bpf_len) || p->bpf_len % 8)
             NOT_HERE("seccomp");
@@ -586,7 +597,7 @@ static int translate(struct oci_create_plan *p)
     return 0;
 }
 
-static void init_spawn(struct nsf_spawn *sp)
+void oci_plan_init(struct nsf_spawn *sp)
 {
     memset(sp, 0, sizeof *sp);
     for (int i = 0; i < 3; i++)
@@ -601,7 +612,7 @@ static void init_spawn(struct nsf_spawn *sp)
 
 int oci_create_plan(struct oci_create_plan *p, int argc, char **argv)
 {
-    init_spawn(&p->sp);
+    oci_plan_init(&p->sp);
     if (parse_args(p, argc, argv) || read_config(p) || translate(p))
         return OCI_FALLBACK;
     p->sp.argv = p->argv;

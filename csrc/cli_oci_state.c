@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-void oci_check_id(const char *id)
+int oci_id_ok(const char *id)
 {
     size_t n = strlen(id);
     int ok = n > 0 && n <= 1024;
@@ -25,7 +25,12 @@ void oci_check_id(const char *id)
                     (ch >= '0' && ch <= '9');
         ok = alnum || (i > 0 && strchr("_.+-", ch) && ch);
     }
-    if (!ok)
+    return ok;
+}
+
+void oci_check_id(const char *id)
+{
+    if (!oci_id_ok(id))
         oci_fail("invalid container id '%.64s': use letters, digits and _.+- (not "
                  "starting with one of those)", id);
 }
