@@ -471,8 +471,8 @@ def _exec_case() -> Case:
 
     return Case(name="oci exec --process true", op=exec_with("nsfast-runtime"), floor=floor,
                 peers=peers, check=check, setup=setup, teardown=teardown, samples=30,
-                warmup=2, note="exec into a running container of each runtime (no client); "
-                "nsfast-runtime's exec is Python's: no target yet")
+                warmup=2, note="exec into a running container of each runtime (no client), "
+                "as conmon and the shim call it; no target names it")
 
 
 def cases(cfg) -> list:

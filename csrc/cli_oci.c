@@ -1,9 +1,9 @@
 /* nsfast-runtime (also `nsfast oci`): runc's command line.  The commands a
  * container manager calls on every container (create, state, start, kill,
- * delete, ps, pause, resume, --version) run here, in C, without starting
- * Python; run, exec, features, and a create of a config that C does not
- * handle (csrc/cli_oci_create.h), are nsfast/cli/oci.py's, handed over as
- * `nsfast oci ARGS`.
+ * delete, exec --process, ps, pause, resume, --version) run here, in C,
+ * without starting Python; run, features, and a create or exec that C does
+ * not handle (csrc/cli_oci_create.h), are nsfast/cli/oci.py's, handed over
+ * as `nsfast oci ARGS`.
  *
  *     nsfast-runtime [--root DIR] [--log FILE] [--log-format text|json]
  *                    [--systemd-cgroup] [--debug] [--rootless V] COMMAND ...
@@ -467,6 +467,8 @@ int nsf_oci_main(int argc, char **argv)
     const char *command = argv[i];
     if (strcmp(command, "create") == 0 && oci_create(root, argc - i - 1, argv + i + 1) == 0)
         return 0;
+    if (strcmp(command, "exec") == 0)
+        oci_exec(root, argc - i - 1, argv + i + 1);   /* returns only to hand over */
     if (python_command(command)) {
         /* `nsfast oci` + this whole command line, for nsfast/cli/oci.py */
         char **args = calloc((size_t)argc + 2, sizeof *args);

@@ -64,6 +64,9 @@ void oci_delete(struct oci_container *c, int force);
 /* create (cli_oci_create.c): 0 when done, OCI_FALLBACK when Python's create
  * is to run the command line instead */
 int oci_create(const char *root, int argc, char **argv);
+/* exec (cli_oci_exec.c): exits with the process's status (0 detached), or
+ * returns OCI_FALLBACK when Python's exec is to run the command line */
+int oci_exec(const char *root, int argc, char **argv);
 
 /* cli_oci_cgroup.c */
 /* Whether a hierarchy's name ("cpu,cpuacct") has controller ("cpu"). */

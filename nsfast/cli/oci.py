@@ -5,8 +5,9 @@
 Podman's conmon and containerd's runc shim call it as they call runc.  The
 nsfast launcher is installed as nsfast-runtime: it runs the global flags,
 --version, state, start, kill, delete, ps, pause, resume and most creates
-itself, in C (csrc/cli_oci*.c), and hands run, exec, features, the hooks its
-commands need and the creates it does not handle to this module.  An error is one line on stderr (and in
+and execs itself, in C (csrc/cli_oci*.c), and hands run, features, the hooks
+its commands need and the creates and execs it does not handle to this
+module.  An error is one line on stderr (and in
 --log, as JSON with --log-format json, where the shim looks for it), exit
 status 1.
 """

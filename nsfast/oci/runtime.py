@@ -2,10 +2,10 @@
 hooks the C commands hand over.  state, start, kill, delete, ps, pause and
 resume are C (csrc/cli_oci.c, run by the launcher without Python); the
 commands here that need one of them, or a container's status, call the
-launcher (launcher()).  create is C too for the configs C handles
-(csrc/cli_oci_create.c); this create is its reference, tested side by side
-with it, and runs the rest (hooks, user namespaces, devices, sysctls) and
-every refusal.
+launcher (launcher()).  create and exec are C too for what C handles
+(csrc/cli_oci_create.c, cli_oci_exec.c); these are their reference, tested
+side by side with them, and run the rest (hooks, user namespaces, devices,
+sysctls, exec's ARGS form) and every refusal.
 
 create spawns the container through nsfast.spawn (nsfast/oci/config.py
 turns config.json into its options) with hold=: the child makes its
