@@ -8,6 +8,7 @@
  * read as Python does) is Python's exec (OCI_FALLBACK), which also words
  * every refusal. */
 #include "cli_oci_create.h"
+#include "kinds.h"
 #include "nscore.h"
 
 #include <errno.h>
@@ -56,24 +57,23 @@ static int parse_args(struct exec_args *a, int argc, char **argv)
     return a->process && *a->process && a->id && oci_id_ok(a->id) ? 0 : OCI_FALLBACK;
 }
 
-/* The kinds of namespace in which pid differs from this process, as
- * targets.differing_kinds finds them; -1 when one cannot be compared. */
+/* The kinds of namespace (of those this kernel has) in which pid differs
+ * from this process, as targets.differing_kinds finds them; -1 when one
+ * cannot be compared. */
 static int differing_kinds(pid_t pid)
 {
-    static const struct { const char *name; int flag; } kinds[] = {
-        {"cgroup", CLONE_NEWCGROUP}, {"ipc", CLONE_NEWIPC}, {"mnt", CLONE_NEWNS},
-        {"net", CLONE_NEWNET}, {"pid", CLONE_NEWPID}, {"time", CLONE_NEWTIME},
-        {"user", CLONE_NEWUSER}, {"uts", CLONE_NEWUTS}};
     int mask = 0;
-    for (unsigned k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+    for (int k = 0; k < NSF_KINDS; k++) {
         char theirs[64], ours[64];
         struct stat a, b;
-        snprintf(theirs, sizeof theirs, "/proc/%d/ns/%s", (int)pid, kinds[k].name);
-        snprintf(ours, sizeof ours, "/proc/self/ns/%s", kinds[k].name);
-        if (stat(theirs, &a) < 0 || stat(ours, &b) < 0)
+        snprintf(ours, sizeof ours, "/proc/self/ns/%s", nsf_kinds[k].proc);
+        if (stat(ours, &b) < 0)
+            continue;   /* a kind this kernel does not have */
+        snprintf(theirs, sizeof theirs, "/proc/%d/ns/%s", (int)pid, nsf_kinds[k].proc);
+        if (stat(theirs, &a) < 0)
             return -1;
         if (a.st_ino != b.st_ino || a.st_dev != b.st_dev)
-            mask |= kinds[k].flag;
+            mask |= nsf_kinds[k].flag;
     }
     return mask;
 }
