@@ -257,6 +257,52 @@ int oci_send_console(const char *path, int master)
     return n == (ssize_t)iov.iov_len ? 0 : -1;
 }
 
+pid_t oci_spawn_held(struct oci_create_plan *p, const struct oci_container *c, int go,
+                     struct nsf_spawn_state *st)
+{
+    char path[PATH_MAX];
+    int procs[OCI_MAX_CGROUPS], sv[2], keep[2], opened = 0;
+    /* the child joins the cgroups itself, first thing (v1 has no
+     * CLONE_INTO_CGROUP): it never runs outside them */
+    for (; opened < c->n_cgroups; opened++) {
+        snprintf(path, sizeof path, "%s/cgroup.procs", c->cgroups[opened].path);
+        if ((procs[opened] = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+            break;
+    }
+    int ok = opened == c->n_cgroups &&
+             socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0;
+    if (ok && setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int)) < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        ok = 0;
+    }
+    if (ok) {
+        p->ops[p->n_ops++] = (struct nsf_op){.step = NSF_STEP_HOLD, .a = sv[1], .b = go};
+        keep[0] = sv[1] < go ? sv[1] : go;
+        keep[1] = sv[1] < go ? go : sv[1];
+        p->sp.keep_fds = keep;
+        p->sp.n_keep_fds = 2;
+        p->sp.cgroup_procs_fds = procs;
+        p->sp.n_cgroup_procs = c->n_cgroups;
+        p->sp.ops = p->ops;
+        p->sp.n_ops = p->n_ops;
+        ok = nsf_spawn_clone(&p->sp, st) == 0;
+        close(sv[1]);   /* the child's copy alone now: its end is our end of file */
+    }
+    for (int i = 0; i < opened; i++)
+        close(procs[i]);
+    if (!ok)
+        return 0;
+    pid_t pid = oci_wait_held(sv[0]);
+    close(sv[0]);
+    if (!pid) {
+        struct nsf_record rec;
+        int status;
+        nsf_spawn_finish(st, &rec, &status);   /* reaps it */
+    }
+    return pid;
+}
+
 /* Undo what create made, as Python's create does on failure (delete
  * --force), and let Python's create run the command line. */
 static int undo(const char *root, const char *id, int *lock_fd)
@@ -290,7 +336,7 @@ static int make(struct oci_create_plan *p, const char *root)
     static struct oci_container c;
     static struct nsf_spawn_state st;
     char dir[PATH_MAX], path[PATH_MAX], err[1024];
-    int lock_fd = -1, go = -1, sv[2] = {-1, -1}, procs[OCI_MAX_CGROUPS], keep[2], master = -1;
+    int lock_fd = -1, go = -1, master = -1;
     if ((size_t)snprintf(dir, sizeof dir, "%s/%s", root, p->id) >= sizeof dir ||
         mkdir_parents(root, 0700) < 0 || mkdir(dir, 0700) < 0)
         return OCI_FALLBACK;   /* it exists already, or root is unusable: Python says so */
@@ -306,41 +352,13 @@ static int make(struct oci_create_plan *p, const char *root)
     /* exec.fifo: the child blocks reading it until start writes a byte */
     if (mkfifo(oci_file(&c, "exec.fifo", path, sizeof path), 0600) < 0 ||
         (go = open(path, O_RDWR | O_CLOEXEC)) < 0 ||
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
-        setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int)) < 0 ||
         (p->terminal && oci_open_terminal(&p->sp, &master) < 0))
         return undo(root, p->id, &lock_fd);
-    /* the child joins its cgroups itself, first thing (v1 has no
-     * CLONE_INTO_CGROUP): it never runs outside them */
-    for (int i = 0; i < c.n_cgroups; i++) {
-        snprintf(path, sizeof path, "%s/cgroup.procs", c.cgroups[i].path);
-        if ((procs[i] = open(path, O_WRONLY | O_CLOEXEC)) < 0)
-            return undo(root, p->id, &lock_fd);
-    }
-    p->ops[p->n_ops++] = (struct nsf_op){.step = NSF_STEP_HOLD, .a = sv[1], .b = go, .c = 0};
-    keep[0] = sv[1] < go ? sv[1] : go;
-    keep[1] = sv[1] < go ? go : sv[1];
-    p->sp.keep_fds = keep;
-    p->sp.n_keep_fds = 2;
-    p->sp.cgroup_procs_fds = procs;
-    p->sp.n_cgroup_procs = c.n_cgroups;
     p->sp.mounts = p->steps.v;
     p->sp.n_mounts = p->steps.n;
-    p->sp.ops = p->ops;
-    p->sp.n_ops = p->n_ops;
-    int r = nsf_spawn_clone(&p->sp, &st);
-    close(sv[1]);   /* the child's copy alone now: its end is our end of file */
-    for (int i = 0; i < c.n_cgroups; i++)
-        close(procs[i]);
-    if (r < 0)
+    pid_t pid = oci_spawn_held(p, &c, go, &st);
+    if (!pid)
         return undo(root, p->id, &lock_fd);
-    pid_t pid = oci_wait_held(sv[0]);
-    if (!pid) {
-        struct nsf_record rec;
-        int status;
-        nsf_spawn_finish(&st, &rec, &status);   /* reaps it */
-        return undo(root, p->id, &lock_fd);
-    }
     int failed = 0;
     for (int i = 0; i < p->n_rlimits && !failed; i++) {
         struct rlimit lim = {p->rlimits[i].soft, p->rlimits[i].hard};

@@ -99,6 +99,12 @@ pid_t oci_wait_held(int sock);
 int oci_open_terminal(struct nsf_spawn *sp, int *master);
 /* The master to the console socket over SCM_RIGHTS, as runc sends it.  0 or -1. */
 int oci_send_console(const char *path, int master);
+/* Clone p's spawn into c's cgroups (the child joins them itself, first
+ * thing), held before exec until a byte comes on go (EOF: it exits), and
+ * wait until it holds.  Its pid as seen here, or 0 when it could not be
+ * made or failed before it held (then it is reaped). */
+pid_t oci_spawn_held(struct oci_create_plan *p, const struct oci_container *c, int go,
+                     struct nsf_spawn_state *st);
 /* The pid file, written whole and renamed into place.  0 or -errno. */
 int oci_write_pid_file(const char *path, pid_t pid);
 

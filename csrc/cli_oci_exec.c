@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -141,41 +140,17 @@ int oci_exec(const char *root, int argc, char **argv)
     p->join_kinds[0] = kinds;
     p->sp.join = (struct nsf_join){.count = 1, .use_pidfd = 1, .fds = p->join_fds,
                                    .kinds = p->join_kinds};
-    int procs[OCI_MAX_CGROUPS], sv[2], go[2], keep[2], master = -1;
-    for (int i = 0; i < c.n_cgroups; i++) {
-        snprintf(path, sizeof path, "%s/cgroup.procs", c.cgroups[i].path);
-        if ((procs[i] = open(path, O_WRONLY | O_CLOEXEC)) < 0)
-            return OCI_FALLBACK;
-    }
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
-        setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &(int){1}, sizeof(int)) < 0 ||
-        pipe2(go, O_CLOEXEC) < 0 || (p->terminal && oci_open_terminal(&p->sp, &master) < 0))
+    int go[2], master = -1;
+    if (pipe2(go, O_CLOEXEC) < 0 || (p->terminal && oci_open_terminal(&p->sp, &master) < 0))
         return OCI_FALLBACK;
     /* held before exec until the pid file is written: the caller must know
      * the pid before the process can end */
-    p->ops[p->n_ops++] = (struct nsf_op){.step = NSF_STEP_HOLD, .a = sv[1], .b = go[0]};
-    keep[0] = sv[1] < go[0] ? sv[1] : go[0];
-    keep[1] = sv[1] < go[0] ? go[0] : sv[1];
-    p->sp.keep_fds = keep;
-    p->sp.n_keep_fds = 2;
-    p->sp.cgroup_procs_fds = procs;
-    p->sp.n_cgroup_procs = c.n_cgroups;
-    p->sp.ops = p->ops;
-    p->sp.n_ops = p->n_ops;
-    int r = nsf_spawn_clone(&p->sp, &st);
-    close(sv[1]);
+    pid_t pid = oci_spawn_held(p, &c, go[0], &st);
     close(go[0]);
-    for (int i = 0; i < c.n_cgroups; i++)
-        close(procs[i]);
-    if (r < 0)
-        return OCI_FALLBACK;
+    if (!pid)
+        return OCI_FALLBACK;   /* reaped: Python's exec says what failed */
     struct nsf_record rec;
     int status;
-    pid_t pid = oci_wait_held(sv[0]);
-    if (!pid) {
-        nsf_spawn_finish(&st, &rec, &status);   /* reaps it; Python says what failed */
-        return OCI_FALLBACK;
-    }
     if ((a.pid_file && oci_write_pid_file(a.pid_file, pid) < 0) ||
         (master >= 0 && oci_send_console(a.console_socket, master) < 0)) {
         kill(pid, SIGKILL);   /* held: it has run nothing of its own */
