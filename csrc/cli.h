@@ -23,6 +23,10 @@ void nsf_cli_one_line(const char *text, char *line, size_t size);
 long long nsf_cli_u32(const char *prog, const char *text, const char *what);
 /* Write text to path in one write(2) (a /proc map file takes one), or exit 1. */
 void nsf_cli_write_file(const char *prog, const char *path, const char *text);
+/* The whole of what fd (or the file at path) reads until its end, malloc'd
+ * and NUL-terminated, its length in *len (if given); NULL with errno. */
+char *nsf_read_fd(int fd, size_t *len);
+char *nsf_read_file(const char *path, size_t *len);
 /* The id our network namespace gives the one fd refers to (RTM_GETNSID on the
  * NETLINK_ROUTE socket sock); -1 when unassigned or not told. */
 int nsf_netnsid_of(int sock, int fd);

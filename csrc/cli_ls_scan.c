@@ -216,29 +216,13 @@ struct ls_proc *ls_proc_of(struct ls_world *w, int pid)
 /* a whole small /proc file into buf (NUL-terminated); its length, -1 */
 static ssize_t read_file(const char *path, char **buf)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    size_t n;
+    char *text = nsf_read_file(path, &n);
+    if (!text && errno == ENOMEM)
+        nsf_cli_die(LS_PROG, "out of memory");
+    if (!text)
         return -1;
-    size_t cap = 4096, n = 0;
-    char *p = ls_alloc(cap);
-    for (;;) {
-        if (n + 1 >= cap)
-            p = ls_grow(p, cap *= 2);
-        ssize_t r = read(fd, p + n, cap - n - 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            close(fd);
-            free(p);
-            return -1;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    p[n] = 0;
-    *buf = p;
+    *buf = text;
     return (ssize_t)n;
 }
 

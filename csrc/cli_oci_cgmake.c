@@ -10,6 +10,7 @@
  * create does the whole command.  So the Python quirks are kept here on
  * purpose: a difference would make the two runtimes disagree about the same
  * bundle.  csrc/cli_oci_cgroup.c acts on these cgroups later. */
+#include "cli.h"
 #include "cli_oci_create.h"
 
 #include <errno.h>
@@ -186,56 +187,6 @@ static int py_isdir(const char *p)
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The whole of what fd reads, malloc'd and NUL-terminated; NULL with errno
- * (mountinfo and the parents file have no size limit; cli_oci_state.c's
- * read_small fills a fixed buffer). */
-static char *read_all_fd(int fd, size_t *len)
-{
-    size_t got = 0, cap = 8192;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf)
-            return NULL;
-        if (got + 1 >= cap) {
-            char *more = realloc(buf, cap *= 2);
-            if (!more) {
-                free(buf);
-                errno = ENOMEM;
-                return NULL;
-            }
-            buf = more;
-        }
-        ssize_t n = read(fd, buf + got, cap - 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            free(buf);
-            errno = e;
-            return NULL;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    buf[got] = 0;
-    if (len)
-        *len = got;
-    return buf;
-}
-
-static char *read_all(const char *path, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    char *data = read_all_fd(fd, len);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return data;
-}
-
 /* A growing list of malloc'd strings. */
 struct strv {
     char **v;
@@ -362,7 +313,7 @@ static int hierarchy_line(const char *line, size_t len, struct oci_hierarchy *ou
 int oci_hierarchies(struct oci_hierarchy *out, int max)
 {
     size_t len;
-    char *data = read_all("/proc/self/mountinfo", &len);
+    char *data = nsf_read_file("/proc/self/mountinfo", &len);
     int n = 0, rc = 0;
     if (!data)
         return -errno;
@@ -486,7 +437,7 @@ static int check_keys(struct json_object *resources)
 
 static int has_swap(void)
 {
-    char *data = read_all("/proc/swaps", NULL);
+    char *data = nsf_read_file("/proc/swaps", NULL);
     if (!data)
         return -1;
     char *nl = strchr(data, '\n');
@@ -633,7 +584,7 @@ static int parents_add(int fd, const struct strv *made)
     if (lseek(fd, 0, SEEK_SET) < 0)
         return -1;
     size_t len, out = 0;
-    char *known = read_all_fd(fd, &len);
+    char *known = nsf_read_fd(fd, &len);
     if (!known)
         return -1;
     size_t need = len + 2;
@@ -756,7 +707,7 @@ static int write_file(const char *path, const char *text, const char *controller
  * kernel writes no other); NULL with errno. */
 static char *read_stripped(const char *path)
 {
-    char *text = read_all(path, NULL);
+    char *text = nsf_read_file(path, NULL);
     if (!text)
         return NULL;
     size_t start = 0, end = strlen(text);

@@ -4,6 +4,7 @@
  * rlimits, exactly as nsfast/oci/config.py spawn_options() and SpawnPlan
  * make them, without changing anything.  What it does not handle so is
  * OCI_FALLBACK: Python's create runs the command line (cli_oci_create.h). */
+#include "cli.h"
 #include "cli_oci_create.h"
 #include "compat.h"
 #include "nscore.h"
@@ -107,22 +108,13 @@ int oci_read_json(const char *path, struct json_object **out)
         close(fd);
         NOT_HERE("too large");
     }
-    char *text = malloc((size_t)st.st_size + 1);
-    size_t got = 0;
-    while (text && got < (size_t)st.st_size) {
-        ssize_t r = read(fd, text + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
+    size_t got;
+    char *text = nsf_read_fd(fd, &got);
     close(fd);
     if (!text || got != (size_t)st.st_size) {
         free(text);
-        NOT_HERE("unreadable");
+        NOT_HERE("unreadable, or changed while read");
     }
-    text[got] = 0;
     /* json-c cuts a key at an escaped NUL, Python keeps it whole; it
      * reads a lone surrogate as U+FFFD, Python as that code point */
     int odd = strstr(text, "\\u0000") != NULL;

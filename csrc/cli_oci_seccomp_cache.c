@@ -8,6 +8,7 @@
  * write there could hand containers an allow-everything filter).  An entry
  * holds the whole text it was compiled from and is used only when that text
  * is the same again, so its name, a hash, needs no strength. */
+#include "cli.h"
 #include "cli_oci_create.h"
 
 #include <errno.h>
@@ -56,12 +57,8 @@ static unsigned char *cache_read(const char *path, const char *key, size_t key_l
     unsigned char *data = NULL;
     size_t got = 0;
     if (fstat(fd, &st) == 0 && st.st_uid == 0 && !(st.st_mode & 077) &&
-        (size_t)st.st_size > key_len && (data = malloc((size_t)st.st_size))) {
-        ssize_t n;
-        while (got < (size_t)st.st_size &&
-               (n = read(fd, data + got, (size_t)st.st_size - got)) > 0)
-            got += (size_t)n;
-    }
+        (size_t)st.st_size > key_len)
+        data = (unsigned char *)nsf_read_fd(fd, &got);
     close(fd);
     size_t program = got - key_len;
     if (!data || got != (size_t)st.st_size || memcmp(data, key, key_len) != 0 ||

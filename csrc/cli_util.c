@@ -118,3 +118,50 @@ int nsf_netnsid_of(int sock, int fd)
     }
     return -1;
 }
+
+char *nsf_read_fd(int fd, size_t *len)
+{
+    size_t got = 0, cap = 8192;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf)
+            return NULL;
+        if (got + 1 >= cap) {
+            char *more = realloc(buf, cap *= 2);
+            if (!more) {
+                free(buf);
+                errno = ENOMEM;
+                return NULL;
+            }
+            buf = more;
+        }
+        ssize_t n = read(fd, buf + got, cap - 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            free(buf);
+            errno = e;
+            return NULL;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = 0;
+    if (len)
+        *len = got;
+    return buf;
+}
+
+char *nsf_read_file(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    char *data = nsf_read_fd(fd, len);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return data;
+}
