@@ -12,19 +12,20 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
-import subprocess
+import tempfile
 import time
 
 import nsfast
 from nsfast import netns
 
+from .cases_oci import Podman
 from .harness import Case, Config, Floor, Peer, within
 
 # a pool that the samples do not drain: refilling a bridged namespace (a veth
 # pair and its wiring) takes about three spawns' time, so a full run's 210
 # takes would empty a pool of 64 (--quick takes about 45)
 POOL_SIZE = {True: 64, False: 192}
-PODMAN = ["podman", "run", "--rm", "--rootfs", "/", "--network", "bridge", "/bin/true"]
+PODMAN = ["run", "--rm", "--rootfs", "/", "--network", "bridge", "/bin/true"]
 
 
 def _bridge(tag: str) -> nsfast.Bridge:
@@ -111,17 +112,23 @@ def _inline_case(cfg: Config) -> Case:
                       net.prefixlen, br.address, int(br.isolated)]
         if shutil.which("podman") is None:
             return
-        probe = subprocess.run(PODMAN, stdin=subprocess.DEVNULL, capture_output=True,
-                               text=True, timeout=120)
+        # podman with storage, run directories and cgroups of its own, which
+        # reset() removes (the host's default ones would stay behind)
+        held["podman_dir"] = tempfile.mkdtemp(prefix="nsfast-bench-bridge-podman-")
+        run = held["podman"] = Podman(held["podman_dir"])
+        probe = run(*PODMAN, check=False, timeout=120)
         if probe.returncode == 0:
-            podman.op = lambda: subprocess.run(PODMAN, check=True, stdin=subprocess.DEVNULL,
-                                               stdout=subprocess.DEVNULL)
+            podman.op = lambda: run(*PODMAN)
         else:
-            why = (probe.stderr.strip().splitlines() or ["no reason given"])[-1]
+            why = (probe.stderr.decode(errors="replace").strip().splitlines()
+                   or ["no reason given"])[-1]
             podman.install = f"podman cannot run a container here: {why}"
 
     def teardown():
         held["bridge"].close()
+        if "podman" in held:
+            held.pop("podman").reset()
+            shutil.rmtree(held.pop("podman_dir"), ignore_errors=True)
 
     def inline():
         nsfast.spawn(["/bin/true"], netns=held["bridge"]).wait()
